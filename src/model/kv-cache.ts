@@ -1,0 +1,99 @@
+/**
+ * KV cache that honours the sliding window (GEMMA2.md §2, "KV cache / decoding"): global layers
+ * keep every position, local layers keep a ring buffer of `slidingWindow` (+ optional slack)
+ * positions, so a 2B at 8192 tokens holds 4096 positions on its local layers.
+ */
+import type { GemmaConfig } from "../config.js";
+import { GenerationError } from "../errors.js";
+
+export interface KvCacheOptions {
+  /**
+   * Extra ring-buffer rows on local layers. With 0 a rewind can go back at most one position;
+   * each extra row allows one more (chat edits and prefix reuse want a few).
+   */
+  rewindSlack?: number;
+}
+
+/** Keys and values of one layer: position j lives in row j % ringSize. */
+export class LayerKv {
+  k = new Float32Array(0);
+  v = new Float32Array(0);
+  constructor(
+    readonly ringSize: number,
+    readonly window: number | null,
+    readonly rowWidth: number,
+  ) {}
+
+  /** Grows storage (before the ring wraps, row = position, so a prefix copy keeps it valid). */
+  reserve(positions: number): void {
+    const rows = Math.min(this.ringSize, positions);
+    if (this.k.length >= rows * this.rowWidth) return;
+    const grown = Math.min(this.ringSize, Math.max(rows, 2 * (this.k.length / this.rowWidth), 64));
+    for (const key of ["k", "v"] as const) {
+      const next = new Float32Array(grown * this.rowWidth);
+      next.set(this[key]);
+      this[key] = next;
+    }
+  }
+
+  write(newK: Float32Array, newV: Float32Array, startPos: number, seqLen: number): void {
+    this.reserve(startPos + seqLen);
+    // Only the last ringSize positions can survive; skip the ones that would be overwritten.
+    for (let s = Math.max(0, seqLen - this.ringSize); s < seqLen; s++) {
+      const row = ((startPos + s) % this.ringSize) * this.rowWidth;
+      this.k.set(newK.subarray(s * this.rowWidth, (s + 1) * this.rowWidth), row);
+      this.v.set(newV.subarray(s * this.rowWidth, (s + 1) * this.rowWidth), row);
+    }
+  }
+}
+
+export class KvCache {
+  readonly layers: LayerKv[];
+  /** Number of positions whose keys and values have been written. */
+  length = 0;
+
+  constructor(
+    readonly config: GemmaConfig,
+    options: KvCacheOptions = {},
+  ) {
+    const slack = options.rewindSlack ?? 0;
+    if (!Number.isInteger(slack) || slack < 0) throw new GenerationError(`rewindSlack must be a non-negative integer, found ${slack}`);
+    const rowWidth = config.nKvHeads * config.headDim;
+    this.layers = config.layerTypes.map((kind) => {
+      const window = kind === "local" ? config.slidingWindow : null;
+      const ringSize = window === null ? config.maxPositions : Math.min(window + slack, config.maxPositions);
+      return new LayerKv(ringSize, window, rowWidth);
+    });
+  }
+
+  /** Whether every key a query at position `position` needs is still held. */
+  canRewindTo(position: number): boolean {
+    if (!Number.isInteger(position) || position < 0 || position > this.length) return false;
+    if (position === 0) return true;
+    return this.layers.every((layer) => {
+      const oldestHeld = Math.max(0, this.length - layer.ringSize);
+      const oldestNeeded = layer.window === null ? 0 : Math.max(0, position - layer.window + 1);
+      return oldestNeeded >= oldestHeld;
+    });
+  }
+
+  /** Forgets positions >= `position`; fails clearly when a ring buffer already dropped what is needed. */
+  rewindTo(position: number): void {
+    if (!this.canRewindTo(position)) {
+      throw new GenerationError(
+        `cannot rewind the KV cache from ${this.length} to position ${position}: ` +
+          (position > this.length || position < 0 ? "outside the cached range" : "the sliding-window ring buffer has already dropped keys it needs (raise rewindSlack)"),
+      );
+    }
+    this.length = position;
+  }
+
+  clear(): void {
+    this.length = 0;
+  }
+
+  /** Bytes held now (both K and V, all layers). */
+  bytes(): number {
+    return this.layers.reduce((sum, l) => sum + (l.k.byteLength + l.v.byteLength), 0);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The tensors a config needs (Hugging Face names, GEMMA2.md §3), checked against a checkpoint
+ * and read into memory in their stored width.
+ */
+import type { GemmaConfig } from "../config.js";
+import type { Weight } from "../backend/kernels.js";
+import { CheckpointError } from "../errors.js";
+import type { Checkpoint } from "../weights/checkpoint.js";
+import { weightDtypeOf, widenInto } from "../weights/dtype.js";
+
+export interface LayerWeights {
+  /** Norm gains are stored as 1 + w (RMSNorm weights are offsets from 1, §2). */
+  inputNorm: Float32Array;
+  /** Gemma 2 only: norm of the attention output before the residual add. */
+  postAttentionNorm: Float32Array | null;
+  preFeedforwardNorm: Float32Array;
+  /** Gemma 2 only: norm of the MLP output before the residual add. */
+  postFeedforwardNorm: Float32Array | null;
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  o: Weight;
+  gate: Weight;
+  up: Weight;
+  down: Weight;
+}
+
+export interface GemmaWeights {
+  /** [vocab, dModel]: input embedding and (tied) output head. */
+  embedding: Weight;
+  layers: LayerWeights[];
+  finalNorm: Float32Array;
+}
+
+/** Every tensor name the config needs, with its expected shape. */
+export function expectedTensors(c: GemmaConfig): Map<string, number[]> {
+  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [c.vocabSize, c.dModel]]]);
+  for (let i = 0; i < c.nLayers; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.set(`${p}input_layernorm.weight`, [c.dModel]);
+    shapes.set(`${p}post_attention_layernorm.weight`, [c.dModel]);
+    if (c.sandwichNorms) {
+      shapes.set(`${p}pre_feedforward_layernorm.weight`, [c.dModel]);
+      shapes.set(`${p}post_feedforward_layernorm.weight`, [c.dModel]);
+    }
+    shapes.set(`${p}self_attn.q_proj.weight`, [c.nHeads * c.headDim, c.dModel]);
+    shapes.set(`${p}self_attn.k_proj.weight`, [c.nKvHeads * c.headDim, c.dModel]);
+    shapes.set(`${p}self_attn.v_proj.weight`, [c.nKvHeads * c.headDim, c.dModel]);
+    shapes.set(`${p}self_attn.o_proj.weight`, [c.dModel, c.nHeads * c.headDim]);
+    shapes.set(`${p}mlp.gate_proj.weight`, [c.ffnDim, c.dModel]);
+    shapes.set(`${p}mlp.up_proj.weight`, [c.ffnDim, c.dModel]);
+    shapes.set(`${p}mlp.down_proj.weight`, [c.dModel, c.ffnDim]);
+  }
+  shapes.set("model.norm.weight", [c.dModel]);
+  return shapes;
+}
+
+export interface LoadWeightsOptions {
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  onDebug?: (message: string) => void;
+}
+
+/** Checks presence, shape and dtype of every needed tensor before reading any of them. */
+export function validateCheckpoint(ckpt: Checkpoint, config: GemmaConfig, onDebug?: (message: string) => void): number {
+  const expected = expectedTensors(config);
+  let totalBytes = 0;
+  for (const [name, shape] of expected) {
+    const found = ckpt.tensor(name);
+    if (!found) throw new CheckpointError(`${ckpt.dir}: missing tensor ${name} (expected shape [${shape.join(", ")}])`, ckpt.dir, name);
+    const { entry, file } = found;
+    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(
+        `${file.source.name}: tensor ${name} has shape [${entry.shape.join(", ")}], expected [${shape.join(", ")}] from config.json`,
+        file.source.name,
+        name,
+      );
+    }
+    if (!weightDtypeOf(entry.dtype)) {
+      throw new CheckpointError(`${file.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16`, file.source.name, name);
+    }
+    totalBytes += entry.end - entry.start;
+  }
+  for (const name of ckpt.tensorNames()) {
+    if (!expected.has(name)) onDebug?.(`ignoring tensor ${name}: not part of a ${config.family} model`);
+  }
+  return totalBytes;
+}
+
+export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
+  const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
+  let loadedBytes = 0;
+  options.onProgress?.(0, totalBytes);
+  const read = async (name: string) => {
+    const { file, entry } = ckpt.tensor(name)!;
+    const tensor = await file.readTensor(name);
+    loadedBytes += entry.end - entry.start;
+    options.onProgress?.(loadedBytes, totalBytes);
+    return tensor;
+  };
+  const matrix = async (name: string): Promise<Weight> => {
+    const t = await read(name);
+    return { dtype: t.dtype, rows: t.shape[0]!, cols: t.shape[1]!, data: t.data };
+  };
+  const gain = async (name: string): Promise<Float32Array> => {
+    const t = await read(name);
+    const out = new Float32Array(t.data.length);
+    widenInto(out, t.data, t.dtype, 0, out.length);
+    for (let i = 0; i < out.length; i++) out[i] = 1 + out[i]!;
+    return out;
+  };
+
+  const embedding = await matrix("model.embed_tokens.weight");
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < config.nLayers; i++) {
+    const p = `model.layers.${i}.`;
+    // Gemma 1's post_attention_layernorm is its pre-MLP norm (§4); Gemma 2's is a post-norm.
+    const secondNorm = await gain(`${p}post_attention_layernorm.weight`);
+    layers.push({
+      inputNorm: await gain(`${p}input_layernorm.weight`),
+      postAttentionNorm: config.sandwichNorms ? secondNorm : null,
+      preFeedforwardNorm: config.sandwichNorms ? await gain(`${p}pre_feedforward_layernorm.weight`) : secondNorm,
+      postFeedforwardNorm: config.sandwichNorms ? await gain(`${p}post_feedforward_layernorm.weight`) : null,
+      q: await matrix(`${p}self_attn.q_proj.weight`),
+      k: await matrix(`${p}self_attn.k_proj.weight`),
+      v: await matrix(`${p}self_attn.v_proj.weight`),
+      o: await matrix(`${p}self_attn.o_proj.weight`),
+      gate: await matrix(`${p}mlp.gate_proj.weight`),
+      up: await matrix(`${p}mlp.up_proj.weight`),
+      down: await matrix(`${p}mlp.down_proj.weight`),
+    });
+  }
+  return { embedding, layers, finalNorm: await gain("model.norm.weight") };
+}

@@ -1,0 +1,128 @@
+/**
+ * safetensors reader: parses and validates the header, then reads tensors lazily by offset.
+ * Format: u64-LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, then data.
+ * Nothing here ever holds the whole file in memory.
+ */
+import { CheckpointError } from "../errors.js";
+import type { ByteSource } from "./byte-source.js";
+import { SAFETENSORS_DTYPE_BYTES, weightDtypeOf, type WeightDtype } from "./dtype.js";
+
+export interface TensorEntry {
+  name: string;
+  /** The dtype string as written in the file (F32, BF16, ...). */
+  dtype: string;
+  shape: number[];
+  /** Absolute byte range in the file. */
+  start: number;
+  end: number;
+}
+
+/** A tensor as held in memory: stored width kept (f32 → Float32Array, f16/bf16 → Uint16Array). */
+export interface StoredTensor {
+  dtype: WeightDtype;
+  shape: number[];
+  data: Float32Array | Uint16Array;
+}
+
+/** The safetensors format caps headers at 100 MB; a larger length means a corrupt file. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+export class SafetensorsFile {
+  private constructor(
+    readonly source: ByteSource,
+    readonly tensors: ReadonlyMap<string, TensorEntry>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static async open(source: ByteSource): Promise<SafetensorsFile> {
+    const file = source.name;
+    if (source.size < 8) {
+      throw new CheckpointError(`${file}: truncated: ${source.size} bytes, shorter than the 8-byte header length`, file);
+    }
+    const lengthBytes = await source.read(0, 8);
+    const headerLength = Number(new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true));
+    if (headerLength < 2 || headerLength > MAX_HEADER_BYTES) {
+      throw new CheckpointError(`${file}: header length ${headerLength} is not sane (expected 2..${MAX_HEADER_BYTES} bytes); not a safetensors file or corrupt`, file);
+    }
+    if (8 + headerLength > source.size) {
+      throw new CheckpointError(`${file}: header length ${headerLength} runs past the end of the ${source.size}-byte file (truncated or corrupt)`, file);
+    }
+    const headerText = new TextDecoder("utf-8", { fatal: false }).decode(await source.read(8, headerLength));
+    let header: unknown;
+    try {
+      header = JSON.parse(headerText);
+    } catch (e) {
+      throw new CheckpointError(`${file}: header is not valid JSON (${(e as Error).message})`, file);
+    }
+    if (typeof header !== "object" || header === null || Array.isArray(header)) {
+      throw new CheckpointError(`${file}: header must be a JSON object`, file);
+    }
+    const dataStart = 8 + headerLength;
+    const dataSize = source.size - dataStart;
+    const tensors = new Map<string, TensorEntry>();
+    let metadata: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+      if (name === "__metadata__") {
+        metadata = (raw ?? {}) as Record<string, string>;
+        continue;
+      }
+      const entry = parseEntry(file, name, raw, dataSize);
+      tensors.set(name, { ...entry, start: dataStart + entry.start, end: dataStart + entry.end });
+    }
+    checkNoOverlap(file, [...tensors.values()]);
+    return new SafetensorsFile(source, tensors, metadata);
+  }
+
+  /** Reads one tensor in its stored width. F32/F16/BF16 only. */
+  async readTensor(name: string): Promise<StoredTensor> {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new CheckpointError(`${this.source.name}: no tensor named ${name}`, this.source.name, name);
+    const dtype = weightDtypeOf(entry.dtype);
+    if (!dtype) {
+      throw new CheckpointError(`${this.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16`, this.source.name, name);
+    }
+    const bytes = entry.end - entry.start;
+    // A fresh ArrayBuffer per tensor keeps the typed-array views aligned.
+    const buffer = new ArrayBuffer(bytes);
+    await this.source.read(entry.start, bytes, new Uint8Array(buffer));
+    const data = dtype === "f32" ? new Float32Array(buffer) : new Uint16Array(buffer);
+    return { dtype, shape: entry.shape, data };
+  }
+
+  close(): Promise<void> {
+    return this.source.close();
+  }
+}
+
+function parseEntry(file: string, name: string, raw: unknown, dataSize: number): TensorEntry {
+  const fail = (why: string): never => {
+    throw new CheckpointError(`${file}: tensor ${name}: ${why}`, file, name);
+  };
+  if (typeof raw !== "object" || raw === null) fail("header entry is not an object");
+  const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  if (typeof dtype !== "string" || !(dtype in SAFETENSORS_DTYPE_BYTES)) fail(`unknown dtype ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+    fail(`data_offsets ${JSON.stringify(offsets)} must be two non-negative integers`);
+  }
+  const [start, end] = offsets as [number, number];
+  if (end < start) fail(`data_offsets [${start}, ${end}] end before they begin`);
+  if (end > dataSize) fail(`data_offsets [${start}, ${end}] run past the data area of ${dataSize} bytes (file truncated?)`);
+  const dims = shape as number[];
+  const expectedBytes = dims.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[dtype as string]!;
+  if (end - start !== expectedBytes) {
+    fail(`holds ${end - start} bytes but ${dtype as string} × [${dims.join(", ")}] needs ${expectedBytes}`);
+  }
+  return { name, dtype: dtype as string, shape: dims, start, end };
+}
+
+function checkNoOverlap(file: string, entries: TensorEntry[]): void {
+  const sorted = entries.filter((e) => e.end > e.start).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (cur.start < prev.end) {
+      throw new CheckpointError(`${file}: tensors ${prev.name} and ${cur.name} overlap (bytes ${cur.start}..${prev.end})`, file, cur.name);
+    }
+  }
+}
