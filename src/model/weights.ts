@@ -131,3 +131,10 @@ export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options
   }
   return { embedding, layers, finalNorm: await gain("model.norm.weight") };
 }
+
+/** Bytes the loaded weights occupy in memory. */
+export function heldBytes(w: GemmaWeights): number {
+  const matrices = w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]).concat(w.embedding);
+  const norms = w.layers.flatMap((l) => [l.inputNorm, l.postAttentionNorm, l.preFeedforwardNorm, l.postFeedforwardNorm]).concat(w.finalNorm);
+  return matrices.reduce((s, m) => s + m.data.byteLength, 0) + norms.reduce((s, n) => s + (n?.byteLength ?? 0), 0);
+}

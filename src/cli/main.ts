@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/** The `gemma-ts` command line: one file per command; errors become one clear line and exit code 1. */
+import { Command, CommanderError } from "commander";
+import { GemmaError } from "../errors.js";
+import { chatCommand } from "./chat.js";
+import { generateCommand } from "./generate.js";
+import { infoCommand } from "./info.js";
+
+const program = new Command("gemma-ts")
+  .description("Run Google's Gemma 2 (and Gemma 1) models from Hugging Face checkpoints")
+  .version("0.1.0")
+  .exitOverride()
+  .configureOutput({ outputError: (message, write) => write(message) });
+for (const cmd of [generateCommand(), chatCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // --help and --version arrive here with exit code 0; usage errors were already printed.
+    process.exitCode = e.exitCode;
+  } else if (e instanceof GemmaError) {
+    process.stderr.write(`gemma-ts: ${e.message}\n`);
+    process.exitCode = 1;
+  } else {
+    const err = e as Error;
+    process.stderr.write(`gemma-ts: unexpected error: ${err.message ?? String(e)}\n`);
+    if (process.env["GEMMA_TS_DEBUG"]) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

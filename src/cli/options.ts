@@ -1,0 +1,58 @@
+/** Option parsing shared by the commands: numbers with clear errors, sampling flags, model loading. */
+import { InvalidArgumentError, type Command } from "commander";
+import { loadModel, type GemmaModel } from "../gemma.js";
+import type { GenerateOptions } from "../generate/generation.js";
+import { ProgressBar } from "./progress.js";
+
+export function parseNumber(name: string, check: (v: number) => boolean, expected: string) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(value) || !check(value)) throw new InvalidArgumentError(`${name} must be ${expected}, got "${raw}"`);
+    return value;
+  };
+}
+
+const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v > 0, "a positive integer");
+
+export interface SamplingFlags {
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  seed?: number;
+  stop: string[];
+}
+
+export function addSamplingOptions(cmd: Command, defaultMaxTokens: number): Command {
+  return cmd
+    .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt("--max-tokens"), defaultMaxTokens)
+    .option("-t, --temperature <t>", "sampling temperature; 0 = greedy", parseNumber("--temperature", (v) => v >= 0, "a number >= 0"), 1)
+    .option("--top-k <k>", "sample from the k most likely tokens; 0 = off", parseNumber("--top-k", (v) => Number.isInteger(v) && v >= 0, "an integer >= 0"), 64)
+    .option("--top-p <p>", "nucleus sampling; 1 = off", parseNumber("--top-p", (v) => v > 0 && v <= 1, "in (0, 1]"), 0.95)
+    .option("--min-p <p>", "drop tokens below p x the top probability; 0 = off", parseNumber("--min-p", (v) => v >= 0 && v <= 1, "in [0, 1]"), 0)
+    .option("--repetition-penalty <r>", "penalize tokens already present; 1 = off", parseNumber("--repetition-penalty", (v) => v > 0, "a number > 0"), 1)
+    .option("--presence-penalty <p>", "OpenAI presence penalty", parseNumber("--presence-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
+    .option("--frequency-penalty <p>", "OpenAI frequency penalty", parseNumber("--frequency-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
+    .option("--seed <n>", "random seed: same seed, same output", parseNumber("--seed", (v) => Number.isInteger(v) && v >= 0, "a non-negative integer"))
+    .option("--stop <text>", "stop before this text (repeatable)", (v: string, list: string[]) => [...list, v], [] as string[]);
+}
+
+export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
+  const { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop } = flags;
+  return { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, stop, ...(seed === undefined ? {} : { seed }) };
+}
+
+/** Loads a model with a progress bar; --debug prints diagnostics. */
+export async function loadModelWithProgress(dir: string, debug: boolean): Promise<GemmaModel> {
+  const bar = new ProgressBar("Loading weights");
+  const model = await loadModel(dir, {
+    onProgress: (done, total) => bar.update(done, total),
+    ...(debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
+  });
+  bar.done();
+  return model;
+}

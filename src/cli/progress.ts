@@ -1,0 +1,43 @@
+/** A one-line progress bar on stderr (only when stderr is a terminal, so logs and pipes stay clean). */
+export class ProgressBar {
+  private readonly started = Date.now();
+  private lastDraw = 0;
+  private readonly enabled: boolean;
+
+  constructor(
+    private readonly label: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.enabled = Boolean(stream.isTTY);
+  }
+
+  update(done: number, total: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (done < total && now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    const fraction = total > 0 ? Math.min(1, done / total) : 1;
+    const width = 30;
+    const filled = Math.round(fraction * width);
+    const elapsed = (now - this.started) / 1000;
+    const eta = fraction > 0 && fraction < 1 ? ` eta ${((elapsed / fraction) * (1 - fraction)).toFixed(0)}s` : "";
+    const bar = "█".repeat(filled) + "░".repeat(width - filled);
+    this.stream.write(`\r${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(done)}/${formatBytes(total)} ${elapsed.toFixed(1)}s${eta}\x1b[K`);
+  }
+
+  done(): void {
+    if (this.enabled) this.stream.write("\n");
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}

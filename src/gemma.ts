@@ -1,0 +1,130 @@
+/**
+ * The library's front door: `loadModel(dir)` reads config, tokenizer and weights of a Hugging Face
+ * checkpoint folder and returns a model that computes logits, generates and chats.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jsKernels } from "./backend/js/index.js";
+import type { Kernels } from "./backend/kernels.js";
+import { parseConfigJson, type GemmaConfig } from "./config.js";
+import { CheckpointError, ConfigError, GenerationError, TokenizerError } from "./errors.js";
+import { ChatSession } from "./generate/chat-session.js";
+import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
+import { Sequence } from "./generate/sequence.js";
+import { GemmaForward, type ForwardOptions } from "./model/forward.js";
+import type { KvCacheOptions } from "./model/kv-cache.js";
+import { heldBytes, loadWeights } from "./model/weights.js";
+import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
+import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
+import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
+import { Checkpoint } from "./weights/checkpoint.js";
+
+export interface LoadModelOptions extends ForwardOptions {
+  /** Compute backend (default: the TypeScript reference kernels). */
+  kernels?: Kernels;
+  /** Called as weights are read: bytes so far and in total. */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** Diagnostic messages (ignored tensors and the like). */
+  onDebug?: (message: string) => void;
+}
+
+/** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
+export type GenerationInput = string | readonly ChatMessage[] | readonly number[];
+
+export interface ChatOptions extends KvCacheOptions {
+  /** A system prompt, folded into the first user turn (Gemma has no system role). */
+  system?: string;
+}
+
+export class GemmaModel {
+  /** Token ids that end a reply: the config's eos ids and `<end_of_turn>`. */
+  readonly stopTokenIds: ReadonlySet<number>;
+
+  constructor(
+    readonly config: GemmaConfig,
+    readonly tokenizer: GemmaTokenizer | null,
+    readonly forwardPass: GemmaForward,
+    /** Bytes of weights held in memory (their stored width). */
+    readonly weightBytes: number,
+  ) {
+    const stops = new Set(config.eosTokenIds);
+    if (tokenizer) {
+      stops.add(tokenizer.eosTokenId);
+      if (tokenizer.endOfTurnId !== null) stops.add(tokenizer.endOfTurnId);
+    }
+    this.stopTokenIds = stops;
+  }
+
+  /** Logits of every position, [ids.length, vocab] row-major, after the final soft-cap; no cache. */
+  async logits(ids: readonly number[]): Promise<Float32Array> {
+    return this.forwardPass.forward(ids, null, "all");
+  }
+
+  /** Token ids for a prompt string (with BOS), a conversation (chat template) or ids as given. */
+  encode(input: GenerationInput): number[] {
+    if (typeof input === "string") return this.requireTokenizer("a text prompt").encode(input, { addBos: true });
+    if (!Array.isArray(input)) throw new GenerationError("input must be a string, a list of chat messages or a list of token ids");
+    if (input.every((x) => typeof x === "number")) return [...(input as readonly number[])];
+    return encodeChat(this.requireTokenizer("chat messages"), input as readonly ChatMessage[]);
+  }
+
+  /** Streams generated tokens; see GenerateOptions for sampling, stops and cancellation. */
+  generate(input: GenerationInput, options: GenerateOptions = {}): Generation {
+    return new Generation(this.generationContext(new Sequence(this.forwardPass)), this.encode(input), options);
+  }
+
+  /** A conversation that reuses its KV cache from turn to turn. */
+  chat(options: ChatOptions = {}): ChatSession {
+    const tokenizer = this.requireTokenizer("chat");
+    const { sequence, ...context } = this.generationContext(new Sequence(this.forwardPass, { rewindSlack: options.rewindSlack ?? 64 }));
+    return new ChatSession(tokenizer, sequence, context, options.system);
+  }
+
+  /** A sequence with its own KV cache, for callers that drive generation themselves. */
+  createSequence(options: KvCacheOptions = {}): Sequence {
+    return new Sequence(this.forwardPass, options);
+  }
+
+  generationContext(sequence: Sequence): GenerationContext {
+    return { sequence, tokenizer: this.tokenizer, stopTokenIds: this.stopTokenIds, maxPositions: this.config.maxPositions };
+  }
+
+  private requireTokenizer(what: string): GemmaTokenizer {
+    if (!this.tokenizer) throw new TokenizerError(`${what} needs a tokenizer, and this checkpoint has no tokenizer.json; pass token ids instead`);
+    return this.tokenizer;
+  }
+}
+
+/** Reads and validates `dir/config.json`. */
+export async function loadConfig(dir: string): Promise<GemmaConfig> {
+  const path = join(dir, "config.json");
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseConfigJson(text, path);
+}
+
+/**
+ * Loads a Hugging Face checkpoint: a folder with config.json, model.safetensors (or shards with
+ * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json.
+ */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<GemmaModel> {
+  const checkpoint = await Checkpoint.open(dir);
+  try {
+    const config = await loadConfig(checkpoint.dir);
+    const tokenizer = (await hasTokenizer(checkpoint.dir)) ? await loadTokenizer(checkpoint.dir) : null;
+    if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
+      throw new TokenizerError(`${checkpoint.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`);
+    }
+    const weights = await loadWeights(checkpoint, config, options);
+    return new GemmaModel(config, tokenizer, new GemmaForward(config, weights, options.kernels ?? jsKernels, options), heldBytes(weights));
+  } catch (e) {
+    if (e instanceof RangeError) throw new CheckpointError(`${dir}: out of memory while loading (${e.message})`, dir);
+    throw e;
+  } finally {
+    await checkpoint.close();
+  }
+}

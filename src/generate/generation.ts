@@ -1,0 +1,129 @@
+/**
+ * The generation loop as an async iterable of tokens: prefill, sample, stream text, stop on
+ * end-of-turn/eos, stop strings, maxTokens, the context limit, or an AbortSignal.
+ */
+import { GenerationError } from "../errors.js";
+import { StreamDecoder } from "../tokenizer/stream-decoder.js";
+import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
+import { Sampler, type SamplingOptions } from "./sampler.js";
+import type { Sequence } from "./sequence.js";
+import { StopStringFilter, type GeneratedToken } from "./stop-strings.js";
+
+export type { GeneratedToken } from "./stop-strings.js";
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate (default 256). */
+  maxTokens?: number;
+  /** Stop strings: generation ends before any of them, which is not part of the output. */
+  stop?: string | string[];
+  /** Aborting ends the iteration early with finishReason "abort". */
+  signal?: AbortSignal;
+}
+
+/** "stop": an end token or stop string; "length": maxTokens or the context limit; "abort": the signal. */
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface GenerationContext {
+  sequence: Sequence;
+  tokenizer: GemmaTokenizer | null;
+  /** Token ids that end generation (<eos>, <end_of_turn>); never emitted. */
+  stopTokenIds: ReadonlySet<number>;
+  maxPositions: number;
+}
+
+/** Lets timers, I/O and abort signals run between tokens (the forward pass itself is synchronous). */
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
+export class Generation implements AsyncIterable<GeneratedToken> {
+  finishReason: FinishReason | null = null;
+  readonly promptTokens: number;
+  /** Tokens sampled so far, including a final end token. */
+  completionTokens = 0;
+  /** Prompt tokens taken from the KV cache instead of recomputed. */
+  reusedPromptTokens = 0;
+  /** Text emitted so far. */
+  text = "";
+  private started = false;
+
+  constructor(
+    private readonly context: GenerationContext,
+    readonly promptIds: readonly number[],
+    private readonly options: GenerateOptions = {},
+    /** Called once when the stream has ended (for any reason but an exception). */
+    private readonly onFinish?: (generation: Generation) => void,
+  ) {
+    this.promptTokens = promptIds.length;
+    const maxTokens = options.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new GenerationError(`maxTokens must be a positive integer, found ${maxTokens}`);
+    if (promptIds.length === 0) throw new GenerationError("the prompt has no tokens");
+    if (promptIds.length >= context.maxPositions) {
+      throw new GenerationError(`the prompt has ${promptIds.length} tokens; the model's context holds ${context.maxPositions}`);
+    }
+    const stops = typeof options.stop === "string" ? [options.stop] : (options.stop ?? []);
+    if (!stops.every((s) => typeof s === "string" && s.length > 0)) throw new GenerationError("stop strings must be non-empty strings");
+    // Build the sampler now so bad sampling options fail at the call, not mid-stream.
+    this.sampler = new Sampler(options);
+  }
+
+  private readonly sampler: Sampler;
+
+  /** Runs to the end and returns the full text. */
+  async complete(): Promise<string> {
+    for await (const _ of this) {
+      // Draining the iterator is the work.
+    }
+    return this.text;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
+    if (this.started) throw new GenerationError("a Generation can be iterated only once");
+    this.started = true;
+    const { sequence, tokenizer, stopTokenIds, maxPositions } = this.context;
+    const { signal } = this.options;
+    const maxTokens = this.options.maxTokens ?? 256;
+    const stops = typeof this.options.stop === "string" ? [this.options.stop] : (this.options.stop ?? []);
+    const decoder = tokenizer ? new StreamDecoder(tokenizer) : null;
+    const filter = new StopStringFilter(stops);
+    const emit = (tokens: GeneratedToken[]) => {
+      for (const t of tokens) this.text += t.text;
+      return tokens;
+    };
+
+    if (signal?.aborted) {
+      this.finishReason = "abort";
+      return;
+    }
+    this.sampler.observePrompt(this.promptIds);
+    let logits = sequence.prefill(this.promptIds);
+    this.reusedPromptTokens = sequence.reusedTokens;
+    for (;;) {
+      await yieldToEventLoop();
+      if (signal?.aborted) {
+        this.finishReason = "abort";
+        break;
+      }
+      const id = this.sampler.sample(logits);
+      this.sampler.observe(id);
+      this.completionTokens++;
+      if (stopTokenIds.has(id)) {
+        this.finishReason = "stop";
+        break;
+      }
+      const { ready, stopped } = filter.push({ id, text: decoder ? decoder.push(id) : "" });
+      yield* emit(ready);
+      if (stopped) {
+        this.finishReason = "stop";
+        break;
+      }
+      if (this.completionTokens >= maxTokens || sequence.ids.length + 1 >= maxPositions) {
+        this.finishReason = "length";
+        break;
+      }
+      logits = sequence.feed([id]);
+    }
+    // An incomplete multi-byte character left in the decoder is dropped, never printed by halves.
+    yield* emit(filter.flush());
+    this.onFinish?.(this);
+  }
+}

@@ -1,0 +1,21 @@
+/** gemma-ts: Gemma 2 and Gemma 1 in TypeScript. */
+export { loadModel, loadConfig, GemmaModel, type LoadModelOptions, type GenerationInput, type ChatOptions } from "./gemma.js";
+export { PRESETS, parseConfigJson, configFromHf, parameterCount, defaultLayerTypes, type GemmaConfig, type PresetName, type AttentionKind, type Activation, type ModelFamily } from "./config.js";
+export { GemmaError, ConfigError, CheckpointError, TokenizerError, GenerationError } from "./errors.js";
+export { loadTokenizer } from "./tokenizer/load.js";
+export { GemmaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
+export { encodeChat, renderChat, GEMMA_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type EncodeChatOptions } from "./tokenizer/chat-template.js";
+export { StreamDecoder } from "./tokenizer/stream-decoder.js";
+export { Generation, type GenerateOptions, type GeneratedToken, type FinishReason, type GenerationContext } from "./generate/generation.js";
+export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
+export { ChatSession } from "./generate/chat-session.js";
+export { Sequence } from "./generate/sequence.js";
+export { KvCache, type KvCacheOptions } from "./model/kv-cache.js";
+export { GemmaForward, embeddingNormalizer, type ForwardOptions, type NormalizerDtype } from "./model/forward.js";
+export { expectedTensors, type GemmaWeights, type LayerWeights } from "./model/weights.js";
+export type { Kernels, Weight, AttentionArgs } from "./backend/kernels.js";
+export { jsKernels } from "./backend/js/index.js";
+export { Checkpoint } from "./weights/checkpoint.js";
+export { SafetensorsFile, type TensorEntry, type StoredTensor } from "./weights/safetensors.js";
+export type { ByteSource } from "./weights/byte-source.js";
+export type { WeightDtype } from "./weights/dtype.js";
