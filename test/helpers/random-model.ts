@@ -1,0 +1,68 @@
+/**
+ * Seeded random Gemma checkpoints written to a temp folder, drawn like the reference fixtures
+ * (GEMMA2.md §8) so attention reaches the soft-cap and logits are not trivially flat.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Rng } from "../../src/generate/rng.js";
+import { expectedTensors } from "../../src/model/weights.js";
+import { configFromHf, type GemmaConfig } from "../../src/config.js";
+import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
+
+export function tinyGemma2Json(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: "gemma2",
+    architectures: ["Gemma2ForCausalLM"],
+    hidden_size: 32,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 8,
+    intermediate_size: 64,
+    vocab_size: 96,
+    sliding_window: 6,
+    query_pre_attn_scalar: 8,
+    attn_logit_softcapping: 50,
+    final_logit_softcapping: 30,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    hidden_activation: "gelu_pytorch_tanh",
+    ...overrides,
+  };
+}
+
+function gaussian(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
+}
+
+export function randomTensors(config: GemmaConfig, seed: number): NamedTensor[] {
+  const rng = new Rng(seed);
+  const tensors: NamedTensor[] = [];
+  for (const [name, shape] of expectedTensors(config)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(size);
+    let mean = 0;
+    let std = 1 / Math.sqrt(shape[1] ?? 1);
+    if (name.includes("embed_tokens")) std = 0.1;
+    else if (name === "model.norm.weight") [mean, std] = [12, 0.5];
+    else if (name.endsWith("layernorm.weight")) [mean, std] = [name.includes("post_") ? 1 : 0, 0.3];
+    else if (name.includes("q_proj") || name.includes("k_proj")) std = 4 / Math.sqrt(config.dModel);
+    for (let i = 0; i < size; i++) data[i] = mean + std * gaussian(rng);
+    tensors.push({ name, dtype: "f32", shape, data });
+  }
+  return tensors;
+}
+
+/** Writes config.json + model.safetensors into a new temp folder and returns its path. */
+export function writeRandomModel(hfConfig: Record<string, unknown>, seed = 7, transform?: (t: NamedTensor[]) => NamedTensor[]): string {
+  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-test-"));
+  const config = configFromHf(hfConfig);
+  const tensors = transform ? transform(randomTensors(config, seed)) : randomTensors(config, seed);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(hfConfig));
+  writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
+  return dir;
+}
+
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
