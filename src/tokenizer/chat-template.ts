@@ -97,12 +97,9 @@ function render(tokenizer: GemmaTokenizer, messages: { role: string; content: st
       add_generation_prompt: options.addGenerationPrompt ?? true,
       bos_token: tokenizer.idToToken(tokenizer.bosTokenId) ?? "<bos>",
       eos_token: tokenizer.idToToken(tokenizer.eosTokenId) ?? "<eos>",
-      raise_exception: (message: string) => {
-        throw new TokenizerError(`chat template: ${message}`);
-      },
     });
   } catch (e) {
-    if (e instanceof TokenizerError) throw e;
+    // Template errors include its own raise_exception('Conversation roles must alternate ...').
     throw new TokenizerError(`chat template failed: ${(e as Error).message}`);
   }
 }
