@@ -18,3 +18,17 @@ export function gemmaTokenizer(): GemmaTokenizer {
 export function addGemmaTokenizer(dir: string): void {
   for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(GEMMA_TOKENIZER_DIR, file), join(dir, file));
 }
+
+/**
+ * A random Gemma 2 model with the full 256k vocabulary and the real tokenizer: tiny layers, so the
+ * whole text path (encode, chat template, generate, stream decode) runs in milliseconds.
+ */
+export async function writeTokenizerModel(seed = 21): Promise<string> {
+  const { writeRandomModel, tinyGemma2Json } = await import("./random-model.js");
+  const dir = writeRandomModel(
+    tinyGemma2Json({ vocab_size: 256000, hidden_size: 8, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, query_pre_attn_scalar: 4, intermediate_size: 16, num_hidden_layers: 2, sliding_window: 16, max_position_embeddings: 512 }),
+    seed,
+  );
+  addGemmaTokenizer(dir);
+  return dir;
+}
