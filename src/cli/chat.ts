@@ -2,7 +2,7 @@
  * `gemma-ts chat`: interactive multi-turn chat. The KV cache is kept between turns, so each turn
  * computes only its new tokens. Ctrl-C stops a reply; Ctrl-D, /exit or a second Ctrl-C quits.
  */
-import { createInterface } from "node:readline/promises";
+import { createInterface } from "node:readline";
 import { Command } from "commander";
 import { addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
 
@@ -31,20 +31,21 @@ export function chatCommand(): Command {
       else rl.close();
     });
     if (interactive) process.stderr.write("Chatting with the model. /reset clears the conversation, /exit or Ctrl-D quits.\n");
-    for (;;) {
-      let line: string;
-      try {
-        line = await rl.question(interactive ? "> " : "");
-      } catch {
-        break; // input closed
-      }
+    rl.setPrompt(interactive ? "> " : "");
+    rl.prompt();
+    // The line iterator buffers piped input that arrives while a reply is being generated.
+    for await (const line of rl) {
       const text = line.trim();
       if (text === "/exit" || text === "/quit") break;
       if (text === "/reset") {
         session = model.chat(flags.system ? { system: flags.system } : {});
+        rl.prompt();
         continue;
       }
-      if (!text) continue;
+      if (!text) {
+        rl.prompt();
+        continue;
+      }
       reply = new AbortController();
       const generation = session.send(text, { ...options, signal: reply.signal });
       const started = performance.now();
@@ -56,6 +57,7 @@ export function chatCommand(): Command {
         `[${generation.completionTokens} tokens, ${(generation.completionTokens / seconds).toFixed(2)} tokens/s, ` +
           `${generation.reusedPromptTokens}/${generation.promptTokens} prompt tokens from cache${generation.finishReason === "abort" ? ", stopped" : ""}]\n`,
       );
+      rl.prompt();
     }
     rl.close();
   });

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { before, describe, it } from "node:test";
+import { FIXTURES } from "../helpers/random-model.js";
+import { writeTokenizerModel } from "../helpers/tokenizer.js";
+
+const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+
+function cli(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", input, timeout: 60_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe("gemma-ts CLI", () => {
+  let chatModel: string;
+  before(async () => {
+    chatModel = await writeTokenizerModel();
+  });
+
+  it("generate --prompt-ids prints the reference greedy tokens for tiny_a", () => {
+    const fixture = JSON.parse(readFileSync(`${FIXTURES}tiny_a/fixture.json`, "utf8"));
+    const r = cli(["generate", "--model", `${FIXTURES}tiny_a`, "--prompt-ids", fixture.input_ids.join(","), "-n", "16", "--temperature", "0"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), fixture.greedy.generated_ids.join(" "));
+    assert.match(r.stderr, /24 prompt tokens, 16 generated .* finish: length/);
+  });
+
+  it("generate --prompt streams text, the same for the same seed", () => {
+    const args = ["generate", "-m", chatModel, "-p", "Hello", "-n", "10", "--seed", "5"];
+    const a = cli(args);
+    assert.equal(a.code, 0, a.stderr);
+    assert.ok(a.stdout.trim().length > 0);
+    assert.equal(cli(args).stdout, a.stdout);
+  });
+
+  it("chat answers each line of piped input, keeping the conversation", () => {
+    const r = cli(["chat", "-m", chatModel, "-n", "6", "-t", "0"], "Hi\nHow are you?\n/exit\n");
+    assert.equal(r.code, 0, r.stderr);
+    const stats = r.stderr.split("\n").filter((l) => l.includes("prompt tokens from cache"));
+    assert.equal(stats.length, 2);
+    assert.match(stats[0]!, / 0\/\d+ prompt tokens from cache/);
+    assert.doesNotMatch(stats[1]!, / 0\/\d+ prompt tokens from cache/);
+  });
+
+  it("info reports config, parameters, dtypes and memory", () => {
+    const r = cli(["info", "-m", `${FIXTURES}tiny_b_27blike`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Gemma 2/);
+    assert.match(r.stdout, /6 \(3 local with window 5, 3 global\)/);
+    assert.match(r.stdout, /scale 20\^-0\.5/);
+    assert.match(r.stdout, /68 × F32/);
+    const json = JSON.parse(cli(["info", "-m", `${FIXTURES}g1_tiny`, "--json"]).stdout);
+    assert.equal(json.family, "gemma");
+    assert.ok(json.memory.weightsBytes > 600_000);
+  });
+
+  it("has --help on every command", () => {
+    for (const command of ["generate", "chat", "info"]) {
+      const r = cli([command, "--help"]);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /--model <dir>/);
+    }
+  });
+
+  it("fails with one clear line and a non-zero exit on bad input", () => {
+    const cases: [string[], RegExp][] = [
+      [["generate", "-m", "/no/such/model", "-p", "x"], /^gemma-ts: \/no\/such\/model: no such file or folder\n$/],
+      [["generate", "-m", `${FIXTURES}tiny_a`, "-p", "x"], /^gemma-ts: a text prompt needs a tokenizer/],
+      [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2,x"], /--prompt-ids must be a comma-separated list/],
+      [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2", "--top-p", "7"], /--top-p must be in \(0, 1\], got "7"/],
+      [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2,9999"], /^gemma-ts: token id 9999 is outside the vocabulary of 512\n$/],
+      [["info"], /required option '-m, --model <dir>' not specified/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+  });
+});
