@@ -1,44 +1,83 @@
-/** Reference matmul: widens one weight row at a time, so bf16/f16 weights stay narrow in memory. */
+/**
+ * Reference matmul. Weights stay in their stored width: bf16/f16 rows are widened into a small
+ * scratch block of 4 rows at a time, and each x row is read once per 4 weight rows.
+ */
 import type { Weight } from "../kernels.js";
 import { f16LookupTable } from "../../weights/dtype.js";
 
-let rowScratch = new Float32Array(0);
-let rowBits = new Uint32Array(0);
+const BLOCK_ROWS = 4;
 
-/** Returns weight row r as float32: a view for f32 weights, a widened scratch copy otherwise. */
-export function weightRow(w: Weight, r: number): Float32Array {
-  const start = r * w.cols;
-  if (w.dtype === "f32") return (w.data as Float32Array).subarray(start, start + w.cols);
-  if (rowScratch.length < w.cols) {
-    rowScratch = new Float32Array(w.cols);
-    rowBits = new Uint32Array(rowScratch.buffer);
-  }
+/** Scratch for widened rows; Int32 view because storing `bits << 16` into it stays in integer range. */
+let scratch = new Float32Array(0);
+let scratchBits = new Int32Array(0);
+
+function ensureScratch(values: number): void {
+  if (scratch.length >= values) return;
+  scratch = new Float32Array(values);
+  scratchBits = new Int32Array(scratch.buffer);
+}
+
+/** Widens `count` stored values starting at element `start` into scratch[0..count). */
+function widenToScratch(w: Weight, start: number, count: number): void {
+  ensureScratch(count);
   const src = w.data as Uint16Array;
   if (w.dtype === "bf16") {
-    for (let c = 0; c < w.cols; c++) rowBits[c] = src[start + c]! << 16;
+    for (let i = 0; i < count; i++) scratchBits[i] = src[start + i]! << 16;
   } else {
     const table = f16LookupTable();
-    for (let c = 0; c < w.cols; c++) rowScratch[c] = table[src[start + c]!]!;
+    for (let i = 0; i < count; i++) scratch[i] = table[src[start + i]!]!;
   }
-  return rowScratch;
+}
+
+/** Weight row r as float32 (a view for f32 weights, a widened copy otherwise). */
+export function weightRow(w: Weight, r: number): Float32Array {
+  if (w.dtype === "f32") return (w.data as Float32Array).subarray(r * w.cols, (r + 1) * w.cols);
+  widenToScratch(w, r * w.cols, w.cols);
+  return scratch.subarray(0, w.cols);
 }
 
 export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
   const { rows, cols } = w;
-  for (let r = 0; r < rows; r++) {
-    const row = weightRow(w, r);
-    for (let s = 0; s < seqLen; s++) {
-      const base = s * cols;
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      let c = 0;
-      for (; c + 3 < cols; c += 4) {
-        a0 += x[base + c]! * row[c]!;
-        a1 += x[base + c + 1]! * row[c + 1]!;
-        a2 += x[base + c + 2]! * row[c + 2]!;
-        a3 += x[base + c + 3]! * row[c + 3]!;
+  for (let r = 0; r < rows; r += BLOCK_ROWS) {
+    const n = Math.min(BLOCK_ROWS, rows - r);
+    let rowsData: Float32Array;
+    let o0: number;
+    if (w.dtype === "f32") {
+      rowsData = w.data as Float32Array;
+      o0 = r * cols;
+    } else {
+      widenToScratch(w, r * cols, n * cols);
+      rowsData = scratch;
+      o0 = 0;
+    }
+    if (n === BLOCK_ROWS) {
+      const o1 = o0 + cols, o2 = o1 + cols, o3 = o2 + cols;
+      for (let s = 0; s < seqLen; s++) {
+        const xs = s * cols;
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (let c = 0; c < cols; c++) {
+          const xv = x[xs + c]!;
+          a0 += xv * rowsData[o0 + c]!;
+          a1 += xv * rowsData[o1 + c]!;
+          a2 += xv * rowsData[o2 + c]!;
+          a3 += xv * rowsData[o3 + c]!;
+        }
+        const at = s * rows + r;
+        out[at] = a0;
+        out[at + 1] = a1;
+        out[at + 2] = a2;
+        out[at + 3] = a3;
       }
-      for (; c < cols; c++) a0 += x[base + c]! * row[c]!;
-      out[s * rows + r] = a0 + a1 + a2 + a3;
+    } else {
+      for (let i = 0; i < n; i++) {
+        const oi = o0 + i * cols;
+        for (let s = 0; s < seqLen; s++) {
+          const xs = s * cols;
+          let acc = 0;
+          for (let c = 0; c < cols; c++) acc += x[xs + c]! * rowsData[oi + c]!;
+          out[s * rows + r + i] = acc;
+        }
+      }
     }
   }
 }
