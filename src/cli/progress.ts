@@ -1,6 +1,7 @@
 /** A one-line progress bar on stderr (only when stderr is a terminal, so logs and pipes stay clean). */
 export class ProgressBar {
-  private readonly started = Date.now();
+  /** Set at the first update, so time spent before loading starts is not counted. */
+  private started = 0;
   private lastDraw = 0;
   private readonly enabled: boolean;
 
@@ -14,6 +15,7 @@ export class ProgressBar {
   update(done: number, total: number): void {
     if (!this.enabled) return;
     const now = Date.now();
+    if (this.started === 0) this.started = now;
     if (done < total && now - this.lastDraw < 100) return;
     this.lastDraw = now;
     const fraction = total > 0 ? Math.min(1, done / total) : 1;
