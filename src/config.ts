@@ -40,6 +40,20 @@ export interface GemmaConfig {
 
 type Json = Record<string, unknown>;
 
+/** Fields every Gemma 1 and 2 release shares (a fresh object each time: presets must not share arrays). */
+function sharedPresetFields() {
+  return {
+    vocabSize: 256000,
+    activation: "gelu_tanh" as const,
+    ropeTheta: 10000,
+    maxPositions: 8192,
+    rmsNormEps: 1e-6,
+    bosTokenId: 2,
+    eosTokenIds: [1],
+    padTokenId: 0,
+  };
+}
+
 function gemma2Preset(p: {
   nLayers: number;
   dModel: number;
@@ -51,27 +65,19 @@ function gemma2Preset(p: {
 }): GemmaConfig {
   return {
     family: "gemma2",
-    vocabSize: 256000,
     ...p,
     layerTypes: defaultLayerTypes(p.nLayers),
     slidingWindow: 4096,
     attnSoftcap: 50,
     finalSoftcap: 30,
     sandwichNorms: true,
-    activation: "gelu_tanh",
-    ropeTheta: 10000,
-    maxPositions: 8192,
-    rmsNormEps: 1e-6,
-    bosTokenId: 2,
-    eosTokenIds: [1],
-    padTokenId: 0,
+    ...sharedPresetFields(),
   };
 }
 
 function gemma1Preset(p: { nLayers: number; dModel: number; nHeads: number; nKvHeads: number; ffnDim: number }): GemmaConfig {
   return {
     family: "gemma",
-    vocabSize: 256000,
     ...p,
     headDim: 256,
     layerTypes: new Array<AttentionKind>(p.nLayers).fill("global"),
@@ -80,13 +86,7 @@ function gemma1Preset(p: { nLayers: number; dModel: number; nHeads: number; nKvH
     attnSoftcap: null,
     finalSoftcap: null,
     sandwichNorms: false,
-    activation: "gelu_tanh",
-    ropeTheta: 10000,
-    maxPositions: 8192,
-    rmsNormEps: 1e-6,
-    bosTokenId: 2,
-    eosTokenIds: [1],
-    padTokenId: 0,
+    ...sharedPresetFields(),
   };
 }
 
