@@ -80,3 +80,18 @@ describe("gemma-ts CLI", () => {
     }
   });
 });
+
+describe("gemma-ts generate --chat", () => {
+  it("wraps the prompt in the chat template with a system prompt and honours --stop", async () => {
+    const dir = await writeTokenizerModel();
+    const base = ["generate", "-m", dir, "--chat", "--system", "Be brief.", "-p", "Hi", "-n", "12", "-t", "0"];
+    const free = cli(base);
+    assert.equal(free.code, 0, free.stderr);
+    assert.match(free.stderr, /\[\d+ prompt tokens/);
+    const text = free.stdout.replace(/\n$/, "");
+    const stop = text.slice(3, 6);
+    const stopped = cli([...base, "--stop", stop]);
+    assert.equal(stopped.stdout.replace(/\n$/, ""), text.slice(0, text.indexOf(stop)));
+    assert.match(stopped.stderr, /finish: stop/);
+  });
+});

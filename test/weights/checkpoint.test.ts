@@ -181,3 +181,24 @@ describe("checkpoint folders", () => {
     await rejects(loadModel(dir), /model\.safetensors\.index\.json: not valid JSON/);
   });
 });
+
+describe("checkpoint contents that cannot be used", () => {
+  it("rejects a needed tensor stored in an unsupported dtype", async () => {
+    const dir = writeRandomModel(tinyGemma2Json(), 1, (ts) =>
+      ts.map((t) => (t.name === "model.norm.weight" ? { ...t, dtype: "f16", data: new Uint16Array(t.data.length) } : t)),
+    );
+    // Rewrite the header's dtype to I16 (same byte size as F16) to simulate an integer tensor.
+    const path = join(dir, "model.safetensors");
+    const bytes = readFileSync(path);
+    const text = bytes.toString("latin1").replace('"model.norm.weight":{"dtype":"F16"', '"model.norm.weight":{"dtype":"I16"');
+    writeFileSync(path, Buffer.from(text, "latin1"));
+    await rejects(loadModel(dir), /tensor model\.norm\.weight has dtype I16; gemma-ts reads F32, F16 and BF16/);
+  });
+
+  it("rejects a tokenizer larger than the model's vocabulary", async () => {
+    const { addGemmaTokenizer } = await import("../helpers/tokenizer.js");
+    const dir = writeRandomModel(tinyGemma2Json(), 1);
+    addGemmaTokenizer(dir);
+    await assert.rejects(loadModel(dir), /the tokenizer has 256000 tokens but config\.json's vocab_size is 96/);
+  });
+});
