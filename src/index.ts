@@ -6,7 +6,7 @@ export { loadTokenizer } from "./tokenizer/load.js";
 export { GemmaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
 export { encodeChat, renderChat, GEMMA_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type EncodeChatOptions } from "./tokenizer/chat-template.js";
 export { StreamDecoder } from "./tokenizer/stream-decoder.js";
-export { Generation, type GenerateOptions, type GeneratedToken, type FinishReason, type GenerationContext } from "./generate/generation.js";
+export { Generation, type GenerateOptions, type GeneratedToken, type TokenLogprob, type FinishReason, type GenerationContext } from "./generate/generation.js";
 export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
 export { ChatSession } from "./generate/chat-session.js";
 export { Sequence } from "./generate/sequence.js";

@@ -5,13 +5,14 @@ import { GemmaError } from "../errors.js";
 import { chatCommand } from "./chat.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { serveCommand } from "./serve.js";
 
 const program = new Command("gemma-ts")
   .description("Run Google's Gemma 2 (and Gemma 1) models from Hugging Face checkpoints")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
+for (const cmd of [generateCommand(), chatCommand(), serveCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

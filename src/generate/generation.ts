@@ -5,11 +5,12 @@
 import { GenerationError } from "../errors.js";
 import { StreamDecoder } from "../tokenizer/stream-decoder.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
+import { tokenLogprobs } from "./logprobs.js";
 import { Sampler, type SamplingOptions } from "./sampler.js";
 import type { Sequence } from "./sequence.js";
 import { StopStringFilter, type GeneratedToken } from "./stop-strings.js";
 
-export type { GeneratedToken } from "./stop-strings.js";
+export type { GeneratedToken, TokenLogprob } from "./stop-strings.js";
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default 256). */
@@ -18,6 +19,8 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string | string[];
   /** Aborting ends the iteration early with finishReason "abort". */
   signal?: AbortSignal;
+  /** Attach each token's logprob and this many top alternatives (0-20); unset = no logprobs. */
+  logprobs?: number;
 }
 
 /** "stop": an end token or stop string; "length": maxTokens or the context limit; "abort": the signal. */
@@ -62,6 +65,10 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     }
     const stops = typeof options.stop === "string" ? [options.stop] : (options.stop ?? []);
     if (!stops.every((s) => typeof s === "string" && s.length > 0)) throw new GenerationError("stop strings must be non-empty strings");
+    const { logprobs } = options;
+    if (logprobs !== undefined && (!Number.isInteger(logprobs) || logprobs < 0 || logprobs > 20)) {
+      throw new GenerationError(`logprobs must be an integer from 0 to 20, found ${logprobs}`);
+    }
     // Build the sampler now so bad sampling options fail at the call, not mid-stream.
     this.sampler = new Sampler(options);
   }
@@ -110,7 +117,9 @@ export class Generation implements AsyncIterable<GeneratedToken> {
         this.finishReason = "stop";
         break;
       }
-      const { ready, stopped } = filter.push({ id, text: decoder ? decoder.push(id) : "" });
+      const token: GeneratedToken = { id, text: decoder ? decoder.push(id) : "" };
+      if (this.options.logprobs !== undefined) Object.assign(token, tokenLogprobs(logits, id, this.options.logprobs));
+      const { ready, stopped } = filter.push(token);
       yield* emit(ready);
       if (stopped) {
         this.finishReason = "stop";

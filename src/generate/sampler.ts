@@ -24,12 +24,6 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/**
- * Tokens this far below the best (after temperature) have probability < e^-40 ≈ 4e-18 each; with a
- * 256k vocabulary they hold < 1e-12 of the mass, so skipping them changes nothing measurable and
- * keeps sorting cheap.
- */
-const NEGLIGIBLE_LOGIT_GAP = 40;
 
 export class Sampler {
   private readonly rng: Rng;
@@ -92,47 +86,74 @@ export class Sampler {
     return out;
   }
 
+  /**
+   * Filters without sorting the whole vocabulary: top-k by partial selection, top-p by sorting only
+   * the tokens above a probability threshold that already holds p of the mass, min-p by a threshold.
+   */
   private draw(logits: Float32Array): number {
     const invT = 1 / this.temperature;
     let max = -Infinity;
     for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
-    // Candidates sorted by logit, best first.
-    const floor = max - NEGLIGIBLE_LOGIT_GAP * this.temperature;
-    const candidates: number[] = [];
-    for (let i = 0; i < logits.length; i++) if (logits[i]! >= floor) candidates.push(i);
-    candidates.sort((a, b) => logits[b]! - logits[a]! || a - b);
-    let kept = this.topK > 0 ? Math.min(this.topK, candidates.length) : candidates.length;
-    const probs = new Float64Array(kept);
-    let sum = 0;
-    for (let i = 0; i < kept; i++) {
-      probs[i] = Math.exp((logits[candidates[i]!]! - max) * invT);
-      sum += probs[i]!;
-    }
-    if (this.topP < 1) {
-      let cumulative = 0;
-      for (let i = 0; i < kept; i++) {
-        cumulative += probs[i]! / sum;
-        if (cumulative >= this.topP) {
-          kept = i + 1;
-          break;
-        }
-      }
-    }
-    if (this.minP > 0) {
-      const threshold = this.minP * probs[0]!;
-      let i = 1;
-      while (i < kept && probs[i]! >= threshold) i++;
-      kept = i;
-    }
+    const weights = new Float64Array(logits.length);
     let total = 0;
-    for (let i = 0; i < kept; i++) total += probs[i]!;
-    let u = this.rng.next() * total;
-    for (let i = 0; i < kept; i++) {
-      u -= probs[i]!;
-      if (u < 0) return candidates[i]!;
+    for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i]! - max) * invT);
+    // The top token has weight 1, so min-p keeps weights >= minP.
+    let candidates = this.minP > 0 ? indicesAbove(weights, this.minP) : null;
+    if (this.topK > 0) candidates = topKIndices(weights, candidates, this.topK);
+    if (this.topP < 1) {
+      const inPool = (list: number[] | null, threshold: number) => (list ? list.filter((i) => weights[i]! >= threshold) : indicesAbove(weights, threshold));
+      const massOf = (list: number[]) => list.reduce((sum, i) => sum + weights[i]!, 0);
+      const target = this.topP * (candidates ? massOf(candidates) : total);
+      // Tokens above a threshold that already hold p of the mass contain the whole nucleus: sort only them.
+      let nucleusPool: number[] | null = null;
+      for (let threshold = 1e-3; threshold > 1e-12 && !nucleusPool; threshold *= 1e-3) {
+        const above = inPool(candidates, threshold);
+        if (massOf(above) >= target) nucleusPool = above;
+      }
+      const sorted = (nucleusPool ?? inPool(candidates, 0)).sort((a, b) => weights[b]! - weights[a]! || a - b);
+      let cumulative = 0;
+      let kept = 0;
+      while (kept < sorted.length && cumulative < target) cumulative += weights[sorted[kept++]!]!;
+      candidates = sorted.slice(0, Math.max(1, kept));
     }
-    return candidates[kept - 1]!;
+    if (candidates) {
+      let sum = 0;
+      for (const i of candidates) sum += weights[i]!;
+      let u = this.rng.next() * sum;
+      for (const i of candidates) {
+        u -= weights[i]!;
+        if (u < 0) return i;
+      }
+      return candidates[candidates.length - 1]!;
+    }
+    let u = this.rng.next() * total;
+    for (let i = 0; i < weights.length; i++) {
+      u -= weights[i]!;
+      if (u < 0) return i;
+    }
+    return argmax(weights);
   }
+}
+
+function indicesAbove(weights: Float64Array, threshold: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < weights.length; i++) if (weights[i]! >= threshold) out.push(i);
+  return out;
+}
+
+/** The k heaviest indices (ties: lower index first), best first. */
+function topKIndices(weights: Float64Array, among: number[] | null, k: number): number[] {
+  const best: number[] = [];
+  const consider = (i: number) => {
+    if (best.length === k && weights[i]! <= weights[best[k - 1]!]!) return;
+    let at = best.length;
+    while (at > 0 && weights[best[at - 1]!]! < weights[i]!) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+  };
+  if (among) among.forEach(consider);
+  else for (let i = 0; i < weights.length; i++) consider(i);
+  return best;
 }
 
 export function argmax(values: ArrayLike<number>): number {

@@ -7,6 +7,15 @@ export interface GeneratedToken {
   id: number;
   /** The text this token adds to the output ("" while a multi-byte character is incomplete). */
   text: string;
+  /** Natural-log probability of this token under the model's raw distribution (with `logprobs`). */
+  logprob?: number;
+  /** The most likely tokens at this step, best first (with `logprobs` > 0). */
+  topLogprobs?: TokenLogprob[];
+}
+
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
 }
 
 export class StopStringFilter {
@@ -50,7 +59,7 @@ export class StopStringFilter {
     let covered = 0;
     for (const t of this.queue) {
       if (covered >= offset) break;
-      out.push(covered + t.text.length <= offset ? t : { id: t.id, text: t.text.slice(0, offset - covered) });
+      out.push(covered + t.text.length <= offset ? t : { ...t, text: t.text.slice(0, offset - covered) });
       covered += t.text.length;
     }
     this.queue = [];

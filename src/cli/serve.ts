@@ -1,0 +1,56 @@
+/** `gemma-ts serve`: an OpenAI-compatible HTTP endpoint for a checkpoint. */
+import { basename, resolve } from "node:path";
+import { Command } from "commander";
+import { startServer } from "../server/serve.js";
+import { loadModelWithProgress, parseNumber } from "./options.js";
+
+interface ServeFlags {
+  model: string;
+  modelName?: string;
+  host: string;
+  port: number;
+  parallel: number;
+  maxQueue: number;
+  apiKey?: string;
+  maxBody: number;
+  debug: boolean;
+}
+
+export function serveCommand(): Command {
+  const count = (name: string, min: number) => parseNumber(name, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
+  return new Command("serve")
+    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)")
+    .requiredOption("-m, --model <dir>", "checkpoint folder with tokenizer.json")
+    .option("--model-name <name>", "the model id clients use (default: the folder's name)")
+    .option("--host <host>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
+    .option("--port <port>", "port to listen on", parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number"), 8080)
+    .option("--parallel <n>", "sequences generated at once", count("--parallel", 1), 1)
+    .option("--max-queue <n>", "requests that may wait for a slot; more get 503", count("--max-queue", 0), 64)
+    .option("--api-key <key>", "require Authorization: Bearer <key> (or set GEMMA_TS_API_KEY)")
+    .option("--max-body <bytes>", "largest request body accepted", count("--max-body", 1024), 4 * 1024 * 1024)
+    .option("--debug", "print diagnostics to stderr", false)
+    .action(async (flags: ServeFlags) => {
+      const model = await loadModelWithProgress(flags.model, flags.debug);
+      const apiKey = flags.apiKey ?? process.env["GEMMA_TS_API_KEY"];
+      const server = await startServer(model, {
+        modelName: flags.modelName ?? basename(resolve(flags.model)),
+        host: flags.host,
+        port: flags.port,
+        parallel: flags.parallel,
+        maxQueue: flags.maxQueue,
+        maxBodyBytes: flags.maxBody,
+        ...(apiKey ? { apiKey } : {}),
+        log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      });
+      process.stderr.write(`gemma-ts serving ${flags.modelName ?? basename(resolve(flags.model))} at ${server.url}/v1 (parallel ${flags.parallel}, queue ${flags.maxQueue}${apiKey ? ", API key required" : ""})\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) process.exit(1); // a second signal: leave now
+        stopping = true;
+        process.stderr.write(`${signal}: finishing requests in flight (up to 10 s), then exiting\n`);
+        void server.close(10_000).then(() => process.exit(0));
+      };
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+    });
+}

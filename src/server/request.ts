@@ -1,0 +1,134 @@
+/**
+ * Validation of OpenAI request bodies into one internal shape. Every wrong type or value becomes a
+ * 400 naming the parameter; nothing unchecked reaches the model.
+ */
+import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { invalid } from "./api-error.js";
+
+export interface CompletionRequest {
+  kind: "chat" | "text";
+  model: string | null;
+  messages: ChatMessage[];
+  prompt: string;
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  seed: number | undefined;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
+  /** null: no logprobs; otherwise how many alternatives per token. */
+  logprobs: number | null;
+}
+
+type Body = Record<string, unknown>;
+
+function optionalNumber(body: Body, name: string, fallback: number, ok: (v: number) => boolean, expected: string): number {
+  const v = body[name];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw invalid(`'${name}' must be ${expected}`, name);
+  return v;
+}
+
+function optionalInt(body: Body, name: string, ok: (v: number) => boolean, expected: string): number | null {
+  const v = body[name];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isInteger(v) || !ok(v)) throw invalid(`'${name}' must be ${expected}`, name);
+  return v;
+}
+
+function optionalBoolean(body: Body, name: string): boolean {
+  const v = body[name];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== "boolean") throw invalid(`'${name}' must be a boolean`, name);
+  return v;
+}
+
+function readStop(body: Body): string[] {
+  const v = body["stop"];
+  if (v === undefined || v === null) return [];
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || list.length > 4 || !list.every((s) => typeof s === "string" && s.length > 0)) {
+    throw invalid("'stop' must be a non-empty string or a list of up to 4 non-empty strings", "stop");
+  }
+  return list as string[];
+}
+
+/** A message's content: a string, or OpenAI's list of {type: "text", text} parts. */
+function readContent(raw: unknown, index: number): string {
+  if (typeof raw === "string") return raw;
+  if (Array.isArray(raw) && raw.every((p) => typeof p === "object" && p !== null && (p as Body)["type"] === "text" && typeof (p as Body)["text"] === "string")) {
+    return raw.map((p) => (p as { text: string }).text).join("");
+  }
+  throw invalid(`messages[${index}].content must be a string or a list of text parts`, `messages[${index}].content`);
+}
+
+function readMessages(body: Body): ChatMessage[] {
+  const raw = body["messages"];
+  if (!Array.isArray(raw) || raw.length === 0) throw invalid("'messages' must be a non-empty list", "messages");
+  return raw.map((m, i) => {
+    if (typeof m !== "object" || m === null) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
+    const role = (m as Body)["role"];
+    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") {
+      throw invalid(`messages[${i}].role ${JSON.stringify(role)} is not supported (use system, user or assistant)`, `messages[${i}].role`);
+    }
+    // "developer" is OpenAI's newer name for the system role.
+    return { role: role === "developer" ? "system" : role, content: readContent((m as Body)["content"], i) };
+  });
+}
+
+export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): CompletionRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object");
+  const b = body as Body;
+  const model = b["model"];
+  if (model !== undefined && model !== null && typeof model !== "string") throw invalid("'model' must be a string", "model");
+  const n = optionalInt(b, "n", (v) => v >= 1, "a positive integer");
+  if (n !== null && n !== 1) throw invalid("only n = 1 is supported", "n", "unsupported_value");
+
+  let prompt = "";
+  if (kind === "text") {
+    const p = b["prompt"];
+    if (Array.isArray(p) && p.length === 1 && typeof p[0] === "string") prompt = p[0];
+    else if (typeof p === "string") prompt = p;
+    else throw invalid("'prompt' must be a string (one prompt per request)", "prompt");
+  }
+  const maxTokens = optionalInt(b, kind === "chat" && b["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens", (v) => v >= 1, "a positive integer");
+
+  const streamOptions = b["stream_options"];
+  if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
+    throw invalid("'stream_options' must be an object", "stream_options");
+  }
+  const includeUsage = streamOptions ? optionalBoolean(streamOptions as Body, "include_usage") : false;
+
+  let logprobs: number | null = null;
+  if (kind === "chat") {
+    if (optionalBoolean(b, "logprobs")) logprobs = optionalInt(b, "top_logprobs", (v) => v >= 0 && v <= 20, "an integer from 0 to 20") ?? 0;
+    else if (b["top_logprobs"] !== undefined && b["top_logprobs"] !== null) throw invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  } else {
+    logprobs = optionalInt(b, "logprobs", (v) => v >= 0 && v <= 5, "an integer from 0 to 5");
+  }
+
+  const seed = optionalInt(b, "seed", (v) => Number.isSafeInteger(v), "an integer");
+  return {
+    kind,
+    model: (model as string | undefined) ?? null,
+    messages: kind === "chat" ? readMessages(b) : [],
+    prompt,
+    maxTokens,
+    temperature: optionalNumber(b, "temperature", 1, (v) => v >= 0 && v <= 2, "a number from 0 to 2"),
+    topP: optionalNumber(b, "top_p", 1, (v) => v > 0 && v <= 1, "a number in (0, 1]"),
+    topK: optionalNumber(b, "top_k", 0, (v) => Number.isInteger(v) && v >= 0, "a non-negative integer"),
+    minP: optionalNumber(b, "min_p", 0, (v) => v >= 0 && v <= 1, "a number from 0 to 1"),
+    presencePenalty: optionalNumber(b, "presence_penalty", 0, (v) => v >= -2 && v <= 2, "a number from -2 to 2"),
+    frequencyPenalty: optionalNumber(b, "frequency_penalty", 0, (v) => v >= -2 && v <= 2, "a number from -2 to 2"),
+    seed: seed === null ? undefined : (seed >>> 0),
+    stop: readStop(b),
+    stream: optionalBoolean(b, "stream"),
+    includeUsage,
+    logprobs,
+  };
+}

@@ -1,0 +1,49 @@
+/** Runs the API on Node's HTTP server (@hono/node-server) and shuts it down gracefully. Node adapter. */
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import type { GemmaModel } from "../gemma.js";
+import { createApp, type GemmaServerApp, type ServerOptions } from "./app.js";
+
+export interface ListenOptions extends ServerOptions {
+  /** Default 127.0.0.1: only this machine can connect unless asked otherwise. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  api: GemmaServerApp;
+  /**
+   * Stops accepting connections, fails queued requests with 503, lets running ones finish for up to
+   * `graceMs` and then cancels them.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startServer(model: GemmaModel, options: ListenOptions): Promise<RunningServer> {
+  const api = createApp(model, options);
+  const host = options.host ?? "127.0.0.1";
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: api.app.fetch, hostname: host, port: options.port ?? 0 }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${shownHost}:${port}`,
+    port,
+    api,
+    async close(graceMs = 10_000) {
+      api.pool.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const deadline = Date.now() + graceMs;
+      while (api.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      api.abortAll();
+      while (api.inFlight > 0) await new Promise((r) => setTimeout(r, 10));
+      if ("closeAllConnections" in server) server.closeAllConnections();
+      await closed;
+    },
+  };
+}
