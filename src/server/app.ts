@@ -52,10 +52,14 @@ export function createApp(model: GemmaModel, options: ServerOptions): GemmaServe
 
   app.onError((error, c) => {
     if (error instanceof ApiError) {
+      log(`${c.req.method} ${c.req.path} ${error.status} ${error.code ?? error.type}: ${error.message}`);
       if (error.status === 503) c.header("Retry-After", "1");
       return c.json(error.toJSON(), error.status);
     }
-    if (error instanceof GemmaError) return c.json(invalid(error.message).toJSON(), 400);
+    if (error instanceof GemmaError) {
+      log(`${c.req.method} ${c.req.path} 400: ${error.message}`);
+      return c.json(invalid(error.message).toJSON(), 400);
+    }
     log(`error ${c.req.method} ${c.req.path}: ${(error as Error).stack ?? String(error)}`);
     return c.json(new ApiError(500, "internal server error", "server_error").toJSON(), 500);
   });
