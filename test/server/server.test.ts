@@ -79,6 +79,19 @@ describe("gemma-ts serve (OpenAI API)", () => {
     assert.equal(whole.usage!.prompt_tokens, model.tokenizer!.encode("Once upon a time").length);
   });
 
+  it("returns chat logprobs with the requested alternatives", async () => {
+    const reply = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const content = reply.choices[0]!.logprobs!.content!;
+    assert.equal(content.length, 4);
+    for (const entry of content) {
+      assert.equal(entry.top_logprobs.length, 3);
+      assert.ok(entry.top_logprobs[0]!.logprob >= entry.top_logprobs[1]!.logprob);
+      assert.equal(entry.logprob, entry.top_logprobs[0]!.logprob); // greedy picks the top token
+      assert.deepEqual(entry.bytes, [...new TextEncoder().encode(entry.token)]);
+    }
+    assert.equal(content.map((e) => e.token).join(""), reply.choices[0]!.message.content);
+  });
+
   it("stops before a stop string", async () => {
     const messages = [{ role: "user" as const, content: "Count" }];
     const free = (await client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0 })).choices[0]!.message.content!;
