@@ -18,14 +18,19 @@ import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
 import { Checkpoint } from "./weights/checkpoint.js";
+import type { PullProgress } from "./hub/pull.js";
+import { resolveModelPath } from "./hub/resolve.js";
+import type { HubOptions } from "./hub/settings.js";
 
-export interface LoadModelOptions extends ForwardOptions {
+export interface LoadModelOptions extends ForwardOptions, HubOptions {
   /** Compute backend (default: the TypeScript reference kernels). */
   kernels?: Kernels;
   /** Called as weights are read: bytes so far and in total. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
   onDebug?: (message: string) => void;
+  /** Progress of a Hub download, when the model is a repo id not yet in the cache. */
+  onDownloadProgress?: (progress: PullProgress) => void;
 }
 
 /** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
@@ -109,9 +114,13 @@ export async function loadConfig(dir: string): Promise<GemmaConfig> {
 
 /**
  * Loads a Hugging Face checkpoint: a folder with config.json, model.safetensors (or shards with
- * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json.
+ * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json; or a Hub
+ * repo id (`google/gemma-2-2b-it`, `org/name@revision`), taken from the HF cache or downloaded.
  */
-export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<GemmaModel> {
+export async function loadModel(model: string, options: LoadModelOptions = {}): Promise<GemmaModel> {
+  const { endpoint, token, cacheDir, offline, onDownloadProgress } = options;
+  const hub = { endpoint, token, cacheDir, offline, onProgress: onDownloadProgress };
+  const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));
   const checkpoint = await Checkpoint.open(dir);
   try {
     const config = await loadConfig(checkpoint.dir);

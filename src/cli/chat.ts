@@ -4,23 +4,23 @@
  */
 import { createInterface } from "node:readline";
 import { Command } from "commander";
-import { addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
+import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
 
 interface ChatFlags extends SamplingFlags {
   model: string;
   system?: string;
   debug: boolean;
+  offline: boolean;
 }
 
 export function chatCommand(): Command {
-  const cmd = new Command("chat")
-    .description("chat with an instruction-tuned model in the terminal (/reset clears the conversation, /exit quits)")
-    .requiredOption("-m, --model <dir>", "checkpoint folder with tokenizer.json")
-    .option("--system <text>", "system prompt (folded into the first user turn)")
-    .option("--debug", "print diagnostics to stderr", false);
+  const cmd = addModelOptions(
+    new Command("chat").description("chat with an instruction-tuned model in the terminal (/reset clears the conversation, /exit quits)"),
+    "checkpoint folder with tokenizer.json",
+  ).option("--system <text>", "system prompt (folded into the first user turn)");
   addSamplingOptions(cmd, 1024);
   return cmd.action(async (flags: ChatFlags) => {
-    const model = await loadModelWithProgress(flags.model, flags.debug);
+    const model = await loadModelWithProgress(flags.model, flags);
     const options = generateOptionsFrom(flags);
     let session = model.chat(flags.system ? { system: flags.system } : {});
     const interactive = Boolean(process.stdin.isTTY);

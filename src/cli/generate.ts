@@ -1,7 +1,7 @@
 /** `gemma-ts generate`: stream a continuation of a prompt (or a chat reply with --chat) to stdout. */
 import { Command, InvalidArgumentError } from "commander";
 import type { GenerationInput } from "../gemma.js";
-import { addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
+import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
 
 interface GenerateFlags extends SamplingFlags {
   model: string;
@@ -10,6 +10,7 @@ interface GenerateFlags extends SamplingFlags {
   chat: boolean;
   system?: string;
   debug: boolean;
+  offline: boolean;
 }
 
 function parseIds(raw: string): number[] {
@@ -21,20 +22,17 @@ function parseIds(raw: string): number[] {
 }
 
 export function generateCommand(): Command {
-  const cmd = new Command("generate")
-    .description("generate text from a prompt, streaming it to stdout")
-    .requiredOption("-m, --model <dir>", "checkpoint folder (config.json + safetensors)")
+  const cmd = addModelOptions(new Command("generate").description("generate text from a prompt, streaming it to stdout"))
     .option("-p, --prompt <text>", "prompt text (BOS is added)")
     .option("--prompt-ids <ids>", "prompt as token ids, e.g. 2,651,1234 (for checkpoints without a tokenizer)", parseIds)
     .option("--chat", "wrap the prompt in the chat template as a user turn", false)
-    .option("--system <text>", "system prompt (with --chat)")
-    .option("--debug", "print diagnostics to stderr", false);
+    .option("--system <text>", "system prompt (with --chat)");
   addSamplingOptions(cmd, 256);
   return cmd.action(async (flags: GenerateFlags) => {
     if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
       throw new InvalidArgumentError("give exactly one of --prompt or --prompt-ids");
     }
-    const model = await loadModelWithProgress(flags.model, flags.debug);
+    const model = await loadModelWithProgress(flags.model, flags);
     let input: GenerationInput;
     if (flags.promptIds) input = flags.promptIds;
     else if (flags.chat) input = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt! }];

@@ -6,6 +6,8 @@ import { KvCache } from "../model/kv-cache.js";
 import { expectedTensors, validateCheckpoint } from "../model/weights.js";
 import { hasTokenizer } from "../tokenizer/load.js";
 import { Checkpoint } from "../weights/checkpoint.js";
+import { resolveModelPath } from "../hub/resolve.js";
+import { addModelOptions } from "./options.js";
 import { formatBytes } from "./progress.js";
 
 function formatCount(n: number): string {
@@ -15,12 +17,10 @@ function formatCount(n: number): string {
 }
 
 export function infoCommand(): Command {
-  return new Command("info")
-    .description("show a checkpoint's configuration, size and memory needs")
-    .requiredOption("-m, --model <dir>", "checkpoint folder")
+  return addModelOptions(new Command("info").description("show a checkpoint's configuration, size and memory needs"))
     .option("--json", "print as JSON", false)
-    .action(async (flags: { model: string; json: boolean }) => {
-      const checkpoint = await Checkpoint.open(flags.model);
+    .action(async (flags: { model: string; json: boolean; offline: boolean }) => {
+      const checkpoint = await Checkpoint.open(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
       try {
         const config = await loadConfig(checkpoint.dir);
         const weightBytes = validateCheckpoint(checkpoint, config);

@@ -5,6 +5,7 @@ import { GemmaError } from "../errors.js";
 import { chatCommand } from "./chat.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { pullCommand } from "./pull.js";
 import { serveCommand } from "./serve.js";
 
 const program = new Command("gemma-ts")
@@ -12,7 +13,7 @@ const program = new Command("gemma-ts")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), serveCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
+for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

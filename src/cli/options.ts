@@ -2,7 +2,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { loadModel, type GemmaModel } from "../gemma.js";
 import type { GenerateOptions } from "../generate/generation.js";
-import { ProgressBar } from "./progress.js";
+import { DownloadProgress, ProgressBar } from "./progress.js";
 
 export function parseNumber(name: string, check: (v: number) => boolean, expected: string) {
   return (raw: string): number => {
@@ -46,13 +46,24 @@ export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
   return { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, stop, ...(seed === undefined ? {} : { seed }) };
 }
 
-/** Loads a model with a progress bar; --debug prints diagnostics. */
-export async function loadModelWithProgress(dir: string, debug: boolean): Promise<GemmaModel> {
+/** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
+export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean }): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
-  const model = await loadModel(dir, {
+  const downloads = new DownloadProgress();
+  const model = await loadModel(spec, {
     onProgress: (done, total) => bar.update(done, total),
-    ...(debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
+    onDownloadProgress: (p) => downloads.update(p),
+    ...(flags.offline ? { offline: true } : {}),
+    ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
   return model;
+}
+
+/** Options every model-loading command has. */
+export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
+  return cmd
+    .requiredOption("-m, --model <dir|repo>", `${what}, or a Hugging Face repo id (org/name[@revision]) taken from the HF cache or downloaded`)
+    .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
+    .option("--debug", "print diagnostics to stderr", false);
 }

@@ -1,8 +1,9 @@
 /** `gemma-ts serve`: an OpenAI-compatible HTTP endpoint for a checkpoint. */
+import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { startServer } from "../server/serve.js";
-import { loadModelWithProgress, parseNumber } from "./options.js";
+import { addModelOptions, loadModelWithProgress, parseNumber } from "./options.js";
 
 interface ServeFlags {
   model: string;
@@ -14,13 +15,15 @@ interface ServeFlags {
   apiKey?: string;
   maxBody: number;
   debug: boolean;
+  offline: boolean;
 }
 
 export function serveCommand(): Command {
   const count = (name: string, min: number) => parseNumber(name, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
-  return new Command("serve")
-    .description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)")
-    .requiredOption("-m, --model <dir>", "checkpoint folder with tokenizer.json")
+  return addModelOptions(
+    new Command("serve").description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)"),
+    "checkpoint folder with tokenizer.json",
+  )
     .option("--model-name <name>", "the model id clients use (default: the folder's name)")
     .option("--host <host>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
     .option("--port <port>", "port to listen on", parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number"), 8080)
@@ -28,12 +31,13 @@ export function serveCommand(): Command {
     .option("--max-queue <n>", "requests that may wait for a slot; more get 503", count("--max-queue", 0), 64)
     .option("--api-key <key>", "require Authorization: Bearer <key> (or set GEMMA_TS_API_KEY)")
     .option("--max-body <bytes>", "largest request body accepted", count("--max-body", 1024), 4 * 1024 * 1024)
-    .option("--debug", "print diagnostics to stderr", false)
     .action(async (flags: ServeFlags) => {
-      const model = await loadModelWithProgress(flags.model, flags.debug);
+      const model = await loadModelWithProgress(flags.model, flags);
+      // A folder is named by its last part; a repo id by itself (without @revision).
+      const modelName = flags.modelName ?? (existsSync(flags.model) ? basename(resolve(flags.model)) : flags.model.split("@")[0]!);
       const apiKey = flags.apiKey ?? process.env["GEMMA_TS_API_KEY"];
       const server = await startServer(model, {
-        modelName: flags.modelName ?? basename(resolve(flags.model)),
+        modelName,
         host: flags.host,
         port: flags.port,
         parallel: flags.parallel,
@@ -42,7 +46,7 @@ export function serveCommand(): Command {
         ...(apiKey ? { apiKey } : {}),
         log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
       });
-      process.stderr.write(`gemma-ts serving ${flags.modelName ?? basename(resolve(flags.model))} at ${server.url}/v1 (parallel ${flags.parallel}, queue ${flags.maxQueue}${apiKey ? ", API key required" : ""})\n`);
+      process.stderr.write(`gemma-ts serving ${modelName} at ${server.url}/v1 (parallel ${flags.parallel}, queue ${flags.maxQueue}${apiKey ? ", API key required" : ""})\n`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) process.exit(1); // a second signal: leave now
