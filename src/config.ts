@@ -4,6 +4,8 @@
  * never on a model's name.
  */
 import { ConfigError } from "./errors.js";
+import type { ModelConfig } from "./model/causal-lm.js";
+import { recurrentConfigFromHf } from "./model/recurrent-gemma/config.js";
 
 export type ModelFamily = "gemma" | "gemma2";
 export type AttentionKind = "local" | "global";
@@ -106,8 +108,18 @@ export function defaultLayerTypes(nLayers: number): AttentionKind[] {
   return Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? "local" : "global"));
 }
 
-/** Parses the text of a config.json; `source` names the file in errors. */
+/** Parses a config.json of any supported family (gemma, gemma2, recurrent_gemma). */
+export function parseModelConfigJson(text: string, source = "config.json"): ModelConfig {
+  const json = parseJsonObject(text, source);
+  return json["model_type"] === "recurrent_gemma" ? recurrentConfigFromHf(json, source) : configFromHf(json, source);
+}
+
+/** Parses the text of a Gemma 1/2 config.json; `source` names the file in errors. */
 export function parseConfigJson(text: string, source = "config.json"): GemmaConfig {
+  return configFromHf(parseJsonObject(text, source), source);
+}
+
+function parseJsonObject(text: string, source: string): Json {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -117,7 +129,7 @@ export function parseConfigJson(text: string, source = "config.json"): GemmaConf
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ConfigError(`${source}: expected a JSON object at the top level`);
   }
-  return configFromHf(json as Json, source);
+  return json as Json;
 }
 
 /** Builds a GemmaConfig from the fields of a Hugging Face config.json object. */
@@ -126,7 +138,7 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
   const modelType = hf["model_type"];
   if (modelType !== "gemma2" && modelType !== "gemma") {
     const found = modelType === undefined ? "no model_type" : `model_type ${JSON.stringify(modelType)}`;
-    throw new ConfigError(`${source}: unsupported model: ${found} (gemma-ts reads "gemma2" and "gemma")`, "model_type");
+    throw new ConfigError(`${source}: unsupported model: ${found} (gemma-ts reads "gemma2", "gemma" and "recurrent_gemma")`, "model_type");
   }
   const family: ModelFamily = modelType;
   const isGemma2 = family === "gemma2";

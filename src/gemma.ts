@@ -6,13 +6,15 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jsKernels } from "./backend/js/index.js";
 import type { Kernels } from "./backend/kernels.js";
-import { parseConfigJson, type GemmaConfig } from "./config.js";
+import { parseModelConfigJson } from "./config.js";
+import { RecurrentGemmaForward } from "./model/recurrent-gemma/forward.js";
+import { loadRecurrentWeights } from "./model/recurrent-gemma/weights.js";
 import { CheckpointError, ConfigError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
 import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
 import { Sequence } from "./generate/sequence.js";
 import { GemmaForward, type ForwardOptions } from "./model/forward.js";
-import type { KvCacheOptions } from "./model/kv-cache.js";
+import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
 import { heldBytes, loadWeights } from "./model/weights.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
@@ -36,7 +38,7 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
 /** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
 export type GenerationInput = string | readonly ChatMessage[] | readonly number[];
 
-export interface ChatOptions extends KvCacheOptions {
+export interface ChatOptions extends StateOptions {
   /** A system prompt, folded into the first user turn (Gemma has no system role). */
   system?: string;
 }
@@ -46,9 +48,9 @@ export class GemmaModel {
   readonly stopTokenIds: ReadonlySet<number>;
 
   constructor(
-    readonly config: GemmaConfig,
+    readonly config: ModelConfig,
     readonly tokenizer: GemmaTokenizer | null,
-    readonly forwardPass: GemmaForward,
+    readonly forwardPass: CausalLM,
     /** Bytes of weights held in memory (their stored width). */
     readonly weightBytes: number,
   ) {
@@ -86,7 +88,7 @@ export class GemmaModel {
   }
 
   /** A sequence with its own KV cache, for callers that drive generation themselves. */
-  createSequence(options: KvCacheOptions = {}): Sequence {
+  createSequence(options: StateOptions = {}): Sequence {
     return new Sequence(this.forwardPass, options);
   }
 
@@ -101,7 +103,7 @@ export class GemmaModel {
 }
 
 /** Reads and validates `dir/config.json`. */
-export async function loadConfig(dir: string): Promise<GemmaConfig> {
+export async function loadConfig(dir: string): Promise<ModelConfig> {
   const path = join(dir, "config.json");
   let text: string;
   try {
@@ -109,7 +111,7 @@ export async function loadConfig(dir: string): Promise<GemmaConfig> {
   } catch (e) {
     throw new ConfigError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parseConfigJson(text, path);
+  return parseModelConfigJson(text, path);
 }
 
 /**
@@ -128,8 +130,13 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
       throw new TokenizerError(`${checkpoint.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`);
     }
+    const kernels = options.kernels ?? jsKernels;
+    if (config.family === "recurrent_gemma") {
+      const weights = await loadRecurrentWeights(checkpoint, config, options);
+      return new GemmaModel(config, tokenizer, new RecurrentGemmaForward(config, weights, kernels), heldBytes(weights));
+    }
     const weights = await loadWeights(checkpoint, config, options);
-    return new GemmaModel(config, tokenizer, new GemmaForward(config, weights, options.kernels ?? jsKernels, options), heldBytes(weights));
+    return new GemmaModel(config, tokenizer, new GemmaForward(config, weights, kernels, options), heldBytes(weights));
   } catch (e) {
     if (e instanceof RangeError) throw new CheckpointError(`${dir}: out of memory while loading (${e.message})`, dir);
     throw e;

@@ -45,7 +45,11 @@ export interface Kernels {
   matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void;
   /** Gemma RMSNorm: out = x / sqrt(mean(x²) + eps) · gain, where gain = 1 + w (§2). In-place allowed. */
   rmsnorm(out: Float32Array, x: Float32Array, gain: Float32Array, seqLen: number, dim: number, eps: number): void;
-  /** Half-split (NeoX) rotary embedding, in place, on [seqLen, nHeads·headDim] at positions startPos... */
+  /**
+   * Rotary embedding in place on [seqLen, nHeads·headDim] at positions startPos...: the first
+   * 2·invFreq.length dims of each head rotate in half-split (NeoX) pairs (j, j + invFreq.length),
+   * the rest pass through (Gemma rotates all of them, RecurrentGemma the first half).
+   */
   rope(x: Float32Array, seqLen: number, nHeads: number, headDim: number, startPos: number, invFreq: Float32Array): void;
   attention(args: AttentionArgs): void;
   /** out[i] = act(gate[i]) · up[i] (GeGLU, §2.2.10). In-place on gate allowed. */
@@ -56,4 +60,21 @@ export interface Kernels {
   softcap(x: Float32Array, n: number, cap: number): void;
   /** out[s] = table[ids[s]] · scale. */
   embed(out: Float32Array, table: Weight, ids: ArrayLike<number>, scale: number): void;
+  /** x[s, i] += bias[i]. */
+  addBias(x: Float32Array, bias: Float32Array, seqLen: number, dim: number): void;
+  /**
+   * RG-LRU gate projection (RECURRENTGEMMA.md §4): x split into nBlocks chunks of blockWidth;
+   * out chunk h = x chunk h · weight[h] + bias[h], weight [nBlocks, in, out], bias [nBlocks, out].
+   */
+  blockDiagonalLinear(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, seqLen: number, nBlocks: number, blockWidth: number): void;
+  /**
+   * Causal depthwise conv over time with bias: out_t[c] = bias[c] + Σ_k weight[k, c]·u_{t-(width-1-k)}[c];
+   * `history` holds the last width-1 inputs before this call (oldest first) and is updated in place.
+   */
+  conv1d(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, history: Float32Array, seqLen: number, channels: number, width: number): void;
+  /**
+   * The RG-LRU scan (§4): per step, a = exp(-8·σ(recurrentGate)·softplusLambda), h = a·h + sqrt(1-a²)·σ(inputGate)·x,
+   * with a = 0 and the multiplier 1 at position 0. `state` (float32) is updated in place; out = h per step.
+   */
+  rgLruScan(out: Float32Array, x: Float32Array, inputGate: Float32Array, recurrentGate: Float32Array, softplusLambda: Float32Array, state: Float32Array, seqLen: number, width: number, startPos: number): void;
 }

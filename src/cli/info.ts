@@ -1,9 +1,8 @@
 /** `gemma-ts info`: config, parameter count, tensor dtypes and a memory estimate, without loading weights. */
 import { Command } from "commander";
-import { parameterCount } from "../config.js";
 import { loadConfig } from "../gemma.js";
-import { KvCache } from "../model/kv-cache.js";
-import { expectedTensors, validateCheckpoint } from "../model/weights.js";
+import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
+import { validateTensors } from "../model/weights.js";
 import { hasTokenizer } from "../tokenizer/load.js";
 import { Checkpoint } from "../weights/checkpoint.js";
 import { resolveModelPath } from "../hub/resolve.js";
@@ -23,38 +22,38 @@ export function infoCommand(): Command {
       const checkpoint = await Checkpoint.open(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
       try {
         const config = await loadConfig(checkpoint.dir);
-        const weightBytes = validateCheckpoint(checkpoint, config);
+        const expected = expectedTensorsFor(config);
+        const weightBytes = validateTensors(checkpoint, expected, config.family);
         const dtypes = new Map<string, number>();
-        for (const name of expectedTensors(config).keys()) {
+        for (const name of expected.keys()) {
           const dtype = checkpoint.tensor(name)!.entry.dtype;
           dtypes.set(dtype, (dtypes.get(dtype) ?? 0) + 1);
         }
-        // KV cache at full context, f32: global layers hold every position, local layers the window.
-        const kvBytes = new KvCache(config).layers.reduce((sum, l) => sum + 2 * 4 * l.ringSize * l.rowWidth, 0);
+        const stateBytes = fullStateBytes(config);
         const report = {
           folder: checkpoint.dir,
           family: config.family,
-          parameters: parameterCount(config),
+          parameters: parameterCountFor(config),
           tensorDtypes: Object.fromEntries(dtypes),
           files: checkpoint.files.length,
           tokenizer: await hasTokenizer(checkpoint.dir),
-          memory: { weightsBytes: weightBytes, kvCacheBytesAtFullContext: kvBytes, totalBytes: weightBytes + kvBytes },
+          memory: { weightsBytes: weightBytes, stateBytesAtFullContext: stateBytes, totalBytes: weightBytes + stateBytes },
           config,
         };
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
           return;
         }
-        const c = config;
-        const local = c.layerTypes.filter((t) => t === "local").length;
+        const state =
+          config.family === "recurrent_gemma"
+            ? `${formatBytes(stateBytes)} decode state (constant at any length)`
+            : `${formatBytes(stateBytes)} KV cache at ${config.maxPositions} tokens`;
         const lines = [
-          `model        ${c.family === "gemma2" ? "Gemma 2" : "Gemma 1"} (${formatCount(report.parameters)} parameters) in ${report.folder}`,
-          `layers       ${c.nLayers} (${local} local with window ${c.slidingWindow ?? "-"}, ${c.nLayers - local} global)`,
-          `dims         d_model ${c.dModel}, heads ${c.nHeads}/${c.nKvHeads} kv, head_dim ${c.headDim}, ffn ${c.ffnDim}, vocab ${c.vocabSize}`,
-          `attention    scale ${c.queryPreAttnScalar}^-0.5, soft-caps ${c.attnSoftcap ?? "none"}/${c.finalSoftcap ?? "none"}, context ${c.maxPositions}`,
+          `model        ${FAMILY_NAMES[config.family]} (${formatCount(report.parameters)} parameters) in ${report.folder}`,
+          ...describeArchitecture(config),
           `weights      ${[...dtypes].map(([d, n]) => `${n} × ${d}`).join(", ")} in ${report.files} file(s): ${formatBytes(weightBytes)}`,
           `tokenizer    ${report.tokenizer ? "tokenizer.json" : "none (generate from token ids only)"}`,
-          `memory       ${formatBytes(weightBytes)} weights + ${formatBytes(kvBytes)} KV cache at ${c.maxPositions} tokens = ${formatBytes(weightBytes + kvBytes)}`,
+          `memory       ${formatBytes(weightBytes)} weights + ${state} = ${formatBytes(weightBytes + stateBytes)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);
       } finally {

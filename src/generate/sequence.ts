@@ -2,21 +2,21 @@
  * One running sequence: a KV cache plus the token ids it holds. Feeding a new prompt reuses the
  * longest shared prefix (chat turns, edits, prefix reuse) and recomputes only the rest.
  */
-import { KvCache, type KvCacheOptions } from "../model/kv-cache.js";
-import type { GemmaForward } from "../model/forward.js";
+import type { CausalLM, DecodeState, StateOptions } from "../model/causal-lm.js";
 
 export class Sequence {
-  readonly cache: KvCache;
+  /** The model's decode state (a KV cache for Gemma). */
+  readonly cache: DecodeState;
   /** Token ids whose keys and values are in the cache, in order. */
   private cachedIds: number[] = [];
   /** How many tokens the last prefill took from the cache instead of recomputing. */
   reusedTokens = 0;
 
   constructor(
-    private readonly model: GemmaForward,
-    options: KvCacheOptions = {},
+    private readonly model: CausalLM,
+    options: StateOptions = {},
   ) {
-    this.cache = new KvCache(model.config, options);
+    this.cache = model.createState(options);
   }
 
   get ids(): readonly number[] {

@@ -6,7 +6,8 @@ import type { Kernels } from "../backend/kernels.js";
 import type { GemmaConfig } from "../config.js";
 import { GenerationError } from "../errors.js";
 import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from "../weights/dtype.js";
-import type { KvCache } from "./kv-cache.js";
+import type { CausalLM, DecodeState, StateOptions } from "./causal-lm.js";
+import { KvCache } from "./kv-cache.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import type { GemmaWeights, LayerWeights } from "./weights.js";
 
@@ -17,7 +18,7 @@ export interface ForwardOptions {
   normalizerDtype?: NormalizerDtype;
 }
 
-export class GemmaForward {
+export class GemmaForward implements CausalLM {
   private readonly invFreq: Float32Array;
   readonly embedScale: number;
 
@@ -35,7 +36,13 @@ export class GemmaForward {
    * Runs `ids` at positions cache.length... (or 0... without a cache) and returns logits after the
    * final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Appends to the cache.
    */
-  forward(ids: readonly number[], cache: KvCache | null, logitsFor: "all" | "last"): Float32Array {
+  createState(options: StateOptions = {}): KvCache {
+    return new KvCache(this.config, options);
+  }
+
+  forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
+    if (state !== null && !(state instanceof KvCache)) throw new GenerationError("a Gemma model needs a KvCache as its decode state");
+    const cache = state;
     const c = this.config;
     const k = this.kernels;
     const seqLen = ids.length;

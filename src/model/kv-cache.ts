@@ -5,14 +5,13 @@
  */
 import type { GemmaConfig } from "../config.js";
 import { GenerationError } from "../errors.js";
+import type { DecodeState, StateOptions } from "./causal-lm.js";
 
-export interface KvCacheOptions {
-  /**
-   * Extra ring-buffer rows on local layers. With 0 a rewind can go back at most one position;
-   * each extra row allows one more (chat edits and prefix reuse want a few).
-   */
-  rewindSlack?: number;
-}
+/**
+ * `rewindSlack`: extra ring-buffer rows on local layers. With 0 a rewind can go back at most one
+ * position; each extra row allows one more (chat edits and prefix reuse want a few).
+ */
+export type KvCacheOptions = StateOptions;
 
 /** Keys and values of one layer: position j lives in row j % ringSize. */
 export class LayerKv {
@@ -47,7 +46,7 @@ export class LayerKv {
   }
 }
 
-export class KvCache {
+export class KvCache implements DecodeState {
   readonly layers: LayerKv[];
   /** Number of positions whose keys and values have been written. */
   length = 0;

@@ -7,6 +7,7 @@ import type { Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { weightDtypeOf, widenInto } from "../weights/dtype.js";
+import type { StoredTensor } from "../weights/safetensors.js";
 
 export interface LayerWeights {
   /** Norm gains are stored as 1 + w (RMSNorm weights are offsets from 1, §2). */
@@ -60,9 +61,11 @@ export interface LoadWeightsOptions {
   onDebug?: (message: string) => void;
 }
 
-/** Checks presence, shape and dtype of every needed tensor before reading any of them. */
-export function validateCheckpoint(ckpt: Checkpoint, config: GemmaConfig, onDebug?: (message: string) => void): number {
-  const expected = expectedTensors(config);
+/**
+ * Checks presence, shape and dtype of every expected tensor before reading any of them; returns
+ * their total size in bytes. Extra tensors are reported through onDebug and ignored.
+ */
+export function validateTensors(ckpt: Checkpoint, expected: ReadonlyMap<string, number[]>, family: string, onDebug?: (message: string) => void): number {
   let totalBytes = 0;
   for (const [name, shape] of expected) {
     const found = ckpt.tensor(name);
@@ -81,33 +84,48 @@ export function validateCheckpoint(ckpt: Checkpoint, config: GemmaConfig, onDebu
     totalBytes += entry.end - entry.start;
   }
   for (const name of ckpt.tensorNames()) {
-    if (!expected.has(name)) onDebug?.(`ignoring tensor ${name}: not part of a ${config.family} model`);
+    if (!expected.has(name)) onDebug?.(`ignoring tensor ${name}: not part of a ${family} model`);
   }
   return totalBytes;
 }
 
-export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
-  const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
+/** Checks a Gemma checkpoint against its config; returns the bytes to load. */
+export function validateCheckpoint(ckpt: Checkpoint, config: GemmaConfig, onDebug?: (message: string) => void): number {
+  return validateTensors(ckpt, expectedTensors(config), config.family, onDebug);
+}
+
+/** Reads validated tensors by name, reporting progress against `totalBytes`. */
+export function tensorReader(ckpt: Checkpoint, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void) {
   let loadedBytes = 0;
-  options.onProgress?.(0, totalBytes);
-  const read = async (name: string) => {
+  onProgress?.(0, totalBytes);
+  const read = async (name: string): Promise<StoredTensor> => {
     const { file, entry } = ckpt.tensor(name)!;
     const tensor = await file.readTensor(name);
     loadedBytes += entry.end - entry.start;
-    options.onProgress?.(loadedBytes, totalBytes);
+    onProgress?.(loadedBytes, totalBytes);
     return tensor;
   };
   const matrix = async (name: string): Promise<Weight> => {
     const t = await read(name);
     return { dtype: t.dtype, rows: t.shape[0]!, cols: t.shape[1]!, data: t.data };
   };
-  const gain = async (name: string): Promise<Float32Array> => {
+  /** A small tensor widened to float32. */
+  const vector = async (name: string): Promise<Float32Array> => {
     const t = await read(name);
     const out = new Float32Array(t.data.length);
     widenInto(out, t.data, t.dtype, 0, out.length);
-    for (let i = 0; i < out.length; i++) out[i] = 1 + out[i]!;
     return out;
   };
+  /** An RMSNorm weight as its gain 1 + w (weights are stored as offsets from 1, GEMMA2.md §2). */
+  const gain = async (name: string): Promise<Float32Array> => (await vector(name)).map((w) => 1 + w);
+  return { matrix, vector, gain };
+}
+
+export type TensorReader = ReturnType<typeof tensorReader>;
+
+export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
+  const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
+  const { matrix, gain } = tensorReader(ckpt, totalBytes, options.onProgress);
 
   const embedding = await matrix("model.embed_tokens.weight");
   const layers: LayerWeights[] = [];
@@ -132,9 +150,13 @@ export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options
   return { embedding, layers, finalNorm: await gain("model.norm.weight") };
 }
 
-/** Bytes the loaded weights occupy in memory. */
-export function heldBytes(w: GemmaWeights): number {
-  const matrices = w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]).concat(w.embedding);
-  const norms = w.layers.flatMap((l) => [l.inputNorm, l.postAttentionNorm, l.preFeedforwardNorm, l.postFeedforwardNorm]).concat(w.finalNorm);
-  return matrices.reduce((s, m) => s + m.data.byteLength, 0) + norms.reduce((s, n) => s + (n?.byteLength ?? 0), 0);
+/** Bytes the typed arrays reachable from a weights object occupy (shared arrays counted once). */
+export function heldBytes(weights: object): number {
+  const seen = new Set<ArrayBufferView>();
+  const visit = (value: unknown): void => {
+    if (ArrayBuffer.isView(value)) seen.add(value);
+    else if (typeof value === "object" && value !== null) Object.values(value).forEach(visit);
+  };
+  visit(weights);
+  return [...seen].reduce((sum, a) => sum + a.byteLength, 0);
 }

@@ -4,7 +4,8 @@ import { describe, it } from "node:test";
 import { geluExact, geluTanh } from "../../src/backend/js/elementwise.js";
 import { GenerationError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
-import { embeddingNormalizer } from "../../src/model/forward.js";
+import type { GemmaConfig } from "../../src/config.js";
+import { embeddingNormalizer, GemmaForward } from "../../src/model/forward.js";
 import { KvCache } from "../../src/model/kv-cache.js";
 import { f32ToBf16 } from "../../src/weights/dtype.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
@@ -74,7 +75,7 @@ describe("sliding window and KV cache", () => {
     }
     assert.ok(worst <= 1e-4, `max |Δlogit| cache vs recompute = ${worst}`);
     // Local layers hold only the window; global layers every position.
-    const layers = sequence.cache.layers;
+    const layers = (sequence.cache as KvCache).layers;
     assert.equal(layers[0]!.ringSize, 6);
     assert.equal(layers[0]!.k.length, 6 * model.config.nKvHeads * model.config.headDim);
     assert.equal(layers[1]!.k.length >= 64 * model.config.nKvHeads * model.config.headDim, true);
@@ -116,14 +117,14 @@ describe("sliding window and KV cache", () => {
     const model = await loadModel(dir);
     const full = await model.logits(ids);
     const vocab = model.config.vocabSize;
-    const exact = new KvCache(model.config);
+    const exact = new KvCache(model.config as GemmaConfig);
     model.forwardPass.forward(ids.slice(0, 40), exact, "last");
     assert.equal(exact.canRewindTo(39), true);
     assert.equal(exact.canRewindTo(38), false);
     assert.throws(() => exact.rewindTo(30), (e: unknown) => e instanceof GenerationError && /ring buffer has already dropped/.test(e.message));
     assert.throws(() => exact.rewindTo(41), /outside the cached range/);
 
-    const slack = new KvCache(model.config, { rewindSlack: 8 });
+    const slack = new KvCache(model.config as GemmaConfig, { rewindSlack: 8 });
     model.forwardPass.forward(ids.slice(0, 40), slack, "last");
     assert.equal(slack.canRewindTo(30), false);
     slack.rewindTo(31);
@@ -151,8 +152,9 @@ describe("numerics details", () => {
     const f32Dir = writeRandomModel(json, 5, (ts) => ts.map((t) => ({ ...t, data: widened(toBf16(t.data as Float32Array)) })));
     const bf16 = await loadModel(bf16Dir);
     const f32 = await loadModel(f32Dir);
-    assert.ok(bf16.forwardPass.weights.embedding.data instanceof Uint16Array);
-    assert.equal(bf16.forwardPass.weights.layers[0]!.gate.data.byteLength * 2, f32.forwardPass.weights.layers[0]!.gate.data.byteLength);
+    const weightsOf = (m: typeof bf16) => (m.forwardPass as GemmaForward).weights;
+    assert.ok(weightsOf(bf16).embedding.data instanceof Uint16Array);
+    assert.equal(weightsOf(bf16).layers[0]!.gate.data.byteLength * 2, weightsOf(f32).layers[0]!.gate.data.byteLength);
     assert.ok(bf16.weightBytes < 0.55 * f32.weightBytes);
     const ids = [2, 5, 9, 40, 41, 7];
     assert.ok(maxAbsDiff(await bf16.logits(ids), await f32.logits(ids)) <= 1e-5);

@@ -13,9 +13,9 @@ export function rmsnorm(out: Float32Array, x: Float32Array, gain: Float32Array, 
   }
 }
 
-/** NeoX rotation: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) on the two halves of each head (§2.2.3). */
+/** NeoX rotation: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) on pairs (j, j + half) of each head (§2.2.3). */
 export function rope(x: Float32Array, seqLen: number, nHeads: number, headDim: number, startPos: number, invFreq: Float32Array): void {
-  const half = headDim / 2;
+  const half = invFreq.length;
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);
   for (let s = 0; s < seqLen; s++) {
@@ -76,5 +76,12 @@ export function embed(out: Float32Array, table: Weight, ids: ArrayLike<number>, 
     const row = weightRow(table, ids[s]!);
     const base = s * table.cols;
     for (let i = 0; i < table.cols; i++) out[base + i] = row[i]! * scale;
+  }
+}
+
+export function addBias(x: Float32Array, bias: Float32Array, seqLen: number, dim: number): void {
+  for (let s = 0; s < seqLen; s++) {
+    const base = s * dim;
+    for (let i = 0; i < dim; i++) x[base + i]! += bias[i]!;
   }
 }

@@ -1,0 +1,32 @@
+/**
+ * What the generation loop needs from a model, whatever its architecture: a forward pass over new
+ * tokens that updates a decode state (a KV cache for Gemma, conv/RNN state + a ring buffer for
+ * RecurrentGemma).
+ */
+import type { GemmaConfig } from "../config.js";
+import type { RecurrentGemmaConfig } from "./recurrent-gemma/config.js";
+
+export type ModelConfig = GemmaConfig | RecurrentGemmaConfig;
+
+export interface DecodeState {
+  /** Positions processed so far (the next token's position). */
+  length: number;
+  canRewindTo(position: number): boolean;
+  /** Forgets positions >= `position`; throws a GenerationError when that is impossible. */
+  rewindTo(position: number): void;
+  clear(): void;
+  /** Bytes held now. */
+  bytes(): number;
+}
+
+export interface StateOptions {
+  /** Extra ring-buffer rows on sliding-window layers, so recent positions can be rewound. */
+  rewindSlack?: number;
+}
+
+export interface CausalLM {
+  readonly config: ModelConfig;
+  /** Logits after the final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Advances `state`. */
+  forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array;
+  createState(options?: StateOptions): DecodeState;
+}

@@ -1,0 +1,181 @@
+/**
+ * The RecurrentGemma (Griffin) forward pass, following Google's reference (RECURRENTGEMMA.md §2-§6):
+ * residual blocks of RG-LRU recurrence or local multi-query attention, each followed by a GeGLU MLP.
+ * The decode state has a constant size: conv history, a float32 RNN state, a W-row key/value ring.
+ */
+import type { Kernels } from "../../backend/kernels.js";
+import { GenerationError } from "../../errors.js";
+import { bf16ToF32, f32ToBf16 } from "../../weights/dtype.js";
+import type { CausalLM, DecodeState } from "../causal-lm.js";
+import { LayerKv } from "../kv-cache.js";
+import { ropeInverseFrequencies } from "../rope.js";
+import type { RecurrentGemmaConfig } from "./config.js";
+import type { AttentionWeights, RecurrentGemmaWeights, RecurrentWeights } from "./weights.js";
+
+/** Per-block state: conv history + RNN state for recurrent blocks, a key/value ring for attention. */
+export class RecurrentState implements DecodeState {
+  length = 0;
+  readonly convHistory: (Float32Array | null)[];
+  readonly rnn: (Float32Array | null)[];
+  readonly kv: (LayerKv | null)[];
+
+  constructor(readonly config: RecurrentGemmaConfig) {
+    const c = config;
+    this.convHistory = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array((c.convWidth - 1) * c.lruWidth) : null));
+    this.rnn = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array(c.lruWidth) : null));
+    // W rows suffice for W+1 visible keys because new keys are written after attention (§6).
+    this.kv = c.blockTypes.map((t) => (t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim) : null));
+  }
+
+  /** A recurrence cannot be undone: only "stay" and "start over" are possible. */
+  canRewindTo(position: number): boolean {
+    return position === this.length || position === 0;
+  }
+
+  rewindTo(position: number): void {
+    if (position === this.length) return;
+    if (position !== 0) {
+      throw new GenerationError(`cannot rewind a RecurrentGemma state from ${this.length} to ${position}: a recurrence keeps no history (start over from 0)`);
+    }
+    this.clear();
+  }
+
+  clear(): void {
+    this.length = 0;
+    for (const h of this.convHistory) h?.fill(0);
+    for (const h of this.rnn) h?.fill(0);
+  }
+
+  bytes(): number {
+    const arrays = [...this.convHistory, ...this.rnn].reduce((s, a) => s + (a?.byteLength ?? 0), 0);
+    return arrays + this.kv.reduce((s, l) => s + (l ? l.k.byteLength + l.v.byteLength : 0), 0);
+  }
+}
+
+export class RecurrentGemmaForward implements CausalLM {
+  private readonly invFreq: Float32Array;
+  /** sqrt(width) rounded to bfloat16, even for float32 weights (§1, §9). */
+  readonly embedScale: number;
+
+  constructor(
+    readonly config: RecurrentGemmaConfig,
+    readonly weights: RecurrentGemmaWeights,
+    readonly kernels: Kernels,
+  ) {
+    // Partial RoPE: rotaryDim of each head's dims, frequencies 10000^(-2j/rotaryDim) (§5).
+    this.invFreq = ropeInverseFrequencies(config.rotaryDim, config.ropeTheta);
+    this.embedScale = bf16ToF32(f32ToBf16(Math.sqrt(config.dModel)));
+  }
+
+  createState(): RecurrentState {
+    return new RecurrentState(this.config);
+  }
+
+  forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
+    if (state !== null && !(state instanceof RecurrentState)) throw new GenerationError("a RecurrentGemma model needs a RecurrentState as its decode state");
+    const c = this.config;
+    const k = this.kernels;
+    const seqLen = ids.length;
+    if (seqLen === 0) throw new GenerationError("forward needs at least one token");
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    }
+    // Without a state (logits() of a whole sequence), run on a fresh one.
+    const s = state ?? new RecurrentState(c);
+    const startPos = s.length;
+    const h = new Float32Array(seqLen * c.dModel);
+    k.embed(h, this.weights.embedding, ids, this.embedScale);
+    const normed = new Float32Array(seqLen * c.dModel);
+    const out = new Float32Array(seqLen * c.dModel);
+    const gate = new Float32Array(seqLen * c.ffnDim);
+    const up = new Float32Array(seqLen * c.ffnDim);
+    for (const [i, block] of this.weights.blocks.entries()) {
+      k.rmsnorm(normed, h, block.temporalNorm, seqLen, c.dModel, c.rmsNormEps);
+      if (block.temporal.kind === "recurrent") this.recurrent(i, block.temporal, normed, out, s, seqLen, startPos);
+      else this.attention(i, block.temporal, normed, out, s, seqLen, startPos);
+      k.addInPlace(h, out, seqLen * c.dModel);
+
+      k.rmsnorm(normed, h, block.channelNorm, seqLen, c.dModel, c.rmsNormEps);
+      k.matmul(gate, normed, block.gate, seqLen);
+      k.addBias(gate, block.gateBias, seqLen, c.ffnDim);
+      k.matmul(up, normed, block.up, seqLen);
+      k.addBias(up, block.upBias, seqLen, c.ffnDim);
+      k.geglu(gate, gate, up, seqLen * c.ffnDim, "gelu_tanh");
+      k.matmul(out, gate, block.down, seqLen);
+      k.addBias(out, block.downBias, seqLen, c.dModel);
+      k.addInPlace(h, out, seqLen * c.dModel);
+    }
+    s.length = startPos + seqLen;
+
+    const rows = logitsFor === "all" ? seqLen : 1;
+    const last = logitsFor === "all" ? h : h.subarray((seqLen - 1) * c.dModel);
+    const final = new Float32Array(rows * c.dModel);
+    k.rmsnorm(final, last, this.weights.finalNorm, rows, c.dModel, c.rmsNormEps);
+    const logits = new Float32Array(rows * c.vocabSize);
+    k.matmul(logits, final, this.weights.embedding, rows);
+    if (c.finalSoftcap !== null) k.softcap(logits, logits.length, c.finalSoftcap);
+    return logits;
+  }
+
+  /** y = gelu(W_y n + b_y); u = RG-LRU(Conv1D(W_x n + b_x)); out = W_out (u ⊙ y) + b_out (§4). */
+  private recurrent(index: number, w: RecurrentWeights, n: Float32Array, out: Float32Array, s: RecurrentState, seqLen: number, startPos: number): void {
+    const c = this.config;
+    const k = this.kernels;
+    const width = c.lruWidth;
+    const y = new Float32Array(seqLen * width);
+    const x = new Float32Array(seqLen * width);
+    const conv = new Float32Array(seqLen * width);
+    const inputGate = new Float32Array(seqLen * width);
+    const recurrentGate = new Float32Array(seqLen * width);
+    k.matmul(y, n, w.linearY, seqLen);
+    k.addBias(y, w.linearYBias, seqLen, width);
+    k.matmul(x, n, w.linearX, seqLen);
+    k.addBias(x, w.linearXBias, seqLen, width);
+    k.conv1d(conv, x, w.convWeight, w.convBias, s.convHistory[index]!, seqLen, width, c.convWidth);
+    const blockWidth = width / c.nHeads;
+    k.blockDiagonalLinear(inputGate, conv, w.inputGate, w.inputGateBias, seqLen, c.nHeads, blockWidth);
+    k.blockDiagonalLinear(recurrentGate, conv, w.recurrentGate, w.recurrentGateBias, seqLen, c.nHeads, blockWidth);
+    k.rgLruScan(x, conv, inputGate, recurrentGate, w.softplusLambda, s.rnn[index]!, seqLen, width, startPos);
+    // gelu(y) ⊙ u is a GeGLU with y as the gate.
+    k.geglu(x, y, x, seqLen * width, "gelu_tanh");
+    k.matmul(out, x, w.linearOut, seqLen);
+    k.addBias(out, w.linearOutBias, seqLen, c.dModel);
+  }
+
+  /** Local multi-query attention over the W previous tokens plus itself, partial RoPE, no soft-cap (§5). */
+  private attention(index: number, w: AttentionWeights, n: Float32Array, out: Float32Array, s: RecurrentState, seqLen: number, startPos: number): void {
+    const c = this.config;
+    const k = this.kernels;
+    const q = new Float32Array(seqLen * c.nHeads * c.headDim);
+    const keys = new Float32Array(seqLen * c.nKvHeads * c.headDim);
+    const values = new Float32Array(seqLen * c.nKvHeads * c.headDim);
+    const attn = new Float32Array(seqLen * c.nHeads * c.headDim);
+    k.matmul(q, n, w.q, seqLen);
+    k.matmul(keys, n, w.k, seqLen);
+    k.matmul(values, n, w.v, seqLen);
+    k.rope(q, seqLen, c.nHeads, c.headDim, startPos, this.invFreq);
+    k.rope(keys, seqLen, c.nKvHeads, c.headDim, startPos, this.invFreq);
+    const ring = s.kv[index]!;
+    ring.reserve(startPos + seqLen);
+    k.attention({
+      out: attn,
+      q,
+      newK: keys,
+      newV: values,
+      pastK: ring.k,
+      pastV: ring.v,
+      pastCapacity: ring.ringSize,
+      startPos,
+      seqLen,
+      nHeads: c.nHeads,
+      nKvHeads: c.nKvHeads,
+      headDim: c.headDim,
+      scale: 1 / Math.sqrt(c.headDim),
+      softcap: null,
+      window: c.attentionWindow + 1,
+    });
+    ring.write(keys, values, startPos, seqLen);
+    k.matmul(out, attn, w.o, seqLen);
+    k.addBias(out, w.oBias, seqLen, c.dModel);
+  }
+}
