@@ -32,14 +32,14 @@ export class Sequence {
     while (shared < ids.length && shared < this.cachedIds.length && ids[shared] === this.cachedIds[shared]) shared++;
     // At least one token must run to produce logits.
     if (shared === ids.length) shared--;
-    if (this.cache.canRewindTo(shared)) this.cache.rewindTo(shared);
-    else {
-      this.cache.clear();
-      shared = 0;
-    }
+    shared = this.cache.rewindPointAtMost(shared);
+    this.cache.rewindTo(shared);
     this.cachedIds = this.cachedIds.slice(0, shared);
     this.reusedTokens = shared;
-    return this.feed(ids.slice(shared));
+    const logits = this.feed(ids.slice(shared));
+    // The end of a prompt is where the next turn of a conversation will resume.
+    this.cache.mark();
+    return logits;
   }
 
   /** Appends tokens and returns the logits after the last. */

@@ -12,6 +12,10 @@ export interface DecodeState {
   /** Positions processed so far (the next token's position). */
   length: number;
   canRewindTo(position: number): boolean;
+  /** The largest position <= `position` this state can rewind to (0 always works). */
+  rewindPointAtMost(position: number): number;
+  /** Remembers the current position as a rewind point, for states that cannot rewind freely. */
+  mark(): void;
   /** Forgets positions >= `position`; throws a GenerationError when that is impossible. */
   rewindTo(position: number): void;
   clear(): void;

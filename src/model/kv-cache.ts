@@ -76,6 +76,13 @@ export class KvCache implements DecodeState {
     });
   }
 
+  rewindPointAtMost(position: number): number {
+    return this.canRewindTo(position) ? position : 0;
+  }
+
+  /** Any held position can be rewound to already. */
+  mark(): void {}
+
   /** Forgets positions >= `position`; fails clearly when a ring buffer already dropped what is needed. */
   rewindTo(position: number): void {
     if (!this.canRewindTo(position)) {

@@ -6,8 +6,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../../src/generate/rng.js";
-import { expectedTensors } from "../../src/model/weights.js";
-import { configFromHf, type GemmaConfig } from "../../src/config.js";
+import { parseModelConfigJson } from "../../src/config.js";
+import type { ModelConfig } from "../../src/model/causal-lm.js";
+import { expectedTensorsFor } from "../../src/model/families.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
 
 export function tinyGemma2Json(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -37,16 +38,18 @@ function gaussian(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
 }
 
-export function randomTensors(config: GemmaConfig, seed: number): NamedTensor[] {
+export function randomTensors(config: ModelConfig, seed: number): NamedTensor[] {
   const rng = new Rng(seed);
   const tensors: NamedTensor[] = [];
-  for (const [name, shape] of expectedTensors(config)) {
+  for (const [name, shape] of expectedTensorsFor(config)) {
     const size = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
     let mean = 0;
     let std = 1 / Math.sqrt(shape[1] ?? 1);
     if (name.includes("embed_tokens")) std = 0.1;
-    else if (name === "model.norm.weight") [mean, std] = [12, 0.5];
+    else if (name === "model.norm.weight" || name === "model.final_norm.weight") [mean, std] = [12, 0.5];
+    else if (name.endsWith(".bias") || name.endsWith("_bias")) std = 0.1;
+    else if (name.endsWith("recurrent_param")) [mean, std] = [1, 0.5];
     else if (name.endsWith("layernorm.weight")) [mean, std] = [name.includes("post_") ? 1 : 0, 0.3];
     else if (name.includes("q_proj") || name.includes("k_proj")) std = 4 / Math.sqrt(config.dModel);
     for (let i = 0; i < size; i++) data[i] = mean + std * gaussian(rng);
@@ -58,11 +61,31 @@ export function randomTensors(config: GemmaConfig, seed: number): NamedTensor[] 
 /** Writes config.json + model.safetensors into a new temp folder and returns its path. */
 export function writeRandomModel(hfConfig: Record<string, unknown>, seed = 7, transform?: (t: NamedTensor[]) => NamedTensor[]): string {
   const dir = mkdtempSync(join(tmpdir(), "gemma-ts-test-"));
-  const config = configFromHf(hfConfig);
+  const config = parseModelConfigJson(JSON.stringify(hfConfig));
   const tensors = transform ? transform(randomTensors(config, seed)) : randomTensors(config, seed);
   writeFileSync(join(dir, "config.json"), JSON.stringify(hfConfig));
   writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
   return dir;
+}
+
+export function tinyRecurrentGemmaJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: "recurrent_gemma",
+    vocab_size: 96,
+    hidden_size: 32,
+    intermediate_size: 128,
+    num_hidden_layers: 6,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 8,
+    lru_width: 32,
+    attention_window_size: 6,
+    conv1d_width: 4,
+    logits_soft_cap: 30,
+    partial_rotary_factor: 0.5,
+    block_types: ["recurrent", "recurrent", "attention"],
+    ...overrides,
+  };
 }
 
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;

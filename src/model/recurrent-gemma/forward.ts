@@ -27,17 +27,44 @@ export class RecurrentState implements DecodeState {
     this.kv = c.blockTypes.map((t) => (t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim) : null));
   }
 
-  /** A recurrence cannot be undone: only "stay" and "start over" are possible. */
+  /** A copy of the whole state at one position (taken by `mark`), the only way back in a recurrence. */
+  private saved: { length: number; arrays: Float32Array[] } | null = null;
+
+  /** A recurrence cannot be undone: possible are "stay", "start over" and the marked position. */
   canRewindTo(position: number): boolean {
-    return position === this.length || position === 0;
+    return position === this.length || position === 0 || (this.saved !== null && position === this.saved.length && position <= this.length);
+  }
+
+  rewindPointAtMost(position: number): number {
+    if (position >= this.length) return this.length;
+    return this.saved !== null && this.saved.length <= position ? this.saved.length : 0;
+  }
+
+  mark(): void {
+    this.saved = { length: this.length, arrays: this.arrays().map((a) => a.slice()) };
   }
 
   rewindTo(position: number): void {
     if (position === this.length) return;
-    if (position !== 0) {
-      throw new GenerationError(`cannot rewind a RecurrentGemma state from ${this.length} to ${position}: a recurrence keeps no history (start over from 0)`);
+    if (position === 0) return this.clear();
+    if (this.saved === null || position !== this.saved.length) {
+      throw new GenerationError(`cannot rewind a RecurrentGemma state from ${this.length} to ${position}: a recurrence keeps no history (only to 0 or a marked position)`);
     }
-    this.clear();
+    const arrays = this.arrays();
+    // Ring buffers may have grown since the mark; copy what was saved into the front.
+    this.saved.arrays.forEach((copy, i) => {
+      arrays[i]!.fill(0);
+      arrays[i]!.set(copy);
+    });
+    this.length = position;
+  }
+
+  /** Every array of the state, in a fixed order. */
+  private arrays(): Float32Array[] {
+    const out: Float32Array[] = [];
+    for (const a of [...this.convHistory, ...this.rnn]) if (a) out.push(a);
+    for (const ring of this.kv) if (ring) out.push(ring.k, ring.v);
+    return out;
   }
 
   clear(): void {
