@@ -19,7 +19,7 @@ import { heldBytes, loadWeights } from "./model/weights.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
-import { Checkpoint } from "./weights/checkpoint.js";
+import { Checkpoint, type TensorSource } from "./weights/checkpoint.js";
 import type { PullProgress } from "./hub/pull.js";
 import { resolveModelPath } from "./hub/resolve.js";
 import type { HubOptions } from "./hub/settings.js";
@@ -102,6 +102,17 @@ export class GemmaModel {
   }
 }
 
+/** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
+export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
+  const kernels = options.kernels ?? jsKernels;
+  if (config.family === "recurrent_gemma") {
+    const weights = await loadRecurrentWeights(source, config, options);
+    return { forwardPass: new RecurrentGemmaForward(config, weights, kernels), weightBytes: heldBytes(weights) };
+  }
+  const weights = await loadWeights(source, config, options);
+  return { forwardPass: new GemmaForward(config, weights, kernels, options), weightBytes: heldBytes(weights) };
+}
+
 /** Reads and validates `dir/config.json`. */
 export async function loadConfig(dir: string): Promise<ModelConfig> {
   const path = join(dir, "config.json");
@@ -130,13 +141,8 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
       throw new TokenizerError(`${checkpoint.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`);
     }
-    const kernels = options.kernels ?? jsKernels;
-    if (config.family === "recurrent_gemma") {
-      const weights = await loadRecurrentWeights(checkpoint, config, options);
-      return new GemmaModel(config, tokenizer, new RecurrentGemmaForward(config, weights, kernels), heldBytes(weights));
-    }
-    const weights = await loadWeights(checkpoint, config, options);
-    return new GemmaModel(config, tokenizer, new GemmaForward(config, weights, kernels, options), heldBytes(weights));
+    const { forwardPass, weightBytes } = await buildForward(checkpoint, config, options);
+    return new GemmaModel(config, tokenizer, forwardPass, weightBytes);
   } catch (e) {
     if (e instanceof RangeError) throw new CheckpointError(`${dir}: out of memory while loading (${e.message})`, dir);
     throw e;

@@ -2,6 +2,7 @@
 /** The `gemma-ts` command line: one file per command; errors become one clear line and exit code 1. */
 import { Command, CommanderError } from "commander";
 import { GemmaError } from "../errors.js";
+import { benchCommand } from "./bench.js";
 import { chatCommand } from "./chat.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
@@ -13,7 +14,7 @@ const program = new Command("gemma-ts")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand()]) program.addCommand(cmd.exitOverride());
+for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand(), benchCommand()]) program.addCommand(cmd.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

@@ -5,7 +5,7 @@
 import type { GemmaConfig } from "../config.js";
 import type { Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
-import type { Checkpoint } from "../weights/checkpoint.js";
+import type { TensorSource } from "../weights/checkpoint.js";
 import { weightDtypeOf, widenInto } from "../weights/dtype.js";
 import type { StoredTensor } from "../weights/safetensors.js";
 
@@ -65,7 +65,7 @@ export interface LoadWeightsOptions {
  * Checks presence, shape and dtype of every expected tensor before reading any of them; returns
  * their total size in bytes. Extra tensors are reported through onDebug and ignored.
  */
-export function validateTensors(ckpt: Checkpoint, expected: ReadonlyMap<string, number[]>, family: string, onDebug?: (message: string) => void): number {
+export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string, number[]>, family: string, onDebug?: (message: string) => void): number {
   let totalBytes = 0;
   for (const [name, shape] of expected) {
     const found = ckpt.tensor(name);
@@ -90,12 +90,12 @@ export function validateTensors(ckpt: Checkpoint, expected: ReadonlyMap<string, 
 }
 
 /** Checks a Gemma checkpoint against its config; returns the bytes to load. */
-export function validateCheckpoint(ckpt: Checkpoint, config: GemmaConfig, onDebug?: (message: string) => void): number {
+export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, onDebug?: (message: string) => void): number {
   return validateTensors(ckpt, expectedTensors(config), config.family, onDebug);
 }
 
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
-export function tensorReader(ckpt: Checkpoint, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void) {
+export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void) {
   let loadedBytes = 0;
   onProgress?.(0, totalBytes);
   const read = async (name: string): Promise<StoredTensor> => {
@@ -123,7 +123,7 @@ export function tensorReader(ckpt: Checkpoint, totalBytes: number, onProgress?: 
 
 export type TensorReader = ReturnType<typeof tensorReader>;
 
-export async function loadWeights(ckpt: Checkpoint, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
+export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
   const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
   const { matrix, gain } = tensorReader(ckpt, totalBytes, options.onProgress);
 

@@ -9,11 +9,20 @@ import { NodeFileSource } from "./byte-source.js";
 import { SafetensorsFile, type TensorEntry } from "./safetensors.js";
 
 export interface TensorLocation {
-  file: SafetensorsFile;
+  /** The file holding the tensor (its name for messages, and a reader). */
+  file: Pick<SafetensorsFile, "readTensor"> & { source: { name: string } };
   entry: TensorEntry;
 }
 
-export class Checkpoint {
+/** Named tensors to load a model from: a checkpoint folder, or synthetic weights for benchmarks. */
+export interface TensorSource {
+  /** Folder name for messages. */
+  readonly dir: string;
+  tensor(name: string): TensorLocation | undefined;
+  tensorNames(): string[];
+}
+
+export class Checkpoint implements TensorSource {
   private constructor(
     /** The folder holding config.json and the tokenizer files. */
     readonly dir: string,

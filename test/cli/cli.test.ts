@@ -95,3 +95,23 @@ describe("gemma-ts generate --chat", () => {
     assert.match(stopped.stderr, /finish: stop/);
   });
 });
+
+describe("gemma-ts bench", () => {
+  it("reports speed and memory per position; RecurrentGemma's state stays flat, Gemma's KV cache grows", () => {
+    const run = (shape: string, positions: string) => {
+      const r = cli(["bench", "--shape", shape, "--positions", positions, "--decode", "1", "--prompt", "4", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { rows: { test: string; position: number; tokensPerSecond: number; stateMB: number }[] };
+    };
+    const recurrent = run("recurrentgemma-tiny", "1k,8k,32k");
+    const decodeRows = recurrent.rows.filter((row) => row.test === "tg1");
+    assert.deepEqual(decodeRows.map((row) => row.position), [1024, 8192, 32768]);
+    assert.ok(decodeRows.every((row) => row.tokensPerSecond > 0));
+    assert.equal(new Set(decodeRows.map((row) => row.stateMB)).size, 1);
+    assert.equal(recurrent.rows[0]!.test, "pp4");
+    const gemma = cli(["bench", "--shape", "gemma2-tiny", "--positions", "100,20000", "--decode", "1", "--prompt", "4"]);
+    assert.equal(gemma.code, 0, gemma.stderr);
+    assert.match(gemma.stdout, /tg1 +at position 100 /);
+    assert.match(gemma.stdout, /skipped tg1@20000: beyond the 8192-token context/);
+  });
+});

@@ -1,6 +1,6 @@
 /** RecurrentGemma tensors (Hugging Face names, RECURRENTGEMMA.md §7): expected shapes and loading. */
 import type { Weight } from "../../backend/kernels.js";
-import type { Checkpoint } from "../../weights/checkpoint.js";
+import type { TensorSource } from "../../weights/checkpoint.js";
 import { tensorReader, validateTensors, type LoadWeightsOptions } from "../weights.js";
 import type { RecurrentGemmaConfig } from "./config.js";
 
@@ -90,7 +90,7 @@ export function expectedRecurrentTensors(c: RecurrentGemmaConfig): Map<string, n
   return shapes;
 }
 
-export async function loadRecurrentWeights(ckpt: Checkpoint, config: RecurrentGemmaConfig, options: LoadWeightsOptions = {}): Promise<RecurrentGemmaWeights> {
+export async function loadRecurrentWeights(ckpt: TensorSource, config: RecurrentGemmaConfig, options: LoadWeightsOptions = {}): Promise<RecurrentGemmaWeights> {
   const totalBytes = validateTensors(ckpt, expectedRecurrentTensors(config), config.family, options.onDebug);
   const { matrix, vector, gain } = tensorReader(ckpt, totalBytes, options.onProgress);
   const blocks: ResidualBlockWeights[] = [];

@@ -1,0 +1,55 @@
+/**
+ * Synthetic checkpoints for benchmarks: every tensor a config needs, in bf16, filled with small
+ * random values as it is read, so the exact shapes of a published model run without a download.
+ */
+import { Rng } from "../generate/rng.js";
+import type { ModelConfig } from "../model/causal-lm.js";
+import { expectedTensorsFor } from "../model/families.js";
+import type { TensorLocation, TensorSource } from "../weights/checkpoint.js";
+import type { StoredTensor } from "../weights/safetensors.js";
+
+/** bf16 bits of a value with |x| in [2^-8, 2^-2] and random sign, from 16 random bits. */
+function smallBf16(bits: number): number {
+  return (bits & 0x8000) | ((119 + ((bits >>> 7) % 7)) << 7) | (bits & 0x7f);
+}
+
+const POOL_SIZE = 1 << 20;
+const CHUNK = 4096;
+
+export class SyntheticSource implements TensorSource {
+  readonly dir: string;
+  private readonly locations = new Map<string, TensorLocation>();
+
+  constructor(config: ModelConfig, seed = 1) {
+    this.dir = `synthetic ${config.family}`;
+    const rng = new Rng(seed);
+    // Tensors are tiled from a pool of random values at random offsets: the values do not change
+    // the cost of a forward pass, and copying keeps building a 9B-shaped model to seconds.
+    const pool = new Uint16Array(POOL_SIZE);
+    for (let i = 0; i < pool.length; i++) pool[i] = smallBf16(rng.uint32() & 0xffff);
+    const file = {
+      source: { name: this.dir },
+      readTensor: async (name: string): Promise<StoredTensor> => {
+        const { shape } = this.locations.get(name)!.entry;
+        const data = new Uint16Array(shape.reduce((a, b) => a * b, 1));
+        for (let at = 0; at < data.length; at += CHUNK) {
+          const from = rng.uint32() % (POOL_SIZE - CHUNK);
+          data.set(pool.subarray(from, from + Math.min(CHUNK, data.length - at)), at);
+        }
+        return { dtype: "bf16", shape, data };
+      },
+    };
+    for (const [name, shape] of expectedTensorsFor(config)) {
+      const bytes = 2 * shape.reduce((a, b) => a * b, 1);
+      this.locations.set(name, { file, entry: { name, dtype: "BF16", shape, start: 0, end: bytes } });
+    }
+  }
+
+  tensor(name: string): TensorLocation | undefined {
+    return this.locations.get(name);
+  }
+
+  tensorNames(): string[] {
+    return [...this.locations.keys()];
+  }
+}
