@@ -26,6 +26,14 @@ describe("gemma-ts CLI", () => {
     assert.match(r.stderr, /24 prompt tokens, 16 generated .* finish: length/);
   });
 
+  it("generate and info work on a RecurrentGemma checkpoint", () => {
+    const fixture = JSON.parse(readFileSync(`${FIXTURES}rg_tiny/fixture.json`, "utf8"));
+    const r = cli(["generate", "--model", `${FIXTURES}rg_tiny`, "--prompt-ids", fixture.input_ids.join(","), "-n", "16", "-t", "0"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), fixture.greedy_tokens.join(" "));
+    assert.match(cli(["info", "--model", `${FIXTURES}rg_tiny`]).stdout, /RecurrentGemma .*\n.*4 recurrent RG-LRU width 64, 2 local attention with window 8/);
+  });
+
   it("generate --prompt streams text, the same for the same seed", () => {
     const args = ["generate", "-m", chatModel, "-p", "Hello", "-n", "10", "--seed", "5"];
     const a = cli(args);

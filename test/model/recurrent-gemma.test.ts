@@ -49,6 +49,15 @@ describe("RecurrentGemma config", () => {
     bad({ attention_window_size: undefined }, /attention_window_size must be a positive integer; it is missing/);
   });
 
+  it("rejects a checkpoint missing a recurrent tensor, naming it and its shape", async () => {
+    const dir = writeRandomModel(tinyRecurrentGemmaJson(), 2, (ts) => ts.filter((t) => t.name !== "model.layers.1.temporal_block.rg_lru.recurrent_gate_weight"));
+    await assert.rejects(loadModel(dir), /missing tensor model\.layers\.1\.temporal_block\.rg_lru\.recurrent_gate_weight \(expected shape \[4, 8, 8\]\)/);
+    const wrongConv = writeRandomModel(tinyRecurrentGemmaJson(), 2, (ts) =>
+      ts.map((t) => (t.name === "model.layers.0.temporal_block.conv_1d.weight" ? { ...t, shape: [32, 4, 1] } : t)),
+    );
+    await assert.rejects(loadModel(wrongConv), /conv_1d\.weight has shape \[32, 4, 1\], expected \[32, 1, 4\]/);
+  });
+
   it("counts parameters exactly", async () => {
     const ckpt = await Checkpoint.open(`${FIXTURES}rg_tiny`);
     const stored = ckpt.tensorNames().reduce((s, n) => s + ckpt.tensor(n)!.entry.shape.reduce((a, b) => a * b, 1), 0);
@@ -157,6 +166,22 @@ describe("RecurrentGemma kernels", () => {
 });
 
 describe("RecurrentGemma through the generation API", () => {
+  it("runs under the OpenAI server unchanged", async () => {
+    const { startServer } = await import("../../src/server/serve.js");
+    const dir = writeRandomModel(tinyRecurrentGemmaJson({ vocab_size: 256000, hidden_size: 8, lru_width: 8, head_dim: 4, num_attention_heads: 2, intermediate_size: 32 }), 5);
+    addGemmaTokenizer(dir);
+    const model = await loadModel(dir);
+    const server = await startServer(model, { modelName: "rg", port: 0 });
+    try {
+      const body = JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
+      const reply = await (await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body })).json();
+      assert.equal(reply.usage.completion_tokens, 3);
+      assert.equal(reply.choices[0].message.content, await model.generate([{ role: "user", content: "Hi" }], { temperature: 0, maxTokens: 3 }).complete());
+    } finally {
+      await server.close(0);
+    }
+  });
+
   it("chats with cache reuse and answers like a fresh run", async () => {
     const dir = writeRandomModel(tinyRecurrentGemmaJson({ vocab_size: 256000, hidden_size: 8, lru_width: 8, head_dim: 4, num_attention_heads: 2, intermediate_size: 32 }), 4);
     addGemmaTokenizer(dir);
