@@ -5,17 +5,18 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jsKernels } from "./backend/js/index.js";
-import type { Kernels } from "./backend/kernels.js";
+import type { Kernels, Weight } from "./backend/kernels.js";
 import { parseModelConfigJson } from "./config.js";
 import { RecurrentGemmaForward } from "./model/recurrent-gemma/forward.js";
-import { loadRecurrentWeights } from "./model/recurrent-gemma/weights.js";
-import { CheckpointError, ConfigError, GenerationError, TokenizerError } from "./errors.js";
+import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./model/recurrent-gemma/weights.js";
+import { CheckpointError, ConfigError, GemmaError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
 import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
 import { Sequence } from "./generate/sequence.js";
 import { GemmaForward, type ForwardOptions } from "./model/forward.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
-import { heldBytes, loadWeights } from "./model/weights.js";
+import { heldBytes, loadWeights, type GemmaWeights } from "./model/weights.js";
+import { createWasmKernels } from "./backend/wasm/index.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
@@ -25,8 +26,11 @@ import { resolveModelPath } from "./hub/resolve.js";
 import type { HubOptions } from "./hub/settings.js";
 
 export interface LoadModelOptions extends ForwardOptions, HubOptions {
-  /** Compute backend (default: the TypeScript reference kernels). */
-  kernels?: Kernels;
+  /**
+   * Compute backend: "wasm" (WebAssembly SIMD matmuls, the default when its module is built) or "js"
+   * (the TypeScript reference), or any Kernels implementation.
+   */
+  kernels?: Kernels | "js" | "wasm";
   /** Called as weights are read: bytes so far and in total. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
@@ -104,13 +108,25 @@ export class GemmaModel {
 
 /** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
 export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
-  const kernels = options.kernels ?? jsKernels;
-  if (config.family === "recurrent_gemma") {
-    const weights = await loadRecurrentWeights(source, config, options);
-    return { forwardPass: new RecurrentGemmaForward(config, weights, kernels), weightBytes: heldBytes(weights) };
+  const kernels = await resolveKernels(options.kernels, options.onDebug);
+  const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
+  const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
+  const weightBytes = heldBytes(weights);
+  const forwardPass = config.family === "recurrent_gemma" ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels) : new GemmaForward(config, weights as GemmaWeights, kernels, options);
+  return { forwardPass, weightBytes };
+}
+
+/** A Kernels object for the option; "wasm" (and the default) fall back to "js" when the module is unavailable. */
+export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined, onDebug?: (message: string) => void): Promise<Kernels> {
+  if (typeof choice === "object") return choice;
+  if (choice === "js") return jsKernels;
+  try {
+    return await createWasmKernels();
+  } catch (e) {
+    if (choice === "wasm") throw new GemmaError(`the WebAssembly backend is unavailable: ${(e as Error).message}`);
+    onDebug?.(`using the TypeScript kernels: ${(e as Error).message}`);
+    return jsKernels;
   }
-  const weights = await loadWeights(source, config, options);
-  return { forwardPass: new GemmaForward(config, weights, kernels, options), weightBytes: heldBytes(weights) };
 }
 
 /** Reads and validates `dir/config.json`. */

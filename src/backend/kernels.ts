@@ -8,9 +8,10 @@ import type { WeightDtype } from "../weights/dtype.js";
 
 /** A [rows, cols] weight matrix kept in its stored width (PyTorch [out, in] layout). */
 export interface Weight {
-  dtype: WeightDtype;
-  rows: number;
-  cols: number;
+  readonly dtype: WeightDtype;
+  readonly rows: number;
+  readonly cols: number;
+  /** Replaceable by a backend that moves the bytes (see Kernels.adopt). */
   data: Float32Array | Uint16Array;
 }
 
@@ -41,6 +42,11 @@ export interface AttentionArgs {
 
 export interface Kernels {
   readonly name: string;
+  /**
+   * Called once with every weight matrix of a loaded model, so a backend can move them where its
+   * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own.
+   */
+  adopt?(weights: Weight[]): void;
   /** out[s, r] = Σ_c x[s, c] · w[r, c] for s < seqLen (y = x Wᵀ). */
   matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void;
   /** Gemma RMSNorm: out = x / sqrt(mean(x²) + eps) · gain, where gain = 1 + w (§2). In-place allowed. */

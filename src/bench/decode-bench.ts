@@ -61,11 +61,14 @@ function advanceTo(state: DecodeState, position: number): void {
   state.length = position;
 }
 
-export async function runDecodeBench(shape: string, options: { promptTokens: number; decodeTokens: number; positions: number[]; onRow?: (row: BenchRow) => void }): Promise<BenchResult> {
+export async function runDecodeBench(
+  shape: string,
+  options: { promptTokens: number; decodeTokens: number; positions: number[]; backend?: "js" | "wasm"; onRow?: (row: BenchRow) => void },
+): Promise<BenchResult> {
   const config = BENCH_SHAPES[shape];
   if (!config) throw new Error(`unknown shape ${shape}`);
   const started = performance.now();
-  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config), config);
+  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config), config, { kernels: options.backend ?? "wasm" });
   const loadSeconds = (performance.now() - started) / 1000;
   const rows: BenchRow[] = [];
   const skipped: string[] = [];

@@ -1,6 +1,6 @@
 /** `gemma-ts bench`: speed and memory of a published model shape on synthetic weights (no download). */
 import { cpus } from "node:os";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { BENCH_SHAPES, runDecodeBench, type BenchRow } from "../bench/decode-bench.js";
 import { parseNumber } from "./options.js";
 
@@ -19,8 +19,9 @@ export function benchCommand(): Command {
     .option("--prompt <n>", "prompt tokens for the prompt-processing test", count("--prompt"), 16)
     .option("--decode <n>", "tokens decoded at each position", count("--decode"), 2)
     .option("--positions <list>", "positions to decode at (default 1024,4096,8190; 1024,8192,32768 for RecurrentGemma)", parsePositions)
+    .addOption(new Option("--backend <name>", "compute backend").choices(["wasm", "js"]).default("wasm"))
     .option("--json", "print one JSON object", false)
-    .action(async (flags: { shape: string; prompt: number; decode: number; positions?: number[]; json: boolean }) => {
+    .action(async (flags: { shape: string; prompt: number; decode: number; positions?: number[]; backend: "js" | "wasm"; json: boolean }) => {
       const config = BENCH_SHAPES[flags.shape];
       if (!config) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(BENCH_SHAPES).join(", ")}, got "${flags.shape}"`);
       const positions = flags.positions ?? (config.family === "recurrent_gemma" ? [1024, 8192, 32768] : [1024, 4096, 8190]);
@@ -31,10 +32,10 @@ export function benchCommand(): Command {
           process.stdout.write(`  ${row.test.padEnd(6)}${at} ${row.tokensPerSecond.toFixed(3).padStart(9)} tokens/s   state ${String(row.stateMB).padStart(6)} MB   rss ${row.rssMB} MB   peak rss ${row.peakRssMB} MB\n`);
         }
       };
-      if (!flags.json) process.stdout.write(`gemma-ts bench  shape ${flags.shape} (bf16 synthetic weights, js backend)  ${machine}\n`);
-      const result = await runDecodeBench(flags.shape, { promptTokens: flags.prompt, decodeTokens: flags.decode, positions, onRow: print });
+      if (!flags.json) process.stdout.write(`gemma-ts bench  shape ${flags.shape} (bf16 synthetic weights, ${flags.backend} backend)  ${machine}\n`);
+      const result = await runDecodeBench(flags.shape, { promptTokens: flags.prompt, decodeTokens: flags.decode, positions, backend: flags.backend, onRow: print });
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ machine, backend: "js", ...result })}\n`);
+        process.stdout.write(`${JSON.stringify({ machine, backend: flags.backend, ...result })}\n`);
         return;
       }
       process.stdout.write(`  weights ${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s\n`);

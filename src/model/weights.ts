@@ -59,6 +59,8 @@ export function expectedTensors(c: GemmaConfig): Map<string, number[]> {
 export interface LoadWeightsOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   onDebug?: (message: string) => void;
+  /** Each matrix as soon as it is read (a backend moves it into its own memory: Kernels.adopt). */
+  onMatrix?: (weight: Weight) => void;
 }
 
 /**
@@ -95,7 +97,7 @@ export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, onDe
 }
 
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
-export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void) {
+export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void, onMatrix?: (weight: Weight) => void) {
   let loadedBytes = 0;
   onProgress?.(0, totalBytes);
   const read = async (name: string): Promise<StoredTensor> => {
@@ -107,7 +109,9 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?
   };
   const matrix = async (name: string): Promise<Weight> => {
     const t = await read(name);
-    return { dtype: t.dtype, rows: t.shape[0]!, cols: t.shape[1]!, data: t.data };
+    const weight: Weight = { dtype: t.dtype, rows: t.shape[0]!, cols: t.shape[1]!, data: t.data };
+    onMatrix?.(weight);
+    return weight;
   };
   /** A small tensor widened to float32. */
   const vector = async (name: string): Promise<Float32Array> => {
@@ -125,7 +129,7 @@ export type TensorReader = ReturnType<typeof tensorReader>;
 
 export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
   const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
-  const { matrix, gain } = tensorReader(ckpt, totalBytes, options.onProgress);
+  const { matrix, gain } = tensorReader(ckpt, totalBytes, options.onProgress, options.onMatrix);
 
   const embedding = await matrix("model.embed_tokens.weight");
   const layers: LayerWeights[] = [];

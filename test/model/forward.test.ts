@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { geluExact, geluTanh } from "../../src/backend/js/elementwise.js";
 import { GenerationError } from "../../src/errors.js";
-import { loadModel } from "../../src/gemma.js";
+import { loadModel, loadModel as loadWithBackend } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/config.js";
 import { embeddingNormalizer, GemmaForward } from "../../src/model/forward.js";
 import { KvCache } from "../../src/model/kv-cache.js";
@@ -23,9 +23,11 @@ function maxAbsDiff(actual: Float32Array, expected: number[][] | Float32Array, o
   return max;
 }
 
-describe("forward pass against gemma_pytorch reference logits", () => {
+for (const backend of ["js", "wasm"] as const) {
+  describe(`forward pass against gemma_pytorch reference logits (${backend} backend)`, () => {
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny"]) {
     const fixture = JSON.parse(readFileSync(`${FIXTURES}${name}/fixture.json`, "utf8")) as Fixture;
+    const loadModel = (dir: string) => loadWithBackend(dir, { kernels: backend });
 
     it(`${name}: prompt logits within 1e-2 of the reference`, async () => {
       const model = await loadModel(`${FIXTURES}${name}`);
@@ -57,6 +59,7 @@ describe("forward pass against gemma_pytorch reference logits", () => {
     });
   }
 });
+}
 
 describe("sliding window and KV cache", () => {
   // Window 6 and 64-token sequences: more than 10x the window.

@@ -68,11 +68,13 @@ describe("RecurrentGemma config", () => {
 });
 
 describe("RecurrentGemma forward against the reference (rg_tiny)", () => {
-  it("prompt logits within 1e-3 of Google's reference", async () => {
-    const model = await loadModel(`${FIXTURES}rg_tiny`);
-    const diff = maxAbsDiff(await model.logits(fixture.input_ids), fixture.logits);
-    assert.ok(diff <= 1e-3, `max |Δlogit| = ${diff}`);
-  });
+  for (const backend of ["js", "wasm"] as const) {
+    it(`prompt logits within 1e-3 of Google's reference (${backend} backend)`, async () => {
+      const model = await loadModel(`${FIXTURES}rg_tiny`, { kernels: backend });
+      const diff = maxAbsDiff(await model.logits(fixture.input_ids), fixture.logits);
+      assert.ok(diff <= 1e-3, `max |Δlogit| = ${diff}`);
+    });
+  }
 
   it("reproduces the 16 greedy tokens through the decode state, step logits within 1e-3", async () => {
     const model = await loadModel(`${FIXTURES}rg_tiny`);

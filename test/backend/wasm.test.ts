@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { jsKernels } from "../../src/backend/js/index.js";
+import type { Weight } from "../../src/backend/kernels.js";
+import { WasmArena } from "../../src/backend/wasm/arena.js";
+import { createWasmKernels } from "../../src/backend/wasm/index.js";
+import { kernelModule } from "../../src/backend/wasm/module.js";
+import { Rng } from "../../src/generate/rng.js";
+import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
+
+const rng = new Rng(9);
+const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+
+function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weight {
+  const values = randomF32(rows * cols);
+  if (dtype === "f32") return { dtype, rows, cols, data: values };
+  const convert = dtype === "bf16" ? f32ToBf16 : f32ToF16;
+  return { dtype, rows, cols, data: Uint16Array.from(values, convert) };
+}
+
+function maxRelativeDiff(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
+  return worst;
+}
+
+describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
+  // Sizes that are not multiples of the SIMD width (4) or of the 4-row block.
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [7, 13, 3],
+    [4, 16, 1],
+    [33, 67, 5],
+    [130, 257, 2],
+  ];
+  for (const dtype of ["f32", "bf16", "f16"] as const) {
+    for (const [rows, cols, seqLen] of shapes) {
+      it(`matmul ${dtype} [${rows}x${cols}] x ${seqLen} tokens`, async () => {
+        const wasm = await createWasmKernels();
+        const w = randomWeight(dtype, rows, cols);
+        const reference = structuredClone(w);
+        wasm.adopt!([w]);
+        const x = randomF32(seqLen * cols);
+        const expected = new Float32Array(seqLen * rows);
+        const actual = new Float32Array(seqLen * rows);
+        jsKernels.matmul(expected, x, reference, seqLen);
+        wasm.matmul(actual, x, w, seqLen);
+        assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `max relative diff ${maxRelativeDiff(actual, expected)}`);
+        assert.deepEqual([...w.data], [...reference.data], "the adopted weight still reads the same values");
+      });
+    }
+  }
+
+  it("keeps every weight view valid while its memory grows", async () => {
+    const arena = new WasmArena(await kernelModule(), 64 * 1024);
+    const weights = Array.from({ length: 20 }, (_, i) => randomWeight(i % 2 ? "bf16" : "f32", 50 + i, 300));
+    const copies = weights.map((w) => structuredClone(w));
+    for (const w of weights) arena.place(w);
+    arena.scratch(8 * 1024 * 1024);
+    weights.forEach((w, i) => {
+      assert.equal(w.data.length, copies[i]!.data.length);
+      assert.deepEqual([...w.data.subarray(0, 20)], [...copies[i]!.data.subarray(0, 20)]);
+      assert.equal(w.data.buffer, arena.memory.buffer);
+    });
+  });
+});
