@@ -11,6 +11,7 @@ interface ChatFlags extends SamplingFlags {
   system?: string;
   debug: boolean;
   offline: boolean;
+  backend: "js" | "wasm";
 }
 
 export function chatCommand(): Command {

@@ -11,6 +11,7 @@ interface GenerateFlags extends SamplingFlags {
   system?: string;
   debug: boolean;
   offline: boolean;
+  backend: "js" | "wasm";
 }
 
 function parseIds(raw: string): number[] {

@@ -1,5 +1,5 @@
 /** Option parsing shared by the commands: numbers with clear errors, sampling flags, model loading. */
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { loadModel, type GemmaModel } from "../gemma.js";
 import type { GenerateOptions } from "../generate/generation.js";
 import { DownloadProgress, ProgressBar } from "./progress.js";
@@ -47,13 +47,14 @@ export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
-export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean }): Promise<GemmaModel> {
+export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm" }): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
   const downloads = new DownloadProgress();
   const model = await loadModel(spec, {
     onProgress: (done, total) => bar.update(done, total),
     onDownloadProgress: (p) => downloads.update(p),
     ...(flags.offline ? { offline: true } : {}),
+    ...(flags.backend ? { kernels: flags.backend } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -65,5 +66,6 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
   return cmd
     .requiredOption("-m, --model <dir|repo>", `${what}, or a Hugging Face repo id (org/name[@revision]) taken from the HF cache or downloaded`)
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
+    .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
     .option("--debug", "print diagnostics to stderr", false);
 }

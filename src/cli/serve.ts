@@ -16,6 +16,7 @@ interface ServeFlags {
   maxBody: number;
   debug: boolean;
   offline: boolean;
+  backend: "js" | "wasm";
 }
 
 export function serveCommand(): Command {
