@@ -86,9 +86,11 @@ export async function runDecodeBench(
   forwardPass.forward([2, ...ids(options.promptTokens - 1, 0)], state, "last");
   record({ test: `pp${options.promptTokens}`, position: 0, tokensPerSecond: options.promptTokens / ((performance.now() - t) / 1000), stateMB: mb(state.bytes()) });
 
-  for (const position of [...options.positions].sort((a, b) => a - b)) {
-    if (position + options.decodeTokens > config.maxPositions) {
-      skipped.push(`tg${options.decodeTokens}@${position}: beyond the ${config.maxPositions}-token context`);
+  for (const requested of [...options.positions].sort((a, b) => a - b)) {
+    // Near the end of a finite context, decode the last tokens that fit instead.
+    const position = Math.min(requested, config.maxPositions - options.decodeTokens);
+    if (position < 0 || (position !== requested && requested > config.maxPositions)) {
+      skipped.push(`tg${options.decodeTokens}@${requested}: beyond the ${config.maxPositions}-token context`);
       continue;
     }
     const at = forwardPass.createState();

@@ -18,13 +18,13 @@ export function benchCommand(): Command {
     .option("--shape <name>", `one of ${Object.keys(BENCH_SHAPES).join(", ")}`, "gemma2-2b")
     .option("--prompt <n>", "prompt tokens for the prompt-processing test", count("--prompt"), 16)
     .option("--decode <n>", "tokens decoded at each position", count("--decode"), 2)
-    .option("--positions <list>", "positions to decode at (default 1024,4096,8190; 1024,8192,32768 for RecurrentGemma)", parsePositions)
+    .option("--positions <list>", "positions to decode at (default 1024,4096,8192, the last one clamped to the context; 1024,8192,32768 for RecurrentGemma)", parsePositions)
     .addOption(new Option("--backend <name>", "compute backend").choices(["wasm", "js"]).default("wasm"))
     .option("--json", "print one JSON object", false)
     .action(async (flags: { shape: string; prompt: number; decode: number; positions?: number[]; backend: "js" | "wasm"; json: boolean }) => {
       const config = BENCH_SHAPES[flags.shape];
       if (!config) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(BENCH_SHAPES).join(", ")}, got "${flags.shape}"`);
-      const positions = flags.positions ?? (config.family === "recurrent_gemma" ? [1024, 8192, 32768] : [1024, 4096, 8190]);
+      const positions = flags.positions ?? (config.family === "recurrent_gemma" ? [1024, 8192, 32768] : [1024, 4096, 8192]);
       const machine = `${cpus()[0]?.model ?? "unknown cpu"} × ${cpus().length}, node ${process.version}`;
       const print = (row: BenchRow) => {
         if (!flags.json) {
