@@ -113,3 +113,93 @@ export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32,
     }
   }
 }
+
+// f16 bits → f32 (scales of Q8_0 blocks).
+@inline function f16ToF32(h: u32): f32 {
+  const sign = (h & 0x8000) << 16;
+  const exponent = (h >> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent == 0) {
+    const magnitude = <f32>mantissa * 5.9604644775390625e-8;
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 31) return reinterpret<f32>(sign | 0x7f800000 | (mantissa << 13));
+  return reinterpret<f32>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+// Activations are quantized per 32 values too, into 36-byte blocks: an f32 scale then 32 int8
+// (round half away from zero, computed in f32), so Q8_0 rows can be dotted in integers.
+export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32): void {
+  const blocks = cols >> 5;
+  for (let s = 0; s < seqLen; s++) {
+    for (let b = 0; b < blocks; b++) {
+      const src = x + ((<usize>s * <usize>cols + (<usize>b << 5)) << 2);
+      const dst = out + (<usize>s * <usize>blocks + <usize>b) * 36;
+      let amax: f32 = 0;
+      for (let i = 0; i < 32; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
+      const d: f32 = amax / 127;
+      const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
+      store<f32>(dst, d);
+      for (let i = 0; i < 32; i++) {
+        const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
+        const q: f32 = Mathf.floor(abs(v) + 0.5);
+        store<i8>(dst + 4 + <usize>i, <i8>(<i32>(v < 0 ? -q : q)));
+      }
+    }
+  }
+}
+
+// Σ of 16 int8 products, as four i32 lanes.
+@inline function dot16(a: v128, b: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
+  );
+}
+
+// One Q8_0 weight block (34 bytes) against one activation block (36 bytes): Σ q_w·q_x as f32x4 lanes.
+@inline function blockDot(wb: usize, xb: usize): v128 {
+  const isum = i32x4.add(dot16(v128.load(wb + 2), v128.load(xb + 4)), dot16(v128.load(wb + 18), v128.load(xb + 20)));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
+}
+
+// Q8_0 weights: rows of 34-byte blocks (f16 scale, 32 int8); cols is a multiple of 32.
+// xq: room for the quantized activations (seqLen · cols/32 · 36 bytes). Four rows share each load.
+export function matmulQ8_0(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, xq: usize): void {
+  quantizeActivations(x, xq, cols, seqLen);
+  const blocks = cols >> 5;
+  const rowBytes = <usize>blocks * 34;
+  let r = 0;
+  for (; r + 3 < rows; r += 4) {
+    const w0 = w + <usize>r * rowBytes;
+    const w1 = w0 + rowBytes;
+    const w2 = w1 + rowBytes;
+    const w3 = w2 + rowBytes;
+    for (let s = 0; s < seqLen; s++) {
+      const xs = xq + <usize>s * <usize>blocks * 36;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let b = 0; b < blocks; b++) {
+        const xb = xs + <usize>b * 36;
+        const off = <usize>b * 34;
+        a0 = f32x4.add(a0, blockDot(w0 + off, xb));
+        a1 = f32x4.add(a1, blockDot(w1 + off, xb));
+        a2 = f32x4.add(a2, blockDot(w2 + off, xb));
+        a3 = f32x4.add(a3, blockDot(w3 + off, xb));
+      }
+      const o = out + ((<usize>s * <usize>rows + <usize>r) << 2);
+      store<f32>(o, sum4(a0));
+      store<f32>(o, sum4(a1), 4);
+      store<f32>(o, sum4(a2), 8);
+      store<f32>(o, sum4(a3), 12);
+    }
+  }
+  for (; r < rows; r++) {
+    const wr = w + <usize>r * rowBytes;
+    for (let s = 0; s < seqLen; s++) {
+      const xs = xq + <usize>s * <usize>blocks * 36;
+      let a = f32x4.splat(0);
+      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDot(wr + <usize>b * 34, xs + <usize>b * 36));
+      store<f32>(out + ((<usize>s * <usize>rows + <usize>r) << 2), sum4(a));
+    }
+  }
+}

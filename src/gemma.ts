@@ -35,6 +35,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
   onDebug?: (message: string) => void;
+  /** "q8_0": quantize weight matrices on load to llama.cpp's 8-bit blocks (about half of bf16); "none" (default) keeps their stored width. */
+  quant?: "q8_0" | "none";
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */
   onDownloadProgress?: (progress: PullProgress) => void;
 }

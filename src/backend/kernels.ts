@@ -6,13 +6,16 @@
 import type { Activation } from "../config.js";
 import type { WeightDtype } from "../weights/dtype.js";
 
-/** A [rows, cols] weight matrix kept in its stored width (PyTorch [out, in] layout). */
+/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 blocks (src/weights/q8_0.ts). */
+export type MatrixDtype = WeightDtype | "q8_0";
+
+/** A [rows, cols] weight matrix kept in its stored width or quantized (PyTorch [out, in] layout). */
 export interface Weight {
-  readonly dtype: WeightDtype;
+  readonly dtype: MatrixDtype;
   readonly rows: number;
   readonly cols: number;
-  /** Replaceable by a backend that moves the bytes (see Kernels.adopt). */
-  data: Float32Array | Uint16Array;
+  /** f32: Float32Array; f16/bf16: Uint16Array; q8_0: Uint8Array of blocks. Replaceable by a backend (Kernels.adopt). */
+  data: Float32Array | Uint16Array | Uint8Array;
 }
 
 export interface AttentionArgs {

@@ -12,6 +12,7 @@ interface ChatFlags extends SamplingFlags {
   debug: boolean;
   offline: boolean;
   backend: "js" | "wasm";
+  quant: "q8_0" | "none";
 }
 
 export function chatCommand(): Command {

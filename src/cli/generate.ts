@@ -12,6 +12,7 @@ interface GenerateFlags extends SamplingFlags {
   debug: boolean;
   offline: boolean;
   backend: "js" | "wasm";
+  quant: "q8_0" | "none";
 }
 
 function parseIds(raw: string): number[] {

@@ -47,7 +47,7 @@ export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
-export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm" }): Promise<GemmaModel> {
+export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm"; quant?: "q8_0" | "none" }): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
   const downloads = new DownloadProgress();
   const model = await loadModel(spec, {
@@ -55,6 +55,7 @@ export async function loadModelWithProgress(spec: string, flags: { debug: boolea
     onDownloadProgress: (p) => downloads.update(p),
     ...(flags.offline ? { offline: true } : {}),
     ...(flags.backend ? { kernels: flags.backend } : {}),
+    ...(flags.quant ? { quant: flags.quant } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -67,5 +68,6 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
     .requiredOption("-m, --model <dir|repo>", `${what}, or a Hugging Face repo id (org/name[@revision]) taken from the HF cache or downloaded`)
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
+    .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, about half the memory of bf16) or none").choices(["q8_0", "none"]).default("none"))
     .option("--debug", "print diagnostics to stderr", false);
 }

@@ -17,6 +17,7 @@ interface ServeFlags {
   debug: boolean;
   offline: boolean;
   backend: "js" | "wasm";
+  quant: "q8_0" | "none";
 }
 
 export function serveCommand(): Command {

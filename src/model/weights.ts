@@ -8,6 +8,7 @@ import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { weightDtypeOf, widenInto } from "../weights/dtype.js";
 import type { StoredTensor } from "../weights/safetensors.js";
+import { Q8_0_BLOCK, quantizeQ8_0 } from "../weights/q8_0.js";
 
 export interface LayerWeights {
   /** Norm gains are stored as 1 + w (RMSNorm weights are offsets from 1, §2). */
@@ -61,6 +62,8 @@ export interface LoadWeightsOptions {
   onDebug?: (message: string) => void;
   /** Each matrix as soon as it is read (a backend moves it into its own memory: Kernels.adopt). */
   onMatrix?: (weight: Weight) => void;
+  /** "q8_0" quantizes every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
+  quant?: "q8_0" | "none";
 }
 
 /**
@@ -97,7 +100,8 @@ export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, onDe
 }
 
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
-export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?: (loadedBytes: number, totalBytes: number) => void, onMatrix?: (weight: Weight) => void) {
+export function tensorReader(ckpt: TensorSource, totalBytes: number, options: LoadWeightsOptions = {}) {
+  const { onProgress, onMatrix, quant } = options;
   let loadedBytes = 0;
   onProgress?.(0, totalBytes);
   const read = async (name: string): Promise<StoredTensor> => {
@@ -109,7 +113,11 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, onProgress?
   };
   const matrix = async (name: string): Promise<Weight> => {
     const t = await read(name);
-    const weight: Weight = { dtype: t.dtype, rows: t.shape[0]!, cols: t.shape[1]!, data: t.data };
+    const [rows, cols] = [t.shape[0]!, t.shape[1]!];
+    const weight: Weight =
+      quant === "q8_0" && cols % Q8_0_BLOCK === 0
+        ? { dtype: "q8_0", rows, cols, data: quantizeQ8_0(t.data, t.dtype, rows, cols) }
+        : { dtype: t.dtype, rows, cols, data: t.data };
     onMatrix?.(weight);
     return weight;
   };
@@ -129,7 +137,7 @@ export type TensorReader = ReturnType<typeof tensorReader>;
 
 export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
   const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
-  const { matrix, gain } = tensorReader(ckpt, totalBytes, options.onProgress, options.onMatrix);
+  const { matrix, gain } = tensorReader(ckpt, totalBytes, options);
 
   const embedding = await matrix("model.embed_tokens.weight");
   const layers: LayerWeights[] = [];

@@ -7,6 +7,7 @@ import { createWasmKernels } from "../../src/backend/wasm/index.js";
 import { kernelModule } from "../../src/backend/wasm/module.js";
 import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
+import { dequantizeQ8_0Row, quantizeQ8_0 } from "../../src/weights/q8_0.js";
 
 const rng = new Rng(9);
 const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
@@ -14,6 +15,7 @@ const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next
 function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weight {
   const values = randomF32(rows * cols);
   if (dtype === "f32") return { dtype, rows, cols, data: values };
+  if (dtype === "q8_0") return { dtype, rows, cols, data: quantizeQ8_0(values, "f32", rows, cols) };
   const convert = dtype === "bf16" ? f32ToBf16 : f32ToF16;
   return { dtype, rows, cols, data: Uint16Array.from(values, convert) };
 }
@@ -49,6 +51,31 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         assert.deepEqual([...w.data], [...reference.data], "the adopted weight still reads the same values");
       });
     }
+  }
+
+  // Q8_0 rows are whole 32-value blocks; rows still odd.
+  for (const [rows, cols, seqLen] of [[1, 32, 1], [7, 64, 3], [33, 96, 5], [130, 288, 2]] as [number, number, number][]) {
+    it(`matmul q8_0 [${rows}x${cols}] x ${seqLen} tokens (int8 activations, as llama.cpp)`, async () => {
+      const wasm = await createWasmKernels();
+      const w = randomWeight("q8_0", rows, cols);
+      const reference = structuredClone(w);
+      wasm.adopt!([w]);
+      assert.ok(w.data.buffer !== reference.data.buffer, "moved into wasm memory");
+      const x = randomF32(seqLen * cols);
+      const expected = new Float32Array(seqLen * rows);
+      const actual = new Float32Array(seqLen * rows);
+      jsKernels.matmul(expected, x, reference, seqLen);
+      wasm.matmul(actual, x, w, seqLen);
+      assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `max relative diff ${maxRelativeDiff(actual, expected)}`);
+      // And close to the float product: 8-bit weights and activations, relative error well under 2%.
+      const exact = new Float32Array(seqLen * rows);
+      const floats = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) dequantizeQ8_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
+      jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
+      let worst = 0;
+      for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
+      assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
+    });
   }
 
   it("keeps every weight view valid while its memory grows", async () => {

@@ -4,6 +4,8 @@
  */
 import type { Weight } from "../kernels.js";
 import { f16LookupTable } from "../../weights/dtype.js";
+import { dequantizeQ8_0Row } from "../../weights/q8_0.js";
+import { matmulQ8_0 } from "./matmul-q8_0.js";
 
 const BLOCK_ROWS = 4;
 
@@ -17,9 +19,15 @@ function ensureScratch(values: number): void {
   scratchBits = new Int32Array(scratch.buffer);
 }
 
-/** Widens `count` stored values starting at element `start` into scratch[0..count). */
-function widenToScratch(w: Weight, start: number, count: number): void {
+/** Widens rows [firstRow, firstRow + rowCount) into scratch, row after row. */
+function widenRowsToScratch(w: Weight, firstRow: number, rowCount: number): void {
+  const count = rowCount * w.cols;
   ensureScratch(count);
+  if (w.dtype === "q8_0") {
+    for (let i = 0; i < rowCount; i++) dequantizeQ8_0Row(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
+    return;
+  }
+  const start = firstRow * w.cols;
   const src = w.data as Uint16Array;
   if (w.dtype === "bf16") {
     for (let i = 0; i < count; i++) scratchBits[i] = src[start + i]! << 16;
@@ -32,11 +40,12 @@ function widenToScratch(w: Weight, start: number, count: number): void {
 /** Weight row r as float32 (a view for f32 weights, a widened copy otherwise). */
 export function weightRow(w: Weight, r: number): Float32Array {
   if (w.dtype === "f32") return (w.data as Float32Array).subarray(r * w.cols, (r + 1) * w.cols);
-  widenToScratch(w, r * w.cols, w.cols);
+  widenRowsToScratch(w, r, 1);
   return scratch.subarray(0, w.cols);
 }
 
 export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
+  if (w.dtype === "q8_0") return matmulQ8_0(out, x, w, seqLen);
   const { rows, cols } = w;
   for (let r = 0; r < rows; r += BLOCK_ROWS) {
     const n = Math.min(BLOCK_ROWS, rows - r);
@@ -46,7 +55,7 @@ export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: nu
       rowsData = w.data as Float32Array;
       o0 = r * cols;
     } else {
-      widenToScratch(w, r * cols, n * cols);
+      widenRowsToScratch(w, r, n);
       rowsData = scratch;
       o0 = 0;
     }

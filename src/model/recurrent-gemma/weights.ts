@@ -92,7 +92,7 @@ export function expectedRecurrentTensors(c: RecurrentGemmaConfig): Map<string, n
 
 export async function loadRecurrentWeights(ckpt: TensorSource, config: RecurrentGemmaConfig, options: LoadWeightsOptions = {}): Promise<RecurrentGemmaWeights> {
   const totalBytes = validateTensors(ckpt, expectedRecurrentTensors(config), config.family, options.onDebug);
-  const { matrix, vector, gain } = tensorReader(ckpt, totalBytes, options.onProgress, options.onMatrix);
+  const { matrix, vector, gain } = tensorReader(ckpt, totalBytes, options);
   const blocks: ResidualBlockWeights[] = [];
   for (const [i, kind] of config.blockTypes.entries()) {
     const p = `model.layers.${i}.`;
