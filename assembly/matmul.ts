@@ -1,6 +1,6 @@
 // WebAssembly SIMD matmul kernels (compiled with asc --enable simd).
-// out[s * rows + r] = Σ_c x[s * cols + c] · w[r * cols + c]: y = x Wᵀ with W in PyTorch [out, in]
-// layout. Weights are f32 or bf16 (widened in registers: bf16 bits << 16 are an f32).
+// out[s * outStride + r] = Σ_c x[s * cols + c] · w[r * cols + c]: y = x Wᵀ with W in PyTorch
+// [out, in] layout. outStride lets a thread compute a slice of rows (w and out offset to it). Weights are f32 or bf16 (widened in registers: bf16 bits << 16 are an f32).
 // Four weight rows per pass share every load of x.
 
 @inline function sum4(v: v128): f32 {
@@ -15,7 +15,7 @@
   return reinterpret<f32>((<u32>load<u16>(ptr)) << 16);
 }
 
-export function matmulF32(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32): void {
+export function matmulF32(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const vecEnd = cols & ~3;
   const rowBytes = <usize>cols << 2;
   let r = 0;
@@ -44,7 +44,7 @@ export function matmulF32(out: usize, x: usize, w: usize, rows: i32, cols: i32, 
         t2 += xv * load<f32>(w2 + off);
         t3 += xv * load<f32>(w3 + off);
       }
-      const o = out + ((<usize>s * <usize>rows + <usize>r) << 2);
+      const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       store<f32>(o, t0);
       store<f32>(o, t1, 4);
       store<f32>(o, t2, 8);
@@ -59,12 +59,12 @@ export function matmulF32(out: usize, x: usize, w: usize, rows: i32, cols: i32, 
       for (let c = 0; c < vecEnd; c += 4) a = f32x4.add(a, f32x4.mul(v128.load(xs + (<usize>c << 2)), v128.load(wr + (<usize>c << 2))));
       let t = sum4(a);
       for (let c = vecEnd; c < cols; c++) t += load<f32>(xs + (<usize>c << 2)) * load<f32>(wr + (<usize>c << 2));
-      store<f32>(out + ((<usize>s * <usize>rows + <usize>r) << 2), t);
+      store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), t);
     }
   }
 }
 
-export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32): void {
+export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const vecEnd = cols & ~3;
   const xRowBytes = <usize>cols << 2;
   const wRowBytes = <usize>cols << 1;
@@ -94,7 +94,7 @@ export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32,
         t2 += xv * bf16At(w2 + off);
         t3 += xv * bf16At(w3 + off);
       }
-      const o = out + ((<usize>s * <usize>rows + <usize>r) << 2);
+      const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       store<f32>(o, t0);
       store<f32>(o, t1, 4);
       store<f32>(o, t2, 8);
@@ -109,7 +109,7 @@ export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32,
       for (let c = 0; c < vecEnd; c += 4) a = f32x4.add(a, f32x4.mul(v128.load(xs + (<usize>c << 2)), loadBf16x4(wr + (<usize>c << 1))));
       let t = sum4(a);
       for (let c = vecEnd; c < cols; c++) t += load<f32>(xs + (<usize>c << 2)) * bf16At(wr + (<usize>c << 1));
-      store<f32>(out + ((<usize>s * <usize>rows + <usize>r) << 2), t);
+      store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), t);
     }
   }
 }
@@ -164,9 +164,8 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
 }
 
 // Q8_0 weights: rows of 34-byte blocks (f16 scale, 32 int8); cols is a multiple of 32.
-// xq: room for the quantized activations (seqLen · cols/32 · 36 bytes). Four rows share each load.
-export function matmulQ8_0(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, xq: usize): void {
-  quantizeActivations(x, xq, cols, seqLen);
+// xq: the activations already quantized by quantizeActivations. Four rows share each load.
+export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols >> 5;
   const rowBytes = <usize>blocks * 34;
   let r = 0;
@@ -186,7 +185,7 @@ export function matmulQ8_0(out: usize, x: usize, w: usize, rows: i32, cols: i32,
         a2 = f32x4.add(a2, blockDot(w2 + off, xb));
         a3 = f32x4.add(a3, blockDot(w3 + off, xb));
       }
-      const o = out + ((<usize>s * <usize>rows + <usize>r) << 2);
+      const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       store<f32>(o, sum4(a0));
       store<f32>(o, sum4(a1), 4);
       store<f32>(o, sum4(a2), 8);
@@ -199,7 +198,7 @@ export function matmulQ8_0(out: usize, x: usize, w: usize, rows: i32, cols: i32,
       const xs = xq + <usize>s * <usize>blocks * 36;
       let a = f32x4.splat(0);
       for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDot(wr + <usize>b * 34, xs + <usize>b * 36));
-      store<f32>(out + ((<usize>s * <usize>rows + <usize>r) << 2), sum4(a));
+      store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sum4(a));
     }
   }
 }

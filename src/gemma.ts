@@ -37,6 +37,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   onDebug?: (message: string) => void;
   /** "q8_0": quantize weight matrices on load to llama.cpp's 8-bit blocks (about half of bf16); "none" (default) keeps their stored width. */
   quant?: "q8_0" | "none";
+  /** Threads for the wasm backend's matmuls (default: the number of cores). */
+  threads?: number;
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */
   onDownloadProgress?: (progress: PullProgress) => void;
 }
@@ -110,20 +112,21 @@ export class GemmaModel {
 
 /** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
 export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
-  const kernels = await resolveKernels(options.kernels, options.onDebug);
+  const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
   const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
   const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
   const weightBytes = heldBytes(weights);
+  await kernels.ready?.();
   const forwardPass = config.family === "recurrent_gemma" ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels) : new GemmaForward(config, weights as GemmaWeights, kernels, options);
   return { forwardPass, weightBytes };
 }
 
 /** A Kernels object for the option; "wasm" (and the default) fall back to "js" when the module is unavailable. */
-export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined, onDebug?: (message: string) => void): Promise<Kernels> {
+export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined, onDebug?: (message: string) => void, threads?: number): Promise<Kernels> {
   if (typeof choice === "object") return choice;
   if (choice === "js") return jsKernels;
   try {
-    return await createWasmKernels();
+    return await createWasmKernels(threads === undefined ? {} : { threads });
   } catch (e) {
     if (choice === "wasm") throw new GemmaError(`the WebAssembly backend is unavailable: ${(e as Error).message}`);
     onDebug?.(`using the TypeScript kernels: ${(e as Error).message}`);

@@ -50,6 +50,8 @@ export interface Kernels {
    * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own.
    */
   adopt?(weights: Weight[]): void;
+  /** Called once the model is loaded (a threaded backend hands its memories to its workers). */
+  ready?(): Promise<void>;
   /** out[s, r] = Σ_c x[s, c] · w[r, c] for s < seqLen (y = x Wᵀ). */
   matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void;
   /** Gemma RMSNorm: out = x / sqrt(mean(x²) + eps) · gain, where gain = 1 + w (§2). In-place allowed. */

@@ -63,12 +63,12 @@ function advanceTo(state: DecodeState, position: number): void {
 
 export async function runDecodeBench(
   shape: string,
-  options: { promptTokens: number; decodeTokens: number; positions: number[]; backend?: "js" | "wasm"; quant?: "q8_0" | "none"; onRow?: (row: BenchRow) => void },
+  options: { promptTokens: number; decodeTokens: number; positions: number[]; backend?: "js" | "wasm"; quant?: "q8_0" | "none"; threads?: number; onRow?: (row: BenchRow) => void },
 ): Promise<BenchResult> {
   const config = BENCH_SHAPES[shape];
   if (!config) throw new Error(`unknown shape ${shape}`);
   const started = performance.now();
-  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config), config, { kernels: options.backend ?? "wasm", quant: options.quant ?? "none" });
+  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config), config, { kernels: options.backend ?? "wasm", quant: options.quant ?? "none", ...(options.threads ? { threads: options.threads } : {}) });
   const loadSeconds = (performance.now() - started) / 1000;
   const rows: BenchRow[] = [];
   const skipped: string[] = [];

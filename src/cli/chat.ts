@@ -13,6 +13,7 @@ interface ChatFlags extends SamplingFlags {
   offline: boolean;
   backend: "js" | "wasm";
   quant: "q8_0" | "none";
+  threads?: number;
 }
 
 export function chatCommand(): Command {

@@ -13,6 +13,7 @@ interface GenerateFlags extends SamplingFlags {
   offline: boolean;
   backend: "js" | "wasm";
   quant: "q8_0" | "none";
+  threads?: number;
 }
 
 function parseIds(raw: string): number[] {

@@ -47,7 +47,7 @@ export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
-export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm"; quant?: "q8_0" | "none" }): Promise<GemmaModel> {
+export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm"; quant?: "q8_0" | "none"; threads?: number }): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
   const downloads = new DownloadProgress();
   const model = await loadModel(spec, {
@@ -56,6 +56,7 @@ export async function loadModelWithProgress(spec: string, flags: { debug: boolea
     ...(flags.offline ? { offline: true } : {}),
     ...(flags.backend ? { kernels: flags.backend } : {}),
     ...(flags.quant ? { quant: flags.quant } : {}),
+    ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -68,6 +69,7 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
     .requiredOption("-m, --model <dir|repo>", `${what}, or a Hugging Face repo id (org/name[@revision]) taken from the HF cache or downloaded`)
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
+    .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
     .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, about half the memory of bf16) or none").choices(["q8_0", "none"]).default("none"))
     .option("--debug", "print diagnostics to stderr", false);
 }

@@ -18,6 +18,7 @@ interface ServeFlags {
   offline: boolean;
   backend: "js" | "wasm";
   quant: "q8_0" | "none";
+  threads?: number;
 }
 
 export function serveCommand(): Command {

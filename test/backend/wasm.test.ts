@@ -79,7 +79,7 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   }
 
   it("keeps every weight view valid while its memory grows", async () => {
-    const arena = new WasmArena(await kernelModule(), 64 * 1024);
+    const arena = new WasmArena(await kernelModule(), false, 64 * 1024);
     const weights = Array.from({ length: 20 }, (_, i) => randomWeight(i % 2 ? "bf16" : "f32", 50 + i, 300));
     const copies = weights.map((w) => structuredClone(w));
     for (const w of weights) arena.place(w);
@@ -89,5 +89,39 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
       assert.deepEqual([...w.data.subarray(0, 20)], [...copies[i]!.data.subarray(0, 20)]);
       assert.equal(w.data.buffer, arena.memory.buffer);
     });
+  });
+});
+
+describe("worker threads", () => {
+  it("give the same logits as one thread on every fixture, for f32, bf16 and q8_0 weights", async () => {
+    const { loadModel } = await import("../../src/gemma.js");
+    const { FIXTURES } = await import("../helpers/random-model.js");
+    const ids = Array.from({ length: 40 }, (_, i) => (i === 0 ? 2 : (i * 37) % 512));
+    for (const name of ["tiny_a", "tiny_b_27blike", "rg_tiny"]) {
+      for (const quant of ["none", "q8_0"] as const) {
+        const one = await loadModel(`${FIXTURES}${name}`, { kernels: "wasm", threads: 1, quant });
+        const two = await loadModel(`${FIXTURES}${name}`, { kernels: "wasm", threads: 2, quant });
+        assert.equal(two.forwardPass.constructor.name, one.forwardPass.constructor.name);
+        const a = await one.logits(ids);
+        const b = await two.logits(ids);
+        assert.ok(maxRelativeDiff(b, a) <= 1e-5, `${name} ${quant}: ${maxRelativeDiff(b, a)}`);
+      }
+    }
+  });
+
+  it("split a large matmul across threads exactly", async () => {
+    const kernels = await createWasmKernels({ threads: 2 });
+    for (const dtype of ["f32", "bf16", "q8_0"] as const) {
+      const w = randomWeight(dtype, 301, 256);
+      const reference = structuredClone(w);
+      kernels.adopt!([w]);
+      await kernels.ready!();
+      const x = randomF32(3 * 256);
+      const expected = new Float32Array(3 * 301);
+      const actual = new Float32Array(3 * 301);
+      jsKernels.matmul(expected, x, reference, 3);
+      kernels.matmul(actual, x, w, 3);
+      assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${dtype}: ${maxRelativeDiff(actual, expected)}`);
+    }
   });
 });
