@@ -1,0 +1,74 @@
+/**
+ * One WebAssembly memory holding weight matrices plus a scratch area for activations. A 32-bit
+ * memory holds at most 4 GiB, so a large model is spread over several arenas, each owning whole
+ * matrices; only activations are copied in and out per call. Memory grows as matrices arrive, so
+ * each JS copy can be dropped right after it is placed (no second copy of the model in RAM).
+ */
+import type { Weight } from "../kernels.js";
+import { instantiate, type KernelExports } from "./module.js";
+
+const PAGE = 65536;
+/** Weights per arena, leaving room for scratch below the 4 GiB wasm32 limit. */
+export const ARENA_WEIGHT_LIMIT = 3.5 * 1024 ** 3;
+/** Bytes kept free at address 0 (the module's own data lives there). */
+const LOW_RESERVED = PAGE;
+/** Grow in large steps: each growth re-points every weight view. */
+const GROW_STEP = 256 * 1024 * 1024;
+
+const align = (n: number) => Math.ceil(n / 16) * 16;
+
+export class WasmArena {
+  readonly memory: WebAssembly.Memory;
+  readonly kernels: KernelExports;
+  private readonly placed: { weight: Weight; ptr: number; length: number }[] = [];
+  private top = LOW_RESERVED;
+
+  /** `shared`: a memory worker threads can use too (needs the threaded module). */
+  constructor(
+    module: WebAssembly.Module,
+    shared = false,
+    private readonly growStep = GROW_STEP,
+  ) {
+    this.memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared });
+    this.kernels = instantiate(module, this.memory);
+  }
+
+  fits(bytes: number): boolean {
+    return this.top + bytes <= ARENA_WEIGHT_LIMIT || this.placed.length === 0;
+  }
+
+  /** Copies a matrix in and makes `weight.data` a view of it, so the JS copy can be freed. */
+  place(weight: Weight): number {
+    const ptr = this.top;
+    const bytes = weight.data.byteLength;
+    this.ensure(ptr + bytes, this.growStep);
+    new Uint8Array(this.memory.buffer, ptr, bytes).set(new Uint8Array(weight.data.buffer, weight.data.byteOffset, bytes));
+    this.top = align(ptr + bytes);
+    const placed = { weight, ptr, length: weight.data.length };
+    this.placed.push(placed);
+    this.view(placed);
+    return ptr;
+  }
+
+  /** Start of a scratch area of at least `bytes`, above every weight. */
+  scratch(bytes: number): number {
+    this.ensure(this.top + bytes, 0);
+    return this.top;
+  }
+
+  private ensure(end: number, step: number): void {
+    const size = this.memory.buffer.byteLength;
+    if (end <= size) return;
+    const wanted = Math.min(65536 * PAGE, Math.max(end, size + step));
+    this.memory.grow(Math.ceil((wanted - size) / PAGE));
+    // Growing detaches the old buffer (old views read as empty): re-point every weight.
+    for (const placed of this.placed) this.view(placed);
+  }
+
+  private view({ weight, ptr, length }: { weight: Weight; ptr: number; length: number }): void {
+    const buffer = this.memory.buffer;
+    // A shared memory's buffer is a SharedArrayBuffer; views over it read the same.
+    const bytes = buffer as ArrayBuffer;
+    weight.data = weight.dtype === "f32" ? new Float32Array(bytes, ptr, length) : weight.dtype === "q8_0" ? new Uint8Array(bytes, ptr, length) : new Uint16Array(bytes, ptr, length);
+  }
+}

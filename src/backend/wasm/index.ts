@@ -1,0 +1,85 @@
+/**
+ * The WebAssembly SIMD backend: matmuls of f32, bf16 and Q8_0 weights run in AssemblyScript kernels
+ * on weights moved into WebAssembly memory (`adopt`), split across worker threads when there are
+ * several cores; every other kernel is the TypeScript reference for now. f16 weights stay on the
+ * reference path.
+ */
+import { availableParallelism } from "node:os";
+import { jsKernels } from "../js/index.js";
+import type { Kernels, Weight } from "../kernels.js";
+import { WasmArena } from "./arena.js";
+import { kernelModule } from "./module.js";
+import { KernelPool } from "./pool.js";
+import type { KernelName } from "./pool-protocol.js";
+
+export interface WasmKernelOptions {
+  /** Threads for matmuls, the main thread included (default: the number of cores). */
+  threads?: number;
+}
+
+interface Placement {
+  arena: number;
+  ptr: number;
+}
+
+/** Below this many multiply-adds a matmul is not worth waking the workers. */
+const MIN_PARALLEL_WORK = 1 << 16;
+
+export async function createWasmKernels(options: WasmKernelOptions = {}): Promise<Kernels> {
+  const threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+  if (!Number.isFinite(threads)) throw new Error(`threads must be a positive integer, found ${options.threads}`);
+  const threaded = threads > 1 && typeof SharedArrayBuffer === "function";
+  const module = await kernelModule(threaded);
+  // Workers start with `ready`, once a model is loaded: kernels used on their own stay single-threaded.
+  let pool: KernelPool | null = null;
+  const arenas: WasmArena[] = [];
+  const placements = new WeakMap<Weight, Placement>();
+
+  const matmul = (out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void => {
+    const placed = placements.get(w);
+    if (!placed) return jsKernels.matmul(out, x, w, seqLen);
+    const arena = arenas[placed.arena]!;
+    const inCount = seqLen * w.cols;
+    const outCount = seqLen * w.rows;
+    const quantizedBytes = w.dtype === "q8_0" ? (inCount / 32) * 36 : 0;
+    const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
+    const outPtr = xPtr + 4 * inCount;
+    new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
+    let input = xPtr;
+    let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : "matmulBf16";
+    if (w.dtype === "q8_0") {
+      input = outPtr + 4 * outCount;
+      arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen);
+      kernel = "matmulQ8_0";
+    }
+    if (pool && pool.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
+      pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen);
+    } else {
+      arena.kernels[kernel](outPtr, input, placed.ptr, w.rows, w.cols, seqLen, w.rows);
+    }
+    out.set(new Float32Array(arena.memory.buffer, outPtr, outCount));
+  };
+
+  /** Moves matrices into arenas, opening a new one when the current is full. */
+  const adopt = (weights: Weight[]): void => {
+    for (const w of weights) {
+      if (w.dtype === "f16" || placements.has(w)) continue;
+      let arena = arenas.at(-1);
+      if (!arena || !arena.fits(w.data.byteLength)) {
+        arena = new WasmArena(module, threaded);
+        arenas.push(arena);
+      }
+      placements.set(w, { arena: arenas.length - 1, ptr: arena.place(w) });
+    }
+  };
+
+  /** Hands every arena to the workers and starts them. */
+  const ready = async (): Promise<void> => {
+    if (!threaded || pool) return;
+    pool = KernelPool.create(module, threads - 1);
+    await pool.register(arenas.map((a) => a.memory));
+    pool.start();
+  };
+
+  return { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready };
+}

@@ -1,0 +1,53 @@
+/**
+ * The shared control block between the main thread and kernel workers: the main thread writes a
+ * job, bumps GENERATION and wakes the workers; each computes its slice of rows and counts itself
+ * in DONE. Pointers are wasm32 addresses (< 4 GiB), so they are stored as unsigned 32-bit values.
+ */
+export const GENERATION = 0;
+export const DONE = 1;
+export const KERNEL = 2;
+export const ARENA = 3;
+export const OUT = 4;
+export const X = 5;
+export const W = 6;
+export const ROWS = 7;
+export const COLS = 8;
+export const SEQ_LEN = 9;
+export const THREADS = 10;
+/** Set by a worker whose slice threw; the main thread reports it after the job. */
+export const FAILED = 11;
+export const CONTROL_INTS = 16;
+
+export const KERNELS = ["matmulF32", "matmulBf16", "matmulQ8_0"] as const;
+export type KernelName = (typeof KERNELS)[number];
+
+/** Bytes of one weight row, per kernel (Q8_0: 34-byte blocks of 32). */
+export function rowBytes(kernel: KernelName, cols: number): number {
+  if (kernel === "matmulF32") return cols * 4;
+  if (kernel === "matmulBf16") return cols * 2;
+  return (cols / 32) * 34;
+}
+
+/** Rows [start, end) of thread `index` of `threads`, in multiples of 4 (the kernels' row block). */
+export function rowSlice(rows: number, threads: number, index: number): [number, number] {
+  const blocks = Math.ceil(rows / 4);
+  const start = Math.min(rows, Math.floor((blocks * index) / threads) * 4);
+  const end = Math.min(rows, Math.floor((blocks * (index + 1)) / threads) * 4);
+  return [start, end];
+}
+
+export interface SliceKernels {
+  matmulF32(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulBf16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+}
+
+/** Runs this thread's slice of the job in the control block. */
+export function runSlice(kernels: SliceKernels, control: Uint32Array, index: number): void {
+  const kernel = KERNELS[control[KERNEL]!]!;
+  const rows = control[ROWS]!;
+  const cols = control[COLS]!;
+  const [start, end] = rowSlice(rows, control[THREADS]!, index);
+  if (end <= start) return;
+  kernels[kernel](control[OUT]! + start * 4, control[X]!, control[W]! + start * rowBytes(kernel, cols), end - start, cols, control[SEQ_LEN]!, rows);
+}

@@ -1,0 +1,104 @@
+/**
+ * A pool of kernel workers sharing the arenas' WebAssembly memories: a matmul's rows are split
+ * between the main thread and the workers, which wait on a shared control block (no message per
+ * job). The forward pass stays synchronous: the main thread blocks until every slice is done.
+ */
+import { Worker } from "node:worker_threads";
+import { GemmaError } from "../../errors.js";
+import { ARENA, FAILED, CONTROL_INTS, COLS, DONE, GENERATION, KERNEL, KERNELS, OUT, ROWS, SEQ_LEN, THREADS, W, X, runSlice, type KernelName, type SliceKernels } from "./pool-protocol.js";
+
+/** From dist the worker is plain JS; from the sources (tests, tsx) it must register tsx first. */
+function startWorker(workerData: object): Worker {
+  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData });
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const script = new URL("./worker.ts", import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(script)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+/** A slice takes milliseconds; this long means a worker is gone. */
+const WORKER_TIMEOUT_MS = 60_000;
+
+export class KernelPool {
+  private readonly control: Uint32Array;
+  private readonly signals: Int32Array;
+  private registered = 0;
+  private started = false;
+
+  private constructor(private readonly workers: Worker[], buffer: SharedArrayBuffer) {
+    this.control = new Uint32Array(buffer);
+    this.signals = new Int32Array(buffer);
+  }
+
+  /** Starts `count` workers on the threaded kernel module. */
+  static create(module: WebAssembly.Module, count: number): KernelPool {
+    const buffer = new SharedArrayBuffer(CONTROL_INTS * 4);
+    const workers = Array.from({ length: count }, (_, i) => startWorker({ module, control: buffer, index: i + 1 }));
+    // Idle workers must not keep the process alive.
+    for (const w of workers) w.unref();
+    return new KernelPool(workers, buffer);
+  }
+
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  /** Sends arena memories to every worker (before `start`); resolves when all have instantiated them. */
+  async register(memories: WebAssembly.Memory[]): Promise<void> {
+    if (this.started) return;
+    const fresh = memories.slice(this.registered);
+    for (const memory of fresh) {
+      await Promise.all(
+        this.workers.map(
+          (worker) =>
+            new Promise<void>((resolve, reject) => {
+              worker.once("message", () => resolve());
+              worker.once("error", reject);
+              worker.postMessage({ memory });
+            }),
+        ),
+      );
+    }
+    this.registered += fresh.length;
+  }
+
+  /** From now on workers block on the control block; arenas made later run on the main thread. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const worker of this.workers) worker.postMessage("start");
+  }
+
+  canRun(arena: number): boolean {
+    return this.started && arena < this.registered;
+  }
+
+  run(arena: number, kernels: SliceKernels, kernel: KernelName, out: number, x: number, w: number, rows: number, cols: number, seqLen: number): void {
+    const c = this.control;
+    c[KERNEL] = KERNELS.indexOf(kernel);
+    c[ARENA] = arena;
+    c[OUT] = out;
+    c[X] = x;
+    c[W] = w;
+    c[ROWS] = rows;
+    c[COLS] = cols;
+    c[SEQ_LEN] = seqLen;
+    c[THREADS] = this.threads;
+    Atomics.store(this.signals, DONE, 0);
+    Atomics.add(this.signals, GENERATION, 1);
+    Atomics.notify(this.signals, GENERATION);
+    runSlice(kernels, c, 0);
+    const deadline = Date.now() + WORKER_TIMEOUT_MS;
+    for (let done = Atomics.load(this.signals, DONE); done < this.workers.length; done = Atomics.load(this.signals, DONE)) {
+      if (Atomics.wait(this.signals, DONE, done, 1000) === "timed-out" && Date.now() > deadline) {
+        throw new GemmaError(`a kernel worker did not finish a matmul within ${WORKER_TIMEOUT_MS / 1000} s; run with --threads 1`);
+      }
+    }
+    const failed = Atomics.exchange(this.signals, FAILED, 0);
+    if (failed !== 0) throw new GemmaError(`kernel worker ${failed} failed a matmul; run with --threads 1`);
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
