@@ -4,16 +4,10 @@
  */
 import { createInterface } from "node:readline";
 import { Command } from "commander";
-import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
+import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type ModelFlags, type SamplingFlags } from "./options.js";
 
-interface ChatFlags extends SamplingFlags {
-  model: string;
+interface ChatFlags extends SamplingFlags, ModelFlags {
   system?: string;
-  debug: boolean;
-  offline: boolean;
-  backend: "js" | "wasm";
-  quant: "q8_0" | "none";
-  threads?: number;
 }
 
 export function chatCommand(): Command {

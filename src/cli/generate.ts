@@ -1,19 +1,13 @@
 /** `gemma-ts generate`: stream a continuation of a prompt (or a chat reply with --chat) to stdout. */
 import { Command, InvalidArgumentError } from "commander";
 import type { GenerationInput } from "../gemma.js";
-import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type SamplingFlags } from "./options.js";
+import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type ModelFlags, type SamplingFlags } from "./options.js";
 
-interface GenerateFlags extends SamplingFlags {
-  model: string;
+interface GenerateFlags extends SamplingFlags, ModelFlags {
   prompt?: string;
   promptIds?: number[];
   chat: boolean;
   system?: string;
-  debug: boolean;
-  offline: boolean;
-  backend: "js" | "wasm";
-  quant: "q8_0" | "none";
-  threads?: number;
 }
 
 function parseIds(raw: string): number[] {

@@ -46,8 +46,18 @@ export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
   return { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, stop, ...(seed === undefined ? {} : { seed }) };
 }
 
+/** The flags addModelOptions defines. */
+export interface ModelFlags {
+  model: string;
+  debug: boolean;
+  offline: boolean;
+  backend: "js" | "wasm";
+  quant: "q8_0" | "none";
+  threads?: number;
+}
+
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
-export async function loadModelWithProgress(spec: string, flags: { debug: boolean; offline?: boolean; backend?: "js" | "wasm"; quant?: "q8_0" | "none"; threads?: number }): Promise<GemmaModel> {
+export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags, "model">): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
   const downloads = new DownloadProgress();
   const model = await loadModel(spec, {

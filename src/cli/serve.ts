@@ -3,10 +3,9 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { startServer } from "../server/serve.js";
-import { addModelOptions, loadModelWithProgress, parseNumber } from "./options.js";
+import { addModelOptions, loadModelWithProgress, parseNumber, type ModelFlags } from "./options.js";
 
-interface ServeFlags {
-  model: string;
+interface ServeFlags extends ModelFlags {
   modelName?: string;
   host: string;
   port: number;
@@ -14,11 +13,6 @@ interface ServeFlags {
   maxQueue: number;
   apiKey?: string;
   maxBody: number;
-  debug: boolean;
-  offline: boolean;
-  backend: "js" | "wasm";
-  quant: "q8_0" | "none";
-  threads?: number;
 }
 
 export function serveCommand(): Command {

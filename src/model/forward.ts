@@ -8,6 +8,7 @@ import { GenerationError } from "../errors.js";
 import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from "../weights/dtype.js";
 import type { CausalLM, DecodeState, StateOptions } from "./causal-lm.js";
 import { KvCache } from "./kv-cache.js";
+import { outputLogits } from "./output-head.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import type { GemmaWeights, LayerWeights } from "./weights.js";
 
@@ -60,15 +61,7 @@ export class GemmaForward implements CausalLM {
     for (let i = 0; i < c.nLayers; i++) this.layer(i, this.weights.layers[i]!, h, scratch, cache, startPos);
     if (cache) cache.length = startPos + seqLen;
 
-    const rows = logitsFor === "all" ? seqLen : 1;
-    const last = logitsFor === "all" ? h : h.subarray((seqLen - 1) * c.dModel);
-    const normed = new Float32Array(rows * c.dModel);
-    k.rmsnorm(normed, last, this.weights.finalNorm, rows, c.dModel, c.rmsNormEps);
-    // Tied output head: logits = h Eᵀ, without the sqrt(d) scale (§2.3).
-    const logits = new Float32Array(rows * c.vocabSize);
-    k.matmul(logits, normed, this.weights.embedding, rows);
-    if (c.finalSoftcap !== null) k.softcap(logits, logits.length, c.finalSoftcap);
-    return logits;
+    return outputLogits(k, c, h, seqLen, logitsFor, this.weights.finalNorm, this.weights.embedding);
   }
 
   private layer(index: number, w: LayerWeights, h: Float32Array, s: LayerScratch, cache: KvCache | null, startPos: number): void {

@@ -8,6 +8,7 @@ import { GenerationError } from "../../errors.js";
 import { bf16ToF32, f32ToBf16 } from "../../weights/dtype.js";
 import type { CausalLM, DecodeState } from "../causal-lm.js";
 import { LayerKv } from "../kv-cache.js";
+import { outputLogits } from "../output-head.js";
 import { ropeInverseFrequencies } from "../rope.js";
 import type { RecurrentGemmaConfig } from "./config.js";
 import type { AttentionWeights, RecurrentGemmaWeights, RecurrentWeights } from "./weights.js";
@@ -134,14 +135,7 @@ export class RecurrentGemmaForward implements CausalLM {
     }
     s.length = startPos + seqLen;
 
-    const rows = logitsFor === "all" ? seqLen : 1;
-    const last = logitsFor === "all" ? h : h.subarray((seqLen - 1) * c.dModel);
-    const final = new Float32Array(rows * c.dModel);
-    k.rmsnorm(final, last, this.weights.finalNorm, rows, c.dModel, c.rmsNormEps);
-    const logits = new Float32Array(rows * c.vocabSize);
-    k.matmul(logits, final, this.weights.embedding, rows);
-    if (c.finalSoftcap !== null) k.softcap(logits, logits.length, c.finalSoftcap);
-    return logits;
+    return outputLogits(k, c, h, seqLen, logitsFor, this.weights.finalNorm, this.weights.embedding);
   }
 
   /** y = gelu(W_y n + b_y); u = RG-LRU(Conv1D(W_x n + b_x)); out = W_out (u ⊙ y) + b_out (§4). */
