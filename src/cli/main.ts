@@ -10,7 +10,7 @@ import { pullCommand } from "./pull.js";
 import { serveCommand } from "./serve.js";
 
 const program = new Command("gemma-ts")
-  .description("Run Google's Gemma 2 (and Gemma 1) models from Hugging Face checkpoints")
+  .description("Run Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints or repo ids")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
