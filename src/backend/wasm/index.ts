@@ -22,6 +22,9 @@ interface Placement {
   ptr: number;
 }
 
+/** When a model (and so its kernels) is garbage-collected, its workers are stopped too. */
+const poolsOfDroppedKernels = new FinalizationRegistry<KernelPool>((pool) => void pool.terminate());
+
 /** Below this many multiply-adds a matmul is not worth waking the workers. */
 const MIN_PARALLEL_WORK = 1 << 16;
 
@@ -77,9 +80,11 @@ export async function createWasmKernels(options: WasmKernelOptions = {}): Promis
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
     pool = KernelPool.create(module, threads - 1);
+    poolsOfDroppedKernels.register(kernels, pool);
     await pool.register(arenas.map((a) => a.memory));
     pool.start();
   };
 
-  return { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready };
+  const kernels: Kernels = { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready };
+  return kernels;
 }
