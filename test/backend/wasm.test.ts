@@ -26,6 +26,21 @@ function maxRelativeDiff(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
+/** Adopts a random weight into fresh wasm kernels and checks its matmul against the TS reference. */
+async function checkAgainstReference(dtype: Weight["dtype"], rows: number, cols: number, seqLen: number) {
+  const wasm = await createWasmKernels();
+  const w = randomWeight(dtype, rows, cols);
+  const reference = structuredClone(w);
+  wasm.adopt!([w]);
+  const x = randomF32(seqLen * cols);
+  const expected = new Float32Array(seqLen * rows);
+  const actual = new Float32Array(seqLen * rows);
+  jsKernels.matmul(expected, x, reference, seqLen);
+  wasm.matmul(actual, x, w, seqLen);
+  assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `max relative diff ${maxRelativeDiff(actual, expected)}`);
+  return { w, reference, x, actual };
+}
+
 describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   // Sizes that are not multiples of the SIMD width (4) or of the 4-row block.
   const shapes: [number, number, number][] = [
@@ -38,16 +53,7 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   for (const dtype of ["f32", "bf16", "f16"] as const) {
     for (const [rows, cols, seqLen] of shapes) {
       it(`matmul ${dtype} [${rows}x${cols}] x ${seqLen} tokens`, async () => {
-        const wasm = await createWasmKernels();
-        const w = randomWeight(dtype, rows, cols);
-        const reference = structuredClone(w);
-        wasm.adopt!([w]);
-        const x = randomF32(seqLen * cols);
-        const expected = new Float32Array(seqLen * rows);
-        const actual = new Float32Array(seqLen * rows);
-        jsKernels.matmul(expected, x, reference, seqLen);
-        wasm.matmul(actual, x, w, seqLen);
-        assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `max relative diff ${maxRelativeDiff(actual, expected)}`);
+        const { w, reference } = await checkAgainstReference(dtype, rows, cols, seqLen);
         assert.deepEqual([...w.data], [...reference.data], "the adopted weight still reads the same values");
       });
     }
@@ -56,17 +62,8 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   // Q8_0 rows are whole 32-value blocks; rows still odd.
   for (const [rows, cols, seqLen] of [[1, 32, 1], [7, 64, 3], [33, 96, 5], [130, 288, 2]] as [number, number, number][]) {
     it(`matmul q8_0 [${rows}x${cols}] x ${seqLen} tokens (int8 activations, as llama.cpp)`, async () => {
-      const wasm = await createWasmKernels();
-      const w = randomWeight("q8_0", rows, cols);
-      const reference = structuredClone(w);
-      wasm.adopt!([w]);
+      const { w, reference, x, actual } = await checkAgainstReference("q8_0", rows, cols, seqLen);
       assert.ok(w.data.buffer !== reference.data.buffer, "moved into wasm memory");
-      const x = randomF32(seqLen * cols);
-      const expected = new Float32Array(seqLen * rows);
-      const actual = new Float32Array(seqLen * rows);
-      jsKernels.matmul(expected, x, reference, seqLen);
-      wasm.matmul(actual, x, w, seqLen);
-      assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `max relative diff ${maxRelativeDiff(actual, expected)}`);
       // And close to the float product: 8-bit weights and activations, relative error well under 2%.
       const exact = new Float32Array(seqLen * rows);
       const floats = new Float32Array(rows * cols);
