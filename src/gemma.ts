@@ -15,7 +15,7 @@ import { Generation, type GenerateOptions, type GenerationContext } from "./gene
 import { Sequence } from "./generate/sequence.js";
 import { GemmaForward, type ForwardOptions } from "./model/forward.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
-import { heldBytes, loadWeights, type GemmaWeights } from "./model/weights.js";
+import { heldBytes, loadWeights, type GemmaWeights, type Quantization } from "./model/weights.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
@@ -35,8 +35,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
   onDebug?: (message: string) => void;
-  /** "q8_0": quantize weight matrices on load to llama.cpp's 8-bit blocks (about half of bf16); "none" (default) keeps their stored width. */
-  quant?: "q8_0" | "none";
+  /** Quantize weight matrices on load to llama.cpp's blocks: "q8_0" (about half of bf16), "q4_0" (about a quarter); "none" (default) keeps their stored width. */
+  quant?: Quantization;
   /** Threads for the wasm backend's matmuls (default: the number of cores). */
   threads?: number;
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */

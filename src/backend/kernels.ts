@@ -6,15 +6,15 @@
 import type { Activation } from "../config.js";
 import type { WeightDtype } from "../weights/dtype.js";
 
-/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 blocks (src/weights/q8_0.ts). */
-export type MatrixDtype = WeightDtype | "q8_0";
+/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 / Q4_0 blocks (src/weights/). */
+export type MatrixDtype = WeightDtype | "q8_0" | "q4_0";
 
 /** A [rows, cols] weight matrix kept in its stored width or quantized (PyTorch [out, in] layout). */
 export interface Weight {
   readonly dtype: MatrixDtype;
   readonly rows: number;
   readonly cols: number;
-  /** f32: Float32Array; f16/bf16: Uint16Array; q8_0: Uint8Array of blocks. Replaceable by a backend (Kernels.adopt). */
+  /** f32: Float32Array; f16/bf16: Uint16Array; q8_0/q4_0: Uint8Array of blocks. Replaceable by a backend (Kernels.adopt). */
   data: Float32Array | Uint16Array | Uint8Array;
 }
 

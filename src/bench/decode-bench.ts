@@ -6,6 +6,7 @@ import { buildForward } from "../gemma.js";
 import { PRESETS } from "../config.js";
 import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
 import { KvCache } from "../model/kv-cache.js";
+import type { Quantization } from "../model/weights.js";
 import { RECURRENT_PRESETS } from "../model/recurrent-gemma/config.js";
 import { RecurrentState } from "../model/recurrent-gemma/forward.js";
 import { SyntheticSource } from "./synthetic.js";
@@ -63,7 +64,7 @@ function advanceTo(state: DecodeState, position: number): void {
 
 export async function runDecodeBench(
   shape: string,
-  options: { promptTokens: number; decodeTokens: number; positions: number[]; backend?: "js" | "wasm"; quant?: "q8_0" | "none"; threads?: number; onRow?: (row: BenchRow) => void },
+  options: { promptTokens: number; decodeTokens: number; positions: number[]; backend?: "js" | "wasm"; quant?: Quantization; threads?: number; onRow?: (row: BenchRow) => void },
 ): Promise<BenchResult> {
   const config = BENCH_SHAPES[shape];
   if (!config) throw new Error(`unknown shape ${shape}`);

@@ -1,6 +1,7 @@
 /** Option parsing shared by the commands: numbers with clear errors, sampling flags, model loading. */
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { loadModel, type GemmaModel } from "../gemma.js";
+import type { Quantization } from "../model/weights.js";
 import type { GenerateOptions } from "../generate/generation.js";
 import { DownloadProgress, ProgressBar } from "./progress.js";
 
@@ -52,7 +53,7 @@ export interface ModelFlags {
   debug: boolean;
   offline: boolean;
   backend: "js" | "wasm";
-  quant: "q8_0" | "none";
+  quant: Quantization;
   threads?: number;
 }
 
@@ -80,6 +81,6 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
     .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
-    .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, about half the memory of bf16) or none").choices(["q8_0", "none"]).default("none"))
+    .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))
     .option("--debug", "print diagnostics to stderr", false);
 }

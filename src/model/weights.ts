@@ -8,7 +8,11 @@ import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { weightDtypeOf, widenInto } from "../weights/dtype.js";
 import type { StoredTensor } from "../weights/safetensors.js";
+import { Q4_0_BLOCK, quantizeQ4_0 } from "../weights/q4_0.js";
 import { Q8_0_BLOCK, quantizeQ8_0 } from "../weights/q8_0.js";
+
+/** Weight quantization on load. */
+export type Quantization = "q8_0" | "q4_0" | "none";
 
 export interface LayerWeights {
   /** Norm gains are stored as 1 + w (RMSNorm weights are offsets from 1, §2). */
@@ -62,8 +66,8 @@ export interface LoadWeightsOptions {
   onDebug?: (message: string) => void;
   /** Each matrix as soon as it is read (a backend moves it into its own memory: Kernels.adopt). */
   onMatrix?: (weight: Weight) => void;
-  /** "q8_0" quantizes every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
-  quant?: "q8_0" | "none";
+  /** "q8_0" / "q4_0" quantize every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
+  quant?: Quantization;
 }
 
 /**
@@ -114,10 +118,9 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
   const matrix = async (name: string): Promise<Weight> => {
     const t = await read(name);
     const [rows, cols] = [t.shape[0]!, t.shape[1]!];
-    const weight: Weight =
-      quant === "q8_0" && cols % Q8_0_BLOCK === 0
-        ? { dtype: "q8_0", rows, cols, data: quantizeQ8_0(t.data, t.dtype, rows, cols) }
-        : { dtype: t.dtype, rows, cols, data: t.data };
+    let weight: Weight = { dtype: t.dtype, rows, cols, data: t.data };
+    if (quant === "q8_0" && cols % Q8_0_BLOCK === 0) weight = { dtype: "q8_0", rows, cols, data: quantizeQ8_0(t.data, t.dtype, rows, cols) };
+    if (quant === "q4_0" && cols % Q4_0_BLOCK === 0) weight = { dtype: "q4_0", rows, cols, data: quantizeQ4_0(t.data, t.dtype, rows, cols) };
     onMatrix?.(weight);
     return weight;
   };

@@ -7,6 +7,7 @@ import { createWasmKernels } from "../../src/backend/wasm/index.js";
 import { kernelModule } from "../../src/backend/wasm/module.js";
 import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
+import { dequantizeQ4_0Row, quantizeQ4_0 } from "../../src/weights/q4_0.js";
 import { dequantizeQ8_0Row, quantizeQ8_0 } from "../../src/weights/q8_0.js";
 
 const rng = new Rng(9);
@@ -16,6 +17,7 @@ function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weigh
   const values = randomF32(rows * cols);
   if (dtype === "f32") return { dtype, rows, cols, data: values };
   if (dtype === "q8_0") return { dtype, rows, cols, data: quantizeQ8_0(values, "f32", rows, cols) };
+  if (dtype === "q4_0") return { dtype, rows, cols, data: quantizeQ4_0(values, "f32", rows, cols) };
   const convert = dtype === "bf16" ? f32ToBf16 : f32ToF16;
   return { dtype, rows, cols, data: Uint16Array.from(values, convert) };
 }
@@ -75,6 +77,19 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     });
   }
 
+  for (const [rows, cols, seqLen] of [[1, 32, 1], [7, 64, 3], [130, 288, 2]] as [number, number, number][]) {
+    it(`matmul q4_0 [${rows}x${cols}] x ${seqLen} tokens`, async () => {
+      const { reference, x, actual } = await checkAgainstReference("q4_0", rows, cols, seqLen);
+      const floats = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) dequantizeQ4_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
+      const exact = new Float32Array(seqLen * rows);
+      jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
+      let worst = 0;
+      for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
+      assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
+    });
+  }
+
   it("keeps every weight view valid while its memory grows", async () => {
     const arena = new WasmArena(await kernelModule(), false, 64 * 1024);
     const weights = Array.from({ length: 20 }, (_, i) => randomWeight(i % 2 ? "bf16" : "f32", 50 + i, 300));
@@ -108,7 +123,7 @@ describe("worker threads", () => {
 
   it("split a large matmul across threads exactly", async () => {
     const kernels = await createWasmKernels({ threads: 2 });
-    for (const dtype of ["f32", "bf16", "q8_0"] as const) {
+    for (const dtype of ["f32", "bf16", "q8_0", "q4_0"] as const) {
       const w = randomWeight(dtype, 301, 256);
       const reference = structuredClone(w);
       kernels.adopt!([w]);

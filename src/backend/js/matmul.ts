@@ -5,7 +5,8 @@
 import type { Weight } from "../kernels.js";
 import { f16LookupTable } from "../../weights/dtype.js";
 import { dequantizeQ8_0Row } from "../../weights/q8_0.js";
-import { matmulQ8_0 } from "./matmul-q8_0.js";
+import { dequantizeQ4_0Row } from "../../weights/q4_0.js";
+import { matmulQ4_0, matmulQ8_0 } from "./matmul-quantized.js";
 
 const BLOCK_ROWS = 4;
 
@@ -23,8 +24,9 @@ function ensureScratch(values: number): void {
 function widenRowsToScratch(w: Weight, firstRow: number, rowCount: number): void {
   const count = rowCount * w.cols;
   ensureScratch(count);
-  if (w.dtype === "q8_0") {
-    for (let i = 0; i < rowCount; i++) dequantizeQ8_0Row(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
+  if (w.dtype === "q8_0" || w.dtype === "q4_0") {
+    const dequantize = w.dtype === "q8_0" ? dequantizeQ8_0Row : dequantizeQ4_0Row;
+    for (let i = 0; i < rowCount; i++) dequantize(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
     return;
   }
   const start = firstRow * w.cols;
@@ -46,6 +48,7 @@ export function weightRow(w: Weight, r: number): Float32Array {
 
 export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
   if (w.dtype === "q8_0") return matmulQ8_0(out, x, w, seqLen);
+  if (w.dtype === "q4_0") return matmulQ4_0(out, x, w, seqLen);
   const { rows, cols } = w;
   for (let r = 0; r < rows; r += BLOCK_ROWS) {
     const n = Math.min(BLOCK_ROWS, rows - r);

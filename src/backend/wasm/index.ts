@@ -1,5 +1,5 @@
 /**
- * The WebAssembly SIMD backend: matmuls of f32, bf16 and Q8_0 weights run in AssemblyScript kernels
+ * The WebAssembly SIMD backend: matmuls of f32, bf16, Q8_0 and Q4_0 weights run in AssemblyScript kernels
  * on weights moved into WebAssembly memory (`adopt`), split across worker threads when there are
  * several cores; every other kernel is the TypeScript reference for now. f16 weights stay on the
  * reference path.
@@ -44,16 +44,17 @@ export async function createWasmKernels(options: WasmKernelOptions = {}): Promis
     const arena = arenas[placed.arena]!;
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
-    const quantizedBytes = w.dtype === "q8_0" ? (inCount / 32) * 36 : 0;
+    const quantized = w.dtype === "q8_0" || w.dtype === "q4_0";
+    const quantizedBytes = quantized ? (inCount / 32) * 36 : 0;
     const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
     let input = xPtr;
     let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : "matmulBf16";
-    if (w.dtype === "q8_0") {
+    if (quantized) {
       input = outPtr + 4 * outCount;
       arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen);
-      kernel = "matmulQ8_0";
+      kernel = w.dtype === "q8_0" ? "matmulQ8_0" : "matmulQ4_0";
     }
     if (pool && pool.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
       pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen);

@@ -1,10 +1,11 @@
 /**
- * Reference Q8_0 matmul, as llama.cpp computes it: each row of activations is quantized to int8
- * blocks of 32 (an f32 scale each, computed in f32, round half away from zero), then every weight
- * block is dotted with its activation block in integers and scaled by d_w · d_x.
+ * Reference Q8_0 and Q4_0 matmuls, as llama.cpp computes them: each row of activations is quantized
+ * to int8 blocks of 32 (an f32 scale each, computed in f32, round half away from zero), then every
+ * weight block is dotted with its activation block in integers and scaled by d_w · d_x.
  */
 import type { Weight } from "../kernels.js";
 import { f16LookupTable } from "../../weights/dtype.js";
+import { q4_0Block } from "../../weights/q4_0.js";
 import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES, roundHalfAway } from "../../weights/q8_0.js";
 
 /** Activation blocks of one row: scales[b] and values[b·32 + i]. */
@@ -21,6 +22,26 @@ export function quantizeActivationRow(x: Float32Array, offset: number, cols: num
     for (let i = 0; i < Q8_0_BLOCK; i++) values[b * Q8_0_BLOCK + i] = roundHalfAway(Math.fround(x[offset + b * Q8_0_BLOCK + i]! * inverse));
   }
   return { scales, values };
+}
+
+export function matmulQ4_0(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
+  const { rows, cols } = w;
+  const data = w.data as Uint8Array;
+  const blocks = cols / Q8_0_BLOCK;
+  const weights = new Int8Array(Q8_0_BLOCK);
+  for (let s = 0; s < seqLen; s++) {
+    const { scales, values } = quantizeActivationRow(x, s * cols, cols);
+    for (let r = 0; r < rows; r++) {
+      let acc = 0;
+      for (let b = 0; b < blocks; b++) {
+        const d = q4_0Block(data, r, b, cols, weights);
+        let isum = 0;
+        for (let i = 0; i < Q8_0_BLOCK; i++) isum += weights[i]! * values[b * Q8_0_BLOCK + i]!;
+        acc += isum * d * scales[b]!;
+      }
+      out[s * rows + r] = acc;
+    }
+  }
 }
 
 export function matmulQ8_0(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
