@@ -134,46 +134,6 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
 }
 
-// Q8_0 weights: rows of 34-byte blocks (f16 scale, 32 int8); cols is a multiple of 32.
-// xq: the activations already quantized by quantizeActivations. Four rows share each load.
-export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  const blocks = cols >> 5;
-  const rowBytes = <usize>blocks * 34;
-  let r = 0;
-  for (; r + 3 < rows; r += 4) {
-    const w0 = w + <usize>r * rowBytes;
-    const w1 = w0 + rowBytes;
-    const w2 = w1 + rowBytes;
-    const w3 = w2 + rowBytes;
-    for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * 36;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) {
-        const xb = xs + <usize>b * 36;
-        const off = <usize>b * 34;
-        a0 = f32x4.add(a0, blockDot(w0 + off, xb));
-        a1 = f32x4.add(a1, blockDot(w1 + off, xb));
-        a2 = f32x4.add(a2, blockDot(w2 + off, xb));
-        a3 = f32x4.add(a3, blockDot(w3 + off, xb));
-      }
-      const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
-      store<f32>(o, sum4(a0));
-      store<f32>(o, sum4(a1), 4);
-      store<f32>(o, sum4(a2), 8);
-      store<f32>(o, sum4(a3), 12);
-    }
-  }
-  for (; r < rows; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * 36;
-      let a = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDot(wr + <usize>b * 34, xs + <usize>b * 36));
-      store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sum4(a));
-    }
-  }
-}
-
 // One Q4_0 weight block (18 bytes: f16 scale, 16 bytes of nibbles; low nibbles are values 0..15,
 // high nibbles 16..31, value = nibble − 8) against one activation block: Σ q_w·q_x as f32x4.
 @inline function blockDotQ4(wb: usize, xb: usize): v128 {
@@ -185,10 +145,22 @@ export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
 }
 
-// Q4_0 weights against activations quantized by quantizeActivations. Four rows share each load.
-export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+// Quantized weights against activations quantized by quantizeActivations; the block type is
+// chosen at compile time: T = i8 for Q8_0 (34-byte blocks), T = u8 for Q4_0 (18-byte blocks).
+// cols is a multiple of 32. Four rows share each load.
+@inline function blockBytes<T>(): usize {
+  return isSigned<T>() ? 34 : 18;
+}
+
+@inline function blockDotOf<T>(wb: usize, xb: usize): v128 {
+  if (isSigned<T>()) return blockDot(wb, xb);
+  return blockDotQ4(wb, xb);
+}
+
+@inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols >> 5;
-  const rowBytes = <usize>blocks * 18;
+  const size = blockBytes<T>();
+  const rowBytes = <usize>blocks * size;
   let r = 0;
   for (; r + 3 < rows; r += 4) {
     const w0 = w + <usize>r * rowBytes;
@@ -200,11 +172,11 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b = 0; b < blocks; b++) {
         const xb = xs + <usize>b * 36;
-        const off = <usize>b * 18;
-        a0 = f32x4.add(a0, blockDotQ4(w0 + off, xb));
-        a1 = f32x4.add(a1, blockDotQ4(w1 + off, xb));
-        a2 = f32x4.add(a2, blockDotQ4(w2 + off, xb));
-        a3 = f32x4.add(a3, blockDotQ4(w3 + off, xb));
+        const off = <usize>b * size;
+        a0 = f32x4.add(a0, blockDotOf<T>(w0 + off, xb));
+        a1 = f32x4.add(a1, blockDotOf<T>(w1 + off, xb));
+        a2 = f32x4.add(a2, blockDotOf<T>(w2 + off, xb));
+        a3 = f32x4.add(a3, blockDotOf<T>(w3 + off, xb));
       }
       const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       store<f32>(o, sum4(a0));
@@ -218,8 +190,16 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
     for (let s = 0; s < seqLen; s++) {
       const xs = xq + <usize>s * <usize>blocks * 36;
       let a = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDotQ4(wr + <usize>b * 18, xs + <usize>b * 36));
+      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDotOf<T>(wr + <usize>b * size, xs + <usize>b * 36));
       store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sum4(a));
     }
   }
+}
+
+export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+  matmulBlocks<i8>(out, xq, w, rows, cols, seqLen, outStride);
+}
+
+export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+  matmulBlocks<u8>(out, xq, w, rows, cols, seqLen, outStride);
 }
