@@ -1,8 +1,8 @@
 /**
  * The library's front door: `loadModel(dir)` reads config, tokenizer and weights of a Hugging Face
- * checkpoint folder and returns a model that computes logits, generates and chats.
+ * checkpoint folder or GGUF file and returns a model that computes logits, generates and chats.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { jsKernels } from "./backend/js/index.js";
 import type { Kernels, Weight } from "./backend/kernels.js";
@@ -16,6 +16,7 @@ import { Sequence } from "./generate/sequence.js";
 import { GemmaForward, type ForwardOptions } from "./model/forward.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
 import { heldBytes, loadWeights, type GemmaWeights, type Quantization } from "./model/weights.js";
+import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
@@ -146,21 +147,37 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   return parseModelConfigJson(text, path);
 }
 
+/** A checkpoint's tensors, config and tokenizer: a GGUF file, or a Hugging Face folder. */
+export async function openCheckpoint(path: string): Promise<{ checkpoint: TensorSource & { close(): Promise<void> }; config: ModelConfig; tokenizer: GemmaTokenizer | null }> {
+  if (path.endsWith(".gguf") && (await stat(path).catch(() => null))?.isFile()) {
+    const checkpoint = await GgufCheckpoint.open(path);
+    return { checkpoint, config: checkpoint.config, tokenizer: checkpoint.tokenizer };
+  }
+  const checkpoint = await Checkpoint.open(path);
+  try {
+    const config = await loadConfig(checkpoint.dir);
+    const tokenizer = (await hasTokenizer(checkpoint.dir)) ? await loadTokenizer(checkpoint.dir) : null;
+    return { checkpoint, config, tokenizer };
+  } catch (e) {
+    await checkpoint.close();
+    throw e;
+  }
+}
+
 /**
- * Loads a Hugging Face checkpoint: a folder with config.json, model.safetensors (or shards with
- * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json; or a Hub
- * repo id (`google/gemma-2-2b-it`, `org/name@revision`), taken from the HF cache or downloaded.
+ * Loads a model: a Hugging Face folder with config.json, model.safetensors (or shards with
+ * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json; a GGUF
+ * file (architectures gemma2 and gemma, tokenizer from its metadata); or a Hub repo id
+ * (`google/gemma-2-2b-it`, `org/name@revision`), taken from the HF cache or downloaded.
  */
 export async function loadModel(model: string, options: LoadModelOptions = {}): Promise<GemmaModel> {
   const { endpoint, token, cacheDir, offline, onDownloadProgress } = options;
   const hub = { endpoint, token, cacheDir, offline, onProgress: onDownloadProgress };
   const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));
-  const checkpoint = await Checkpoint.open(dir);
+  const { checkpoint, config, tokenizer } = await openCheckpoint(dir);
   try {
-    const config = await loadConfig(checkpoint.dir);
-    const tokenizer = (await hasTokenizer(checkpoint.dir)) ? await loadTokenizer(checkpoint.dir) : null;
     if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
-      throw new TokenizerError(`${checkpoint.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`);
+      throw new TokenizerError(`${checkpoint.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but ${checkpoint instanceof GgufCheckpoint ? "token_embd.weight has" : "config.json's vocab_size is"} ${config.vocabSize}`);
     }
     const { forwardPass, weightBytes } = await buildForward(checkpoint, config, options);
     return new GemmaModel(config, tokenizer, forwardPass, weightBytes);

@@ -4,10 +4,9 @@
  * row-major Float32Arrays with their dimensions passed explicitly (llm.c style).
  */
 import type { Activation } from "../config.js";
-import type { WeightDtype } from "../weights/dtype.js";
+import type { MatrixDtype } from "../weights/dtype.js";
 
-/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 / Q4_0 blocks (src/weights/). */
-export type MatrixDtype = WeightDtype | "q8_0" | "q4_0";
+export type { MatrixDtype };
 
 /** A [rows, cols] weight matrix kept in its stored width or quantized (PyTorch [out, in] layout). */
 export interface Weight {

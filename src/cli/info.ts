@@ -1,9 +1,9 @@
 /** `gemma-ts info`: config, parameter count, tensor dtypes and a memory estimate, without loading weights. */
 import { Command } from "commander";
-import { loadConfig } from "../gemma.js";
+import { openCheckpoint } from "../gemma.js";
+import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
 import { validateTensors } from "../model/weights.js";
-import { hasTokenizer } from "../tokenizer/load.js";
 import { Checkpoint } from "../weights/checkpoint.js";
 import { resolveModelPath } from "../hub/resolve.js";
 import { addModelOptions } from "./options.js";
@@ -19,9 +19,9 @@ export function infoCommand(): Command {
   return addModelOptions(new Command("info").description("show a checkpoint's configuration, size and memory needs"))
     .option("--json", "print as JSON", false)
     .action(async (flags: { model: string; json: boolean; offline: boolean }) => {
-      const checkpoint = await Checkpoint.open(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
+      const { checkpoint, config, tokenizer } = await openCheckpoint(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
       try {
-        const config = await loadConfig(checkpoint.dir);
+        const isGguf = checkpoint instanceof GgufCheckpoint;
         const expected = expectedTensorsFor(config);
         const weightBytes = validateTensors(checkpoint, expected, config.family);
         const dtypes = new Map<string, number>();
@@ -35,8 +35,9 @@ export function infoCommand(): Command {
           family: config.family,
           parameters: parameterCountFor(config),
           tensorDtypes: Object.fromEntries(dtypes),
-          files: checkpoint.files.length,
-          tokenizer: await hasTokenizer(checkpoint.dir),
+          format: isGguf ? "gguf" : "safetensors",
+          files: checkpoint instanceof Checkpoint ? checkpoint.files.length : 1,
+          tokenizer: tokenizer !== null,
           memory: { weightsBytes: weightBytes, stateBytesAtFullContext: stateBytes, totalBytes: weightBytes + stateBytes },
           config,
         };
@@ -52,7 +53,7 @@ export function infoCommand(): Command {
           `model        ${FAMILY_NAMES[config.family]} (${formatCount(report.parameters)} parameters) in ${report.folder}`,
           ...describeArchitecture(config),
           `weights      ${[...dtypes].map(([d, n]) => `${n} × ${d}`).join(", ")} in ${report.files} file(s): ${formatBytes(weightBytes)}`,
-          `tokenizer    ${report.tokenizer ? "tokenizer.json" : "none (generate from token ids only)"}`,
+          `tokenizer    ${report.tokenizer ? (isGguf ? "from the GGUF metadata" : "tokenizer.json") : "none (generate from token ids only)"}`,
           `memory       ${formatBytes(weightBytes)} weights + ${state} = ${formatBytes(weightBytes + stateBytes)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);

@@ -6,10 +6,12 @@ import type { GemmaConfig } from "../config.js";
 import type { Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
-import { weightDtypeOf, widenInto } from "../weights/dtype.js";
+import { narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
 import type { StoredTensor } from "../weights/safetensors.js";
-import { Q4_0_BLOCK, quantizeQ4_0 } from "../weights/q4_0.js";
-import { Q8_0_BLOCK, quantizeQ8_0 } from "../weights/q8_0.js";
+import { Q8_0_BLOCK } from "../weights/q8_0.js";
+
+/** Stored types a matrix can be read from (K-quants are converted by the GGUF reader). */
+const READABLE_DTYPES = new Set(["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]);
 
 /** Weight quantization on load. */
 export type Quantization = "q8_0" | "q4_0" | "none";
@@ -87,8 +89,12 @@ export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string
         name,
       );
     }
-    if (!weightDtypeOf(entry.dtype)) {
-      throw new CheckpointError(`${file.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16`, file.source.name, name);
+    if (!READABLE_DTYPES.has(entry.dtype)) {
+      throw new CheckpointError(
+        `${file.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16 (and in GGUF files Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)`,
+        file.source.name,
+        name,
+      );
     }
     totalBytes += entry.end - entry.start;
   }
@@ -119,20 +125,25 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
     const t = await read(name);
     const [rows, cols] = [t.shape[0]!, t.shape[1]!];
     let weight: Weight = { dtype: t.dtype, rows, cols, data: t.data };
-    if (quant === "q8_0" && cols % Q8_0_BLOCK === 0) weight = { dtype: "q8_0", rows, cols, data: quantizeQ8_0(t.data, t.dtype, rows, cols) };
-    if (quant === "q4_0" && cols % Q4_0_BLOCK === 0) weight = { dtype: "q4_0", rows, cols, data: quantizeQ4_0(t.data, t.dtype, rows, cols) };
+    // Q8_0 and Q4_0 share a 32-value block; a matrix already smaller than asked stays as it is.
+    if (quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(t.dtype, quant)) {
+      weight = { dtype: quant, rows, cols, data: toBlocks(t.data, t.dtype, rows, cols, quant) };
+    }
     onMatrix?.(weight);
     return weight;
   };
-  /** A small tensor widened to float32. */
-  const vector = async (name: string): Promise<Float32Array> => {
-    const t = await read(name);
-    const out = new Float32Array(t.data.length);
-    widenInto(out, t.data, t.dtype, 0, out.length);
+  const widen = (t: StoredTensor): Float32Array => {
+    const out = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+    widenRow(out, t.data, t.dtype, 0, out.length);
     return out;
   };
+  /** A small tensor widened to float32. */
+  const vector = async (name: string): Promise<Float32Array> => widen(await read(name));
   /** An RMSNorm weight as its gain 1 + w (weights are stored as offsets from 1, GEMMA2.md §2). */
-  const gain = async (name: string): Promise<Float32Array> => (await vector(name)).map((w) => 1 + w);
+  const gain = async (name: string): Promise<Float32Array> => {
+    const t = await read(name);
+    return t.storedAsGain ? widen(t) : widen(t).map((w) => 1 + w);
+  };
   return { matrix, vector, gain };
 }
 

@@ -2,7 +2,8 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenizerError } from "../errors.js";
-import { GemmaTokenizer } from "./tokenizer.js";
+import { tokenizerFromJson } from "./hf-codec.js";
+import type { GemmaTokenizer } from "./tokenizer.js";
 
 /** True when the folder holds a tokenizer.json. */
 export async function hasTokenizer(dir: string): Promise<boolean> {
@@ -14,7 +15,7 @@ export async function loadTokenizer(dir: string): Promise<GemmaTokenizer> {
   const configPath = join(dir, "tokenizer_config.json");
   const tokenizerJson = await readJson(jsonPath, true);
   const tokenizerConfig = (await readJson(configPath, false)) ?? {};
-  return new GemmaTokenizer(tokenizerJson, tokenizerConfig, jsonPath);
+  return tokenizerFromJson(tokenizerJson, tokenizerConfig, jsonPath);
 }
 
 async function readJson(path: string, required: boolean): Promise<unknown> {

@@ -1,10 +1,9 @@
 /**
- * The Gemma tokenizer: Hugging Face `tokenizer.json` run by @huggingface/tokenizers, with BOS handled
- * exactly once (GEMMA2.md §5, pitfall 5) and a way to encode text that can never become control tokens.
+ * The Gemma tokenizer: BOS handled exactly once (GEMMA2.md §5, pitfall 5) and a way to encode text
+ * that can never become control tokens, over a subword codec: Hugging Face `tokenizer.json` run by
+ * @huggingface/tokenizers (hf-codec.ts), or a GGUF file's SentencePiece vocabulary (sentencepiece.ts).
  */
-import { Tokenizer } from "@huggingface/tokenizers";
 import { TokenizerError } from "../errors.js";
-
 export interface EncodeOptions {
   /** Prepend <bos> unless the text already starts with it (default true). */
   addBos?: boolean;
@@ -20,11 +19,25 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
-/** Token-string → id lookup and the (callable) subword model; the parts of Tokenizer used for raw text. */
-interface RawModel {
-  (words: string[]): string[];
-  tokens_to_ids: Map<string, number>;
-  unk_token_id?: number;
+/** A subword vocabulary: what GemmaTokenizer needs from tokenizer.json or GGUF metadata. */
+export interface SubwordCodec {
+  readonly vocabSize: number;
+  /** Ids of `text`, with control-token strings typed in it matched as control tokens. */
+  encodeWithControlTokens(text: string): number[];
+  /** Ids of `text` as plain text: no string in it ever becomes a control token. */
+  encodeText(text: string): number[];
+  decode(ids: readonly number[], skipSpecialTokens: boolean): string;
+  tokenToId(token: string): number | null;
+  idToToken(id: number): string | null;
+}
+
+export interface TokenizerSettings {
+  /** Token strings of BOS / EOS (default <bos> / <eos>). */
+  bosToken?: string;
+  eosToken?: string;
+  chatTemplate?: string | null;
+  /** Names the vocabulary's file in errors. */
+  source: string;
 }
 
 export class GemmaTokenizer {
@@ -34,57 +47,40 @@ export class GemmaTokenizer {
   readonly startOfTurnId: number | null;
   readonly endOfTurnId: number | null;
   readonly vocabSize: number;
-  /** The chat template from tokenizer_config.json, if any. */
+  /** The chat template (tokenizer_config.json or GGUF metadata), if any. */
   readonly chatTemplate: string | null;
-  private readonly tokenizer: Tokenizer;
 
-  constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = "tokenizer.json") {
-    if (typeof tokenizerJson !== "object" || tokenizerJson === null || !("model" in tokenizerJson)) {
-      throw new TokenizerError(`${source}: not a Hugging Face tokenizer.json (no "model" section)`);
-    }
-    const config = (typeof tokenizerConfig === "object" && tokenizerConfig !== null ? tokenizerConfig : {}) as Record<string, unknown>;
-    try {
-      this.tokenizer = new Tokenizer(tokenizerJson, config);
-    } catch (e) {
-      throw new TokenizerError(`${source}: cannot build the tokenizer (${(e as Error).message})`);
-    }
-    const id = (token: string) => this.tokenizer.token_to_id(token) ?? null;
-    const bos = id(typeof config["bos_token"] === "string" ? config["bos_token"] : "<bos>");
-    const eos = id(typeof config["eos_token"] === "string" ? config["eos_token"] : "<eos>");
-    if (bos === null || eos === null) throw new TokenizerError(`${source}: vocabulary has no <bos> or <eos> token; not a Gemma tokenizer`);
+  constructor(
+    private readonly codec: SubwordCodec,
+    settings: TokenizerSettings,
+  ) {
+    const bos = codec.tokenToId(settings.bosToken ?? "<bos>");
+    const eos = codec.tokenToId(settings.eosToken ?? "<eos>");
+    if (bos === null || eos === null) throw new TokenizerError(`${settings.source}: vocabulary has no <bos> or <eos> token; not a Gemma tokenizer`);
     this.bosTokenId = bos;
     this.eosTokenId = eos;
-    this.startOfTurnId = id("<start_of_turn>");
-    this.endOfTurnId = id("<end_of_turn>");
-    this.vocabSize = this.tokenizer.get_vocab(true).size;
-    this.chatTemplate = typeof config["chat_template"] === "string" ? config["chat_template"] : null;
+    this.startOfTurnId = codec.tokenToId("<start_of_turn>");
+    this.endOfTurnId = codec.tokenToId("<end_of_turn>");
+    this.vocabSize = codec.vocabSize;
+    this.chatTemplate = settings.chatTemplate ?? null;
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const ids = options.parseControlTokens === false ? this.encodeAsText(text) : this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = options.parseControlTokens === false ? this.codec.encodeText(text) : this.codec.encodeWithControlTokens(text);
     if ((options.addBos ?? true) && ids[0] !== this.bosTokenId) ids.unshift(this.bosTokenId);
     return ids;
   }
 
-  /** Subword ids of `text` with no control-token matching: `<start_of_turn>` typed by a user stays text. */
-  private encodeAsText(text: string): number[] {
-    if (text.length === 0) return [];
-    const model = this.tokenizer.model as unknown as RawModel;
-    const normalized = this.tokenizer.normalizer ? this.tokenizer.normalizer(text) : text;
-    const unk = model.unk_token_id ?? 0;
-    return model([normalized]).map((t) => model.tokens_to_ids.get(t) ?? unk);
-  }
-
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
     if (ids.length === 0) return "";
-    return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    return this.codec.decode(ids, options.skipSpecialTokens ?? false);
   }
 
   tokenToId(token: string): number | null {
-    return this.tokenizer.token_to_id(token) ?? null;
+    return this.codec.tokenToId(token);
   }
 
   idToToken(id: number): string | null {
-    return this.tokenizer.id_to_token(id) ?? null;
+    return this.codec.idToToken(id);
   }
 }

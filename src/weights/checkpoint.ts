@@ -6,11 +6,11 @@ import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { CheckpointError } from "../errors.js";
 import { NodeFileSource } from "./byte-source.js";
-import { SafetensorsFile, type TensorEntry } from "./safetensors.js";
+import { SafetensorsFile, type StoredTensor, type TensorEntry } from "./safetensors.js";
 
 export interface TensorLocation {
   /** The file holding the tensor (its name for messages, and a reader). */
-  file: Pick<SafetensorsFile, "readTensor"> & { source: { name: string } };
+  file: { readTensor(name: string): Promise<StoredTensor>; source: { name: string } };
   entry: TensorEntry;
 }
 

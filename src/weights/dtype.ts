@@ -5,6 +5,9 @@
  */
 export type WeightDtype = "f32" | "f16" | "bf16";
 
+/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 / Q4_0 blocks (q8_0.ts, q4_0.ts). */
+export type MatrixDtype = WeightDtype | "q8_0" | "q4_0";
+
 /** Byte size of every safetensors dtype, so headers can be validated even for tensors we skip. */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,

@@ -1,10 +1,13 @@
 /** Writes safetensors bytes (for checkpoints we produce: converted, generated or trained models). */
-import type { StoredTensor } from "./safetensors.js";
+import type { WeightDtype } from "./dtype.js";
 
 const DTYPE_NAMES = { f32: "F32", f16: "F16", bf16: "BF16" } as const;
 
-export interface NamedTensor extends StoredTensor {
+export interface NamedTensor {
   name: string;
+  dtype: WeightDtype;
+  shape: number[];
+  data: Float32Array | Uint16Array;
 }
 
 /** Header JSON padded with spaces to a multiple of 8 bytes, then tensors back to back in the given order. */

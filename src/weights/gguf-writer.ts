@@ -1,0 +1,91 @@
+/**
+ * GGUF v3 writer for files we produce (exported and trained models, test inputs). Metadata is
+ * encoded by @huggingface/gguf's serializer; tensor infos and data (32-byte aligned) are ours.
+ */
+import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata, type MetadataValue } from "@huggingface/gguf";
+import { ggmlBytes, ggmlType, GGML_TYPE_ID } from "./ggml-types.js";
+
+export interface GgufValue {
+  type: GGUFValueType;
+  value: MetadataValue;
+  subType?: GGUFValueType;
+}
+
+/** Constructors for typed metadata values. */
+export const gguv = {
+  u32: (value: number): GgufValue => ({ type: GGUFValueType.UINT32, value }),
+  i32: (value: number): GgufValue => ({ type: GGUFValueType.INT32, value }),
+  f32: (value: number): GgufValue => ({ type: GGUFValueType.FLOAT32, value }),
+  bool: (value: boolean): GgufValue => ({ type: GGUFValueType.BOOL, value }),
+  str: (value: string): GgufValue => ({ type: GGUFValueType.STRING, value }),
+  strings: (value: string[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value }),
+  f32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32, value }),
+  i32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32, value }),
+};
+
+export interface GgufTensorInput {
+  name: string;
+  type: keyof typeof GGML_TYPE_ID;
+  /** Outermost dimension first (PyTorch order); written reversed as GGUF's ne[]. */
+  shape: number[];
+  /** The tensor's bytes in that type's layout. */
+  data: ArrayBufferView;
+}
+
+const ALIGNMENT = 32;
+
+export function encodeGguf(metadata: Record<string, GgufValue>, tensors: readonly GgufTensorInput[]): Uint8Array {
+  const typed = {
+    version: { value: 3, type: GGUFValueType.UINT32 },
+    tensor_count: { value: BigInt(tensors.length), type: GGUFValueType.UINT64 },
+    kv_count: { value: BigInt(Object.keys(metadata).length), type: GGUFValueType.UINT64 },
+    ...metadata,
+  } as GGUFTypedMetadata;
+  // Alignment 1: tensor infos follow the metadata directly; only the data section is aligned.
+  const head = serializeGgufMetadata(typed, { alignment: 1 });
+
+  const infos: Uint8Array[] = [];
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    const type = ggmlType(GGML_TYPE_ID[t.type])!;
+    const bytes = ggmlBytes(type, t.shape.reduce((a, b) => a * b, 1));
+    if (bytes !== t.data.byteLength) throw new Error(`${t.name}: ${t.type} [${t.shape.join(", ")}] needs ${bytes} bytes, got ${t.data.byteLength}`);
+    offsets.push(offset);
+    infos.push(tensorInfo(t, offset));
+    offset = pad(offset + bytes);
+  }
+  const headerBytes = head.length + infos.reduce((s, b) => s + b.length, 0);
+  const dataStart = pad(headerBytes);
+  const out = new Uint8Array(dataStart + offset);
+  out.set(head, 0);
+  let at = head.length;
+  for (const info of infos) {
+    out.set(info, at);
+    at += info.length;
+  }
+  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + offsets[i]!));
+  return out;
+}
+
+function tensorInfo(t: GgufTensorInput, offset: number): Uint8Array {
+  const name = new TextEncoder().encode(t.name);
+  const out = new Uint8Array(8 + name.length + 4 + 8 * t.shape.length + 4 + 8);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(name.length), true);
+  out.set(name, 8);
+  let at = 8 + name.length;
+  view.setUint32(at, t.shape.length, true);
+  at += 4;
+  for (const d of [...t.shape].reverse()) {
+    view.setBigUint64(at, BigInt(d), true);
+    at += 8;
+  }
+  view.setUint32(at, GGML_TYPE_ID[t.type], true);
+  view.setBigUint64(at + 4, BigInt(offset), true);
+  return out;
+}
+
+function pad(n: number): number {
+  return Math.ceil(n / ALIGNMENT) * ALIGNMENT;
+}
