@@ -15,14 +15,26 @@
   return reinterpret<f32>((<u32>load<u16>(ptr)) << 16);
 }
 
-// A weight element: f32 (T = f32) or bf16 (T = u16); the branch is resolved at compile time.
+// IEEE half → f32 in registers: the 15 magnitude bits shifted into f32 position are the value
+// scaled by 2^-112 (subnormals included), so one multiply fixes the exponent. Inf/NaN halves come
+// out as large finite values; weights hold none.
+@inline function loadF16x4(ptr: usize): v128 {
+  const h = v128.load16x4_u(ptr);
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(magnitude, sign);
+}
+
+// A weight element: f32 (T = f32), bf16 (T = u16) or f16 (T = i16); resolved at compile time.
 @inline function loadW4<T>(ptr: usize): v128 {
   if (sizeof<T>() == 4) return v128.load(ptr);
+  if (isSigned<T>()) return loadF16x4(ptr);
   return loadBf16x4(ptr);
 }
 
 @inline function loadW1<T>(ptr: usize): f32 {
   if (sizeof<T>() == 4) return load<f32>(ptr);
+  if (isSigned<T>()) return f16ToF32(<u32>load<u16>(ptr));
   return bf16At(ptr);
 }
 
@@ -85,7 +97,33 @@ export function matmulBf16(out: usize, x: usize, w: usize, rows: i32, cols: i32,
   matmulFloat<u16>(out, x, w, rows, cols, seqLen, outStride);
 }
 
-// f16 bits → f32 (scales of Q8_0 blocks).
+export function matmulF16(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+  matmulFloat<i16>(out, x, w, rows, cols, seqLen, outStride);
+}
+
+// Reads `rows` rows of cols × 4 bytes as fast as the memory allows (the bandwidth benchmark): each
+// row's 32-bit words are summed into out[r] so the loads cannot be skipped.
+export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+  const rowBytes = <usize>cols << 2;
+  for (let r = 0; r < rows; r++) {
+    const row = w + <usize>r * rowBytes;
+    let a = i32x4.splat(0);
+    let b = i32x4.splat(0);
+    let c = i32x4.splat(0);
+    let d = i32x4.splat(0);
+    let at: usize = 0;
+    for (; at + 64 <= rowBytes; at += 64) {
+      a = i32x4.add(a, v128.load(row + at));
+      b = i32x4.add(b, v128.load(row + at, 16));
+      c = i32x4.add(c, v128.load(row + at, 32));
+      d = i32x4.add(d, v128.load(row + at, 48));
+    }
+    const sum = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+    store<i32>(out + (<usize>r << 2), i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+  }
+}
+
+// f16 bits → f32 (scales of Q8_0 blocks, f16 weights' tails).
 @inline function f16ToF32(h: u32): f32 {
   const sign = (h & 0x8000) << 16;
   const exponent = (h >> 10) & 0x1f;

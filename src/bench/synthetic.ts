@@ -1,11 +1,13 @@
 /**
- * Synthetic checkpoints for benchmarks: every tensor a config needs, in bf16, filled with small
- * random values as it is read, so the exact shapes of a published model run without a download.
+ * Synthetic checkpoints for benchmarks: every tensor a config needs, in bf16, f16 or f32, filled
+ * with small random values as it is read, so the exact shapes of a published model run without a
+ * download.
  */
 import { Rng } from "../generate/rng.js";
 import type { ModelConfig } from "../model/causal-lm.js";
 import { expectedTensorsFor } from "../model/families.js";
 import type { TensorLocation, TensorSource } from "../weights/checkpoint.js";
+import { bf16ToF32, f32ToF16, type WeightDtype } from "../weights/dtype.js";
 import type { StoredTensor } from "../weights/safetensors.js";
 
 /** bf16 bits of a value with |x| in [2^-8, 2^-2] and random sign, from 16 random bits. */
@@ -20,28 +22,30 @@ export class SyntheticSource implements TensorSource {
   readonly dir: string;
   private readonly locations = new Map<string, TensorLocation>();
 
-  constructor(config: ModelConfig, seed = 1) {
+  constructor(config: ModelConfig, seed = 1, dtype: WeightDtype = "bf16") {
     this.dir = `synthetic ${config.family}`;
     const rng = new Rng(seed);
     // Tensors are tiled from a pool of random values at random offsets: the values do not change
     // the cost of a forward pass, and copying keeps building a 9B-shaped model to seconds.
     const pool = new Uint16Array(POOL_SIZE);
     for (let i = 0; i < pool.length; i++) pool[i] = smallBf16(rng.uint32() & 0xffff);
+    const values = dtype === "f32" ? Float32Array.from(pool, bf16ToF32) : dtype === "f16" ? pool.map((b) => f32ToF16(bf16ToF32(b))) : pool;
     const file = {
       source: { name: this.dir },
       readTensor: async (name: string): Promise<StoredTensor> => {
         const { shape } = this.locations.get(name)!.entry;
-        const data = new Uint16Array(shape.reduce((a, b) => a * b, 1));
-        for (let at = 0; at < data.length; at += CHUNK) {
+        const count = shape.reduce((a, b) => a * b, 1);
+        const data = values instanceof Float32Array ? new Float32Array(count) : new Uint16Array(count);
+        for (let at = 0; at < count; at += CHUNK) {
           const from = rng.uint32() % (POOL_SIZE - CHUNK);
-          data.set(pool.subarray(from, from + Math.min(CHUNK, data.length - at)), at);
+          data.set(values.subarray(from, from + Math.min(CHUNK, count - at)), at);
         }
-        return { dtype: "bf16", shape, data };
+        return { dtype, shape, data };
       },
     };
     for (const [name, shape] of expectedTensorsFor(config)) {
-      const bytes = 2 * shape.reduce((a, b) => a * b, 1);
-      this.locations.set(name, { file, entry: { name, dtype: "BF16", shape, start: 0, end: bytes } });
+      const bytes = (dtype === "f32" ? 4 : 2) * shape.reduce((a, b) => a * b, 1);
+      this.locations.set(name, { file, entry: { name, dtype: dtype.toUpperCase(), shape, start: 0, end: bytes } });
     }
   }
 

@@ -1,47 +1,116 @@
-/** `gemma-ts bench`: speed and memory of a published model shape on synthetic weights (no download). */
+/**
+ * `gemma-ts bench`: prompt processing and decode speed, time to first token, load time and peak RSS
+ * of a published model shape on synthetic weights (no download), per weight type and thread count,
+ * with decode put against this machine's memory read bandwidth measured in the same run. Each
+ * weights × threads configuration runs in a child process so its peak RSS is its own.
+ */
+import { spawn } from "node:child_process";
 import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { BENCH_SHAPES, runDecodeBench, type BenchRow } from "../bench/decode-bench.js";
-import type { Quantization } from "../model/weights.js";
-import { parseNumber } from "./options.js";
+import { measureReadBandwidth } from "../bench/bandwidth.js";
+import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../bench/run.js";
 
-function parsePositions(raw: string): number[] {
-  // "8k" means 8 × 1024.
-  const list = raw.split(",").map((s) => (/^\d+k$/i.test(s.trim()) ? Number(s.trim().slice(0, -1)) * 1024 : Number(s.trim())));
-  if (!list.every((n) => Number.isInteger(n) && n >= 0)) throw new InvalidArgumentError(`--positions must be a comma-separated list of positions (e.g. 1024,8k), got "${raw}"`);
-  return list;
+interface BenchFlags {
+  shape: string;
+  weights: BenchWeights[];
+  threads: number[];
+  tests: BenchTest[];
+  backend: "js" | "wasm";
+  bandwidth: boolean;
+  json: boolean;
+  /** Internal: run one configuration and print its result as JSON (used by the parent). */
+  child?: string;
 }
 
+function listOf<T>(name: string, parse: (item: string) => T | null, expected: string) {
+  return (raw: string): T[] => {
+    const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    const parsed = items.map(parse);
+    if (items.length === 0 || parsed.some((p) => p === null)) throw new InvalidArgumentError(`${name} must be a comma-separated list of ${expected}, got "${raw}"`);
+    return parsed as T[];
+  };
+}
+
+const parseWeights = listOf<BenchWeights>("--weights", (s) => ((BENCH_WEIGHTS as readonly string[]).includes(s) ? (s as BenchWeights) : null), BENCH_WEIGHTS.join(" / "));
+const parseThreads = listOf<number>("--threads", (s) => (/^\d+$/.test(s) && Number(s) >= 1 ? Number(s) : null), "positive integers");
+const parseTests = listOf<BenchTest>("--tests", parseBenchTest, "ppN, tgN or tgN@POSITION (e.g. pp128,tg64,tg4@8k)");
+
 export function benchCommand(): Command {
-  const count = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
   return new Command("bench")
-    .description("measure prompt processing, decode speed and memory on synthetic weights of a published shape")
-    .option("--shape <name>", `one of ${Object.keys(BENCH_SHAPES).join(", ")}`, "gemma2-2b")
-    .option("--prompt <n>", "prompt tokens for the prompt-processing test", count("--prompt"), 16)
-    .option("--decode <n>", "tokens decoded at each position", count("--decode"), 2)
-    .option("--positions <list>", "positions to decode at (default 1024,4096,8192, the last one clamped to the context; 1024,8192,32768 for RecurrentGemma)", parsePositions)
+    .description("measure prompt processing, decode speed, time to first token and memory on synthetic weights of a published shape")
+    .option("--shape <name>", `one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}`, "gemma2-2b")
+    .option("--weights <list>", `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (q8_0/q4_0 are quantized on load)`, parseWeights, ["bf16"] as BenchWeights[])
+    .option("--threads <list>", "thread counts to compare (default: all cores)", parseThreads, [availableParallelism()])
+    .option("--tests <list>", "tests: ppN (prompt of N tokens), tgN (decode N tokens), tgN@P (decode at position P)", parseTests, parseTests("pp128,pp512,tg64"))
     .addOption(new Option("--backend <name>", "compute backend").choices(["wasm", "js"]).default("wasm"))
-    .addOption(new Option("--quant <type>", "weights: bf16 as generated, or quantized to q8_0 / q4_0").choices(["q8_0", "q4_0", "none"]).default("none"))
-    .option("--threads <n>", "threads for the wasm backend (default: all cores)", count("--threads"))
+    .option("--no-bandwidth", "skip the memory bandwidth measurement")
     .option("--json", "print one JSON object", false)
-    .action(async (flags: { shape: string; prompt: number; decode: number; positions?: number[]; backend: "js" | "wasm"; quant: Quantization; threads?: number; json: boolean }) => {
-      const config = BENCH_SHAPES[flags.shape];
-      if (!config) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(BENCH_SHAPES).join(", ")}, got "${flags.shape}"`);
-      const positions = flags.positions ?? (config.family === "recurrent_gemma" ? [1024, 8192, 32768] : [1024, 4096, 8192]);
+    .addOption(new Option("--child <config>").hideHelp())
+    .action(async (flags: BenchFlags) => {
+      const shape = SHAPE_ALIASES[flags.shape] ?? flags.shape;
+      if (!BENCH_SHAPES[shape]) throw new InvalidArgumentError(`--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`);
+      if (flags.child) return runChild(shape, flags);
+
       const machine = `${cpus()[0]?.model ?? "unknown cpu"} × ${cpus().length}, node ${process.version}`;
-      const print = (row: BenchRow) => {
-        if (!flags.json) {
-          const at = row.test.startsWith("tg") ? ` at position ${row.position}`.padEnd(20) : "".padEnd(20);
-          process.stdout.write(`  ${row.test.padEnd(6)}${at} ${row.tokensPerSecond.toFixed(3).padStart(9)} tokens/s   state ${String(row.stateMB).padStart(6)} MB   rss ${row.rssMB} MB   peak rss ${row.peakRssMB} MB\n`);
-        }
-      };
-      if (!flags.json) process.stdout.write(`gemma-ts bench  shape ${flags.shape} (${flags.quant === "none" ? "bf16" : flags.quant} synthetic weights, ${flags.backend} backend${flags.backend === "wasm" ? `, ${flags.threads ?? availableParallelism()} threads` : ""})  ${machine}\n`);
-      const result = await runDecodeBench(flags.shape, { promptTokens: flags.prompt, decodeTokens: flags.decode, positions, backend: flags.backend, quant: flags.quant, ...(flags.threads ? { threads: flags.threads } : {}), onRow: print });
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ machine, backend: flags.backend, threads: flags.backend === "wasm" ? (flags.threads ?? availableParallelism()) : 1, weights: flags.quant === "none" ? "bf16" : flags.quant, ...result })}\n`);
-        return;
+      const log = (line: string) => flags.json || process.stdout.write(`${line}\n`);
+      log(`gemma-ts bench  shape ${shape}, ${flags.backend} backend  ${machine}`);
+      let bandwidthGBps: number | null = null;
+      const bandwidthByThreads: Record<string, number> = {};
+      if (flags.bandwidth && flags.backend === "wasm") {
+        for (const threads of new Set([1, ...flags.threads])) bandwidthByThreads[threads] = round(await measureReadBandwidth(threads), 2);
+        bandwidthGBps = Math.max(...Object.values(bandwidthByThreads));
+        log(`  memory read bandwidth ${Object.entries(bandwidthByThreads).map(([t, gb]) => `${gb} GB/s (${t} thread${t === "1" ? "" : "s"})`).join(", ")}`);
       }
-      process.stdout.write(`  weights ${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s\n`);
-      for (const line of result.skipped) process.stdout.write(`  skipped ${line}\n`);
+      const results: BenchRow[] = [];
+      const configs: { weights: BenchWeights; threads: number; weightsMB: number; loadSeconds: number; skipped: string[] }[] = [];
+      for (const weights of flags.weights) {
+        for (const threads of flags.backend === "wasm" ? flags.threads : [1]) {
+          const result = await spawnChild(shape, weights, threads, flags, bandwidthGBps);
+          configs.push({ weights, threads, weightsMB: result.weightsMB, loadSeconds: round(result.loadSeconds, 2), skipped: result.skipped });
+          results.push(...result.rows);
+          log(`  ${weights} (${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s), ${threads} thread${threads === 1 ? "" : "s"}`);
+          for (const row of result.rows) {
+            const fraction = row.bandwidthFraction === null ? "" : `   ${(100 * row.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
+            const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
+            log(`    ${row.test.padEnd(12)} ${row.tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ${row.stateMB} MB   peak rss ${row.peakRssMB} MB`);
+          }
+          for (const line of result.skipped) log(`    skipped ${line}`);
+        }
+      }
+      if (flags.json) {
+        const rounded = results.map((r) => ({ ...r, tokensPerSecond: round(r.tokensPerSecond, 3), bandwidthFraction: r.bandwidthFraction === null ? null : round(r.bandwidthFraction, 3), ttftSeconds: r.ttftSeconds === null ? null : round(r.ttftSeconds, 3) }));
+        process.stdout.write(`${JSON.stringify({ machine, bandwidthGBps, bandwidthByThreads, backend: flags.backend, configs, results: rounded })}\n`);
+      }
     });
+}
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+
+async function runChild(shape: string, flags: BenchFlags): Promise<void> {
+  const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as { weights: BenchWeights; threads: number; bandwidthGBps: number | null };
+  const result = await runBenchConfig(shape, { weights, threads, tests: flags.tests, backend: flags.backend, ...(bandwidthGBps ? { bandwidthGBps } : {}) });
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  // The wasm worker pool would otherwise keep the child alive.
+  process.exit(0);
+}
+
+/** Runs one configuration in a fresh process (this CLI, same Node flags) and reads its JSON result. */
+function spawnChild(shape: string, weights: BenchWeights, threads: number, flags: BenchFlags, bandwidthGBps: number | null): Promise<BenchConfigResult> {
+  const args = [...process.execArgv, process.argv[1]!, "bench", "--shape", shape, "--backend", flags.backend, "--tests", flags.tests.map((t) => t.name).join(","), "--child", JSON.stringify({ weights, threads, bandwidthGBps })];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`bench of ${weights} × ${threads} threads failed (exit ${code}): ${stderr.trim() || "no output"}`));
+      try {
+        resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as BenchConfigResult);
+      } catch {
+        reject(new Error(`bench of ${weights} × ${threads} threads printed no result: ${stderr.trim()}`));
+      }
+    });
+  });
 }

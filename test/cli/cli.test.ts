@@ -105,22 +105,38 @@ describe("gemma-ts generate --chat", () => {
 });
 
 describe("gemma-ts bench", () => {
+  interface Row { shape: string; weights: string; threads: number; test: string; tokensPerSecond: number; bandwidthFraction: number | null; peakRssMB: number; stateMB: number; position: number }
   it("reports speed and memory per position; RecurrentGemma's state stays flat, Gemma's KV cache grows", () => {
-    const run = (shape: string, positions: string) => {
-      const r = cli(["bench", "--shape", shape, "--positions", positions, "--decode", "1", "--prompt", "4", "--json"]);
-      assert.equal(r.code, 0, r.stderr);
-      return JSON.parse(r.stdout) as { rows: { test: string; position: number; tokensPerSecond: number; stateMB: number }[] };
-    };
-    const recurrent = run("recurrentgemma-tiny", "1k,8k,32k");
-    const decodeRows = recurrent.rows.filter((row) => row.test === "tg1");
+    const r = cli(["bench", "--shape", "recurrentgemma-tiny", "--tests", "pp4,tg1@1k,tg1@8k,tg1@32k", "--threads", "1", "--no-bandwidth", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const recurrent = JSON.parse(r.stdout) as { results: Row[] };
+    const decodeRows = recurrent.results.filter((row) => row.test.startsWith("tg1@"));
     assert.deepEqual(decodeRows.map((row) => row.position), [1024, 8192, 32768]);
-    assert.ok(decodeRows.every((row) => row.tokensPerSecond > 0));
+    assert.ok(decodeRows.every((row) => row.tokensPerSecond > 0 && row.bandwidthFraction === null));
     assert.equal(new Set(decodeRows.map((row) => row.stateMB)).size, 1);
-    assert.equal(recurrent.rows[0]!.test, "pp4");
-    const gemma = cli(["bench", "--shape", "gemma2-tiny", "--positions", "100,20000", "--decode", "1", "--prompt", "4"]);
+    assert.equal(recurrent.results[0]!.test, "pp4");
+    const gemma = cli(["bench", "--shape", "tiny", "--tests", "pp4,tg1@100,tg1@20000", "--threads", "1", "--no-bandwidth"]);
     assert.equal(gemma.code, 0, gemma.stderr);
-    assert.match(gemma.stdout, /tg1 +at position 100 /);
+    assert.match(gemma.stdout, /tg1@100 +[\d.]+ tokens\/s/);
     assert.match(gemma.stdout, /skipped tg1@20000: beyond the 8192-token context/);
+  });
+
+  it("--json has one row per shape × weights × threads × test, with decode against the measured bandwidth", () => {
+    const r = cli(["bench", "--shape", "tiny", "--weights", "f32,q8_0", "--threads", "1,2", "--tests", "pp8,tg4", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { machine: string; bandwidthGBps: number; results: Row[] };
+    assert.ok(out.bandwidthGBps > 0.1, `bandwidth ${out.bandwidthGBps}`);
+    assert.match(out.machine, /node v/);
+    assert.deepEqual(out.results.map((row) => `${row.weights}/${row.threads}/${row.test}`), ["f32/1/pp8", "f32/1/tg4", "f32/2/pp8", "f32/2/tg4", "q8_0/1/pp8", "q8_0/1/tg4", "q8_0/2/pp8", "q8_0/2/tg4"]);
+    for (const row of out.results) {
+      assert.equal(row.shape, "gemma2-tiny");
+      assert.ok(row.tokensPerSecond > 0 && row.peakRssMB > 0);
+      if (row.test === "tg4") assert.ok(row.bandwidthFraction! > 0, JSON.stringify(row));
+      else assert.equal(row.bandwidthFraction, null);
+    }
+    const bad = cli(["bench", "--tests", "pp0"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--tests must be a comma-separated list/);
   });
 });
 

@@ -1,8 +1,7 @@
 /**
- * The WebAssembly SIMD backend: matmuls of f32, bf16, Q8_0 and Q4_0 weights run in AssemblyScript kernels
- * on weights moved into WebAssembly memory (`adopt`), split across worker threads when there are
- * several cores; every other kernel is the TypeScript reference for now. f16 weights stay on the
- * reference path.
+ * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0 and Q4_0 weights run in
+ * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
+ * threads when there are several cores; every other kernel is the TypeScript reference for now.
  */
 import { availableParallelism } from "node:os";
 import { jsKernels } from "../js/index.js";
@@ -50,7 +49,7 @@ export async function createWasmKernels(options: WasmKernelOptions = {}): Promis
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
     let input = xPtr;
-    let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : "matmulBf16";
+    let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : w.dtype === "f16" ? "matmulF16" : "matmulBf16";
     if (quantized) {
       input = outPtr + 4 * outCount;
       arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen);
@@ -67,7 +66,7 @@ export async function createWasmKernels(options: WasmKernelOptions = {}): Promis
   /** Moves matrices into arenas, opening a new one when the current is full. */
   const adopt = (weights: Weight[]): void => {
     for (const w of weights) {
-      if (w.dtype === "f16" || placements.has(w)) continue;
+      if (placements.has(w)) continue;
       let arena = arenas.at(-1);
       if (!arena || !arena.fits(w.data.byteLength)) {
         arena = new WasmArena(module, threaded);

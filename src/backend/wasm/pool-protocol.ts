@@ -18,13 +18,13 @@ export const THREADS = 10;
 export const FAILED = 11;
 export const CONTROL_INTS = 16;
 
-export const KERNELS = ["matmulF32", "matmulBf16", "matmulQ8_0", "matmulQ4_0"] as const;
+export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows"] as const;
 export type KernelName = (typeof KERNELS)[number];
 
 /** Bytes of one weight row, per kernel (Q8_0: 34-byte blocks of 32; Q4_0: 18-byte blocks). */
 export function rowBytes(kernel: KernelName, cols: number): number {
-  if (kernel === "matmulF32") return cols * 4;
-  if (kernel === "matmulBf16") return cols * 2;
+  if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
+  if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
   return (cols / 32) * (kernel === "matmulQ8_0" ? 34 : 18);
 }
 
@@ -39,6 +39,8 @@ export function rowSlice(rows: number, threads: number, index: number): [number,
 export interface SliceKernels {
   matmulF32(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulBf16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulF16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  streamRows(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ4_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
 }

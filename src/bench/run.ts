@@ -1,0 +1,142 @@
+/**
+ * One benchmark configuration (shape × weights × threads): builds a synthetic model of a published
+ * shape and runs its tests: `ppN` (prompt processing of N tokens from an empty state), `tgN`
+ * (decoding N tokens one by one from an empty state) and `tgN@P` (decoding N tokens with the state
+ * advanced to position P, for long-context cost and memory).
+ */
+import { buildForward } from "../gemma.js";
+import { PRESETS } from "../config.js";
+import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
+import { KvCache } from "../model/kv-cache.js";
+import { RECURRENT_PRESETS } from "../model/recurrent-gemma/config.js";
+import { RecurrentState } from "../model/recurrent-gemma/forward.js";
+import { SyntheticSource } from "./synthetic.js";
+
+/** Small shapes so the benchmark itself can be tested in seconds. */
+const TINY_SHAPES: Record<string, ModelConfig> = {
+  "gemma2-tiny": { ...PRESETS["gemma2-2b"], vocabSize: 512, dModel: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, queryPreAttnScalar: 16, slidingWindow: 64, layerTypes: ["local", "global", "local", "global"] },
+  "recurrentgemma-tiny": {
+    ...RECURRENT_PRESETS["recurrentgemma-2b"],
+    vocabSize: 512,
+    dModel: 64,
+    nLayers: 6,
+    nHeads: 4,
+    headDim: 16,
+    lruWidth: 64,
+    ffnDim: 192,
+    attentionWindow: 64,
+    rotaryDim: 8,
+    blockTypes: ["recurrent", "recurrent", "attention", "recurrent", "recurrent", "attention"],
+  },
+};
+
+export const BENCH_SHAPES: Record<string, ModelConfig> = { ...PRESETS, ...RECURRENT_PRESETS, ...TINY_SHAPES };
+/** Short names: `--shape 9b`. */
+export const SHAPE_ALIASES: Readonly<Record<string, string>> = { "2b": "gemma2-2b", "9b": "gemma2-9b", "27b": "gemma2-27b", tiny: "gemma2-tiny" };
+
+export const BENCH_WEIGHTS = ["f32", "bf16", "f16", "q8_0", "q4_0"] as const;
+export type BenchWeights = (typeof BENCH_WEIGHTS)[number];
+
+export interface BenchTest {
+  kind: "pp" | "tg";
+  tokens: number;
+  /** Decode tests: the position the state is advanced to first. */
+  position: number;
+  name: string;
+}
+
+/** Parses `pp128`, `tg64`, `tg4@4096` (`8k` = 8192). */
+export function parseBenchTest(raw: string): BenchTest | null {
+  const m = /^(pp|tg)(\d+)(?:@(\d+)(k?))?$/i.exec(raw.trim());
+  if (!m || Number(m[2]) < 1) return null;
+  const kind = m[1]!.toLowerCase() as "pp" | "tg";
+  if (kind === "pp" && m[3] !== undefined) return null;
+  const position = m[3] === undefined ? 0 : Number(m[3]) * (m[4] ? 1024 : 1);
+  return { kind, tokens: Number(m[2]), position, name: `${kind}${m[2]}${m[3] === undefined ? "" : `@${position}`}` };
+}
+
+export interface BenchRow {
+  shape: string;
+  weights: BenchWeights;
+  threads: number;
+  test: string;
+  tokensPerSecond: number;
+  /** Decode rows: tokens/s over the bandwidth bound (bandwidth / bytes read per token); null elsewhere. */
+  bandwidthFraction: number | null;
+  peakRssMB: number;
+  /** Prompt rows: time to the first token's logits. */
+  ttftSeconds: number | null;
+  /** Decode state (KV cache or recurrent state) at the end of the test. */
+  stateMB: number;
+  position: number;
+}
+
+export interface BenchConfigResult {
+  rows: BenchRow[];
+  weightsMB: number;
+  loadSeconds: number;
+  skipped: string[];
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1048576);
+const peakRssMB = () => mb(process.resourceUsage().maxRSS * 1024);
+
+/**
+ * Puts a fresh state at `position` without computing the tokens before it: the rows a real run
+ * would hold are allocated (their contents do not change the cost), so decode there costs and
+ * weighs what it would after generating that far.
+ */
+function advanceTo(state: DecodeState, position: number): void {
+  if (state instanceof KvCache) for (const layer of state.layers) layer.reserve(position);
+  else if (state instanceof RecurrentState) for (const ring of state.kv) ring?.reserve(position);
+  state.length = position;
+}
+
+export async function runBenchConfig(
+  shape: string,
+  options: { weights: BenchWeights; threads: number; tests: BenchTest[]; backend?: "js" | "wasm"; bandwidthGBps?: number; onRow?: (row: BenchRow) => void },
+): Promise<BenchConfigResult> {
+  const config = BENCH_SHAPES[shape];
+  if (!config) throw new Error(`unknown shape ${shape}`);
+  const { weights, threads } = options;
+  const started = performance.now();
+  const stored = weights === "q8_0" || weights === "q4_0" ? "bf16" : weights;
+  const quant = weights === "q8_0" || weights === "q4_0" ? weights : "none";
+  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config, 1, stored), config, { kernels: options.backend ?? "wasm", quant, threads });
+  const loadSeconds = (performance.now() - started) / 1000;
+  const rows: BenchRow[] = [];
+  const skipped: string[] = [];
+  // Ordinary token ids (past the special ones), whatever the vocabulary size.
+  const id = (i: number) => 3 + (i % (config.vocabSize - 3));
+
+  for (const test of options.tests) {
+    if (test.position + test.tokens > config.maxPositions) {
+      skipped.push(`${test.name}: beyond the ${config.maxPositions}-token context`);
+      continue;
+    }
+    const state = forwardPass.createState();
+    advanceTo(state, test.position);
+    const t = performance.now();
+    if (test.kind === "pp") forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last");
+    else for (let i = 0; i < test.tokens; i++) forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last");
+    const seconds = (performance.now() - t) / 1000;
+    const tokensPerSecond = test.tokens / seconds;
+    // Decode reads every weight once per token (the tied embedding is the output head) plus the state.
+    const bound = options.bandwidthGBps ? (options.bandwidthGBps * 1e9) / (weightBytes + state.bytes()) : null;
+    const row: BenchRow = {
+      shape,
+      weights,
+      threads,
+      test: test.name,
+      tokensPerSecond,
+      bandwidthFraction: test.kind === "tg" && bound ? tokensPerSecond / bound : null,
+      peakRssMB: peakRssMB(),
+      ttftSeconds: test.kind === "pp" ? seconds : null,
+      stateMB: mb(state.bytes()),
+      position: test.position,
+    };
+    rows.push(row);
+    options.onRow?.(row);
+  }
+  return { rows, weightsMB: mb(weightBytes), loadSeconds, skipped };
+}
