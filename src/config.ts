@@ -302,6 +302,41 @@ class FieldReader {
   }
 }
 
+/** A Hugging Face config.json object for a Gemma 1/2 config (what a trained checkpoint saves). */
+export function configToHf(c: GemmaConfig): Record<string, unknown> {
+  const isGemma2 = c.family === "gemma2";
+  return {
+    architectures: [isGemma2 ? "Gemma2ForCausalLM" : "GemmaForCausalLM"],
+    model_type: c.family,
+    vocab_size: c.vocabSize,
+    hidden_size: c.dModel,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.headDim,
+    intermediate_size: c.ffnDim,
+    hidden_activation: c.activation === "gelu_tanh" ? "gelu_pytorch_tanh" : "gelu",
+    max_position_embeddings: c.maxPositions,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
+    pad_token_id: c.padTokenId,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    ...(isGemma2
+      ? {
+          sliding_window: c.slidingWindow,
+          query_pre_attn_scalar: c.queryPreAttnScalar,
+          attn_logit_softcapping: c.attnSoftcap,
+          final_logit_softcapping: c.finalSoftcap,
+          layer_types: c.layerTypes.map((t) => (t === "local" ? "sliding_attention" : "full_attention")),
+          cache_implementation: "hybrid",
+        }
+      : {}),
+  };
+}
+
 /** Parameter count of the model a config describes (tied embeddings counted once). */
 export function parameterCount(c: GemmaConfig): number {
   const attention = c.dModel * c.headDim * (2 * c.nHeads + 2 * c.nKvHeads);

@@ -188,6 +188,7 @@ export function configFromGguf(meta: GgufMetadataReader, file: GgufFile, source:
 /** Whether a config can be written as GGUF metadata that llama.cpp reads the same way. */
 export function ggufCompatible(config: GemmaConfig): string | null {
   if (config.activation !== "gelu_tanh") return "GGUF Gemma models use the tanh GELU";
+  if (config.family === "gemma2" && (config.attnSoftcap === null || config.finalSoftcap === null)) return "GGUF Gemma 2 models have both soft-caps";
   const defaultTypes = config.family === "gemma2" ? defaultLayerTypes(config.nLayers) : config.layerTypes;
   if (config.layerTypes.some((t, i) => t !== defaultTypes[i])) return "GGUF Gemma 2 models alternate local and global layers, starting local";
   return null;

@@ -80,8 +80,8 @@ function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, 
   };
   if (arch === "gemma2") {
     m[`${arch}.attention.sliding_window`] = gguv.u32(c.slidingWindow!);
-    m[`${arch}.attn_logit_softcapping`] = gguv.f32(c.attnSoftcap ?? 0);
-    m[`${arch}.final_logit_softcapping`] = gguv.f32(c.finalSoftcap ?? 0);
+    m[`${arch}.attn_logit_softcapping`] = gguv.f32(c.attnSoftcap!);
+    m[`${arch}.final_logit_softcapping`] = gguv.f32(c.finalSoftcap!);
     m[QUERY_SCALAR_KEY(arch)] = gguv.f32(c.queryPreAttnScalar);
   }
   const v = options.vocabulary;
