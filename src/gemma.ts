@@ -17,6 +17,7 @@ import { GemmaForward, type ForwardOptions } from "./model/forward.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
 import { heldBytes, loadWeights, type GemmaWeights, type Quantization } from "./model/weights.js";
 import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
+import { readLoraAdapter } from "./model/lora-adapter.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
@@ -38,6 +39,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   onDebug?: (message: string) => void;
   /** Quantize weight matrices on load to llama.cpp's blocks: "q8_0" (about half of bf16), "q4_0" (about a quarter); "none" (default) keeps their stored width. */
   quant?: Quantization;
+  /** A PEFT LoRA adapter folder merged into the weights as they load. */
+  lora?: string;
   /** Threads for the wasm backend's matmuls (default: the number of cores). */
   threads?: number;
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */
@@ -114,7 +117,9 @@ export class GemmaModel {
 /** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
 export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
   const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
-  const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
+  const lora = options.lora ? await readLoraAdapter(options.lora) : undefined;
+  if (lora && config.family === "recurrent_gemma") throw new CheckpointError(`${options.lora}: LoRA adapters are supported for Gemma and Gemma 2 models`);
+  const loadOptions = { ...options, lora, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
   const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
   const weightBytes = heldBytes(weights);
   await kernels.ready?.();

@@ -7,14 +7,16 @@ import { chatCommand } from "./chat.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
 import { pullCommand } from "./pull.js";
+import { perplexityCommand } from "./perplexity.js";
 import { serveCommand } from "./serve.js";
+import { finetuneCommand, teacherTargetsCommand, trainCommand } from "./train.js";
 
 const program = new Command("gemma-ts")
-  .description("Run Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints or repo ids")
+  .description("Run, serve, evaluate and train Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints, GGUF files or repo ids")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand(), benchCommand()]) program.addCommand(cmd.exitOverride());
+for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

@@ -55,6 +55,7 @@ export interface ModelFlags {
   backend: "js" | "wasm";
   quant: Quantization;
   threads?: number;
+  lora?: string;
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
@@ -68,6 +69,7 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
     ...(flags.backend ? { kernels: flags.backend } : {}),
     ...(flags.quant ? { quant: flags.quant } : {}),
     ...(flags.threads ? { threads: flags.threads } : {}),
+    ...(flags.lora ? { lora: flags.lora } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -82,5 +84,6 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
     .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
     .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))
+    .option("--lora <dir>", "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) merged into the weights")
     .option("--debug", "print diagnostics to stderr", false);
 }

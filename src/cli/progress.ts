@@ -6,8 +6,10 @@ export class ProgressBar {
   private readonly enabled: boolean;
 
   constructor(
-    private readonly label: string,
+    private label: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
+    /** How done/total read (bytes by default; counts for steps and sequences). */
+    private readonly amount: (done: number, total: number) => string = (done, total) => `${formatBytes(done)}/${formatBytes(total)}`,
   ) {
     this.enabled = Boolean(stream.isTTY);
   }
@@ -24,7 +26,12 @@ export class ProgressBar {
     const elapsed = (now - this.started) / 1000;
     const eta = fraction > 0 && fraction < 1 ? ` eta ${((elapsed / fraction) * (1 - fraction)).toFixed(0)}s` : "";
     const bar = "█".repeat(filled) + "░".repeat(width - filled);
-    this.stream.write(`\r${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(done)}/${formatBytes(total)} ${elapsed.toFixed(1)}s${eta}\x1b[K`);
+    this.stream.write(`\r${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}% ${this.amount(done, total)} ${elapsed.toFixed(1)}s${eta}\x1b[K`);
+  }
+
+  /** Changes the label (a training loss as it falls). */
+  relabel(label: string): void {
+    this.label = label;
   }
 
   done(): void {

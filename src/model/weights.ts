@@ -7,6 +7,7 @@ import type { Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
+import { mergeLoraRow, type LoraDelta } from "./lora-adapter.js";
 import type { StoredTensor } from "../weights/safetensors.js";
 import { Q8_0_BLOCK } from "../weights/q8_0.js";
 
@@ -70,6 +71,8 @@ export interface LoadWeightsOptions {
   onMatrix?: (weight: Weight) => void;
   /** "q8_0" / "q4_0" quantize every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
   quant?: Quantization;
+  /** LoRA updates merged into their weights as they load (merged matrices are held in f32 unless quantized). */
+  lora?: ReadonlyMap<string, LoraDelta>;
 }
 
 /**
@@ -111,7 +114,7 @@ export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, onDe
 
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
 export function tensorReader(ckpt: TensorSource, totalBytes: number, options: LoadWeightsOptions = {}) {
-  const { onProgress, onMatrix, quant } = options;
+  const { onProgress, onMatrix, quant, lora } = options;
   let loadedBytes = 0;
   onProgress?.(0, totalBytes);
   const read = async (name: string): Promise<StoredTensor> => {
@@ -122,8 +125,10 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
     return tensor;
   };
   const matrix = async (name: string): Promise<Weight> => {
-    const t = await read(name);
+    let t = await read(name);
     const [rows, cols] = [t.shape[0]!, t.shape[1]!];
+    const delta = lora?.get(name);
+    if (delta) t = { dtype: "f32", shape: t.shape, data: mergeLora(t, delta, rows, cols) };
     let weight: Weight = { dtype: t.dtype, rows, cols, data: t.data };
     // Q8_0 and Q4_0 share a 32-value block; a matrix already smaller than asked stays as it is.
     if (quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(t.dtype, quant)) {
@@ -148,6 +153,20 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
 }
 
 export type TensorReader = ReturnType<typeof tensorReader>;
+
+function mergeLora(t: StoredTensor, delta: LoraDelta, rows: number, cols: number): Float32Array {
+  if (delta.a.length !== delta.rank * cols || delta.b.length !== rows * delta.rank) {
+    throw new CheckpointError(`LoRA adapter does not fit its weight: A is ${delta.a.length / delta.rank}-wide and B ${delta.b.length / delta.rank}-tall, the weight is [${rows}, ${cols}]`);
+  }
+  const merged = new Float32Array(rows * cols);
+  const row = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    widenRow(row, t.data, t.dtype, r, cols);
+    mergeLoraRow(row, r, delta, cols);
+    merged.set(row, r * cols);
+  }
+  return merged;
+}
 
 export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
   const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);

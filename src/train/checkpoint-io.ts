@@ -14,6 +14,7 @@ import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writ
 import { SafetensorsFile } from "../weights/safetensors.js";
 import { NodeFileSource } from "../weights/byte-source.js";
 import { TrainableGemma, type ArrayKind } from "./model.js";
+import type { Linear } from "./ops.js";
 import type { AdamW } from "./optimizer.js";
 
 export interface SaveOptions {
@@ -50,10 +51,10 @@ async function writeAtomic(path: string, data: Uint8Array | string): Promise<voi
 }
 
 /** A trainable model initialised from a Gemma 2 checkpoint folder (any stored float width). */
-export async function loadTrainable(dir: string, kind: ArrayKind = "f32"): Promise<TrainableGemma> {
+export async function loadTrainable(dir: string, kind: ArrayKind = "f32", linear?: Linear): Promise<TrainableGemma> {
   const config = await loadConfig(dir);
   if (config.family !== "gemma2") throw new CheckpointError(`${dir}: training needs a Gemma 2 checkpoint, found ${config.family}`, dir);
-  const model = new TrainableGemma(config as GemmaConfig, kind);
+  const model = new TrainableGemma(config as GemmaConfig, kind, linear);
   const ckpt = await Checkpoint.open(dir);
   try {
     for (const [name, shape] of model.shapes) {

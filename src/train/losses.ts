@@ -19,11 +19,15 @@ export interface TeacherTopK {
   probs: Float32Array;
 }
 
-/** Next-token cross-entropy: rows [tokens, vocab], targets[t] the id after position t. */
-export function crossEntropy(grad: Vec | null, logits: Vec, targets: ArrayLike<number>, tokens: number, vocab: number, weight = 1): number {
+/**
+ * Next-token cross-entropy: rows [tokens, vocab], targets[t] the id after position t. With a
+ * `mask`, only positions whose mask is non-zero are scored (chat fine-tuning scores model turns).
+ */
+export function crossEntropy(grad: Vec | null, logits: Vec, targets: ArrayLike<number>, tokens: number, vocab: number, weight = 1, mask?: ArrayLike<number>): number {
   const logp = new Float64Array(vocab);
   let loss = 0;
   for (let t = 0; t < tokens; t++) {
+    if (mask && !mask[t]) continue;
     logSoftmax(logp, logits, t * vocab, vocab);
     const target = targets[t]!;
     loss -= logp[target]!;

@@ -41,10 +41,27 @@ export interface SequenceTarget {
   teacher?: TeacherTopK;
   /** Weight of the distillation loss; the next-token loss gets 1 − alpha (default 1 with a teacher). */
   alpha?: number;
+  /** Positions to score (non-zero) for the next-token loss; all when absent. */
+  mask?: ArrayLike<number>;
 }
+
+/** A low-rank adapter on one matrix: W x + scale · B (A x), A [rank, in], B [out, rank] (LoRA). */
+export interface LoraAdapter {
+  a: Vec;
+  b: Vec;
+  gradA: Vec;
+  gradB: Vec;
+  rank: number;
+  scale: number;
+}
+
+/** The projections LoRA can adapt, by their Hugging Face module names. */
+export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 
 /** Activations of one layer kept from the forward pass. */
 interface LayerCache {
+  /** x·Aᵀ of each adapted projection, by weight name. */
+  lowRank: Map<string, Vec>;
   input: Vec;
   rstd1: Vec;
   normed1: Vec;
@@ -70,6 +87,8 @@ export class TrainableGemma {
   readonly params = new Map<string, Vec>();
   readonly grads = new Map<string, Vec>();
   readonly shapes: ReadonlyMap<string, number[]>;
+  /** LoRA adapters by the name of the weight they adapt; with any, the base weights are frozen. */
+  readonly adapters = new Map<string, LoraAdapter>();
   private readonly invFreq: Float32Array;
   private readonly embedScale: number;
 
@@ -100,6 +119,38 @@ export class TrainableGemma {
     return this;
   }
 
+  /**
+   * Adds LoRA adapters (rank r, scale alpha / r) to the given projections of every layer and
+   * freezes the base model: A drawn uniform(±1/sqrt(in)) as PEFT does, B zero, so training starts
+   * from the base model's exact outputs.
+   */
+  addLora(rank: number, alpha: number, targets: readonly string[] = LORA_TARGETS, seed = 1): void {
+    const rng = new Rng(seed);
+    for (const [name, shape] of this.shapes) {
+      const module = /\.(\w+_proj)\.weight$/.exec(name)?.[1];
+      if (!module || !targets.includes(module)) continue;
+      const [out, inDim] = shape as [number, number];
+      const bound = 1 / Math.sqrt(inDim);
+      const a = this.alloc(rank * inDim).map(() => bound * (2 * rng.next() - 1));
+      this.adapters.set(name, { a, b: this.alloc(out * rank), gradA: this.alloc(rank * inDim), gradB: this.alloc(out * rank), rank, scale: alpha / rank });
+    }
+  }
+
+  /** Adapter parameters and gradients under PEFT-style names (`<weight>.lora_A` / `.lora_B`). */
+  adapterTensors(): { params: Map<string, Vec>; grads: Map<string, Vec>; shapes: Map<string, number[]> } {
+    const params = new Map<string, Vec>();
+    const grads = new Map<string, Vec>();
+    const shapes = new Map<string, number[]>();
+    for (const [name, ad] of this.adapters) {
+      const [out, inDim] = this.shapes.get(name)! as [number, number];
+      const base = name.replace(/\.weight$/, "");
+      params.set(`${base}.lora_A`, ad.a).set(`${base}.lora_B`, ad.b);
+      grads.set(`${base}.lora_A`, ad.gradA).set(`${base}.lora_B`, ad.gradB);
+      shapes.set(`${base}.lora_A`, [ad.rank, inDim]).set(`${base}.lora_B`, [out, ad.rank]);
+    }
+    return { params, grads, shapes };
+  }
+
   parameterCount(): number {
     let n = 0;
     for (const p of this.params.values()) n += p.length;
@@ -108,6 +159,37 @@ export class TrainableGemma {
 
   zeroGrads(): void {
     for (const g of this.grads.values()) g.fill(0);
+    for (const ad of this.adapters.values()) {
+      ad.gradA.fill(0);
+      ad.gradB.fill(0);
+    }
+  }
+
+  private get frozen(): boolean {
+    return this.adapters.size > 0;
+  }
+
+  /** out = x·Wᵀ (+ scale·(x·Aᵀ)·Bᵀ with an adapter, keeping x·Aᵀ for the backward pass). */
+  private project(out: Vec, x: Vec, name: string, tokens: number, inDim: number, outDim: number, lowRank: Map<string, Vec>): void {
+    this.linear.forward(out, x, this.params.get(name)!, tokens, inDim, outDim);
+    const ad = this.adapters.get(name);
+    if (!ad) return;
+    const xa = this.alloc(tokens * ad.rank);
+    this.linear.forward(xa, x, ad.a, tokens, inDim, ad.rank);
+    const delta = this.alloc(tokens * outDim);
+    this.linear.forward(delta, xa, ad.b, tokens, ad.rank, outDim);
+    for (let i = 0; i < delta.length; i++) out[i] = out[i]! + ad.scale * delta[i]!;
+    lowRank.set(name, xa);
+  }
+
+  private projectBackward(dx: Vec, dout: Vec, x: Vec, name: string, tokens: number, inDim: number, outDim: number, lowRank: Map<string, Vec>): void {
+    this.linear.backward(dx, this.frozen ? null : this.grads.get(name)!, dout, x, this.params.get(name)!, tokens, inDim, outDim);
+    const ad = this.adapters.get(name);
+    if (!ad) return;
+    const scaled = this.alloc(dout.length).map((_, i) => ad.scale * dout[i]!);
+    const dxa = this.alloc(tokens * ad.rank);
+    this.linear.backward(dxa, ad.gradB, scaled, lowRank.get(name)!, ad.b, tokens, ad.rank, outDim);
+    this.linear.backward(dx, ad.gradA, dxa, x, ad.a, tokens, inDim, ad.rank);
   }
 
   param(name: string): Vec {
@@ -130,7 +212,7 @@ export class TrainableGemma {
     const dLogits = this.alloc(T * V);
     const alpha = target.teacher ? (target.alpha ?? 1) : 0;
     let loss = 0;
-    if (alpha < 1) loss += (1 - alpha) * crossEntropy(dLogits, logits, target.nextTokens, T, V, (1 - alpha) * gradScale);
+    if (alpha < 1) loss += (1 - alpha) * crossEntropy(dLogits, logits, target.nextTokens, T, V, (1 - alpha) * gradScale, target.mask);
     if (target.teacher && alpha > 0) loss += alpha * distillation(dLogits, logits, target.teacher, T, V, alpha * gradScale);
     this.backward(ids, dLogits, logits, caches, finalNormed, finalRstd, residual);
     return loss;
@@ -174,6 +256,7 @@ export class TrainableGemma {
       const pre = `model.layers.${l}.`;
       const a = this.attentionShape(l, T);
       const cache: LayerCache = {
+        lowRank: new Map(),
         input: x,
         rstd1: this.alloc(T),
         normed1: this.alloc(T * D),
@@ -195,21 +278,21 @@ export class TrainableGemma {
         rstd4: this.alloc(T),
       };
       rmsnormForward(cache.normed1, cache.rstd1, x, p(`${pre}input_layernorm.weight`), T, D, c.rmsNormEps);
-      this.linear.forward(cache.q, cache.normed1, p(`${pre}self_attn.q_proj.weight`), T, D, qDim);
-      this.linear.forward(cache.k, cache.normed1, p(`${pre}self_attn.k_proj.weight`), T, D, kvDim);
-      this.linear.forward(cache.v, cache.normed1, p(`${pre}self_attn.v_proj.weight`), T, D, kvDim);
+      this.project(cache.q, cache.normed1, `${pre}self_attn.q_proj.weight`, T, D, qDim, cache.lowRank);
+      this.project(cache.k, cache.normed1, `${pre}self_attn.k_proj.weight`, T, D, kvDim, cache.lowRank);
+      this.project(cache.v, cache.normed1, `${pre}self_attn.v_proj.weight`, T, D, kvDim, cache.lowRank);
       rope(cache.q, T, c.nHeads, c.headDim, cos, sin);
       rope(cache.k, T, c.nKvHeads, c.headDim, cos, sin);
       attentionForward(cache.attn, cache.probs, cache.capped, cache.q, cache.k, cache.v, a);
-      this.linear.forward(cache.projected, cache.attn, p(`${pre}self_attn.o_proj.weight`), T, qDim, D);
+      this.project(cache.projected, cache.attn, `${pre}self_attn.o_proj.weight`, T, qDim, D, cache.lowRank);
       const postAttn = this.alloc(T * D);
       rmsnormForward(postAttn, cache.rstd2, cache.projected, p(`${pre}post_attention_layernorm.weight`), T, D, c.rmsNormEps);
       for (let i = 0; i < T * D; i++) cache.middle[i] = x[i]! + postAttn[i]!;
       rmsnormForward(cache.normed3, cache.rstd3, cache.middle, p(`${pre}pre_feedforward_layernorm.weight`), T, D, c.rmsNormEps);
-      this.linear.forward(cache.gate, cache.normed3, p(`${pre}mlp.gate_proj.weight`), T, D, c.ffnDim);
-      this.linear.forward(cache.up, cache.normed3, p(`${pre}mlp.up_proj.weight`), T, D, c.ffnDim);
+      this.project(cache.gate, cache.normed3, `${pre}mlp.gate_proj.weight`, T, D, c.ffnDim, cache.lowRank);
+      this.project(cache.up, cache.normed3, `${pre}mlp.up_proj.weight`, T, D, c.ffnDim, cache.lowRank);
       gegluForward(cache.mixed, cache.gate, cache.up, T * c.ffnDim);
-      this.linear.forward(cache.down, cache.mixed, p(`${pre}mlp.down_proj.weight`), T, c.ffnDim, D);
+      this.project(cache.down, cache.mixed, `${pre}mlp.down_proj.weight`, T, c.ffnDim, D, cache.lowRank);
       const postFfn = this.alloc(T * D);
       rmsnormForward(postFfn, cache.rstd4, cache.down, p(`${pre}post_feedforward_layernorm.weight`), T, D, c.rmsNormEps);
       const next = this.alloc(T * D);
@@ -237,7 +320,7 @@ export class TrainableGemma {
     const g = (name: string) => this.grads.get(name)!;
     if (c.finalSoftcap !== null) softcapBackward(dLogits, logits, dLogits.length, c.finalSoftcap);
     const dFinal = this.alloc(T * D);
-    this.linear.backward(dFinal, g("model.embed_tokens.weight"), dLogits, finalNormed, p("model.embed_tokens.weight"), T, D, c.vocabSize);
+    this.linear.backward(dFinal, this.frozen ? null : g("model.embed_tokens.weight"), dLogits, finalNormed, p("model.embed_tokens.weight"), T, D, c.vocabSize);
     let dx = this.alloc(T * D);
     rmsnormBackward(dx, g("model.norm.weight"), dFinal, residual, p("model.norm.weight"), finalRstd, T, D);
 
@@ -249,20 +332,20 @@ export class TrainableGemma {
       const dDown = this.alloc(T * D);
       rmsnormBackward(dDown, g(`${pre}post_feedforward_layernorm.weight`), dx, cache.down, p(`${pre}post_feedforward_layernorm.weight`), cache.rstd4, T, D);
       const dMixed = this.alloc(T * c.ffnDim);
-      this.linear.backward(dMixed, g(`${pre}mlp.down_proj.weight`), dDown, cache.mixed, p(`${pre}mlp.down_proj.weight`), T, c.ffnDim, D);
+      this.projectBackward(dMixed, dDown, cache.mixed, `${pre}mlp.down_proj.weight`, T, c.ffnDim, D, cache.lowRank);
       const dGate = this.alloc(T * c.ffnDim);
       const dUp = this.alloc(T * c.ffnDim);
       gegluBackward(dGate, dUp, dMixed, cache.gate, cache.up, T * c.ffnDim);
       const dNormed3 = this.alloc(T * D);
-      this.linear.backward(dNormed3, g(`${pre}mlp.gate_proj.weight`), dGate, cache.normed3, p(`${pre}mlp.gate_proj.weight`), T, D, c.ffnDim);
-      this.linear.backward(dNormed3, g(`${pre}mlp.up_proj.weight`), dUp, cache.normed3, p(`${pre}mlp.up_proj.weight`), T, D, c.ffnDim);
+      this.projectBackward(dNormed3, dGate, cache.normed3, `${pre}mlp.gate_proj.weight`, T, D, c.ffnDim, cache.lowRank);
+      this.projectBackward(dNormed3, dUp, cache.normed3, `${pre}mlp.up_proj.weight`, T, D, c.ffnDim, cache.lowRank);
       rmsnormBackward(dMiddle, g(`${pre}pre_feedforward_layernorm.weight`), dNormed3, cache.middle, p(`${pre}pre_feedforward_layernorm.weight`), cache.rstd3, T, D);
       // middle = input + postnorm(projected)
       const dInput = Float64Array.from(dMiddle) as Vec;
       const dProjected = this.alloc(T * D);
       rmsnormBackward(dProjected, g(`${pre}post_attention_layernorm.weight`), dMiddle, cache.projected, p(`${pre}post_attention_layernorm.weight`), cache.rstd2, T, D);
       const dAttn = this.alloc(T * qDim);
-      this.linear.backward(dAttn, g(`${pre}self_attn.o_proj.weight`), dProjected, cache.attn, p(`${pre}self_attn.o_proj.weight`), T, qDim, D);
+      this.projectBackward(dAttn, dProjected, cache.attn, `${pre}self_attn.o_proj.weight`, T, qDim, D, cache.lowRank);
       const dq = this.alloc(T * qDim);
       const dk = this.alloc(T * kvDim);
       const dv = this.alloc(T * kvDim);
@@ -270,13 +353,13 @@ export class TrainableGemma {
       rope(dq, T, c.nHeads, c.headDim, cos, sin, true);
       rope(dk, T, c.nKvHeads, c.headDim, cos, sin, true);
       const dNormed1 = this.alloc(T * D);
-      this.linear.backward(dNormed1, g(`${pre}self_attn.q_proj.weight`), dq, cache.normed1, p(`${pre}self_attn.q_proj.weight`), T, D, qDim);
-      this.linear.backward(dNormed1, g(`${pre}self_attn.k_proj.weight`), dk, cache.normed1, p(`${pre}self_attn.k_proj.weight`), T, D, kvDim);
-      this.linear.backward(dNormed1, g(`${pre}self_attn.v_proj.weight`), dv, cache.normed1, p(`${pre}self_attn.v_proj.weight`), T, D, kvDim);
+      this.projectBackward(dNormed1, dq, cache.normed1, `${pre}self_attn.q_proj.weight`, T, D, qDim, cache.lowRank);
+      this.projectBackward(dNormed1, dk, cache.normed1, `${pre}self_attn.k_proj.weight`, T, D, kvDim, cache.lowRank);
+      this.projectBackward(dNormed1, dv, cache.normed1, `${pre}self_attn.v_proj.weight`, T, D, kvDim, cache.lowRank);
       rmsnormBackward(dInput, g(`${pre}input_layernorm.weight`), dNormed1, cache.input, p(`${pre}input_layernorm.weight`), cache.rstd1, T, D);
       dx = this.kind === "f32" ? Float32Array.from(dInput) : dInput;
     }
-    embeddingBackward(g("model.embed_tokens.weight"), dx, ids, D, this.embedScale);
+    if (!this.frozen) embeddingBackward(g("model.embed_tokens.weight"), dx, ids, D, this.embedScale);
   }
 }
 

@@ -37,10 +37,10 @@ export class Linear {
     this.nt(out, x, w, tokens, inDim, outDim, false);
   }
 
-  /** dx += dout · W; dW += doutᵀ · x. */
-  backward(dx: Vec | null, dw: Vec, dout: Vec, x: Vec, w: Vec, tokens: number, inDim: number, outDim: number): void {
+  /** dx += dout · W; dW += doutᵀ · x (either skipped when null: frozen weights, inputs without gradient). */
+  backward(dx: Vec | null, dw: Vec | null, dout: Vec, x: Vec, w: Vec, tokens: number, inDim: number, outDim: number): void {
     if (dx) this.nt(dx, dout, transpose(w, outDim, inDim), tokens, outDim, inDim, true);
-    this.nt(dw, transpose(dout, tokens, outDim), transpose(x, tokens, inDim), outDim, tokens, inDim, true);
+    if (dw) this.nt(dw, transpose(dout, tokens, outDim), transpose(x, tokens, inDim), outDim, tokens, inDim, true);
   }
 }
 

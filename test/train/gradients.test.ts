@@ -197,6 +197,32 @@ describe("backward passes against finite differences (float64)", () => {
     errors["whole model, worst parameter"] = worst;
   });
 
+  it("LoRA adapters (A and B) on a frozen model, with a loss mask", () => {
+    const config = parseConfigJson(
+      JSON.stringify(tinyGemma2Json({ vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, query_pre_attn_scalar: 4, num_hidden_layers: 1, sliding_window: 3 })),
+    );
+    const model = new TrainableGemma(config, "f64").initRandom(6, 0.5);
+    model.addLora(2, 4);
+    // B starts at zero (so A's gradient would be zero too): give it values to check both.
+    for (const ad of model.adapters.values()) ad.b.set(random(ad.b.length, 0.5));
+    const ids = [2, 5, 7, 1];
+    const next = [5, 7, 1, 9];
+    const mask = [0, 1, 0, 1];
+    const loss = () => crossEntropy(null, model.logits(ids), next, ids.length, 11, 1, mask);
+    model.zeroGrads();
+    model.lossAndBackward(ids, { nextTokens: next, mask }, 1);
+    const { params, grads } = model.adapterTensors();
+    let worst = 0;
+    for (const [name, p] of params) {
+      const error = check(p as Float64Array, loss, grads.get(name) as Float64Array);
+      worst = Math.max(worst, error);
+      assert.ok(error < 1e-4, `${name}: relative error ${error}`);
+    }
+    errors["LoRA adapters, worst"] = worst;
+    assert.ok([...model.grads.values()].every((g) => g.every((v) => v === 0 || !Number.isNaN(v))));
+    assert.equal(model.grads.get("model.embed_tokens.weight")!.some((v) => v !== 0), false, "frozen base gets no embedding gradient");
+  });
+
   it("reports the errors", () => {
     for (const [name, error] of Object.entries(errors)) console.log(`  ${name.padEnd(40)} ${error.toExponential(2)}`);
   });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -8,6 +8,7 @@ import { loadModel } from "../../src/gemma.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { loadTrainable, loadTrainerState, saveTrainedModel } from "../../src/train/checkpoint-io.js";
 import { loadTextDataset } from "../../src/train/data.js";
+import { loadChatExamples, saveLoraAdapter, trainLora } from "../../src/train/lora.js";
 import { TrainableGemma } from "../../src/train/model.js";
 import { Trainer, type TrainSettings } from "../../src/train/trainer.js";
 import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
@@ -88,6 +89,48 @@ describe("training", () => {
     resumed.step = Number(state!["step"]);
     for (let i = 0; i < 3; i++) resumed.trainStep();
     for (const [name, p] of straight.model.params) assert.deepEqual(resumed.model.param(name), p, name);
+  });
+
+  it("LoRA: fine-tunes adapters on chat data, saves them as PEFT, and loadModel merges them", async () => {
+    const { dir, vocab, tokenizer } = await charSetup();
+    // Embedding rows large enough that a frozen output head can express confident predictions.
+    const base = new TrainableGemma(tinyStudent(vocab)).initRandom(4, 0.5);
+    await saveTrainedModel(dir, base, { tokenizerDir: dir });
+    const chat = join(dir, "chat.jsonl");
+    const lines = ["What is the first day?", "Who made the earth?", "Say something."].map((q) => JSON.stringify({ messages: [{ role: "user", content: q }, { role: "assistant", content: "Let there be light." }] }));
+    writeFileSync(chat, `${lines.join("\n")}\n`);
+    const examples = await loadChatExamples(chat, tokenizer, 64);
+    // Only the reply and its turn end are scored.
+    const scored = examples[0]!.nextTokens.filter((_, t) => examples[0]!.mask[t] === 1);
+    assert.equal(tokenizer.decode([...scored]), "Let there be light.<end_of_turn>\n");
+
+    const model = await loadTrainable(dir);
+    model.addLora(4, 8);
+    const logs = trainLora(model, examples, { rank: 4, alpha: 8, steps: 40, batch: 3, lr: 3e-2, warmup: 2, seed: 1 });
+    assert.ok(logs.at(-1)!.loss < logs[0]!.loss / 10, `loss ${logs[0]!.loss} → ${logs.at(-1)!.loss}`);
+    for (const [name, p] of base.params) assert.deepEqual(model.param(name), p, `${name} stays frozen`);
+
+    const adapter = join(dir, "adapter");
+    await saveLoraAdapter(adapter, model, { rank: 4, alpha: 8 }, dir);
+    const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8")) as { peft_type: string; r: number; target_modules: string[] };
+    assert.equal(config.peft_type, "LORA");
+    assert.deepEqual(config.target_modules.sort(), ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]);
+    const header = readFileSync(join(adapter, "adapter_model.safetensors"));
+    assert.match(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString(), /base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight/);
+
+    const ids = [2, 10, 20, 30];
+    const merged = await (await loadModel(dir, { kernels: "js", lora: adapter })).logits(ids);
+    const plain = await (await loadModel(dir, { kernels: "js" })).logits(ids);
+    const trained = model.logits(ids);
+    let toTrained = 0;
+    let toPlain = 0;
+    for (let i = 0; i < trained.length; i++) {
+      toTrained = Math.max(toTrained, Math.abs(merged[i]! - trained[i]!));
+      toPlain = Math.max(toPlain, Math.abs(merged[i]! - plain[i]!));
+    }
+    assert.ok(toTrained < 1e-4, `merged adapter vs training forward: ${toTrained}`);
+    assert.ok(toPlain > 1e-2, "the adapter changes the model");
+    await assert.rejects(loadModel(dir, { kernels: "js", lora: join(dir, "nope") }), /adapter_config\.json: cannot read/);
   });
 
   it("rejects missing or empty data and a config that does not fit the vocabulary", async () => {

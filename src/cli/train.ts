@@ -1,0 +1,222 @@
+/**
+ * `gemma-ts train` (a student from scratch, by next-token prediction or distillation from stored
+ * teacher targets), `gemma-ts teacher-targets` (run a teacher once over the data) and
+ * `gemma-ts finetune` (LoRA adapters on chat data).
+ */
+import { appendFile, mkdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import { parseConfigJson, type GemmaConfig } from "../config.js";
+import { ConfigError, TokenizerError } from "../errors.js";
+import { loadTokenizer } from "../tokenizer/load.js";
+import { loadTrainable, loadTrainerState, saveTrainedModel } from "../train/checkpoint-io.js";
+import { loadTextDataset } from "../train/data.js";
+import { TrainableGemma } from "../train/model.js";
+import { TeacherTargets, writeTeacherTargets } from "../train/teacher-targets.js";
+import { Trainer } from "../train/trainer.js";
+import { loadChatExamples, saveLoraAdapter, trainLora } from "../train/lora.js";
+import { LORA_TARGETS } from "../train/model.js";
+import { trainingLinear } from "../train/fast-linear.js";
+import { loadModelWithProgress, parseNumber } from "./options.js";
+import { ProgressBar } from "./progress.js";
+
+const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
+const positive = (name: string) => parseNumber(name, (v) => v > 0, "a positive number");
+const fraction = (name: string) => parseNumber(name, (v) => v >= 0 && v <= 1, "a number from 0 to 1");
+
+interface TrainFlags {
+  config?: string;
+  init?: string;
+  tokenizer: string;
+  data: string;
+  targets?: string;
+  alpha: number;
+  steps: number;
+  batch: number;
+  seqLen: number;
+  lr: number;
+  warmup: number;
+  seed: number;
+  evalEvery: number;
+  evalSequences: number;
+  valFraction: number;
+  saveEvery: number;
+  threads?: number;
+  backend: "js" | "wasm";
+  out: string;
+  resume: boolean;
+}
+
+export function trainCommand(): Command {
+  return new Command("train")
+    .description("train a Gemma 2 student from scratch by next-token prediction, or by distillation from teacher targets")
+    .option("--config <file>", "student config.json (Gemma 2; its vocab_size must cover the tokenizer)")
+    .option("--init <dir>", "start from this Gemma 2 checkpoint instead of a random initialisation")
+    .requiredOption("--tokenizer <dir>", "folder with tokenizer.json (copied into the output checkpoint)")
+    .requiredOption("--data <file>", "training text (UTF-8); the last --val-fraction is held out for validation")
+    .option("--targets <dir>", "teacher targets from gemma-ts teacher-targets: train by distillation")
+    .option("--alpha <a>", "weight of the distillation loss (1 − alpha goes to next-token loss)", fraction("--alpha"), 1)
+    .option("--steps <n>", "optimizer steps", positiveInt("--steps"), 1000)
+    .option("--batch <n>", "sequences per step (gradients accumulated over them)", positiveInt("--batch"), 8)
+    .option("--seq-len <n>", "tokens per sequence", positiveInt("--seq-len"), 128)
+    .option("--lr <lr>", "peak learning rate (AdamW, warmup then cosine to 10%)", positive("--lr"), 1e-3)
+    .option("--warmup <n>", "warmup steps", parseNumber("--warmup", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 50)
+    .option("--seed <n>", "seed for initialisation and batch order", parseNumber("--seed", Number.isInteger, "an integer"), 1)
+    .option("--eval-every <n>", "validate every n steps", positiveInt("--eval-every"), 100)
+    .option("--eval-sequences <n>", "validation sequences per evaluation (0: all)", parseNumber("--eval-sequences", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 0)
+    .option("--val-fraction <f>", "share of the text held out for validation", fraction("--val-fraction"), 0.1)
+    .option("--save-every <n>", "also save the checkpoint every n steps (0: only at the end)", parseNumber("--save-every", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 0)
+    .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))
+    .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
+    .option("--resume", "continue a run saved in --out (same settings)", false)
+    .requiredOption("--out <dir>", "output checkpoint folder (config.json, model.safetensors, tokenizer files, train_log.jsonl)")
+    .action(async (flags: TrainFlags) => {
+      const tokenizer = await loadTokenizer(flags.tokenizer);
+      const linear = await trainingLinear(flags.backend, flags.threads);
+      let model: TrainableGemma;
+      if (flags.init) {
+        model = await loadTrainable(flags.init, "f32", linear);
+      } else {
+        if (!flags.config) throw new ConfigError("train needs --config (a student config.json) or --init (a checkpoint to start from)");
+        const config = parseConfigJson(await readFile(flags.config, "utf8").catch((e: NodeJS.ErrnoException) => {
+          throw new ConfigError(`${flags.config}: cannot read (${e.code ?? e.message})`);
+        }), flags.config) as GemmaConfig;
+        model = new TrainableGemma(config, "f32", linear).initRandom(flags.seed);
+      }
+      const config = model.config;
+      if (tokenizer.vocabSize > config.vocabSize) {
+        throw new TokenizerError(`the tokenizer in ${flags.tokenizer} has ${tokenizer.vocabSize} tokens but the student's vocab_size is ${config.vocabSize}`);
+      }
+      if (flags.seqLen > config.maxPositions) throw new ConfigError(`--seq-len ${flags.seqLen} exceeds the student's max_position_embeddings ${config.maxPositions}`);
+      const data = await loadTextDataset(flags.data, tokenizer, flags.seqLen, flags.valFraction);
+      const targets = flags.targets ? await TeacherTargets.open(flags.targets, { vocabSize: config.vocabSize, seqLen: flags.seqLen, data }) : null;
+      const trainer = new Trainer(model, data, {
+        steps: flags.steps,
+        batch: flags.batch,
+        seqLen: flags.seqLen,
+        lr: flags.lr,
+        warmup: flags.warmup,
+        seed: flags.seed,
+        alpha: targets ? flags.alpha : 0,
+        evalEvery: flags.evalEvery,
+        evalSequences: flags.evalSequences,
+      });
+      await mkdir(flags.out, { recursive: true });
+      const logPath = join(flags.out, "train_log.jsonl");
+      if (flags.resume) {
+        const state = await loadTrainerState(flags.out, trainer.optimizer);
+        if (!state) throw new ConfigError(`--resume: ${flags.out} holds no trainer_state.json`);
+        const saved = await loadTrainable(flags.out);
+        for (const [name, p] of saved.params) model.param(name).set(p);
+        trainer.step = Number(state["step"]);
+      } else if (await stat(logPath).catch(() => null)) {
+        throw new ConfigError(`${flags.out} already holds a training run; pass --resume to continue it or choose another --out`);
+      }
+      const mode = targets ? `distillation (alpha ${flags.alpha}, top-${targets.meta.topK} targets)` : "next-token prediction";
+      process.stderr.write(
+        `training ${model.parameterCount().toLocaleString("en")} parameters by ${mode} on ${data.train.length} sequences of ${flags.seqLen} tokens (${data.validation.length} held out), ${linear.name} matmuls\n`,
+      );
+      const save = () => saveTrainedModel(flags.out, model, { tokenizerDir: flags.tokenizer, optimizer: trainer.optimizer, state: { step: trainer.step, settings: trainer.settings } });
+      const bar = new ProgressBar("train", process.stderr, (done, total) => `step ${done}/${total}`);
+      const started = performance.now();
+      while (trainer.step < flags.steps) {
+        const log = trainer.trainStep(started);
+        await appendFile(logPath, `${JSON.stringify(log)}\n`);
+        bar.relabel(`train loss ${log.trainLoss.toFixed(3)}`);
+        bar.update(log.step, flags.steps);
+        if (log.validationLoss !== null) {
+          bar.done();
+          process.stderr.write(`step ${log.step}: train loss ${log.trainLoss.toFixed(4)}, validation loss ${log.validationLoss.toFixed(4)} (perplexity ${Math.exp(log.validationLoss).toFixed(2)}), ${log.tokensPerSecond.toFixed(0)} tokens/s\n`);
+        }
+        if (flags.saveEvery > 0 && log.step % flags.saveEvery === 0) await save();
+      }
+      bar.done();
+      await save();
+      process.stderr.write(`saved ${flags.out}\n`);
+    });
+}
+
+interface TeacherFlags {
+  teacher: string;
+  data: string;
+  topK: number;
+  seqLen: number;
+  valFraction: number;
+  out: string;
+  backend: "js" | "wasm";
+  threads?: number;
+}
+
+export function teacherTargetsCommand(): Command {
+  return new Command("teacher-targets")
+    .description("run a teacher model once over the training text and store its top-k next-token probabilities (resumable)")
+    .requiredOption("--teacher <dir>", "teacher checkpoint (folder or GGUF file) with a tokenizer")
+    .requiredOption("--data <file>", "the training text the student will use")
+    .option("--top-k <k>", "probabilities kept per position", positiveInt("--top-k"), 32)
+    .option("--seq-len <n>", "tokens per sequence (the student's --seq-len)", positiveInt("--seq-len"), 128)
+    .option("--val-fraction <f>", "share held out for validation (the student's --val-fraction)", fraction("--val-fraction"), 0.1)
+    .addOption(new Option("--backend <name>", "compute kernels").choices(["wasm", "js"]).default("wasm"))
+    .option("--threads <n>", "threads for the wasm backend (default: all cores)", positiveInt("--threads"))
+    .requiredOption("--out <dir>", "targets folder (meta.json + targets.bin); an interrupted run continues")
+    .action(async (flags: TeacherFlags) => {
+      const teacher = await loadModelWithProgress(flags.teacher, { debug: false, offline: false, backend: flags.backend, quant: "none", ...(flags.threads ? { threads: flags.threads } : {}) });
+      if (!teacher.tokenizer) throw new TokenizerError(`${flags.teacher} has no tokenizer; the teacher needs one to read the text`);
+      const data = await loadTextDataset(flags.data, teacher.tokenizer, flags.seqLen, flags.valFraction);
+      const bar = new ProgressBar("teacher", process.stderr, (done, total) => `${done}/${total} sequences`);
+      const meta = await writeTeacherTargets(teacher, flags.teacher, data, { dir: flags.out, topK: flags.topK, seqLen: flags.seqLen, onProgress: (d, t) => bar.update(d, t) });
+      bar.done();
+      process.stderr.write(`wrote top-${meta.topK} targets for ${meta.sequences} sequences of ${meta.seqLen} tokens to ${flags.out}\n`);
+    });
+}
+
+interface FinetuneFlags {
+  model: string;
+  data: string;
+  loraRank: number;
+  loraAlpha?: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  seed: number;
+  maxTokens: number;
+  backend: "js" | "wasm";
+  threads?: number;
+  out: string;
+}
+
+export function finetuneCommand(): Command {
+  return new Command("finetune")
+    .description("LoRA fine-tuning of a frozen Gemma 2 checkpoint on chat data; saves a PEFT adapter")
+    .requiredOption("-m, --model <dir>", "base Gemma 2 checkpoint folder (with tokenizer.json)")
+    .requiredOption("--data <file>", 'chat examples, one JSON object per line: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}')
+    .option("--lora-rank <r>", "adapter rank", positiveInt("--lora-rank"), 8)
+    .option("--lora-alpha <a>", "adapter scale numerator (scale = alpha / rank; default 2 × rank)", positive("--lora-alpha"))
+    .option("--steps <n>", "optimizer steps", positiveInt("--steps"), 100)
+    .option("--batch <n>", "examples per step", positiveInt("--batch"), 4)
+    .option("--lr <lr>", "peak learning rate", positive("--lr"), 2e-4)
+    .option("--warmup <n>", "warmup steps", parseNumber("--warmup", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 10)
+    .option("--seed <n>", "seed for adapter initialisation and example order", parseNumber("--seed", Number.isInteger, "an integer"), 1)
+    .option("--max-tokens <n>", "truncate examples to this many tokens", positiveInt("--max-tokens"), 512)
+    .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
+    .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))
+    .requiredOption("--out <dir>", "adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors)")
+    .action(async (flags: FinetuneFlags) => {
+      const tokenizer = await loadTokenizer(flags.model);
+      const linear = await trainingLinear(flags.backend, flags.threads);
+      const model = await loadTrainable(flags.model, "f32", linear);
+      const examples = await loadChatExamples(flags.data, tokenizer, Math.min(flags.maxTokens, model.config.maxPositions));
+      const alpha = flags.loraAlpha ?? 2 * flags.loraRank;
+      model.addLora(flags.loraRank, alpha, LORA_TARGETS, flags.seed);
+      const adapterCount = [...model.adapterTensors().params.values()].reduce((n, p) => n + p.length, 0);
+      process.stderr.write(`fine-tuning ${adapterCount.toLocaleString("en")} adapter parameters (rank ${flags.loraRank}, alpha ${alpha}) on ${examples.length} chat examples, base model frozen\n`);
+      const bar = new ProgressBar("finetune", process.stderr, (done, total) => `step ${done}/${total}`);
+      const logs = trainLora(model, examples, { rank: flags.loraRank, alpha, steps: flags.steps, batch: flags.batch, lr: flags.lr, warmup: flags.warmup, seed: flags.seed }, (log) => {
+        bar.relabel(`finetune loss ${log.loss.toFixed(3)}`);
+        bar.update(log.step, flags.steps);
+      });
+      bar.done();
+      await saveLoraAdapter(flags.out, model, { rank: flags.loraRank, alpha }, flags.model);
+      process.stderr.write(`loss ${logs[0]!.loss.toFixed(4)} → ${logs.at(-1)!.loss.toFixed(4)}; saved the adapter to ${flags.out} (use it with --lora ${flags.out})\n`);
+    });
+}
