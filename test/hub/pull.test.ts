@@ -34,6 +34,18 @@ async function shardedFolder(): Promise<string> {
   return dir;
 }
 
+/** A folder holding only a Q8_0 GGUF of tiny_a (a GGUF repo's layout). */
+async function ggufFolder(): Promise<string> {
+  const { encodeGgufModel } = await import("../../src/model/gguf-export.js");
+  const { loadConfig } = await import("../../src/gemma.js");
+  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-gguf-repo-"));
+  const ckpt = await Checkpoint.open(`${FIXTURES}tiny_a`);
+  const config = await loadConfig(`${FIXTURES}tiny_a`);
+  writeFileSync(join(dir, "tiny-a-q8_0.gguf"), await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "Q8_0" }));
+  await ckpt.close();
+  return dir;
+}
+
 describe("Hub pull into the HF cache", () => {
   const hub = new FakeHub();
   let chatDir: string;
@@ -44,10 +56,22 @@ describe("Hub pull into the HF cache", () => {
     hub.host("acme/tiny-chat", chatDir);
     hub.host("acme/tiny-a-sharded", await shardedFolder());
     hub.host("google/gemma-gated", chatDir, { allowedToken: "hf_granted" });
+    hub.host("acme/tiny-a-GGUF", await ggufFolder());
   });
   after(() => hub.close());
 
   const opts = (cacheDir: string, extra: Record<string, unknown> = {}) => ({ endpoint: hub.url, cacheDir, token: undefined, offline: false, ...extra });
+
+  it("loads one GGUF file of a repo by org/name/file.gguf, then from the cache offline", async () => {
+    const cacheDir = freshCache();
+    const spec = "acme/tiny-a-GGUF/tiny-a-q8_0.gguf";
+    const model = await loadModel(spec, { ...opts(cacheDir), kernels: "js" });
+    assert.equal(model.config.nLayers, 4);
+    const offline = await loadModel(spec, { ...opts(cacheDir), offline: true, kernels: "js" });
+    const ids = [2, 194, 93];
+    assert.deepEqual(await offline.logits(ids), await model.logits(ids));
+    await assert.rejects(loadModel("acme/tiny-a-GGUF/other.gguf", { ...opts(cacheDir), kernels: "js" }), /has no file other\.gguf/);
+  });
 
   it("fills a fresh cache with the huggingface_hub layout, and the snapshot loads", async () => {
     const cacheDir = freshCache();
