@@ -13,6 +13,8 @@ export interface TextDataset {
   validation: Int32Array[];
   /** sha256 of the file's bytes: teacher targets record it to refuse mismatched data. */
   sha256: string;
+  /** sha256 of the training windows' token ids: catches a different tokenizer on the same text. */
+  tokensSha256: string;
   tokens: number;
 }
 
@@ -33,7 +35,9 @@ export async function loadTextDataset(path: string, tokenizer: GemmaTokenizer, s
   if (train.length === 0) {
     throw new DataError(`${path}: ${ids.length} tokens are too few for one training sequence of ${seqLen} tokens (after holding out ${Math.round(validationFraction * 100)}% for validation); use a smaller --seq-len or more text`);
   }
-  return { train, validation, sha256: createHash("sha256").update(bytes).digest("hex"), tokens: ids.length };
+  const tokensHash = createHash("sha256");
+  for (const w of train) tokensHash.update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+  return { train, validation, sha256: createHash("sha256").update(bytes).digest("hex"), tokensSha256: tokensHash.digest("hex"), tokens: ids.length };
 }
 
 /** Non-overlapping windows of seqLen tokens, each prefixed with <bos> (seqLen + 1 ids). */

@@ -5,6 +5,7 @@
  * token ids (int32) of every position, then their probabilities (float32), seqLen·k·8 bytes.
  * A run that stops part-way resumes at the first incomplete record.
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { mkdir, open, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GemmaError } from "../errors.js";
@@ -22,6 +23,8 @@ export interface TargetsMeta {
   vocabSize: number;
   sequences: number;
   dataSha256: string;
+  /** sha256 of the tokenized training windows (same text, same tokenizer). */
+  tokensSha256: string;
   teacher: string;
 }
 
@@ -74,13 +77,13 @@ export async function writeTeacherTargets(
   const { dir, topK, seqLen } = options;
   const vocab = teacher.config.vocabSize;
   if (!Number.isInteger(topK) || topK < 1 || topK > vocab) throw new TargetsError(`--top-k must be between 1 and the vocabulary size ${vocab}, got ${topK}`);
-  const meta: TargetsMeta = { format: TARGETS_FORMAT, version: 1, topK, seqLen, vocabSize: vocab, sequences: data.train.length, dataSha256: data.sha256, teacher: teacherName };
+  const meta: TargetsMeta = { format: TARGETS_FORMAT, version: 1, topK, seqLen, vocabSize: vocab, sequences: data.train.length, dataSha256: data.sha256, tokensSha256: data.tokensSha256, teacher: teacherName };
   await mkdir(dir, { recursive: true });
   const metaPath = join(dir, "meta.json");
   const binPath = join(dir, "targets.bin");
   const existing = await readMeta(dir).catch(() => null);
   if (existing) {
-    for (const key of ["topK", "seqLen", "vocabSize", "sequences", "dataSha256"] as const) {
+    for (const key of ["topK", "seqLen", "vocabSize", "sequences", "dataSha256", "tokensSha256"] as const) {
       if (existing[key] !== meta[key]) throw new TargetsError(`${dir} holds targets for a different run (${key} ${existing[key]} ≠ ${meta[key]}); use a new --out folder`);
     }
   } else {
@@ -116,11 +119,11 @@ async function readMeta(dir: string): Promise<TargetsMeta> {
   return meta;
 }
 
-/** Stored teacher targets, checked against the student's data and vocabulary. */
+/** Stored teacher targets, checked against the student's data and vocabulary; read per sequence from disk. */
 export class TeacherTargets {
   private constructor(
     readonly meta: TargetsMeta,
-    private readonly bytes: Uint8Array,
+    private readonly fd: number,
   ) {}
 
   static async open(dir: string, expect: { vocabSize: number; seqLen: number; data: TextDataset }): Promise<TeacherTargets> {
@@ -134,19 +137,26 @@ export class TeacherTargets {
     if (meta.dataSha256 !== expect.data.sha256 || meta.sequences !== expect.data.train.length) {
       throw new TargetsError(`${dir}: the targets were made from different data (sha256 ${meta.dataSha256.slice(0, 12)}…, ${meta.sequences} sequences)`);
     }
-    const bytes = await readFile(join(dir, "targets.bin"));
-    if (bytes.length < meta.sequences * recordBytes(meta)) {
-      const done = Math.floor(bytes.length / recordBytes(meta));
+    if (meta.tokensSha256 !== expect.data.tokensSha256) {
+      throw new TargetsError(`${dir}: the targets were made with a different tokenizer (the same text tokenizes to other ids)`);
+    }
+    const size = (await stat(join(dir, "targets.bin")).catch(() => null))?.size ?? 0;
+    if (size < meta.sequences * recordBytes(meta)) {
+      const done = Math.floor(size / recordBytes(meta));
       throw new TargetsError(`${dir}: only ${done} of ${meta.sequences} sequences have targets; finish the teacher-targets run first`);
     }
-    return new TeacherTargets(meta, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    return new TeacherTargets(meta, openSync(join(dir, "targets.bin"), "r"));
   }
 
   /** Targets of training sequence `index`. */
   sequence(index: number): TeacherTopK {
     const n = this.meta.seqLen * this.meta.topK;
-    const start = index * n * 8;
-    const copy = this.bytes.slice(start, start + n * 8);
-    return { k: this.meta.topK, ids: new Int32Array(copy.buffer, 0, n), probs: new Float32Array(copy.buffer, n * 4, n) };
+    const record = new Uint8Array(n * 8);
+    readSync(this.fd, record, 0, record.length, index * record.length);
+    return { k: this.meta.topK, ids: new Int32Array(record.buffer, 0, n), probs: new Float32Array(record.buffer, n * 4, n) };
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }
