@@ -73,7 +73,7 @@ function gemma2(d: number, layers: number, heads: number, kvHeads: number, headD
   );
 }
 
-const teacherConfig = gemma2(192, 6, 6, 2, 32, 768);
+const teacherConfig = gemma2(128, 4, 4, 2, 32, 512);
 const studentConfig = gemma2(64, 2, 2, 1, 32, 256);
 
 interface RunResult {

@@ -1,4 +1,4 @@
-/** gemma-ts: Gemma 2 and Gemma 1 in TypeScript. */
+/** gemma-ts: Gemma 2, Gemma 1 and RecurrentGemma in TypeScript: load (safetensors, GGUF, Hub), run, serve, train. */
 export { loadModel, loadConfig, GemmaModel, type LoadModelOptions, type GenerationInput, type ChatOptions } from "./gemma.js";
 export { PRESETS, parseConfigJson, configFromHf, parameterCount, defaultLayerTypes, type GemmaConfig, type PresetName, type AttentionKind, type Activation, type ModelFamily } from "./config.js";
 export { GemmaError, ConfigError, CheckpointError, TokenizerError, GenerationError } from "./errors.js";
@@ -32,3 +32,25 @@ export { HubError, parseRepoSpec, type RepoSpec } from "./hub/repo-id.js";
 export { createApp, type ServerOptions, type GemmaServerApp } from "./server/app.js";
 export { startServer, type ListenOptions, type RunningServer } from "./server/serve.js";
 export type { TensorSource, TensorLocation } from "./weights/checkpoint.js";
+export { openCheckpoint } from "./gemma.js";
+export { configToHf } from "./config.js";
+export { GgufCheckpoint, configFromGguf, ggufTensorName } from "./model/gguf-checkpoint.js";
+export { encodeGgufModel, type GgufExportOptions, type GgufMatrixType, type GgufVocabulary } from "./model/gguf-export.js";
+export { GgufFile, GgufMetadataReader, type GgufTensorEntry, type GgufMetadata } from "./weights/gguf.js";
+export { encodeGguf, gguv, type GgufTensorInput, type GgufValue } from "./weights/gguf-writer.js";
+export { tokenizerFromJson } from "./tokenizer/hf-codec.js";
+export { SentencePieceCodec, PieceType, type SentencePieceVocab } from "./tokenizer/sentencepiece.js";
+export { tokenizerFromGguf } from "./tokenizer/gguf-tokenizer.js";
+export { charTokenizerFiles } from "./tokenizer/char-vocab.js";
+export type { SubwordCodec, TokenizerSettings } from "./tokenizer/tokenizer.js";
+export { readLoraAdapter, type LoraDelta } from "./model/lora-adapter.js";
+export { TrainableGemma, LORA_TARGETS, type SequenceTarget, type LoraAdapter, type ArrayKind } from "./train/model.js";
+export { Trainer, type TrainSettings, type TrainLog } from "./train/trainer.js";
+export { AdamW, DEFAULT_ADAMW, scheduledLr, type AdamWSettings } from "./train/optimizer.js";
+export { crossEntropy, distillation, type TeacherTopK } from "./train/losses.js";
+export { loadTextDataset, DataError, type TextDataset } from "./train/data.js";
+export { writeTeacherTargets, TeacherTargets, TargetsError, type TargetsMeta } from "./train/teacher-targets.js";
+export { saveTrainedModel, loadTrainable, loadTrainerState } from "./train/checkpoint-io.js";
+export { loadChatExamples, trainLora, saveLoraAdapter, type ChatExample, type LoraSettings } from "./train/lora.js";
+export { trainingLinear } from "./train/fast-linear.js";
+export { perplexity, type PerplexityResult } from "./eval/perplexity.js";

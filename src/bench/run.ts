@@ -4,7 +4,8 @@
  * (decoding N tokens one by one from an empty state) and `tgN@P` (decoding N tokens with the state
  * advanced to position P, for long-context cost and memory).
  */
-import { buildForward } from "../gemma.js";
+import { buildForward, resolveKernels } from "../gemma.js";
+import { KernelProfile, type KernelTiming } from "./profile.js";
 import { PRESETS } from "../config.js";
 import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
 import { KvCache } from "../model/kv-cache.js";
@@ -69,6 +70,8 @@ export interface BenchRow {
   /** Decode state (KV cache or recurrent state) at the end of the test. */
   stateMB: number;
   position: number;
+  /** With --profile: time per kernel during this test. */
+  profile?: KernelTiming[];
 }
 
 export interface BenchConfigResult {
@@ -94,7 +97,7 @@ function advanceTo(state: DecodeState, position: number): void {
 
 export async function runBenchConfig(
   shape: string,
-  options: { weights: BenchWeights; threads: number; tests: BenchTest[]; backend?: "js" | "wasm"; bandwidthGBps?: number; onRow?: (row: BenchRow) => void },
+  options: { weights: BenchWeights; threads: number; tests: BenchTest[]; backend?: "js" | "wasm"; bandwidthGBps?: number; profile?: boolean; onRow?: (row: BenchRow) => void },
 ): Promise<BenchConfigResult> {
   const config = BENCH_SHAPES[shape];
   if (!config) throw new Error(`unknown shape ${shape}`);
@@ -102,7 +105,10 @@ export async function runBenchConfig(
   const started = performance.now();
   const stored = weights === "q8_0" || weights === "q4_0" ? "bf16" : weights;
   const quant = weights === "q8_0" || weights === "q4_0" ? weights : "none";
-  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config, 1, stored), config, { kernels: options.backend ?? "wasm", quant, threads });
+  const profile = options.profile ? new KernelProfile() : null;
+  const backend = await resolveKernels(options.backend ?? "wasm", undefined, threads);
+  const kernels = profile ? profile.wrap(backend, config.vocabSize) : backend;
+  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config, 1, stored), config, { kernels, quant, threads });
   const loadSeconds = (performance.now() - started) / 1000;
   const rows: BenchRow[] = [];
   const skipped: string[] = [];
@@ -116,6 +122,7 @@ export async function runBenchConfig(
     }
     const state = forwardPass.createState();
     advanceTo(state, test.position);
+    profile?.reset();
     const t = performance.now();
     if (test.kind === "pp") forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last");
     else for (let i = 0; i < test.tokens; i++) forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last");
@@ -134,6 +141,7 @@ export async function runBenchConfig(
       ttftSeconds: test.kind === "pp" ? seconds : null,
       stateMB: mb(state.bytes()),
       position: test.position,
+      ...(profile ? { profile: profile.report() } : {}),
     };
     rows.push(row);
     options.onRow?.(row);

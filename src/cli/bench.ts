@@ -17,6 +17,7 @@ interface BenchFlags {
   tests: BenchTest[];
   backend: "js" | "wasm";
   bandwidth: boolean;
+  profile: boolean;
   json: boolean;
   /** Internal: run one configuration and print its result as JSON (used by the parent). */
   child?: string;
@@ -44,6 +45,7 @@ export function benchCommand(): Command {
     .option("--tests <list>", "tests: ppN (prompt of N tokens), tgN (decode N tokens), tgN@P (decode at position P)", parseTests, parseTests("pp128,pp512,tg64"))
     .addOption(new Option("--backend <name>", "compute backend").choices(["wasm", "js"]).default("wasm"))
     .option("--no-bandwidth", "skip the memory bandwidth measurement")
+    .option("--profile", "time every kernel call and print where each test's time goes", false)
     .option("--json", "print one JSON object", false)
     .addOption(new Option("--child <config>").hideHelp())
     .action(async (flags: BenchFlags) => {
@@ -73,6 +75,8 @@ export function benchCommand(): Command {
             const fraction = row.bandwidthFraction === null ? "" : `   ${(100 * row.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
             const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
             log(`    ${row.test.padEnd(12)} ${row.tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ${row.stateMB} MB   peak rss ${row.peakRssMB} MB`);
+            const total = row.profile?.reduce((s, k) => s + k.seconds, 0) ?? 0;
+            for (const k of row.profile ?? []) log(`      ${k.kernel.padEnd(28)} ${(100 * k.seconds / total).toFixed(1).padStart(5)}%  ${k.seconds.toFixed(3)} s in ${k.calls} calls`);
           }
           for (const line of result.skipped) log(`    skipped ${line}`);
         }
@@ -88,7 +92,7 @@ const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
 async function runChild(shape: string, flags: BenchFlags): Promise<void> {
   const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as { weights: BenchWeights; threads: number; bandwidthGBps: number | null };
-  const result = await runBenchConfig(shape, { weights, threads, tests: flags.tests, backend: flags.backend, ...(bandwidthGBps ? { bandwidthGBps } : {}) });
+  const result = await runBenchConfig(shape, { weights, threads, tests: flags.tests, backend: flags.backend, profile: flags.profile, ...(bandwidthGBps ? { bandwidthGBps } : {}) });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // The wasm worker pool would otherwise keep the child alive.
   process.exit(0);
@@ -96,7 +100,7 @@ async function runChild(shape: string, flags: BenchFlags): Promise<void> {
 
 /** Runs one configuration in a fresh process (this CLI, same Node flags) and reads its JSON result. */
 function spawnChild(shape: string, weights: BenchWeights, threads: number, flags: BenchFlags, bandwidthGBps: number | null): Promise<BenchConfigResult> {
-  const args = [...process.execArgv, process.argv[1]!, "bench", "--shape", shape, "--backend", flags.backend, "--tests", flags.tests.map((t) => t.name).join(","), "--child", JSON.stringify({ weights, threads, bandwidthGBps })];
+  const args = [...process.execArgv, process.argv[1]!, "bench", "--shape", shape, "--backend", flags.backend, "--tests", flags.tests.map((t) => t.name).join(","), ...(flags.profile ? ["--profile"] : []), "--child", JSON.stringify({ weights, threads, bandwidthGBps })];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

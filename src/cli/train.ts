@@ -23,6 +23,8 @@ import { ProgressBar } from "./progress.js";
 const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
 const positive = (name: string) => parseNumber(name, (v) => v > 0, "a positive number");
 const fraction = (name: string) => parseNumber(name, (v) => v >= 0 && v <= 1, "a number from 0 to 1");
+const nonNegativeInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
+const integer = (name: string) => parseNumber(name, Number.isInteger, "an integer");
 
 interface TrainFlags {
   config?: string;
@@ -60,12 +62,12 @@ export function trainCommand(): Command {
     .option("--batch <n>", "sequences per step (gradients accumulated over them)", positiveInt("--batch"), 8)
     .option("--seq-len <n>", "tokens per sequence", positiveInt("--seq-len"), 128)
     .option("--lr <lr>", "peak learning rate (AdamW, warmup then cosine to 10%)", positive("--lr"), 1e-3)
-    .option("--warmup <n>", "warmup steps", parseNumber("--warmup", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 50)
-    .option("--seed <n>", "seed for initialisation and batch order", parseNumber("--seed", Number.isInteger, "an integer"), 1)
+    .option("--warmup <n>", "warmup steps", nonNegativeInt("--warmup"), 50)
+    .option("--seed <n>", "seed for initialisation and batch order", integer("--seed"), 1)
     .option("--eval-every <n>", "validate every n steps", positiveInt("--eval-every"), 100)
-    .option("--eval-sequences <n>", "validation sequences per evaluation (0: all)", parseNumber("--eval-sequences", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 0)
+    .option("--eval-sequences <n>", "validation sequences per evaluation (0: all)", nonNegativeInt("--eval-sequences"), 0)
     .option("--val-fraction <f>", "share of the text held out for validation", fraction("--val-fraction"), 0.1)
-    .option("--save-every <n>", "also save the checkpoint every n steps (0: only at the end)", parseNumber("--save-every", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 0)
+    .option("--save-every <n>", "also save the checkpoint every n steps (0: only at the end)", nonNegativeInt("--save-every"), 0)
     .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))
     .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
     .option("--resume", "continue a run saved in --out (same settings)", false)
@@ -195,8 +197,8 @@ export function finetuneCommand(): Command {
     .option("--steps <n>", "optimizer steps", positiveInt("--steps"), 100)
     .option("--batch <n>", "examples per step", positiveInt("--batch"), 4)
     .option("--lr <lr>", "peak learning rate", positive("--lr"), 2e-4)
-    .option("--warmup <n>", "warmup steps", parseNumber("--warmup", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"), 10)
-    .option("--seed <n>", "seed for adapter initialisation and example order", parseNumber("--seed", Number.isInteger, "an integer"), 1)
+    .option("--warmup <n>", "warmup steps", nonNegativeInt("--warmup"), 10)
+    .option("--seed <n>", "seed for adapter initialisation and example order", integer("--seed"), 1)
     .option("--max-tokens <n>", "truncate examples to this many tokens", positiveInt("--max-tokens"), 512)
     .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
     .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))

@@ -115,9 +115,11 @@ describe("gemma-ts bench", () => {
     assert.ok(decodeRows.every((row) => row.tokensPerSecond > 0 && row.bandwidthFraction === null));
     assert.equal(new Set(decodeRows.map((row) => row.stateMB)).size, 1);
     assert.equal(recurrent.results[0]!.test, "pp4");
-    const gemma = cli(["bench", "--shape", "tiny", "--tests", "pp4,tg1@100,tg1@20000", "--threads", "1", "--no-bandwidth"]);
+    const gemma = cli(["bench", "--shape", "tiny", "--tests", "pp4,tg1@100,tg1@20000", "--threads", "1", "--no-bandwidth", "--profile"]);
     assert.equal(gemma.code, 0, gemma.stderr);
     assert.match(gemma.stdout, /tg1@100 +[\d.]+ tokens\/s/);
+    assert.match(gemma.stdout, /matmul bf16 \(output head\) +[\d.]+% +[\d.]+ s in 1 calls/);
+    assert.match(gemma.stdout, /attention +[\d.]+% +[\d.]+ s in 4 calls/);
     assert.match(gemma.stdout, /skipped tg1@20000: beyond the 8192-token context/);
   });
 

@@ -1,7 +1,7 @@
 /** The distillation pipeline as commands: train a teacher, store its targets, distil a student, use it. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -39,9 +39,12 @@ describe("teacher-targets + train --targets + perplexity", () => {
     assert.match(targets.stderr, /wrote top-8 targets for \d+ sequences of 32 tokens/);
     const meta = JSON.parse(readFileSync(join(dir, "targets", "meta.json"), "utf8")) as { sequences: number };
     assert.equal(readFileSync(join(dir, "targets", "targets.bin")).length, meta.sequences * 32 * 8 * 8);
-    // Re-running finds every record present and computes nothing new.
+    // An interrupted run (cut mid-record) continues after the last complete record, to the same bytes.
+    const complete = readFileSync(join(dir, "targets", "targets.bin"));
+    truncateSync(join(dir, "targets", "targets.bin"), Math.floor(2.5 * 32 * 8 * 8));
     const again = cli(["teacher-targets", "--teacher", join(dir, "teacher"), "--data", TEXT, "--top-k", "8", "--seq-len", "32", "--backend", "js", "--out", join(dir, "targets")]);
     assert.equal(again.code, 0, again.stderr);
+    assert.ok(readFileSync(join(dir, "targets", "targets.bin")).equals(complete), "resumed targets equal an uninterrupted run's");
 
     const student = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--targets", join(dir, "targets"), "--alpha", "0.5", "--out", join(dir, "student")]);
     assert.equal(student.code, 0, student.stderr);
