@@ -54,7 +54,7 @@ export function trainCommand(): Command {
     .description("train a Gemma 2 student from scratch by next-token prediction, or by distillation from teacher targets")
     .option("--config <file>", "student config.json (Gemma 2; its vocab_size must cover the tokenizer)")
     .option("--init <dir>", "start from this Gemma 2 checkpoint instead of a random initialisation")
-    .requiredOption("--tokenizer <dir>", "folder with tokenizer.json (copied into the output checkpoint)")
+    .requiredOption("--tokenizer <dir|file.gguf>", "folder with tokenizer.json, or a GGUF vocabulary file (copied into the output checkpoint)")
     .requiredOption("--data <file>", "training text (UTF-8); the last --val-fraction is held out for validation")
     .option("--targets <dir>", "teacher targets from gemma-ts teacher-targets: train by distillation")
     .option("--alpha <a>", "weight of the distillation loss (1 − alpha goes to next-token loss)", fraction("--alpha"), 1)

@@ -84,20 +84,38 @@ function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, 
     m[`${arch}.final_logit_softcapping`] = gguv.f32(c.finalSoftcap!);
     m[QUERY_SCALAR_KEY(arch)] = gguv.f32(c.queryPreAttnScalar);
   }
-  const v = options.vocabulary;
-  if (v) {
-    Object.assign(m, {
-      "tokenizer.ggml.model": gguv.str("llama"),
-      "tokenizer.ggml.tokens": gguv.strings(v.pieces),
-      "tokenizer.ggml.scores": gguv.f32s(v.scores),
-      "tokenizer.ggml.token_type": gguv.i32s(v.types),
-      "tokenizer.ggml.add_space_prefix": gguv.bool(false),
-      "tokenizer.ggml.add_bos_token": gguv.bool(true),
-    });
-    if (v.chatTemplate) m["tokenizer.chat_template"] = gguv.str(v.chatTemplate);
-  }
+  if (options.vocabulary) Object.assign(m, vocabularyMetadata(options.vocabulary));
   m["tokenizer.ggml.bos_token_id"] = gguv.u32(c.bosTokenId);
   m["tokenizer.ggml.eos_token_id"] = gguv.u32(c.eosTokenIds[0]!);
   m["tokenizer.ggml.padding_token_id"] = gguv.u32(c.padTokenId);
   return m;
+}
+
+/** The tokenizer.ggml.* keys of a SentencePiece vocabulary (Gemma style: no dummy prefix, BOS added). */
+function vocabularyMetadata(v: GgufVocabulary): Record<string, GgufValue> {
+  const m: Record<string, GgufValue> = {
+    "tokenizer.ggml.model": gguv.str("llama"),
+    "tokenizer.ggml.tokens": gguv.strings(v.pieces),
+    "tokenizer.ggml.scores": gguv.f32s(v.scores),
+    "tokenizer.ggml.token_type": gguv.i32s(v.types),
+    "tokenizer.ggml.add_space_prefix": gguv.bool(false),
+    "tokenizer.ggml.add_bos_token": gguv.bool(true),
+  };
+  if (v.chatTemplate) m["tokenizer.chat_template"] = gguv.str(v.chatTemplate);
+  return m;
+}
+
+/** A vocabulary-only GGUF (no tensors): what `--tokenizer file.gguf` and a folder's tokenizer.gguf hold. */
+export function encodeGgufVocabulary(v: GgufVocabulary, ids: { bos: number; eos: number; pad: number }, name = "vocabulary"): Uint8Array {
+  return encodeGguf(
+    {
+      "general.architecture": gguv.str("gemma2"),
+      "general.name": gguv.str(name),
+      ...vocabularyMetadata(v),
+      "tokenizer.ggml.bos_token_id": gguv.u32(ids.bos),
+      "tokenizer.ggml.eos_token_id": gguv.u32(ids.eos),
+      "tokenizer.ggml.padding_token_id": gguv.u32(ids.pad),
+    },
+    [],
+  );
 }

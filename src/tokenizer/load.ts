@@ -1,21 +1,51 @@
-/** Reads tokenizer.json (+ tokenizer_config.json) from a checkpoint folder. Node adapter. */
+/**
+ * Reads a tokenizer from disk (Node adapter): a checkpoint folder's tokenizer.json (+
+ * tokenizer_config.json), or a GGUF file's vocabulary (`tokenizer.gguf` in a folder, or any .gguf
+ * path; a vocabulary-only GGUF with no tensors is enough).
+ */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenizerError } from "../errors.js";
+import { NodeFileSource } from "../weights/byte-source.js";
+import { GgufFile, GgufMetadataReader } from "../weights/gguf.js";
+import { tokenizerFromGguf } from "./gguf-tokenizer.js";
 import { tokenizerFromJson } from "./hf-codec.js";
 import type { GemmaTokenizer } from "./tokenizer.js";
 
-/** True when the folder holds a tokenizer.json. */
-export async function hasTokenizer(dir: string): Promise<boolean> {
-  return (await stat(join(dir, "tokenizer.json")).catch(() => null)) !== null;
+/** The vocabulary file a checkpoint folder's tokenizer is read from, if any. */
+async function tokenizerFile(path: string): Promise<string | null> {
+  if (path.endsWith(".gguf")) return path;
+  for (const name of ["tokenizer.json", "tokenizer.gguf"]) {
+    if (await stat(join(path, name)).catch(() => null)) return join(path, name);
+  }
+  return null;
 }
 
-export async function loadTokenizer(dir: string): Promise<GemmaTokenizer> {
-  const jsonPath = join(dir, "tokenizer.json");
-  const configPath = join(dir, "tokenizer_config.json");
-  const tokenizerJson = await readJson(jsonPath, true);
-  const tokenizerConfig = (await readJson(configPath, false)) ?? {};
-  return tokenizerFromJson(tokenizerJson, tokenizerConfig, jsonPath);
+/** True when the folder holds a tokenizer.json or tokenizer.gguf (or the path is a GGUF file). */
+export async function hasTokenizer(path: string): Promise<boolean> {
+  return (await tokenizerFile(path)) !== null;
+}
+
+export async function loadTokenizer(path: string): Promise<GemmaTokenizer> {
+  const file = (await tokenizerFile(path)) ?? join(path, "tokenizer.json");
+  if (file.endsWith(".gguf")) return loadGgufTokenizer(file);
+  const tokenizerJson = await readJson(file, true);
+  const tokenizerConfig = (await readJson(join(path, "tokenizer_config.json"), false)) ?? {};
+  return tokenizerFromJson(tokenizerJson, tokenizerConfig, file);
+}
+
+async function loadGgufTokenizer(path: string): Promise<GemmaTokenizer> {
+  const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
+    throw new TokenizerError(`${path}: cannot read (${e.code ?? e.message})`);
+  });
+  try {
+    const file = await GgufFile.open(source);
+    const tokenizer = tokenizerFromGguf(new GgufMetadataReader(file.metadata, path), path);
+    if (!tokenizer) throw new TokenizerError(`${path}: this GGUF file carries no vocabulary (tokenizer.ggml.model)`);
+    return tokenizer;
+  } finally {
+    await source.close();
+  }
 }
 
 async function readJson(path: string, required: boolean): Promise<unknown> {
@@ -24,7 +54,7 @@ async function readJson(path: string, required: boolean): Promise<unknown> {
     text = await readFile(path, "utf8");
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    const hint = path.endsWith("tokenizer.json") ? " (gemma-ts needs the Hugging Face tokenizer.json; tokenizer.model alone is not enough)" : "";
+    const hint = path.endsWith("tokenizer.json") ? " (gemma-ts needs the Hugging Face tokenizer.json or a GGUF vocabulary; tokenizer.model alone is not enough)" : "";
     throw new TokenizerError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})${hint}`);
   }
   try {

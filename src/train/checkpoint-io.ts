@@ -18,7 +18,7 @@ import type { Linear } from "./ops.js";
 import type { AdamW } from "./optimizer.js";
 
 export interface SaveOptions {
-  /** A folder whose tokenizer.json / tokenizer_config.json are copied in. */
+  /** A folder whose tokenizer.json / tokenizer_config.json / tokenizer.gguf are copied in, or a GGUF vocabulary file (copied as tokenizer.gguf). */
   tokenizerDir?: string;
   optimizer?: AdamW;
   /** Anything the trainer needs to resume (step, settings, losses so far). */
@@ -31,8 +31,10 @@ export async function saveTrainedModel(dir: string, model: TrainableGemma, optio
   const tensors: NamedTensor[] = [...model.params].map(([name, p]) => ({ name, dtype: "f32", shape: model.shapes.get(name)!, data: Float32Array.from(p) }));
   await writeAtomic(join(dir, "model.safetensors"), encodeSafetensors(tensors));
   await writeAtomic(join(dir, "config.json"), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
-  if (options.tokenizerDir) {
-    for (const file of ["tokenizer.json", "tokenizer_config.json"]) {
+  if (options.tokenizerDir?.endsWith(".gguf")) {
+    await copyFile(options.tokenizerDir, join(dir, "tokenizer.gguf"));
+  } else if (options.tokenizerDir) {
+    for (const file of ["tokenizer.json", "tokenizer_config.json", "tokenizer.gguf"]) {
       if (await stat(join(options.tokenizerDir, file)).catch(() => null)) await copyFile(join(options.tokenizerDir, file), join(dir, file));
     }
   }

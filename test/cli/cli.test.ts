@@ -78,7 +78,7 @@ describe("gemma-ts CLI", () => {
       [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2,x"], /--prompt-ids must be a comma-separated list/],
       [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2", "--top-p", "7"], /--top-p must be in \(0, 1\], got "7"/],
       [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2,9999"], /^gemma-ts: token id 9999 is outside the vocabulary of 512\n$/],
-      [["info"], /required option '-m, --model <dir\|repo>' not specified/],
+      [["train", "--tokenizer", "x"], /required option '--data <file>' not specified/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);

@@ -75,3 +75,19 @@ describe("Gemma tokenizer", () => {
     await assert.rejects(loadTokenizer(empty), /not a Hugging Face tokenizer\.json/);
   });
 });
+
+describe("a SentencePiece vocabulary trained by spm_train, in a vocabulary-only GGUF", () => {
+  it("encodes as spm_encode does and loads as --tokenizer file.gguf", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { FIXTURES } = await import("../helpers/random-model.js");
+    const tokenizer = await loadTokenizer(`${FIXTURES}kjv-vocab.gguf`);
+    const expected = JSON.parse(readFileSync(`${FIXTURES}kjv-spm-ids.json`, "utf8")) as { texts: string[]; ids: number[][] };
+    assert.equal(tokenizer.vocabSize, 4000);
+    assert.deepEqual([tokenizer.bosTokenId, tokenizer.eosTokenId, tokenizer.startOfTurnId, tokenizer.endOfTurnId], [2, 1, 4, 5]);
+    expected.texts.forEach((text, i) => {
+      assert.deepEqual(tokenizer.encode(text, { addBos: false }), expected.ids[i], text);
+      assert.equal(tokenizer.decode(expected.ids[i]!), text);
+    });
+    assert.ok(tokenizer.chatTemplate?.includes("start_of_turn"));
+  });
+});
