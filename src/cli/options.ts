@@ -80,7 +80,7 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
 /** Options every model-loading command has. */
 export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
   return cmd
-    .option("-m, --model <dir|file|repo>", `${what}, a .gguf file, or a Hugging Face repo id (org/name[@revision], org/name/file.gguf) taken from the HF cache or downloaded (default: the bundled demo model)`, BUNDLED_MODEL)
+    .addOption(new Option("-m, --model <dir|file|repo>", `${what}, a .gguf file, or a Hugging Face repo id (org/name[@revision], org/name/file.gguf) taken from the HF cache or downloaded`).default(BUNDLED_MODEL, "the bundled demo model"))
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
     .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))

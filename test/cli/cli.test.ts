@@ -64,11 +64,13 @@ describe("gemma-ts CLI", () => {
   });
 
   it("has --help on every command", () => {
-    for (const command of ["generate", "chat", "serve", "info"]) {
+    for (const command of ["generate", "chat", "serve", "info", "perplexity"]) {
       const r = cli([command, "--help"]);
       assert.equal(r.code, 0);
-      assert.match(r.stdout, /--model <dir\|repo>/);
+      assert.match(r.stdout, /--model <dir\|file\|repo>/);
+      assert.match(r.stdout.replace(/\s+/g, " "), /default: the bundled demo model/);
     }
+    for (const command of ["bench", "train", "teacher-targets", "finetune", "pull"]) assert.equal(cli([command, "--help"]).code, 0, command);
   });
 
   it("fails with one clear line and a non-zero exit on bad input", () => {
