@@ -24,16 +24,22 @@ export interface TeacherTopK {
  * `mask`, only positions whose mask is non-zero are scored (chat fine-tuning scores model turns).
  */
 export function crossEntropy(grad: Vec | null, logits: Vec, targets: ArrayLike<number>, tokens: number, vocab: number, weight = 1, mask?: ArrayLike<number>): number {
-  const logp = new Float64Array(vocab);
+  // One pass for the max, one for exp (kept for the gradient): softmax over 256k entries is the
+  // costliest part of a small model's step, so each exp is computed once.
+  const e = new Float64Array(vocab);
   let loss = 0;
   for (let t = 0; t < tokens; t++) {
     if (mask && !mask[t]) continue;
-    logSoftmax(logp, logits, t * vocab, vocab);
-    const target = targets[t]!;
-    loss -= logp[target]!;
-    if (!grad) continue;
     const base = t * vocab;
-    for (let i = 0; i < vocab; i++) grad[base + i] = grad[base + i]! + weight * Math.exp(logp[i]!);
+    let max = -Infinity;
+    for (let i = 0; i < vocab; i++) if (logits[base + i]! > max) max = logits[base + i]!;
+    let sum = 0;
+    for (let i = 0; i < vocab; i++) sum += e[i] = Math.exp(logits[base + i]! - max);
+    const target = targets[t]!;
+    loss += max + Math.log(sum) - logits[base + target]!;
+    if (!grad) continue;
+    const scale = weight / sum;
+    for (let i = 0; i < vocab; i++) grad[base + i] = grad[base + i]! + scale * e[i]!;
     grad[base + target] = grad[base + target]! - weight;
   }
   return loss;

@@ -157,7 +157,9 @@ export class TrainableGemma {
     return n;
   }
 
+  /** Starts a step: zero gradients; weights may have changed since the last one. */
   zeroGrads(): void {
+    this.linear.weightsChanged();
     for (const g of this.grads.values()) g.fill(0);
     for (const ad of this.adapters.values()) {
       ad.gradA.fill(0);

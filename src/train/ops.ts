@@ -30,7 +30,15 @@ export function transpose<T extends Vec>(x: T, rows: number, cols: number): T {
 
 /** A linear layer's three products, all as x·Wᵀ on a backend's matmul (transposes are O(size)). */
 export class Linear {
+  /** Transposed weights, reused by every sequence of a step (weights change only between steps). */
+  private transposed = new WeakMap<Vec, Vec>();
+
   constructor(private readonly nt: MatmulNT = matmulNT) {}
+
+  /** Forgets transposed weights: call whenever weights change (the model does, per step). */
+  weightsChanged(): void {
+    this.transposed = new WeakMap();
+  }
 
   /** out[T, outDim] = x[T, inDim] · Wᵀ. */
   forward(out: Vec, x: Vec, w: Vec, tokens: number, inDim: number, outDim: number): void {
@@ -39,7 +47,11 @@ export class Linear {
 
   /** dx += dout · W; dW += doutᵀ · x (either skipped when null: frozen weights, inputs without gradient). */
   backward(dx: Vec | null, dw: Vec | null, dout: Vec, x: Vec, w: Vec, tokens: number, inDim: number, outDim: number): void {
-    if (dx) this.nt(dx, dout, transpose(w, outDim, inDim), tokens, outDim, inDim, true);
+    if (dx) {
+      let wt = this.transposed.get(w);
+      if (!wt) this.transposed.set(w, (wt = transpose(w, outDim, inDim)));
+      this.nt(dx, dout, wt, tokens, outDim, inDim, true);
+    }
     if (dw) this.nt(dw, transpose(dout, tokens, outDim), transpose(x, tokens, inDim), outDim, tokens, inDim, true);
   }
 }
