@@ -13,7 +13,7 @@ import { loadTrainable, loadTrainerState, saveTrainedModel } from "../train/chec
 import { loadTextDataset } from "../train/data.js";
 import { TrainableGemma } from "../train/model.js";
 import { TeacherTargets, writeTeacherTargets } from "../train/teacher-targets.js";
-import { Trainer } from "../train/trainer.js";
+import { Trainer, type TrainSettings } from "../train/trainer.js";
 import { loadChatExamples, saveLoraAdapter, trainLora } from "../train/lora.js";
 import { LORA_TARGETS } from "../train/model.js";
 import { trainingLinear } from "../train/fast-linear.js";
@@ -26,21 +26,13 @@ const fraction = (name: string) => parseNumber(name, (v) => v >= 0 && v <= 1, "a
 const nonNegativeInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
 const integer = (name: string) => parseNumber(name, Number.isInteger, "an integer");
 
-interface TrainFlags {
+/** The trainer's settings as flags, plus where things come from and go. */
+interface TrainFlags extends Omit<TrainSettings, "optimizer"> {
   config?: string;
   init?: string;
   tokenizer: string;
   data: string;
   targets?: string;
-  alpha: number;
-  steps: number;
-  batch: number;
-  seqLen: number;
-  lr: number;
-  warmup: number;
-  seed: number;
-  evalEvery: number;
-  evalSequences: number;
   valFraction: number;
   saveEvery: number;
   threads?: number;
