@@ -8,13 +8,13 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GemmaError } from "../errors.js";
-import { Rng } from "../generate/rng.js";
 import { encodeChat, type ChatMessage } from "../tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writer.js";
 import { DataError } from "./data.js";
 import type { TrainableGemma } from "./model.js";
 import { AdamW, DEFAULT_ADAMW, scheduledLr } from "./optimizer.js";
+import { batchIndices } from "./trainer.js";
 
 export interface ChatExample {
   ids: number[];
@@ -83,8 +83,7 @@ export function trainLora(model: TrainableGemma, examples: ChatExample[], settin
   const optimizer = new AdamW({ ...DEFAULT_ADAMW, lr: settings.lr, weightDecay: 0 }, shapes);
   const logs: LoraLog[] = [];
   for (let step = 0; step < settings.steps; step++) {
-    const rng = new Rng((settings.seed * 1_000_003 + step) >>> 0);
-    const batch = Array.from({ length: settings.batch }, () => examples[rng.uint32() % examples.length]!);
+    const batch = batchIndices(settings.seed, step, settings.batch, examples.length).map((i) => examples[i]!);
     const scored = batch.reduce((n, e) => n + e.mask.reduce((a, b) => a + b, 0), 0);
     model.zeroGrads();
     let loss = 0;

@@ -188,7 +188,8 @@ export class TrainableGemma {
     this.linear.backward(dx, this.frozen ? null : this.grads.get(name)!, dout, x, this.params.get(name)!, tokens, inDim, outDim);
     const ad = this.adapters.get(name);
     if (!ad) return;
-    const scaled = this.alloc(dout.length).map((_, i) => ad.scale * dout[i]!);
+    const scaled = this.alloc(dout.length);
+    for (let i = 0; i < scaled.length; i++) scaled[i] = ad.scale * dout[i]!;
     const dxa = this.alloc(tokens * ad.rank);
     this.linear.backward(dxa, ad.gradB, scaled, lowRank.get(name)!, ad.b, tokens, ad.rank, outDim);
     this.linear.backward(dx, ad.gradA, dxa, x, ad.a, tokens, inDim, ad.rank);

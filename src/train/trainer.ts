@@ -37,6 +37,12 @@ export interface TrainLog {
   elapsedSeconds: number;
 }
 
+/** `batch` example indices for `step`, a pure function of (seed, step): what makes resuming exact. */
+export function batchIndices(seed: number, step: number, batch: number, examples: number): number[] {
+  const rng = new Rng((seed * 1_000_003 + step) >>> 0);
+  return Array.from({ length: batch }, () => rng.uint32() % examples);
+}
+
 export class Trainer {
   readonly optimizer: AdamW;
   /** Steps completed (resumed runs start past 0). */
@@ -54,8 +60,7 @@ export class Trainer {
 
   /** Indices of the training sequences of `step`. */
   batchOf(step: number): number[] {
-    const rng = new Rng((this.settings.seed * 1_000_003 + step) >>> 0);
-    return Array.from({ length: this.settings.batch }, () => rng.uint32() % this.data.train.length);
+    return batchIndices(this.settings.seed, step, this.settings.batch, this.data.train.length);
   }
 
   /** Runs one optimizer step; returns its log entry (validation only when due). */

@@ -93,27 +93,6 @@ export function f16LookupTable(): Float32Array {
   return f16Table;
 }
 
-/**
- * Quantizes a stored [rows, cols] matrix row by row: each row is widened to f32 and handed to
- * `quantizeRow`, which writes `rowBytes` bytes at the given offset.
- */
-export function quantizeRows(
-  data: Float32Array | Uint16Array,
-  dtype: WeightDtype,
-  rows: number,
-  cols: number,
-  rowBytes: number,
-  quantizeRow: (values: Float32Array, out: Uint8Array, offset: number) => void,
-): Uint8Array {
-  const out = new Uint8Array(rows * rowBytes);
-  const row = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    widenInto(row, data, dtype, r * cols, cols);
-    quantizeRow(row, out, r * rowBytes);
-  }
-  return out;
-}
-
 /** Widens `count` values of a stored tensor starting at element `offset` into `out`. */
 export function widenInto(out: Float32Array, data: Float32Array | Uint16Array, dtype: WeightDtype, offset: number, count: number): void {
   if (dtype === "f32") {

@@ -3,7 +3,7 @@
  * scale d then 16 bytes whose low nibbles hold values 0..15 and high nibbles values 16..31,
  * value = (nibble − 8) · d, with d = (the value of largest magnitude) / −8.
  */
-import { f16LookupTable, f32ToF16, quantizeRows, type WeightDtype } from "./dtype.js";
+import { f16LookupTable, f32ToF16 } from "./dtype.js";
 
 export const Q4_0_BLOCK = 32;
 export const Q4_0_BLOCK_BYTES = 18;
@@ -31,9 +31,6 @@ export function quantizeQ4_0Row(values: Float32Array, out: Uint8Array, offset: n
   }
 }
 
-export function quantizeQ4_0(data: Float32Array | Uint16Array, dtype: WeightDtype, rows: number, cols: number): Uint8Array {
-  return quantizeRows(data, dtype, rows, cols, q4_0RowBytes(cols), quantizeQ4_0Row);
-}
 
 /** Block b of row r as 32 signed values (nibble − 8) and its scale. */
 export function q4_0Block(data: Uint8Array, r: number, b: number, cols: number, values: Int8Array): number {

@@ -3,7 +3,7 @@
  * kernel: every 32 consecutive values of a row are one 34-byte block, an f16 scale d followed by
  * 32 int8 q, value = d · q, with d = max|x| / 127.
  */
-import { f16LookupTable, f32ToF16, quantizeRows, type WeightDtype } from "./dtype.js";
+import { f16LookupTable, f32ToF16 } from "./dtype.js";
 
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BLOCK_BYTES = 34;
@@ -32,10 +32,6 @@ export function quantizeQ8_0Row(values: Float32Array, out: Uint8Array, offset: n
   }
 }
 
-/** Quantizes a stored [rows, cols] matrix row by row (cols must be a multiple of 32). */
-export function quantizeQ8_0(data: Float32Array | Uint16Array, dtype: WeightDtype, rows: number, cols: number): Uint8Array {
-  return quantizeRows(data, dtype, rows, cols, q8_0RowBytes(cols), quantizeQ8_0Row);
-}
 
 /** Row r of a Q8_0 matrix as f32 values in `out`. */
 export function dequantizeQ8_0Row(data: Uint8Array, r: number, cols: number, out: Float32Array): void {

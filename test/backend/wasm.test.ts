@@ -7,8 +7,9 @@ import { createWasmKernels } from "../../src/backend/wasm/index.js";
 import { kernelModule } from "../../src/backend/wasm/module.js";
 import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
-import { dequantizeQ4_0Row, quantizeQ4_0 } from "../../src/weights/q4_0.js";
-import { dequantizeQ8_0Row, quantizeQ8_0 } from "../../src/weights/q8_0.js";
+import { dequantizeQ4_0Row } from "../../src/weights/q4_0.js";
+import { dequantizeQ8_0Row } from "../../src/weights/q8_0.js";
+import { toBlocks } from "../../src/weights/matrix-rows.js";
 
 const rng = new Rng(9);
 const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
@@ -16,8 +17,8 @@ const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next
 function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weight {
   const values = randomF32(rows * cols);
   if (dtype === "f32") return { dtype, rows, cols, data: values };
-  if (dtype === "q8_0") return { dtype, rows, cols, data: quantizeQ8_0(values, "f32", rows, cols) };
-  if (dtype === "q4_0") return { dtype, rows, cols, data: quantizeQ4_0(values, "f32", rows, cols) };
+  if (dtype === "q8_0") return { dtype, rows, cols, data: toBlocks(values, "f32", rows, cols, "q8_0") };
+  if (dtype === "q4_0") return { dtype, rows, cols, data: toBlocks(values, "f32", rows, cols, "q4_0") };
   const convert = dtype === "bf16" ? f32ToBf16 : f32ToF16;
   return { dtype, rows, cols, data: Uint16Array.from(values, convert) };
 }

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { f16ToF32 } from "../../src/weights/dtype.js";
-import { dequantizeQ4_0Row, Q4_0_BLOCK_BYTES, quantizeQ4_0 } from "../../src/weights/q4_0.js";
+import { dequantizeQ4_0Row, Q4_0_BLOCK_BYTES } from "../../src/weights/q4_0.js";
+import { toBlocks } from "../../src/weights/matrix-rows.js";
 
 describe("Q4_0 blocks (llama.cpp layout)", () => {
   it("stores an f16 scale and 16 bytes of nibbles per block, values 0-15 low and 16-31 high", () => {
     const values = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i) * 0.2);
     values[3] = 0.4; // the block's largest magnitude: d = 0.4 / -8, so it maps to nibble 0 (value -8)
-    const q = quantizeQ4_0(values, "f32", 1, 64);
+    const q = toBlocks(values, "f32", 1, 64, "q4_0");
     assert.equal(q.length, 2 * Q4_0_BLOCK_BYTES);
     const d = f16ToF32(q[0]! | (q[1]! << 8));
     assert.ok(Math.abs(d - 0.4 / -8) < 1e-4);
