@@ -16,13 +16,13 @@ import { encodeGgufModel } from "../src/model/gguf-export.js";
 import { GEMMA_CHAT_TEMPLATE } from "../src/tokenizer/chat-template.js";
 import { parseSpmVocab } from "../src/tokenizer/spm-vocab.js";
 import { loadTextDataset } from "../src/train/data.js";
-import { Checkpoint } from "../src/weights/checkpoint.js";
+import { openCheckpointFolder } from "../src/weights/checkpoint-folder.js";
 
 const [runDir = "runs/demo", out = "models/gemma-ts-kjv.gguf"] = process.argv.slice(2);
 const studentDir = join(runDir, "student");
 const vocab = parseSpmVocab(readFileSync("data/kjv-spm.vocab", "utf8"));
 const config = (await loadConfig(studentDir)) as GemmaConfig;
-const ckpt = await Checkpoint.open(studentDir);
+const ckpt = await openCheckpointFolder(studentDir);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, await encodeGgufModel(ckpt, config, { matrixType: "F32", vocabulary: { ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE }, name: "gemma-ts KJV demo (distilled Gemma 2 architecture)" }));
 await ckpt.close();

@@ -15,7 +15,9 @@ export { GemmaForward, embeddingNormalizer, type ForwardOptions, type Normalizer
 export { expectedTensors, type GemmaWeights, type LayerWeights } from "./model/weights.js";
 export type { Kernels, Weight, AttentionArgs } from "./backend/kernels.js";
 export { jsKernels } from "./backend/js/index.js";
-export { Checkpoint } from "./weights/checkpoint.js";
+export { Checkpoint, shardNamesFromIndex } from "./weights/checkpoint.js";
+export { openCheckpointFolder } from "./weights/checkpoint-folder.js";
+export { NodeFileSource } from "./weights/node-file-source.js";
 export { SafetensorsFile, type TensorEntry, type StoredTensor } from "./weights/safetensors.js";
 export type { ByteSource } from "./weights/byte-source.js";
 export type { WeightDtype } from "./weights/dtype.js";
@@ -24,7 +26,10 @@ export { RECURRENT_PRESETS, recurrentConfigFromHf, type RecurrentGemmaConfig, ty
 export { RecurrentGemmaForward, RecurrentState } from "./model/recurrent-gemma/forward.js";
 export { parseModelConfigJson } from "./config.js";
 export { buildForward, resolveKernels } from "./gemma.js";
-export { createWasmKernels } from "./backend/wasm/index.js";
+export { createWasmKernels, type WasmKernelOptions } from "./backend/wasm/index.js";
+export { nodeWasmHost } from "./backend/wasm/node-host.js";
+export type { WasmHost, KernelWorker, KernelWorkerInit } from "./backend/wasm/host.js";
+export { assembleModel, assembleForward, type AssembleOptions } from "./model/gemma-model.js";
 export { pullModel, cachedSnapshot, type PullOptions, type PullProgress, type PullResult, type FileProgress } from "./hub/pull.js";
 export { resolveModelPath } from "./hub/resolve.js";
 export { hubSettings, type HubOptions, type HubSettings } from "./hub/settings.js";
@@ -43,7 +48,8 @@ export { SentencePieceCodec, PieceType, type SentencePieceVocab } from "./tokeni
 export { tokenizerFromGguf } from "./tokenizer/gguf-tokenizer.js";
 export { charTokenizerFiles } from "./tokenizer/char-vocab.js";
 export type { SubwordCodec, TokenizerSettings } from "./tokenizer/tokenizer.js";
-export { readLoraAdapter, type LoraDelta } from "./model/lora-adapter.js";
+export { readLoraAdapter } from "./model/lora-adapter-folder.js";
+export type { LoraDelta } from "./model/lora-adapter.js";
 export { TrainableGemma, LORA_TARGETS, type SequenceTarget, type LoraAdapter, type ArrayKind } from "./train/model.js";
 export { Trainer, type TrainSettings, type TrainLog } from "./train/trainer.js";
 export { AdamW, DEFAULT_ADAMW, scheduledLr, type AdamWSettings } from "./train/optimizer.js";

@@ -3,7 +3,7 @@
  * kernel streams a buffer much larger than the caches, split across the same worker pool.
  */
 import { WasmArena } from "../backend/wasm/arena.js";
-import { kernelModule } from "../backend/wasm/module.js";
+import { kernelModule, nodeWasmHost } from "../backend/wasm/node-host.js";
 import { KernelPool } from "../backend/wasm/pool.js";
 
 /** Best of `repeats` passes over `bytes` (default 1 GiB), in GB/s (10^9 bytes per second). */
@@ -17,7 +17,7 @@ export async function measureReadBandwidth(threads: number, bytes = 1024 ** 3, r
   const out = base + rows * cols * 4;
   // Touch every page so the first pass does not measure page faults.
   new Uint8Array(arena.memory.buffer, base, rows * cols * 4).fill(1);
-  const pool = threaded ? KernelPool.create(module, threads - 1) : null;
+  const pool = threaded ? KernelPool.create(nodeWasmHost, module, threads - 1) : null;
   try {
     if (pool) {
       await pool.register([arena.memory]);

@@ -9,6 +9,7 @@ import { infoCommand } from "./info.js";
 import { pullCommand } from "./pull.js";
 import { perplexityCommand } from "./perplexity.js";
 import { serveCommand } from "./serve.js";
+import { webCommand } from "./web.js";
 import { finetuneCommand, teacherTargetsCommand, trainCommand } from "./train.js";
 
 const program = new Command("gemma-ts")
@@ -16,7 +17,7 @@ const program = new Command("gemma-ts")
   .version("0.1.0")
   .exitOverride()
   .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), serveCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
+for (const cmd of [generateCommand(), chatCommand(), serveCommand(), webCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@ import { configFromHf, defaultLayerTypes, type GemmaConfig, type ModelFamily } f
 import { CheckpointError, ConfigError } from "../errors.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
-import { NodeFileSource, type ByteSource } from "../weights/byte-source.js";
+import type { ByteSource } from "../weights/byte-source.js";
 import type { TensorLocation, TensorSource } from "../weights/checkpoint.js";
 import { GgufFile, GgufMetadataReader, type GgufTensorEntry } from "../weights/gguf.js";
 import { dequantizeKQuant, K_QUANT_BLOCK_BYTES, QK_K, type KQuantName } from "../weights/k-quants.js";
@@ -70,13 +70,6 @@ export class GgufCheckpoint implements TensorSource {
   /** The file's path (messages name it; a GGUF has no separate folder). */
   get dir(): string {
     return this.file.source.name;
-  }
-
-  static async open(path: string): Promise<GgufCheckpoint> {
-    const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
-      throw new CheckpointError(`${path}: cannot open (${e.code ?? e.message})`, path);
-    });
-    return GgufCheckpoint.fromSource(source);
   }
 
   static async fromSource(source: ByteSource): Promise<GgufCheckpoint> {

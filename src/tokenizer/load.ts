@@ -6,7 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenizerError } from "../errors.js";
-import { NodeFileSource } from "../weights/byte-source.js";
+import { NodeFileSource } from "../weights/node-file-source.js";
 import { GgufFile, GgufMetadataReader } from "../weights/gguf.js";
 import { tokenizerFromGguf } from "./gguf-tokenizer.js";
 import { tokenizerFromJson } from "./hf-codec.js";

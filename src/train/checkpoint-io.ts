@@ -8,11 +8,11 @@ import { join } from "node:path";
 import { configToHf, type GemmaConfig } from "../config.js";
 import { loadConfig } from "../gemma.js";
 import { CheckpointError } from "../errors.js";
-import { Checkpoint } from "../weights/checkpoint.js";
+import { openCheckpointFolder } from "../weights/checkpoint-folder.js";
 import { widenRow } from "../weights/matrix-rows.js";
 import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writer.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
-import { NodeFileSource } from "../weights/byte-source.js";
+import { NodeFileSource } from "../weights/node-file-source.js";
 import { TrainableGemma, type ArrayKind } from "./model.js";
 import type { Linear } from "./ops.js";
 import type { AdamW } from "./optimizer.js";
@@ -57,7 +57,7 @@ export async function loadTrainable(dir: string, kind: ArrayKind = "f32", linear
   const config = await loadConfig(dir);
   if (config.family !== "gemma2") throw new CheckpointError(`${dir}: training needs a Gemma 2 checkpoint, found ${config.family}`, dir);
   const model = new TrainableGemma(config as GemmaConfig, kind, linear);
-  const ckpt = await Checkpoint.open(dir);
+  const ckpt = await openCheckpointFolder(dir);
   try {
     for (const [name, shape] of model.shapes) {
       const location = ckpt.tensor(name);

@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from "node:os";
 import { WasmArena } from "../backend/wasm/arena.js";
-import { kernelModule } from "../backend/wasm/module.js";
+import { kernelModule, nodeWasmHost } from "../backend/wasm/node-host.js";
 import { KernelPool } from "../backend/wasm/pool.js";
 import { Linear, matmulNT, type MatmulNT } from "./ops.js";
 
@@ -29,7 +29,7 @@ export async function trainingLinear(backend: "js" | "wasm", threads = available
   const arena = new WasmArena(module, threaded);
   let pool: KernelPool | null = null;
   if (threaded) {
-    pool = KernelPool.create(module, threads - 1);
+    pool = KernelPool.create(nodeWasmHost, module, threads - 1);
     await pool.register([arena.memory]);
     pool.start();
   }

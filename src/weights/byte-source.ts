@@ -1,9 +1,7 @@
 /**
  * Random-access bytes of one file. Library code reads checkpoints only through this interface,
- * so a browser `Blob` or an HTTP range reader can stand in for the Node file below.
+ * so a browser `Blob` (src/browser/blob-source.ts) or a Node file (node-file-source.ts) can serve.
  */
-import { open, type FileHandle } from "node:fs/promises";
-
 export interface ByteSource {
   /** Name used in error messages (a path or URL). */
   readonly name: string;
@@ -11,37 +9,4 @@ export interface ByteSource {
   /** Reads exactly `length` bytes at `offset` into `into` (or a new array). */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
-}
-
-/** Largest single read: fs.read takes at most 2 GiB, and smaller reads let progress tick. */
-const MAX_READ = 64 * 1024 * 1024;
-
-export class NodeFileSource implements ByteSource {
-  private constructor(
-    readonly name: string,
-    readonly size: number,
-    private readonly handle: FileHandle,
-  ) {}
-
-  static async open(path: string): Promise<NodeFileSource> {
-    const handle = await open(path, "r");
-    const stat = await handle.stat();
-    return new NodeFileSource(path, stat.size, handle);
-  }
-
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    const out = into ?? new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = Math.min(MAX_READ, length - done);
-      const { bytesRead } = await this.handle.read(out, done, n, offset + done);
-      if (bytesRead === 0) throw new Error(`${this.name}: unexpected end of file at byte ${offset + done}`);
-      done += bytesRead;
-    }
-    return out;
-  }
-
-  async close(): Promise<void> {
-    await this.handle.close();
-  }
 }

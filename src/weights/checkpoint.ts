@@ -1,11 +1,10 @@
 /**
- * A Hugging Face checkpoint folder: config.json plus one `model.safetensors` or shards listed in
- * `model.safetensors.index.json`. Opens every file's header (validated) and maps tensor → file.
+ * A Hugging Face checkpoint: one `model.safetensors` or the shards listed in
+ * `model.safetensors.index.json`, each opened (header validated) and mapped tensor → file. Works on
+ * any ByteSource, so Node files (checkpoint-folder.ts) and browser Files share it.
  */
-import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
 import { CheckpointError } from "../errors.js";
-import { NodeFileSource } from "./byte-source.js";
+import type { ByteSource } from "./byte-source.js";
 import { SafetensorsFile, type StoredTensor, type TensorEntry } from "./safetensors.js";
 
 export interface TensorLocation {
@@ -30,30 +29,16 @@ export class Checkpoint implements TensorSource {
     private readonly index: ReadonlyMap<string, TensorLocation>,
   ) {}
 
-  /** Opens a folder, or a single .safetensors file whose folder holds config.json. */
-  static async open(path: string): Promise<Checkpoint> {
-    const full = resolve(path);
-    const info = await stat(full).catch(() => null);
-    if (!info) throw new CheckpointError(`${path}: no such file or folder`, path);
-    if (info.isFile()) {
-      if (!full.endsWith(".safetensors")) throw new CheckpointError(`${path}: expected a checkpoint folder or a .safetensors file`, path);
-      return Checkpoint.fromFiles(dirname(full), [full]);
-    }
-    const indexPath = join(full, "model.safetensors.index.json");
-    if (await exists(indexPath)) return Checkpoint.fromFiles(full, await shardsFromIndex(indexPath), indexPath);
-    const single = join(full, "model.safetensors");
-    if (await exists(single)) return Checkpoint.fromFiles(full, [single]);
-    throw new CheckpointError(`${path}: no model.safetensors or model.safetensors.index.json in this folder`, path);
-  }
-
-  private static async fromFiles(dir: string, paths: string[], indexPath?: string): Promise<Checkpoint> {
+  /**
+   * Opens every shard (each a function returning its source, so a failed open names the index)
+   * and maps tensor names to them; on any error the sources opened so far are closed.
+   */
+  static async fromSources(dir: string, shards: readonly (() => Promise<ByteSource>)[]): Promise<Checkpoint> {
     const files: SafetensorsFile[] = [];
     const index = new Map<string, TensorLocation>();
     try {
-      for (const p of paths) {
-        const source = await NodeFileSource.open(p).catch((e: NodeJS.ErrnoException) => {
-          throw new CheckpointError(`${p}: cannot open (${e.code ?? e.message})${indexPath ? `; listed in ${basename(indexPath)}` : ""}`, p);
-        });
+      for (const openShard of shards) {
+        const source = await openShard();
         const file = await SafetensorsFile.open(source).catch(async (e: unknown) => {
           await source.close();
           throw e;
@@ -61,7 +46,7 @@ export class Checkpoint implements TensorSource {
         files.push(file);
         for (const entry of file.tensors.values()) {
           const seen = index.get(entry.name);
-          if (seen) throw new CheckpointError(`tensor ${entry.name} appears in both ${seen.file.source.name} and ${p}`, p, entry.name);
+          if (seen) throw new CheckpointError(`tensor ${entry.name} appears in both ${seen.file.source.name} and ${source.name}`, source.name, entry.name);
           index.set(entry.name, { file, entry });
         }
       }
@@ -85,30 +70,25 @@ export class Checkpoint implements TensorSource {
   }
 }
 
-/** The shard files an index names, checked to stay inside the folder. */
-async function shardsFromIndex(indexPath: string): Promise<string[]> {
+/** The shard file names `model.safetensors.index.json` lists, each checked to be a plain name (same folder). */
+export function shardNamesFromIndex(text: string, indexName: string): string[] {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(indexPath, "utf8"));
+    json = JSON.parse(text);
   } catch (e) {
-    throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`, indexPath);
+    throw new CheckpointError(`${indexName}: not valid JSON (${(e as Error).message})`, indexName);
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
-    throw new CheckpointError(`${indexPath}: missing "weight_map" object`, indexPath);
+    throw new CheckpointError(`${indexName}: missing "weight_map" object`, indexName);
   }
-  const dir = dirname(indexPath);
   const shards = new Set<string>();
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== "string" || file !== basename(file)) {
-      throw new CheckpointError(`${indexPath}: weight_map entry for ${tensor} must be a file name in the same folder, found ${JSON.stringify(file)}`, indexPath, tensor);
+    if (typeof file !== "string" || file === "" || file.includes("/") || file.includes("\\") || file === "." || file === "..") {
+      throw new CheckpointError(`${indexName}: weight_map entry for ${tensor} must be a file name in the same folder, found ${JSON.stringify(file)}`, indexName, tensor);
     }
-    shards.add(join(dir, file));
+    shards.add(file);
   }
-  if (shards.size === 0) throw new CheckpointError(`${indexPath}: weight_map is empty`, indexPath);
+  if (shards.size === 0) throw new CheckpointError(`${indexName}: weight_map is empty`, indexName);
   return [...shards].sort();
-}
-
-async function exists(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null)) !== null;
 }

@@ -4,7 +4,7 @@ import { jsKernels } from "../../src/backend/js/index.js";
 import type { Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
-import { kernelModule } from "../../src/backend/wasm/module.js";
+import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
 import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
 import { dequantizeQ4_0Row } from "../../src/weights/q4_0.js";
@@ -31,7 +31,7 @@ function maxRelativeDiff(a: Float32Array, b: Float32Array): number {
 
 /** Adopts a random weight into fresh wasm kernels and checks its matmul against the TS reference. */
 async function checkAgainstReference(dtype: Weight["dtype"], rows: number, cols: number, seqLen: number) {
-  const wasm = await createWasmKernels();
+  const wasm = await createWasmKernels({ host: nodeWasmHost });
   const w = randomWeight(dtype, rows, cols);
   const reference = structuredClone(w);
   wasm.adopt!([w]);
@@ -123,7 +123,7 @@ describe("worker threads", () => {
   });
 
   it("split a large matmul across threads exactly", async () => {
-    const kernels = await createWasmKernels({ threads: 2 });
+    const kernels = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
     for (const dtype of ["f32", "bf16", "q8_0", "q4_0"] as const) {
       const w = randomWeight(dtype, 301, 256);
       const reference = structuredClone(w);

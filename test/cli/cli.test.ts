@@ -147,14 +147,14 @@ describe("gemma-ts bench", () => {
 describe("gemma-ts CLI on a GGUF file", () => {
   it("generates from a GGUF with its own vocabulary as from the safetensors folder with tokenizer.json", async () => {
     const { encodeGgufModel } = await import("../../src/model/gguf-export.js");
-    const { Checkpoint } = await import("../../src/weights/checkpoint.js");
+    const { openCheckpointFolder } = await import("../../src/weights/checkpoint-folder.js");
     const { loadConfig } = await import("../../src/gemma.js");
     const { gemmaGgufVocab, GEMMA_TOKENIZER_DIR } = await import("../helpers/tokenizer.js");
     const { writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const dir = await writeTokenizerModel(33);
     const chatTemplate = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template;
-    const ckpt = await Checkpoint.open(dir);
+    const ckpt = await openCheckpointFolder(dir);
     const config = await loadConfig(dir);
     const bytes = await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "F32", vocabulary: { ...gemmaGgufVocab(), chatTemplate } });
     await ckpt.close();

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { loadModel } from "../../src/gemma.js";
 import { pullModel, type PullProgress } from "../../src/hub/pull.js";
 import { HubError } from "../../src/hub/repo-id.js";
-import { Checkpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
 import { FakeHub } from "../helpers/hub-server.js";
 import { FIXTURES } from "../helpers/random-model.js";
@@ -18,7 +18,7 @@ const freshCache = () => mkdtempSync(join(tmpdir(), "gemma-ts-hf-cache-"));
 /** tiny_a split into two shards with an index, as large checkpoints are published. */
 async function shardedFolder(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "gemma-ts-sharded-"));
-  const ckpt = await Checkpoint.open(`${FIXTURES}tiny_a`);
+  const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
   const tensors: NamedTensor[] = [];
   for (const name of ckpt.tensorNames()) tensors.push({ name, ...(await ckpt.files[0]!.readTensor(name)) });
   await ckpt.close();
@@ -39,7 +39,7 @@ async function ggufFolder(): Promise<string> {
   const { encodeGgufModel } = await import("../../src/model/gguf-export.js");
   const { loadConfig } = await import("../../src/gemma.js");
   const dir = mkdtempSync(join(tmpdir(), "gemma-ts-gguf-repo-"));
-  const ckpt = await Checkpoint.open(`${FIXTURES}tiny_a`);
+  const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
   const config = await loadConfig(`${FIXTURES}tiny_a`);
   writeFileSync(join(dir, "tiny-a-q8_0.gguf"), await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "Q8_0" }));
   await ckpt.close();

@@ -7,7 +7,7 @@ import { ConfigError, GenerationError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
 import { recurrentParameterCount, type RecurrentGemmaConfig } from "../../src/model/recurrent-gemma/config.js";
 import type { RecurrentState } from "../../src/model/recurrent-gemma/forward.js";
-import { Checkpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { FIXTURES, tinyRecurrentGemmaJson, writeRandomModel } from "../helpers/random-model.js";
 import { addGemmaTokenizer } from "../helpers/tokenizer.js";
 
@@ -59,7 +59,7 @@ describe("RecurrentGemma config", () => {
   });
 
   it("counts parameters exactly", async () => {
-    const ckpt = await Checkpoint.open(`${FIXTURES}rg_tiny`);
+    const ckpt = await openCheckpointFolder(`${FIXTURES}rg_tiny`);
     const stored = ckpt.tensorNames().reduce((s, n) => s + ckpt.tensor(n)!.entry.shape.reduce((a, b) => a * b, 1), 0);
     await ckpt.close();
     const c = parseModelConfigJson(readFileSync(`${FIXTURES}rg_tiny/config.json`, "utf8")) as RecurrentGemmaConfig;

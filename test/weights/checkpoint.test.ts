@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CheckpointError, ConfigError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
-import { NodeFileSource } from "../../src/weights/byte-source.js";
-import { Checkpoint } from "../../src/weights/checkpoint.js";
+import { NodeFileSource } from "../../src/weights/node-file-source.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
@@ -146,7 +146,7 @@ describe("checkpoint folders", () => {
   });
 
   it("loads a sharded folder (model.safetensors.index.json) with the same logits as the single file", async () => {
-    const single = await Checkpoint.open(`${FIXTURES}tiny_a`);
+    const single = await openCheckpointFolder(`${FIXTURES}tiny_a`);
     const file = single.files[0]!;
     const names = [...file.tensors.keys()];
     const tensors: NamedTensor[] = [];

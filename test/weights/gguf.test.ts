@@ -9,7 +9,7 @@ import type { GemmaConfig } from "../../src/config.js";
 import { GgufCheckpoint, ggufTensorName } from "../../src/model/gguf-checkpoint.js";
 import { expectedTensors } from "../../src/model/weights.js";
 import { encodeGgufModel, type GgufMatrixType, type GgufVocabulary } from "../../src/model/gguf-export.js";
-import { Checkpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { encodeGguf, gguv } from "../../src/weights/gguf-writer.js";
 import { f32ToF16 } from "../../src/weights/dtype.js";
 import { dequantizeKQuant, QK_K } from "../../src/weights/k-quants.js";
@@ -26,7 +26,7 @@ interface Fixture {
 /** Writes a checkpoint folder as a GGUF file next to nothing else (a temp folder of its own). */
 async function exportGguf(dir: string, matrixType: GgufMatrixType, vocabulary?: GgufVocabulary): Promise<string> {
   const config = (await loadConfig(dir)) as GemmaConfig;
-  const ckpt = await Checkpoint.open(dir);
+  const ckpt = await openCheckpointFolder(dir);
   const bytes = await encodeGgufModel(ckpt, config, { matrixType, vocabulary });
   await ckpt.close();
   const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-gguf-")), "model.gguf");
@@ -110,7 +110,7 @@ describe("GGUF models", () => {
       }),
     );
     const config = (await loadConfig(dir)) as GemmaConfig;
-    const ckpt = await Checkpoint.open(dir);
+    const ckpt = await openCheckpointFolder(dir);
     const f32Gguf = await encodeGgufModel(ckpt, config, { matrixType: "F32" });
     await ckpt.close();
     // Swap each matrix's F32 bytes for its K-quant blocks by rewriting the file from parts.
@@ -134,7 +134,7 @@ describe("GGUF models", () => {
     const vocab = gemmaGgufVocab();
     // The tiny model's embedding has 512 rows, so only the vocabulary is checked here, not generation.
     const config = (await loadConfig(dir)) as GemmaConfig;
-    const ckpt = await Checkpoint.open(dir);
+    const ckpt = await openCheckpointFolder(dir);
     const template = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template;
     const bytes = await encodeGgufModel(ckpt, { ...config }, { matrixType: "F32", vocabulary: { ...vocab, chatTemplate: template } });
     await ckpt.close();

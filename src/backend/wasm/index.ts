@@ -3,15 +3,16 @@
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores; every other kernel is the TypeScript reference for now.
  */
-import { availableParallelism } from "node:os";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { WasmArena } from "./arena.js";
-import { kernelModule } from "./module.js";
+import type { WasmHost } from "./host.js";
 import { KernelPool } from "./pool.js";
 import type { KernelName } from "./pool-protocol.js";
 
 export interface WasmKernelOptions {
+  /** The platform: Node (`nodeWasmHost`) or a browser (`browserWasmHost`). */
+  host: WasmHost;
   /** Threads for matmuls, the main thread included (default: the number of cores). */
   threads?: number;
 }
@@ -27,11 +28,12 @@ const poolsOfDroppedKernels = new FinalizationRegistry<KernelPool>((pool) => voi
 /** Below this many multiply-adds a matmul is not worth waking the workers. */
 const MIN_PARALLEL_WORK = 1 << 16;
 
-export async function createWasmKernels(options: WasmKernelOptions = {}): Promise<Kernels> {
-  const threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+export async function createWasmKernels(options: WasmKernelOptions): Promise<Kernels> {
+  const { host } = options;
+  const threads = Math.max(1, Math.floor(options.threads ?? host.cores()));
   if (!Number.isFinite(threads)) throw new Error(`threads must be a positive integer, found ${options.threads}`);
-  const threaded = threads > 1 && typeof SharedArrayBuffer === "function";
-  const module = await kernelModule(threaded);
+  const threaded = threads > 1 && host.canShareMemory();
+  const module = await host.loadModule(threaded);
   // Workers start with `ready`, once a model is loaded: kernels used on their own stay single-threaded.
   let pool: KernelPool | null = null;
   const arenas: WasmArena[] = [];
@@ -79,7 +81,7 @@ export async function createWasmKernels(options: WasmKernelOptions = {}): Promis
   /** Hands every arena to the workers and starts them. */
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
-    pool = KernelPool.create(module, threads - 1);
+    pool = KernelPool.create(host, module, threads - 1);
     poolsOfDroppedKernels.register(kernels, pool);
     await pool.register(arenas.map((a) => a.memory));
     pool.start();

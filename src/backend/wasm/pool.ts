@@ -3,18 +3,9 @@
  * between the main thread and the workers, which wait on a shared control block (no message per
  * job). The forward pass stays synchronous: the main thread blocks until every slice is done.
  */
-import { Worker } from "node:worker_threads";
 import { GemmaError } from "../../errors.js";
+import type { KernelWorker, WasmHost } from "./host.js";
 import { ARENA, FAILED, CONTROL_INTS, COLS, DONE, GENERATION, KERNEL, KERNELS, OUT, ROWS, SEQ_LEN, THREADS, W, X, runSlice, type KernelName, type SliceKernels } from "./pool-protocol.js";
-
-/** From dist the worker is plain JS; from the sources (tests, tsx) it must register tsx first. */
-function startWorker(workerData: object): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData });
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const script = new URL("./worker.ts", import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(script)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
-}
 
 /** A slice takes milliseconds; this long means a worker is gone. */
 const WORKER_TIMEOUT_MS = 60_000;
@@ -25,17 +16,15 @@ export class KernelPool {
   private registered = 0;
   private started = false;
 
-  private constructor(private readonly workers: Worker[], buffer: SharedArrayBuffer) {
+  private constructor(private readonly workers: KernelWorker[], buffer: SharedArrayBuffer) {
     this.control = new Uint32Array(buffer);
     this.signals = new Int32Array(buffer);
   }
 
-  /** Starts `count` workers on the threaded kernel module. */
-  static create(module: WebAssembly.Module, count: number): KernelPool {
+  /** Starts `count` workers of the host on the threaded kernel module. */
+  static create(host: WasmHost, module: WebAssembly.Module, count: number): KernelPool {
     const buffer = new SharedArrayBuffer(CONTROL_INTS * 4);
-    const workers = Array.from({ length: count }, (_, i) => startWorker({ module, control: buffer, index: i + 1 }));
-    // Idle workers must not keep the process alive.
-    for (const w of workers) w.unref();
+    const workers = Array.from({ length: count }, (_, i) => host.startWorker({ module, control: buffer, index: i + 1 }));
     return new KernelPool(workers, buffer);
   }
 
@@ -48,16 +37,7 @@ export class KernelPool {
     if (this.started) return;
     const fresh = memories.slice(this.registered);
     for (const memory of fresh) {
-      await Promise.all(
-        this.workers.map(
-          (worker) =>
-            new Promise<void>((resolve, reject) => {
-              worker.once("message", () => resolve());
-              worker.once("error", reject);
-              worker.postMessage({ memory });
-            }),
-        ),
-      );
+      await Promise.all(this.workers.map((worker) => worker.request({ memory })));
     }
     this.registered += fresh.length;
   }
@@ -66,7 +46,7 @@ export class KernelPool {
   start(): void {
     if (this.started) return;
     this.started = true;
-    for (const worker of this.workers) worker.postMessage("start");
+    for (const worker of this.workers) worker.post("start");
   }
 
   canRun(arena: number): boolean {

@@ -1,0 +1,37 @@
+/**
+ * The browser build (esbuild, ESM, no Node built-ins): dist/web/ is the chat page that
+ * `gemma-ts web` serves (page script, model worker, kernel worker, kernels, HTML, CSS);
+ * dist/browser/gemma-ts.js is the library as one module for other pages.
+ * Run by `npm run build` (after build:wasm); `--check` fails if anything imports Node built-ins.
+ */
+import { build, type BuildOptions } from "esbuild";
+import { copyFile, mkdir, rm } from "node:fs/promises";
+
+const root = new URL("../", import.meta.url);
+const at = (path: string) => new URL(path, root).pathname;
+
+const common: BuildOptions = {
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  sourcemap: true,
+  logLevel: "warning",
+  // A Node built-in reaching the bundle is an error, not a silent shim.
+  external: [],
+  // @huggingface/gguf's own browser build (its `browser` field, which `exports` hides from esbuild).
+  alias: { "@huggingface/gguf": at("node_modules/@huggingface/gguf/dist/browser/index.mjs") },
+};
+
+await rm(at("dist/web"), { recursive: true, force: true });
+await mkdir(at("dist/web"), { recursive: true });
+await build({
+  ...common,
+  entryPoints: { app: at("web/app.ts"), "runtime-worker": at("src/browser/runtime-worker.ts"), "kernel-worker": at("src/browser/kernel-worker.ts") },
+  outdir: at("dist/web"),
+  minify: true,
+});
+await build({ ...common, entryPoints: [at("src/browser/index.ts")], outfile: at("dist/browser/gemma-ts.js") });
+for (const file of ["web/index.html", "web/style.css", "wasm/kernels.wasm", "wasm/kernels-mt.wasm"]) {
+  await copyFile(at(file), at(`dist/web/${file.split("/").pop()}`));
+}

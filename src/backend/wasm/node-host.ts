@@ -1,0 +1,56 @@
+/**
+ * The WebAssembly backend's Node adapter: the compiled kernels read from wasm/ (built by
+ * `npm run build:wasm`) and kernel workers on worker_threads.
+ */
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import type { KernelWorker, KernelWorkerInit, KernelWorkerMessage, WasmHost } from "./host.js";
+
+const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
+
+/** The compiled module (the threaded build uses shared memory), or an Error saying why not. */
+export function kernelModule(threaded = false): Promise<WebAssembly.Module> {
+  const file = threaded ? "kernels-mt.wasm" : "kernels.wasm";
+  let module = compiled.get(threaded);
+  if (!module) {
+    module = readFile(new URL(`../../../wasm/${file}`, import.meta.url)).then(
+      (bytes) => WebAssembly.compile(bytes),
+      (e: NodeJS.ErrnoException) => {
+        throw new Error(`wasm/${file} is missing (${e.code ?? e.message}); run npm run build:wasm`);
+      },
+    );
+    compiled.set(threaded, module);
+  }
+  return module;
+}
+
+/** From dist the worker is plain JS; from the sources (tests, tsx) it must register tsx first. */
+function startNodeWorker(workerData: KernelWorkerInit): Worker {
+  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData });
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const script = new URL("./worker.ts", import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(script)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+export const nodeWasmHost: WasmHost = {
+  cores: () => availableParallelism(),
+  canShareMemory: () => typeof SharedArrayBuffer === "function",
+  loadModule: kernelModule,
+  startWorker(init: KernelWorkerInit): KernelWorker {
+    const worker = startNodeWorker(init);
+    // Idle workers must not keep the process alive.
+    worker.unref();
+    return {
+      request: (message: KernelWorkerMessage) =>
+        new Promise<void>((resolve, reject) => {
+          worker.once("message", () => resolve());
+          worker.once("error", reject);
+          worker.postMessage(message);
+        }),
+      post: (message) => worker.postMessage(message),
+      terminate: async () => void (await worker.terminate()),
+    };
+  },
+};

@@ -1,0 +1,39 @@
+/**
+ * The body of a kernel worker, shared by the Node and browser worker scripts: instantiate the
+ * threaded kernels on every arena's shared memory as it arrives, then after "start" loop forever
+ * waiting on the control block and computing this worker's slice of each job.
+ */
+import type { KernelWorkerInit, KernelWorkerMessage } from "./host.js";
+import { ARENA, DONE, FAILED, GENERATION, THREADS, runSlice, type SliceKernels } from "./pool-protocol.js";
+
+/**
+ * Returns the worker's message handler. `reply` answers an arena message; `schedule` runs the
+ * blocking loop after the current message (so the "start" message itself is acknowledged first).
+ */
+export function kernelWorkerHandler(init: KernelWorkerInit, reply: (arenas: number) => void, schedule: (loop: () => void) => void): (message: KernelWorkerMessage) => void {
+  const control = new Uint32Array(init.control);
+  const signals = new Int32Array(init.control);
+  const arenas: SliceKernels[] = [];
+
+  const loop = (): void => {
+    // Generation 0 is "no job yet": a job posted before this loop began is still seen as new.
+    let seen = 0;
+    for (;;) {
+      while (Atomics.load(signals, GENERATION) === seen) Atomics.wait(signals, GENERATION, seen);
+      seen = Atomics.load(signals, GENERATION);
+      try {
+        runSlice(arenas[control[ARENA]!]!, control, init.index);
+      } catch {
+        Atomics.store(signals, FAILED, init.index);
+      }
+      // The last worker to finish wakes the main thread.
+      if (Atomics.add(signals, DONE, 1) + 1 === control[THREADS]! - 1) Atomics.notify(signals, DONE);
+    }
+  };
+
+  return (message) => {
+    if (message === "start") return schedule(loop);
+    arenas.push(new WebAssembly.Instance(init.module, { env: { memory: message.memory, abort: () => {} } }).exports as unknown as SliceKernels);
+    reply(arenas.length);
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * A ByteSource over HTTP range requests, for a model read from a URL without keeping a copy (no
+ * Origin Private File System, or caching turned off). The server must answer `Range` with 206.
+ */
+import { CheckpointError } from "../errors.js";
+import type { ByteSource } from "../weights/byte-source.js";
+
+export class HttpRangeSource implements ByteSource {
+  private constructor(
+    readonly name: string,
+    readonly size: number,
+  ) {}
+
+  /** Learns the size from a one-byte range request (HEAD is not always allowed cross-origin). */
+  static async open(url: string): Promise<HttpRangeSource> {
+    const response = await fetchOrExplain(url, { headers: { Range: "bytes=0-0" } });
+    await response.body?.cancel();
+    const total = /\/(\d+)$/.exec(response.headers.get("Content-Range") ?? "")?.[1];
+    if (response.status !== 206 || total === undefined) {
+      throw new CheckpointError(`${url}: the server does not answer range requests (status ${response.status}); turn on caching to download the whole file`, url);
+    }
+    return new HttpRangeSource(url, Number(total));
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new Error(`${this.name}: cannot read ${length} bytes at byte ${offset}; the file has ${this.size}`);
+    }
+    const out = into ?? new Uint8Array(length);
+    if (length === 0) return out;
+    const response = await fetchOrExplain(this.name, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (response.status !== 206 || bytes.length !== length) {
+      throw new CheckpointError(`${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`, this.name);
+    }
+    out.set(bytes);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    // Each read is its own request.
+  }
+}
+
+/** An HTTP error status for a URL (404 tells an optional file is absent). */
+export class HttpStatusError extends CheckpointError {
+  constructor(
+    url: string,
+    readonly status: number,
+    statusText: string,
+  ) {
+    super(`${url}: HTTP ${status} ${statusText}`.trim(), url);
+  }
+}
+
+/** fetch, with a network failure or an HTTP error turned into an error naming the URL. */
+export async function fetchOrExplain(url: string, init?: RequestInit): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (e) {
+    throw new CheckpointError(`${url}: cannot fetch (${(e as Error).message}; a server on another origin must allow CORS)`, url);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new HttpStatusError(url, response.status, response.statusText);
+  }
+  return response;
+}

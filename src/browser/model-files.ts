@@ -1,0 +1,88 @@
+/**
+ * The files of a checkpoint wherever a browser finds them: Files the user picked (a GGUF file or
+ * a Hugging Face folder), or URLs under one base address, each read from the Origin Private File
+ * System cache, downloaded into it, or read by range requests when there is no cache.
+ */
+import type { ByteSource } from "../weights/byte-source.js";
+import { BlobSource } from "./blob-source.js";
+import { fetchOrExplain, HttpRangeSource, HttpStatusError } from "./http-source.js";
+import type { DownloadProgress, ModelCache } from "./opfs-cache.js";
+
+export interface ModelFiles {
+  /** The folder or URL, for messages. */
+  readonly name: string;
+  /** The GGUF file to load, when the checkpoint is one (else a Hugging Face folder). */
+  readonly gguf: string | null;
+  /** A small file's text, or null when the checkpoint has no such file. */
+  text(file: string): Promise<string | null>;
+  source(file: string): Promise<ByteSource>;
+}
+
+/** Picked files: one .gguf, or a folder (`webkitdirectory`) holding config.json or a .gguf. */
+export function pickedFiles(files: readonly File[]): ModelFiles {
+  const byName = new Map<string, File>();
+  // A folder's files arrive with their relative paths; the shallowest file of each name wins.
+  const depth = (f: File) => (f.webkitRelativePath || f.name).split("/").length;
+  for (const f of [...files].sort((a, b) => depth(a) - depth(b))) if (!byName.has(f.name)) byName.set(f.name, f);
+  const first = files[0];
+  const name = first ? (first.webkitRelativePath ? first.webkitRelativePath.split("/")[0]! : first.name) : "(no files)";
+  const ggufs = [...byName.keys()].filter((n) => n.endsWith(".gguf") && n !== "tokenizer.gguf");
+  const gguf = byName.has("config.json") ? null : (ggufs[0] ?? null);
+  const file = (n: string) => {
+    const f = byName.get(n);
+    if (!f) throw new Error(`${name}: no ${n} among the picked files`);
+    return f;
+  };
+  return {
+    name,
+    gguf,
+    text: async (n) => (byName.has(n) ? file(n).text() : null),
+    source: async (n) => new BlobSource(file(n), `${name}/${n}`),
+  };
+}
+
+export interface UrlFilesOptions {
+  /** Keep downloads in this cache (null: read by range requests, keep nothing). */
+  cache: ModelCache | null;
+  onDownload?: (file: string, ...progress: Parameters<DownloadProgress>) => void;
+  /** Called for each file read from the cache instead of the network. */
+  onCacheHit?: (url: string) => void;
+}
+
+/** A GGUF file's URL, or a folder's base URL (config.json, tokenizer.json and weights beneath it). */
+export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles {
+  const url = new URL(address);
+  const isGguf = url.pathname.endsWith(".gguf");
+  const base = isGguf ? new URL(".", url) : new URL(url.pathname.endsWith("/") ? url.href : `${url.href}/`);
+  const gguf = isGguf ? decodeURIComponent(url.pathname.split("/").pop()!) : null;
+  const at = (file: string) => (file === gguf ? url.href : new URL(encodeURIComponent(file), base).href);
+  const { cache } = options;
+
+  const cachedOrDownloaded = async (file: string): Promise<File> => {
+    const href = at(file);
+    const hit = await cache!.get(href);
+    if (hit) {
+      options.onCacheHit?.(href);
+      return hit;
+    }
+    return cache!.download(href, (loaded, total) => options.onDownload?.(file, loaded, total));
+  };
+
+  return {
+    name: isGguf ? url.href : base.href,
+    gguf,
+    async text(file) {
+      try {
+        if (cache) return await (await cachedOrDownloaded(file)).text();
+        return await (await fetchOrExplain(at(file))).text();
+      } catch (e) {
+        if (e instanceof HttpStatusError && e.status === 404) return null;
+        throw e;
+      }
+    },
+    async source(file) {
+      if (!cache) return HttpRangeSource.open(at(file));
+      return new BlobSource(await cachedOrDownloaded(file), at(file));
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The model's worker: loads a checkpoint (URL or picked files) onto the WebAssembly kernels, keeps
+ * one chat conversation with its KV cache, streams replies and stops them on request. The page
+ * talks to it only through protocol.ts (client.ts wraps it).
+ */
+import { jsKernels } from "../backend/js/index.js";
+import type { Kernels } from "../backend/kernels.js";
+import { createWasmKernels } from "../backend/wasm/index.js";
+import type { ChatSession } from "../generate/chat-session.js";
+import type { GemmaModel } from "../model/gemma-model.js";
+import { loadModelFromFiles } from "./load.js";
+import { pickedFiles, urlFiles } from "./model-files.js";
+import { ModelCache } from "./opfs-cache.js";
+import type { ModelInfo, ModelSource, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
+import { browserWasmHost } from "./wasm-host.js";
+
+const host = browserWasmHost({ wasmBase: new URL("./", import.meta.url), kernelWorker: new URL("./kernel-worker.js", import.meta.url) });
+const send = (event: RuntimeEvent) => self.postMessage(event);
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+let model: GemmaModel | null = null;
+let session: ChatSession | null = null;
+let running: { id: number; controller: AbortController } | null = null;
+
+/** Fresh kernels per model (weights live in their arenas); the TypeScript ones if wasm fails. */
+async function createKernels(threads: number): Promise<Kernels> {
+  try {
+    return await createWasmKernels({ host, threads });
+  } catch (e) {
+    console.warn(`gemma-ts: WebAssembly kernels unavailable (${message(e)}); using the TypeScript kernels`);
+    return jsKernels;
+  }
+}
+
+async function load(source: ModelSource, threadsWanted?: number): Promise<void> {
+  running?.controller.abort();
+  model = null;
+  session = null;
+  const started = performance.now();
+  const cache = source.kind === "url" && source.cache ? await ModelCache.open() : null;
+  let downloaded = false;
+  const files =
+    source.kind === "files"
+      ? pickedFiles(source.files)
+      : urlFiles(source.url, {
+          cache,
+          onDownload: (file, loaded, total) => {
+            downloaded = true;
+            send({ type: "progress", phase: "download", file, loaded, total });
+          },
+        });
+  const threads = host.canShareMemory() ? Math.max(1, threadsWanted ?? host.cores()) : 1;
+  const kernels = await createKernels(threads);
+  const loaded = await loadModelFromFiles(files, kernels, {
+    onProgress: (done, total) => send({ type: "progress", phase: "weights", loaded: done, total }),
+  });
+  model = loaded;
+  session = null;
+  const { config } = loaded;
+  const info: ModelInfo = {
+    name: files.name,
+    family: config.family,
+    layers: config.nLayers,
+    dModel: config.dModel,
+    vocabSize: config.vocabSize,
+    contextLength: config.maxPositions,
+    weightBytes: loaded.weightBytes,
+    kernels: kernels.name,
+    threads: kernels === jsKernels ? 1 : threads,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    fromCache: cache !== null && !downloaded,
+    loadSeconds: (performance.now() - started) / 1000,
+  };
+  send({ type: "loaded", info });
+}
+
+async function chat(id: number, text: string, settings: SamplingSettings, system?: string): Promise<void> {
+  if (!model) throw new Error("no model is loaded");
+  if (running) throw new Error("a reply is still being generated; stop it first");
+  session ??= model.chat(system ? { system } : {});
+  const controller = new AbortController();
+  running = { id, controller };
+  try {
+    const { maxTokens, temperature, topK, topP, seed } = settings;
+    const generation = session.send(text, { maxTokens, temperature, topK, topP, ...(seed === undefined ? {} : { seed }), signal: controller.signal });
+    const started = performance.now();
+    let firstAt = 0;
+    for await (const token of generation) {
+      firstAt ||= performance.now();
+      send({ type: "token", id, text: token.text });
+    }
+    const ended = performance.now();
+    const decoded = generation.completionTokens - 1;
+    send({
+      type: "done",
+      id,
+      text: generation.text,
+      stats: {
+        promptTokens: generation.promptTokens,
+        completionTokens: generation.completionTokens,
+        tokensPerSecond: decoded > 0 && ended > firstAt ? decoded / ((ended - firstAt) / 1000) : 0,
+        firstTokenSeconds: ((firstAt || ended) - started) / 1000,
+        finishReason: generation.finishReason,
+      },
+    });
+  } finally {
+    running = null;
+  }
+}
+
+async function handle(request: RuntimeRequest): Promise<void> {
+  switch (request.type) {
+    case "load":
+      return load(request.source, request.threads).catch((e: unknown) => send({ type: "load-error", message: message(e) }));
+    case "chat":
+      return chat(request.id, request.text, request.settings, request.system).catch((e: unknown) => send({ type: "chat-error", id: request.id, message: message(e) }));
+    case "abort":
+      if (running?.id === request.id) running.controller.abort();
+      return;
+    case "reset":
+      running?.controller.abort();
+      session = null;
+      return;
+    case "cache-list":
+    case "cache-clear": {
+      try {
+        const cache = await ModelCache.open();
+        if (!cache) throw new Error("this browser has no Origin Private File System, so nothing is cached");
+        const freedBytes = request.type === "cache-clear" ? await cache.clear() : undefined;
+        send({ type: "cache", entries: await cache.list(), ...(freedBytes === undefined ? {} : { freedBytes }) });
+      } catch (e) {
+        send({ type: "cache-error", message: message(e) });
+      }
+    }
+  }
+}
+
+self.onmessage = (event: MessageEvent<RuntimeRequest>) => void handle(event.data);

@@ -1,0 +1,116 @@
+/**
+ * A loaded model (config, tokenizer, forward pass) and the step that builds one from any tensor
+ * source: platform-free, shared by Node's `loadModel` (gemma.ts) and the browser loaders.
+ */
+import type { Kernels, Weight } from "../backend/kernels.js";
+import { CheckpointError, GenerationError, TokenizerError } from "../errors.js";
+import { ChatSession } from "../generate/chat-session.js";
+import { Generation, type GenerateOptions, type GenerationContext } from "../generate/generation.js";
+import { Sequence } from "../generate/sequence.js";
+import { encodeChat, type ChatMessage } from "../tokenizer/chat-template.js";
+import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
+import type { TensorSource } from "../weights/checkpoint.js";
+import type { CausalLM, ModelConfig, StateOptions } from "./causal-lm.js";
+import { GemmaForward, type ForwardOptions } from "./forward.js";
+import { GgufCheckpoint } from "./gguf-checkpoint.js";
+import type { LoraDelta } from "./lora-adapter.js";
+import { RecurrentGemmaForward } from "./recurrent-gemma/forward.js";
+import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./recurrent-gemma/weights.js";
+import { heldBytes, loadWeights, type GemmaWeights, type LoadWeightsOptions } from "./weights.js";
+
+export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions, "onMatrix" | "lora"> {
+  /** LoRA updates to merge (read by the platform's adapter reader). */
+  lora?: ReadonlyMap<string, LoraDelta>;
+}
+
+/** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
+export type GenerationInput = string | readonly ChatMessage[] | readonly number[];
+
+export interface ChatOptions extends StateOptions {
+  /** A system prompt, folded into the first user turn (Gemma has no system role). */
+  system?: string;
+}
+
+export class GemmaModel {
+  /** Token ids that end a reply: the config's eos ids and `<end_of_turn>`. */
+  readonly stopTokenIds: ReadonlySet<number>;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly tokenizer: GemmaTokenizer | null,
+    readonly forwardPass: CausalLM,
+    /** Bytes of weights held in memory (their stored width). */
+    readonly weightBytes: number,
+  ) {
+    const stops = new Set(config.eosTokenIds);
+    if (tokenizer) {
+      stops.add(tokenizer.eosTokenId);
+      if (tokenizer.endOfTurnId !== null) stops.add(tokenizer.endOfTurnId);
+    }
+    this.stopTokenIds = stops;
+  }
+
+  /** Logits of every position, [ids.length, vocab] row-major, after the final soft-cap; no cache. */
+  async logits(ids: readonly number[]): Promise<Float32Array> {
+    return this.forwardPass.forward(ids, null, "all");
+  }
+
+  /** Token ids for a prompt string (with BOS), a conversation (chat template) or ids as given. */
+  encode(input: GenerationInput): number[] {
+    if (typeof input === "string") return this.requireTokenizer("a text prompt").encode(input, { addBos: true });
+    if (!Array.isArray(input)) throw new GenerationError("input must be a string, a list of chat messages or a list of token ids");
+    if (input.every((x) => typeof x === "number")) return [...(input as readonly number[])];
+    return encodeChat(this.requireTokenizer("chat messages"), input as readonly ChatMessage[]);
+  }
+
+  /** Streams generated tokens; see GenerateOptions for sampling, stops and cancellation. */
+  generate(input: GenerationInput, options: GenerateOptions = {}): Generation {
+    return new Generation(this.generationContext(new Sequence(this.forwardPass)), this.encode(input), options);
+  }
+
+  /** A conversation that reuses its KV cache from turn to turn. */
+  chat(options: ChatOptions = {}): ChatSession {
+    const tokenizer = this.requireTokenizer("chat");
+    const { sequence, ...context } = this.generationContext(new Sequence(this.forwardPass, { rewindSlack: options.rewindSlack ?? 64 }));
+    return new ChatSession(tokenizer, sequence, context, options.system);
+  }
+
+  /** A sequence with its own KV cache, for callers that drive generation themselves. */
+  createSequence(options: StateOptions = {}): Sequence {
+    return new Sequence(this.forwardPass, options);
+  }
+
+  generationContext(sequence: Sequence): GenerationContext {
+    return { sequence, tokenizer: this.tokenizer, stopTokenIds: this.stopTokenIds, maxPositions: this.config.maxPositions };
+  }
+
+  private requireTokenizer(what: string): GemmaTokenizer {
+    if (!this.tokenizer) throw new TokenizerError(`${what} needs a tokenizer, and this checkpoint has no tokenizer.json; pass token ids instead`);
+    return this.tokenizer;
+  }
+}
+
+/** Loads the weights a config needs from a tensor source onto the kernels and builds that family's forward pass. */
+export async function assembleForward(source: TensorSource, config: ModelConfig, kernels: Kernels, options: AssembleOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
+  if (options.lora && config.family === "recurrent_gemma") throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
+  const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
+  const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
+  const weightBytes = heldBytes(weights);
+  await kernels.ready?.();
+  const forwardPass = config.family === "recurrent_gemma" ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels) : new GemmaForward(config, weights as GemmaWeights, kernels, options);
+  return { forwardPass, weightBytes };
+}
+
+/** A model from an opened source: checks the tokenizer fits the vocabulary, then assembles it. */
+export async function assembleModel(source: TensorSource, config: ModelConfig, tokenizer: GemmaTokenizer | null, kernels: Kernels, options: AssembleOptions = {}): Promise<GemmaModel> {
+  if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
+    throw new TokenizerError(`${source.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but ${source instanceof GgufCheckpoint ? "token_embd.weight has" : "config.json's vocab_size is"} ${config.vocabSize}`);
+  }
+  try {
+    const { forwardPass, weightBytes } = await assembleForward(source, config, kernels, options);
+    return new GemmaModel(config, tokenizer, forwardPass, weightBytes);
+  } catch (e) {
+    if (e instanceof RangeError) throw new CheckpointError(`${source.dir}: out of memory while loading (${e.message})`, source.dir);
+    throw e;
+  }
+}
