@@ -3,6 +3,7 @@
  * worker, stops them, and shows speed. All model work happens in runtime-worker.js.
  */
 import { GemmaWorkerClient, type Reply } from "../src/browser/client.js";
+import { modelAddress } from "../src/browser/model-address.js";
 import type { ModelInfo, ModelSource, SamplingSettings } from "../src/browser/protocol.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -186,18 +187,18 @@ async function listServedModels(): Promise<void> {
 
 ui.loadUrl.onclick = () => {
   const url = ui.url.value.trim();
-  if (!url) return showError("Give the URL of a .gguf file or of a checkpoint folder.");
+  if (!url) return showError("Give the URL of a .gguf file or of a checkpoint folder, or a Hub repo id.");
   let absolute: string;
   try {
-    absolute = new URL(url, location.href).href;
+    absolute = modelAddress(url, location.href);
   } catch {
-    return showError(`Not a URL: ${url}`);
+    return showError(`Not a URL, a path or a Hub repo id: ${url}`);
   }
   void load({ kind: "url", url: absolute, cache: ui.useCache.checked }, absolute);
 };
 for (const input of [ui.pickFile, ui.pickFolder]) {
   input.onchange = () => {
-    const files = [...(input.files ?? [])];
+    const files = Array.from(input.files ?? []);
     input.value = "";
     if (files.length) void load({ kind: "files", files }, files.length === 1 ? files[0]!.name : `${files[0]!.webkitRelativePath.split("/")[0]} (${files.length} files)`);
   };

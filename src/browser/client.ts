@@ -50,7 +50,7 @@ export class GemmaWorkerClient {
     this.post({ type: "reset" });
   }
 
-  listCache(): Promise<{ entries: CacheEntry[] }> {
+  listCache(): Promise<{ entries: CacheEntry[]; freedBytes?: number }> {
     return this.cacheCall({ type: "cache-list" });
   }
 

@@ -49,7 +49,8 @@ export class HttpStatusError extends CheckpointError {
     readonly status: number,
     statusText: string,
   ) {
-    super(`${url}: HTTP ${status} ${statusText}`.trim(), url);
+    const hint = status === 401 || status === 403 ? " (a gated or private model: the page sends no Hugging Face token; download the files and open them from disk)" : "";
+    super(`${`${url}: HTTP ${status} ${statusText}`.trim()}${hint}`, url);
   }
 }
 

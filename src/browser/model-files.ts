@@ -24,8 +24,8 @@ export function pickedFiles(files: readonly File[]): ModelFiles {
   // A folder's files arrive with their relative paths; the shallowest file of each name wins.
   const depth = (f: File) => (f.webkitRelativePath || f.name).split("/").length;
   for (const f of [...files].sort((a, b) => depth(a) - depth(b))) if (!byName.has(f.name)) byName.set(f.name, f);
-  const first = files[0];
-  const name = first ? (first.webkitRelativePath ? first.webkitRelativePath.split("/")[0]! : first.name) : "(no files)";
+  const folder = files[0]?.webkitRelativePath ? files[0].webkitRelativePath.split("/")[0]! : null;
+  const name = folder ?? files[0]?.name ?? "(no files)";
   const ggufs = [...byName.keys()].filter((n) => n.endsWith(".gguf") && n !== "tokenizer.gguf");
   const gguf = byName.has("config.json") ? null : (ggufs[0] ?? null);
   const file = (n: string) => {
@@ -37,7 +37,7 @@ export function pickedFiles(files: readonly File[]): ModelFiles {
     name,
     gguf,
     text: async (n) => (byName.has(n) ? file(n).text() : null),
-    source: async (n) => new BlobSource(file(n), `${name}/${n}`),
+    source: async (n) => new BlobSource(file(n), folder ? `${folder}/${n}` : n),
   };
 }
 

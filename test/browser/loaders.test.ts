@@ -1,0 +1,110 @@
+/**
+ * The browser loaders run in Node too (fetch, Blob and File are Web APIs here): a GGUF file and a
+ * sharded Hugging Face folder read by range requests from `gemma-ts web`'s server, and picked
+ * Files, must give exactly the model `loadModel` gives from disk.
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { jsKernels } from "../../src/backend/js/index.js";
+import { BUNDLED_MODEL } from "../../src/bundled.js";
+import { pickedFiles, urlFiles } from "../../src/browser/model-files.js";
+import { loadModelFromFiles } from "../../src/browser/load.js";
+import { CheckpointError } from "../../src/errors.js";
+import { loadModel, type GemmaModel } from "../../src/gemma.js";
+import { startWebServer, type RunningWebServer } from "../../src/server/web.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
+import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
+import { writeTokenizerModel } from "../helpers/tokenizer.js";
+
+/** A tokenizer model rewritten as two shards + index, the layout of real Gemma checkpoints. */
+async function writeShardedFolder(into: string): Promise<string> {
+  const source = await writeTokenizerModel();
+  const ckpt = await openCheckpointFolder(source);
+  const file = ckpt.files[0]!;
+  const tensors = [];
+  for (const name of file.tensors.keys()) tensors.push({ name, ...(await file.readTensor(name)) });
+  await ckpt.close();
+  mkdirSync(into);
+  for (const name of ["config.json", "tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(source, name), join(into, name));
+  const weightMap: Record<string, string> = {};
+  const half = Math.floor(tensors.length / 2);
+  [tensors.slice(0, half), tensors.slice(half)].forEach((shard, i) => {
+    const name = `model-0000${i + 1}-of-00002.safetensors`;
+    writeFileSync(join(into, name), encodeSafetensors(shard));
+    for (const t of shard) weightMap[t.name] = name;
+  });
+  writeFileSync(join(into, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  return into;
+}
+
+describe("browser loaders (in Node)", () => {
+  let dir: string;
+  let server: RunningWebServer;
+  const ids = [2, 651, 1234, 77, 9];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "gemma-web-models-"));
+    copyFileSync(BUNDLED_MODEL, join(dir, "kjv.gguf"));
+    writeFileSync(join(dir, "corrupt.gguf"), readFileSync(BUNDLED_MODEL).subarray(0, 4000));
+    await writeShardedFolder(join(dir, "sharded"));
+    server = await startWebServer({ modelsDir: dir, port: 0 });
+  });
+  after(() => server.close());
+
+  const sameModel = async (browser: GemmaModel, node: GemmaModel, prompt: string) => {
+    assert.deepEqual(await browser.logits(ids.filter((id) => id < node.config.vocabSize)), await node.logits(ids.filter((id) => id < node.config.vocabSize)));
+    const options = { maxTokens: 12, seed: 3 };
+    assert.equal(await browser.generate([{ role: "user", content: prompt }], options).complete(), await node.generate([{ role: "user", content: prompt }], options).complete());
+  };
+
+  it("loads a GGUF by URL through range requests, exactly as from disk", async () => {
+    const browser = await loadModelFromFiles(urlFiles(`${server.url}models/kjv.gguf`, { cache: null }), jsKernels);
+    await sameModel(browser, await loadModel(BUNDLED_MODEL, { kernels: "js" }), "And God said");
+  });
+
+  it("loads a sharded safetensors folder (index, shards, tokenizer.json) by its base URL", async () => {
+    const browser = await loadModelFromFiles(urlFiles(`${server.url}models/sharded`, { cache: null }), jsKernels);
+    assert.ok(browser.tokenizer, "tokenizer.json was read");
+    await sameModel(browser, await loadModel(join(dir, "sharded"), { kernels: "js" }), "Hello there");
+  });
+
+  it("loads picked files: a folder (webkitRelativePath) or one .gguf", async () => {
+    const folder = join(dir, "sharded");
+    const files = readdirSync(folder).map((name) => {
+      const file = new File([readFileSync(join(folder, name))], name);
+      Object.defineProperty(file, "webkitRelativePath", { value: `sharded/${name}` });
+      return file;
+    });
+    const fromFolder = await loadModelFromFiles(pickedFiles(files), jsKernels);
+    await sameModel(fromFolder, await loadModel(folder, { kernels: "js" }), "Hi");
+    const fromGguf = await loadModelFromFiles(pickedFiles([new File([readFileSync(BUNDLED_MODEL)], "kjv.gguf")]), jsKernels);
+    await sameModel(fromGguf, await loadModel(BUNDLED_MODEL, { kernels: "js" }), "In the beginning");
+  });
+
+  it("names the URL and the problem for a corrupt file, a folder without config.json, a missing file", async () => {
+    await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/corrupt.gguf`, { cache: null }), jsKernels), (e: Error) => {
+      assert.ok(e instanceof CheckpointError, e.message);
+      assert.match(e.message, /corrupt\.gguf/);
+      return true;
+    });
+    await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/`, { cache: null }), jsKernels), /no config\.json/);
+    await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/absent.gguf`, { cache: null }), jsKernels), /absent\.gguf: HTTP 404/);
+    await assert.rejects(loadModelFromFiles(pickedFiles([new File(["{}"], "notes.txt")]), jsKernels), /no config\.json/);
+  });
+
+  it("says so when a server ignores range requests", async () => {
+    const plain = createServer((_, res) => res.end("GGUF and more bytes"));
+    await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/model.gguf`;
+      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null }), jsKernels), /does not answer range requests \(status 200\); turn on caching/);
+    } finally {
+      plain.close();
+    }
+  });
+});

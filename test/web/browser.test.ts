@@ -1,0 +1,190 @@
+/**
+ * End to end in a real browser: `gemma-ts web` serves the chat page and a model folder, Debian's
+ * Chromium (headless, driven by playwright-core) loads the model by URL in its worker, and the
+ * streamed reply must equal what `gemma-ts generate --chat` prints in Node for the same seed.
+ * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it and sets
+ * GEMMA_TS_REQUIRE_BROWSER=1 so that a missing browser fails instead of skipping).
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { BUNDLED_MODEL } from "../../src/bundled.js";
+import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
+
+const CHROMIUM = process.env["GEMMA_TS_CHROMIUM"] ?? "/usr/bin/chromium";
+const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
+const CLI = ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname];
+const SCREENSHOT = new URL("../../docs/web-chat.png", import.meta.url).pathname;
+const PROMPT = "And God said";
+const SEED = 1;
+const MAX_TOKENS = 24;
+
+/** The probe's flags: no sandbox as root, and no background connections to a closed network. */
+const CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** Starts `gemma-ts web` on a free port; resolves with its URL once it prints it. */
+function startCli(args: string[], log: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [...CLI, "web", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr!.on("data", (chunk: Buffer) => log.push(...chunk.toString().split("\n").filter(Boolean)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const url = /open (http:\/\/\S+\/)/.exec(out)?.[1];
+      if (url) resolve({ child, url });
+    });
+    child.once("exit", (code) => reject(new Error(`gemma-ts web exited with ${code}: ${log.join("\n")}`)));
+  });
+}
+
+/** What Node prints for the same model, prompt, seed and sampling defaults. */
+function nodeReply(model: string): string {
+  const run = spawnSync(process.execPath, [...CLI, "generate", "--model", model, "--chat", "--prompt", PROMPT, "--seed", String(SEED), "--max-tokens", String(MAX_TOKENS)], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stdout.replace(/\n$/, "");
+}
+
+async function loadUrl(page: Page, url: string, cache = true): Promise<string> {
+  await page.fill("#model-url", url);
+  await page.setChecked("#use-cache", cache);
+  await page.click("#load-url");
+  await page.waitForFunction(() => document.body.dataset["model"] !== "loading", null, { timeout: 120_000 });
+  return (await page.getAttribute("body", "data-model"))!;
+}
+
+/** Sends the prompt with the seed; returns the reply text and how many times it grew while streaming. */
+async function ask(page: Page): Promise<{ text: string; updates: number; stats: string }> {
+  await page.fill("#seed", String(SEED));
+  await page.fill("#max-tokens", String(MAX_TOKENS));
+  await page.fill("#prompt", PROMPT);
+  const turn = (await page.locator(".message.model").count()) + 1;
+  await page.evaluate(() => {
+    const w = window as unknown as { updates: number };
+    w.updates = 0;
+    new MutationObserver(() => w.updates++).observe(document.getElementById("messages")!, { subtree: true, characterData: true });
+  });
+  await page.click("#send");
+  const answer = page.locator(`.message.model[data-turn="${turn}"]`);
+  await answer.and(page.locator("[data-done]")).waitFor({ timeout: 120_000 });
+  assert.equal(await answer.getAttribute("data-done"), "length");
+  const text = await answer.evaluate((el) => el.lastChild!.textContent!);
+  return { text, updates: await page.evaluate(() => (window as unknown as { updates: number }).updates), stats: (await page.textContent("#reply-stats"))! };
+}
+
+const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+
+describe("the chat page in headless Chromium", { skip }, () => {
+  let browser: Browser;
+  let server: { child: ChildProcess; url: string };
+  let models: string;
+  let expected: string;
+  const serverLog: string[] = [];
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `Chromium is required here (GEMMA_TS_REQUIRE_BROWSER=1) but ${CHROMIUM} is missing`);
+    assert.ok(existsSync(join(WEB_PAGE_DIR, "runtime-worker.js")), `the page is not built in ${WEB_PAGE_DIR}: run npm run build:web`);
+    models = mkdtempSync(join(tmpdir(), "gemma-web-e2e-"));
+    copyFileSync(BUNDLED_MODEL, join(models, "kjv.gguf"));
+    // A real header cut short: the parser must say what is wrong, not hang or crash the page.
+    writeFileSync(join(models, "corrupt.gguf"), readFileSync(BUNDLED_MODEL).subarray(0, 100_000));
+    expected = nodeReply(join(models, "kjv.gguf"));
+    server = await startCli(["--models", models], serverLog);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+    server?.child.kill();
+  });
+
+  it("loads a model by URL and streams the reply `gemma-ts generate` prints for the same seed", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(server.url);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`), "loaded", (await page.textContent("#error")) ?? "");
+    assert.match((await page.textContent("#model-info"))!, /gemma2, 3 layers × 128.*kernelswasm×\d \(\d threads\)/);
+
+    const reply = await ask(page);
+    assert.ok(expected.length > 20, `a real reply to compare: ${JSON.stringify(expected)}`);
+    assert.equal(reply.text, expected);
+    assert.ok(reply.updates > 5, `the reply arrived in pieces (${reply.updates} updates)`);
+    assert.match(reply.stats, new RegExp(`^${MAX_TOKENS} tokens · [\\d.]+ tokens/s · first token [\\d.]+ s · finish: length$`));
+    await page.screenshot({ path: SCREENSHOT });
+
+    // Reloading the page reads the model from the Origin Private File System, not the network.
+    const downloads = () => serverLog.filter((l) => l.includes("GET /models/kjv.gguf whole")).length;
+    assert.equal(downloads(), 1);
+    await page.reload();
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`), "loaded");
+    assert.match((await page.textContent("#load-status"))!, /from the browser cache/);
+    assert.equal(downloads(), 1, serverLog.join("\n"));
+    assert.equal((await ask(page)).text, expected);
+    assert.match((await page.textContent("#cache-list"))!, /kjv\.gguf \(4\.9 MiB\)/);
+    await page.click("#clear-cache");
+    await page.waitForFunction(() => document.getElementById("cache-list")!.textContent!.startsWith("freed"));
+    assert.match((await page.textContent("#cache-list"))!, /^freed 4\.9 MiB\. empty$/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  it("shows a readable error for a corrupt file, a missing one and a bad URL, and stays usable", async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    assert.equal(await loadUrl(page, `${server.url}models/corrupt.gguf`), "error");
+    const error = (await page.textContent("#error"))!;
+    assert.ok(await page.isVisible("#error"));
+    assert.match(error, /^Could not load .*corrupt\.gguf:\n.*corrupt\.gguf: tensor \S+: bytes \d+\.\.\d+ run past the end of the file \(100000 bytes\): truncated\?$/s);
+    assert.doesNotMatch(error, /undefined|\[object/);
+    assert.equal(await loadUrl(page, `${server.url}models/missing.gguf`, false), "error");
+    assert.match((await page.textContent("#error"))!, /missing\.gguf: HTTP 404/);
+    await page.fill("#model-url", "http://[bad");
+    await page.click("#load-url");
+    assert.match((await page.textContent("#error"))!, /Not a URL, a path or a Hub repo id: http:\/\/\[bad/);
+
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`, false), "loaded");
+    assert.equal(await page.isVisible("#error"), false);
+    assert.equal((await ask(page)).text, expected);
+
+    // Stop, clicked by the page itself the moment the first token shows.
+    await page.fill("#max-tokens", "400");
+    await page.fill("#prompt", "Tell me more");
+    await page.evaluate(() => {
+      const stop = document.getElementById("stop") as HTMLButtonElement;
+      const observer = new MutationObserver(() => {
+        observer.disconnect();
+        stop.click();
+      });
+      observer.observe(document.getElementById("messages")!, { subtree: true, characterData: true });
+    });
+    await page.click("#send");
+    const stopped = page.locator('.message.model[data-turn="2"][data-done]');
+    await stopped.waitFor({ timeout: 60_000 });
+    assert.equal(await stopped.getAttribute("data-done"), "abort");
+    const tokens = Number(/^(\d+) tokens/.exec((await page.textContent("#reply-stats"))!)?.[1]);
+    assert.ok(tokens >= 1 && tokens < 50, `stopped after ${tokens} tokens`);
+    assert.match((await page.textContent("#reply-stats"))!, /stopped$/);
+    assert.equal(await page.isEnabled("#send"), true);
+    await page.close();
+  });
+
+  it("runs on one thread, and says so, when the page is not cross-origin isolated", async () => {
+    const plain = await startWebServer({ modelsDir: models, port: 0, isolate: false });
+    try {
+      const page = await browser.newPage();
+      await page.goto(plain.url);
+      assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+      assert.match((await page.textContent("#runtime-status"))!, /not cross-origin isolated: one thread/);
+      assert.equal(await loadUrl(page, `${plain.url}models/kjv.gguf`, false), "loaded");
+      assert.match((await page.textContent("#model-info"))!, /kernelswasm \(1 thread\)/);
+      assert.equal((await ask(page)).text, expected);
+      await page.close();
+    } finally {
+      await plain.close();
+    }
+  });
+});
