@@ -69,14 +69,16 @@ async function load(source: ModelSource, label: string): Promise<void> {
   ui.progress.value = 0;
   ui.loadStatus.textContent = `opening ${label}…`;
   try {
+    const notices: string[] = [];
     model = await client.load(source, {
+      onNotice: (message) => notices.push(message),
       onProgress: ({ phase, loaded, total, file }) => {
         ui.progress.value = total > 0 ? loaded / total : 0;
         ui.loadStatus.textContent = phase === "download" ? `downloading ${file}: ${mib(loaded)}${total ? ` of ${mib(total)}` : ""}` : `loading weights: ${mib(loaded)} of ${mib(total)}`;
       },
     });
     document.body.dataset["model"] = "loaded";
-    ui.loadStatus.textContent = `loaded in ${model.loadSeconds.toFixed(1)} s${model.fromCache ? " from the browser cache" : ""}`;
+    ui.loadStatus.textContent = [`loaded in ${model.loadSeconds.toFixed(1)} s${model.fromCache ? " from the browser cache" : ""}`, ...notices].join("\n");
     showInfo(model);
     startConversation();
   } catch (e) {
@@ -171,6 +173,8 @@ async function refreshCache(cleared?: Promise<{ entries: { url: string; size: nu
   } catch (e) {
     ui.cacheList.textContent = (e as Error).message;
   }
+  // Counts refreshes, so a test (or a curious user) can tell an old listing from a new one.
+  ui.cacheList.dataset["version"] = String(Number(ui.cacheList.dataset["version"] ?? 0) + 1);
 }
 
 async function listServedModels(): Promise<void> {

@@ -51,6 +51,8 @@ export interface Kernels {
   adopt?(weights: Weight[]): void;
   /** Called once the model is loaded (a threaded backend hands its memories to its workers). */
   ready?(): Promise<void>;
+  /** Stops worker threads now instead of when the kernels are garbage-collected; the kernels then run on one thread. */
+  release?(): Promise<void>;
   /** out[s, r] = Σ_c x[s, c] · w[r, c] for s < seqLen (y = x Wᵀ). */
   matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void;
   /** Gemma RMSNorm: out = x / sqrt(mean(x²) + eps) · gain, where gain = 1 + w (§2). In-place allowed. */

@@ -21,6 +21,7 @@ export class BlobSource implements ByteSource {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new Error(`${this.name}: cannot read ${length} bytes at byte ${offset}; the file has ${this.size}`);
     }
+    if (!into && length <= MAX_SLICE) return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
     const out = into ?? new Uint8Array(length);
     for (let done = 0; done < length; ) {
       const n = Math.min(MAX_SLICE, length - done);

@@ -14,9 +14,15 @@ export interface Reply {
 
 type Pending<T> = { resolve(value: T): void; reject(error: Error): void };
 
+export interface LoadCallbacks {
+  onProgress?: (event: Extract<RuntimeEvent, { type: "progress" }>) => void;
+  /** Messages about a load that goes on (a file too large for the browser's storage, say). */
+  onNotice?: (message: string) => void;
+}
+
 export class GemmaWorkerClient {
   private nextId = 1;
-  private loading: (Pending<ModelInfo> & { onProgress?: (event: Extract<RuntimeEvent, { type: "progress" }>) => void }) | null = null;
+  private loading: (Pending<ModelInfo> & LoadCallbacks) | null = null;
   private readonly replies = new Map<number, Pending<{ text: string; stats: ReplyStats }> & { onToken(text: string): void }>();
   private cacheRequest: Pending<{ entries: CacheEntry[]; freedBytes?: number }> | null = null;
 
@@ -30,10 +36,11 @@ export class GemmaWorkerClient {
     return new GemmaWorkerClient(new Worker(workerUrl, { type: "module", name: "gemma-ts model" }));
   }
 
-  load(source: ModelSource, options: { threads?: number; onProgress?: (event: Extract<RuntimeEvent, { type: "progress" }>) => void } = {}): Promise<ModelInfo> {
+  load(source: ModelSource, options: LoadCallbacks & { threads?: number } = {}): Promise<ModelInfo> {
     this.loading?.reject(new Error("replaced by a newer load"));
+    const { threads: _threads, ...callbacks } = options;
     return new Promise<ModelInfo>((resolve, reject) => {
-      this.loading = { resolve, reject, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
+      this.loading = { resolve, reject, ...callbacks };
       this.post({ type: "load", source, ...(options.threads ? { threads: options.threads } : {}) });
     });
   }
@@ -79,6 +86,8 @@ export class GemmaWorkerClient {
     switch (event.type) {
       case "progress":
         return this.loading?.onProgress?.(event);
+      case "notice":
+        return this.loading?.onNotice?.(event.message);
       case "loaded":
         this.loading?.resolve(event.info);
         this.loading = null;

@@ -26,15 +26,16 @@ export class HttpRangeSource implements ByteSource {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new Error(`${this.name}: cannot read ${length} bytes at byte ${offset}; the file has ${this.size}`);
     }
-    const out = into ?? new Uint8Array(length);
-    if (length === 0) return out;
+    if (length === 0) return into ?? new Uint8Array(0);
     const response = await fetchOrExplain(this.name, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 206 || bytes.length !== length) {
       throw new CheckpointError(`${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`, this.name);
     }
-    out.set(bytes);
-    return out;
+    // The response's own buffer is the result unless the caller gave one: no second copy.
+    if (!into) return bytes;
+    into.set(bytes);
+    return into;
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 import type { ByteSource } from "../weights/byte-source.js";
 import { BlobSource } from "./blob-source.js";
 import { fetchOrExplain, HttpRangeSource, HttpStatusError } from "./http-source.js";
-import type { DownloadProgress, ModelCache } from "./opfs-cache.js";
+import { CacheQuotaError, type DownloadProgress, type ModelCache } from "./opfs-cache.js";
 
 export interface ModelFiles {
   /** The folder or URL, for messages. */
@@ -45,6 +45,8 @@ export interface UrlFilesOptions {
   /** Keep downloads in this cache (null: read by range requests, keep nothing). */
   cache: ModelCache | null;
   onDownload?: (file: string, ...progress: Parameters<DownloadProgress>) => void;
+  /** A file too large for the browser's storage quota is read by range requests instead; this says so. */
+  onCacheSkipped?: (file: string, reason: string) => void;
   /** Called for each file read from the cache instead of the network. */
   onCacheHit?: (url: string) => void;
 }
@@ -58,14 +60,21 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
   const at = (file: string) => (file === gguf ? url.href : new URL(encodeURIComponent(file), base).href);
   const { cache } = options;
 
-  const cachedOrDownloaded = async (file: string): Promise<File> => {
+  /** The cached copy (downloading it first), or null when the quota cannot hold it. */
+  const cachedOrDownloaded = async (file: string): Promise<File | null> => {
     const href = at(file);
     const hit = await cache!.get(href);
     if (hit) {
       options.onCacheHit?.(href);
       return hit;
     }
-    return cache!.download(href, (loaded, total) => options.onDownload?.(file, loaded, total));
+    try {
+      return await cache!.download(href, (loaded, total) => options.onDownload?.(file, loaded, total));
+    } catch (e) {
+      if (!(e instanceof CacheQuotaError)) throw e;
+      options.onCacheSkipped?.(file, e.message);
+      return null;
+    }
   };
 
   return {
@@ -73,16 +82,16 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
     gguf,
     async text(file) {
       try {
-        if (cache) return await (await cachedOrDownloaded(file)).text();
-        return await (await fetchOrExplain(at(file))).text();
+        const cached = cache ? await cachedOrDownloaded(file) : null;
+        return await (cached ?? (await fetchOrExplain(at(file)))).text();
       } catch (e) {
         if (e instanceof HttpStatusError && e.status === 404) return null;
         throw e;
       }
     },
     async source(file) {
-      if (!cache) return HttpRangeSource.open(at(file));
-      return new BlobSource(await cachedOrDownloaded(file), at(file));
+      const cached = cache ? await cachedOrDownloaded(file) : null;
+      return cached ? new BlobSource(cached, at(file)) : HttpRangeSource.open(at(file));
     },
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Models fetched from a URL, kept in the browser's Origin Private File System so a reload reads
  * them from disk instead of the network. Each URL is two entries in one folder: `<sha256>.bin`
- * (the bytes) and `<sha256>.json` (url, size), written last, so an interrupted download is never
- * taken for a complete one.
+ * (the bytes) and `<sha256>.json` (url, size, ETag), written last, so an interrupted download is
+ * never taken for a complete one. A copy whose server ETag has changed is not used.
  */
 import { fetchOrExplain } from "./http-source.js";
 
@@ -10,6 +10,8 @@ export interface CacheEntry {
   url: string;
   size: number;
   savedAt: string;
+  /** The server's ETag when it was saved: a different one now means the copy is stale. */
+  etag?: string;
 }
 
 /** Bytes so far and in total (0 when the server sends no Content-Length). */
@@ -27,6 +29,13 @@ type ListableDirectory = FileSystemDirectoryHandle & { keys(): AsyncIterable<str
 
 const FOLDER = "gemma-ts-models";
 
+/** The browser's storage quota cannot hold a file: callers read it from the network instead. */
+export class CacheQuotaError extends Error {
+  override name = "CacheQuotaError";
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
 export class ModelCache {
   private constructor(private readonly dir: ListableDirectory) {}
 
@@ -42,13 +51,32 @@ export class ModelCache {
     }
   }
 
-  /** The cached file for a URL, or null. */
+  /**
+   * The cached file for a URL, or null when there is none or the server now has another version
+   * (its ETag changed). When the server cannot be asked (offline), the copy is used as it is.
+   */
   async get(url: string): Promise<File | null> {
     const key = await keyOf(url);
     const meta = await this.readMeta(key);
     if (!meta || meta.url !== url) return null;
-    const file = await (await this.dir.getFileHandle(`${key}.bin`)).getFile().catch(() => null);
-    return file && file.size === meta.size ? file : null;
+    const file = await this.dir
+      .getFileHandle(`${key}.bin`)
+      .then((h) => h.getFile())
+      .catch(() => null);
+    if (!file || file.size !== meta.size) return null;
+    if (meta.etag !== undefined) {
+      const current = await fetch(url, { method: "HEAD", cache: "no-store" }).then(
+        (r) => (r.ok ? r.headers.get("ETag") : null),
+        () => null,
+      );
+      if (current !== null && current !== meta.etag) return null;
+    }
+    return file;
+  }
+
+  /** Deletes the entries of every URL that starts with `prefix` (a model's file or folder address). */
+  async forget(prefix: string): Promise<void> {
+    for (const entry of await this.list()) if (entry.url.startsWith(prefix)) await this.remove(await keyOf(entry.url));
   }
 
   /** Downloads a URL into the cache (streamed to disk, never whole in memory) and returns the file. */
@@ -57,6 +85,11 @@ export class ModelCache {
     await this.remove(key);
     const response = await fetchOrExplain(url);
     const total = Number(response.headers.get("Content-Length") ?? 0);
+    const { quota, usage = 0 } = await navigator.storage.estimate();
+    if (quota !== undefined && total > quota - usage) {
+      await response.body?.cancel();
+      throw new CacheQuotaError(`${url}: the browser lets this page store ${mib(Math.max(0, quota - usage))} more, the file has ${mib(total)}`);
+    }
     const handle = (await this.dir.getFileHandle(`${key}.bin`, { create: true })) as SyncCapableHandle;
     let loaded = 0;
     try {
@@ -74,10 +107,12 @@ export class ModelCache {
         await write.close();
       }
       if (total > 0 && loaded !== total) throw new Error(`${url}: the download ended after ${loaded} of ${total} bytes`);
-      const meta: CacheEntry = { url, size: loaded, savedAt: new Date().toISOString() };
+      const etag = response.headers.get("ETag");
+      const meta: CacheEntry = { url, size: loaded, savedAt: new Date().toISOString(), ...(etag ? { etag } : {}) };
       await writeText(await this.dir.getFileHandle(`${key}.json`, { create: true }), JSON.stringify(meta));
     } catch (e) {
       await this.remove(key);
+      if (e instanceof DOMException && e.name === "QuotaExceededError") throw new CacheQuotaError(`${url}: the browser's storage quota ran out after ${mib(loaded)}`);
       throw e;
     }
     return (await this.get(url))!;
@@ -109,7 +144,8 @@ export class ModelCache {
     try {
       const text = await (await (await this.dir.getFileHandle(`${key}.json`)).getFile()).text();
       const meta = JSON.parse(text) as Partial<CacheEntry>;
-      return typeof meta.url === "string" && typeof meta.size === "number" ? { url: meta.url, size: meta.size, savedAt: String(meta.savedAt ?? "") } : null;
+      if (typeof meta.url !== "string" || typeof meta.size !== "number") return null;
+      return { url: meta.url, size: meta.size, savedAt: String(meta.savedAt ?? ""), ...(typeof meta.etag === "string" ? { etag: meta.etag } : {}) };
     } catch {
       return null;
     }

@@ -60,6 +60,8 @@ export interface ReplyStats {
 
 export type RuntimeEvent =
   | { type: "progress"; phase: "download" | "weights"; loaded: number; total: number; file?: string }
+  /** Something the user should know about a load that still goes on (a file not cached, say). */
+  | { type: "notice"; message: string }
   | { type: "loaded"; info: ModelInfo }
   | { type: "load-error"; message: string }
   | { type: "token"; id: number; text: string }

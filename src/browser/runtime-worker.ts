@@ -21,6 +21,8 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 let model: GemmaModel | null = null;
 let session: ChatSession | null = null;
 let running: { id: number; controller: AbortController } | null = null;
+/** The loaded model's kernels: their worker threads are stopped when another model loads. */
+let kernelsInUse: Kernels | null = null;
 
 /** Fresh kernels per model (weights live in their arenas); the TypeScript ones if wasm fails. */
 async function createKernels(threads: number): Promise<Kernels> {
@@ -36,6 +38,8 @@ async function load(source: ModelSource, threadsWanted?: number): Promise<void> 
   running?.controller.abort();
   model = null;
   session = null;
+  await kernelsInUse?.release?.();
+  kernelsInUse = null;
   const started = performance.now();
   const cache = source.kind === "url" && source.cache ? await ModelCache.open() : null;
   let downloaded = false;
@@ -48,12 +52,24 @@ async function load(source: ModelSource, threadsWanted?: number): Promise<void> 
             downloaded = true;
             send({ type: "progress", phase: "download", file, loaded, total });
           },
+          onCacheSkipped: (file, reason) => {
+            downloaded = true;
+            send({ type: "notice", message: `${file} is not kept in this browser (${reason}); it is read from the network instead` });
+          },
         });
   const threads = host.canShareMemory() ? Math.max(1, threadsWanted ?? host.cores()) : 1;
   const kernels = await createKernels(threads);
-  const loaded = await loadModelFromFiles(files, kernels, {
-    onProgress: (done, total) => send({ type: "progress", phase: "weights", loaded: done, total }),
-  });
+  kernelsInUse = kernels;
+  let loaded: GemmaModel;
+  try {
+    loaded = await loadModelFromFiles(files, kernels, {
+      onProgress: (done, total) => send({ type: "progress", phase: "weights", loaded: done, total }),
+    });
+  } catch (e) {
+    // A copy that does not load is not worth keeping: the next try downloads it again.
+    await cache?.forget(files.name).catch(() => {});
+    throw e;
+  }
   model = loaded;
   session = null;
   const { config } = loaded;

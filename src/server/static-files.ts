@@ -71,6 +71,6 @@ export async function fileResponse(path: string, request: Request, extraHeaders:
   Object.assign(headers, { "Content-Length": String(length) }, range ? { "Content-Range": `bytes ${start}-${end}/${size}` } : {});
   const status = range ? 206 : 200;
   if (request.method === "HEAD" || length === 0) return new Response(null, { status, headers });
-  const body = Readable.toWeb(createReadStream(path, { start, end })) as unknown as ReadableStream<Uint8Array>;
+  const body = Readable.toWeb(createReadStream(path, { start, end, highWaterMark: 1 << 20 })) as unknown as ReadableStream<Uint8Array>;
   return new Response(body, { status, headers });
 }

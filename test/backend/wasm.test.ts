@@ -137,4 +137,20 @@ describe("worker threads", () => {
       assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${dtype}: ${maxRelativeDiff(actual, expected)}`);
     }
   });
+
+  it("release stops the workers and leaves kernels that still compute on one thread", async () => {
+    const kernels = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
+    const w = randomWeight("bf16", 301, 256);
+    const reference = structuredClone(w);
+    kernels.adopt!([w]);
+    await kernels.ready!();
+    await kernels.release!();
+    await kernels.release!();
+    const x = randomF32(2 * 256);
+    const expected = new Float32Array(2 * 301);
+    const actual = new Float32Array(2 * 301);
+    jsKernels.matmul(expected, x, reference, 2);
+    kernels.matmul(actual, x, w, 2);
+    assert.ok(maxRelativeDiff(actual, expected) <= 1e-5);
+  });
 });

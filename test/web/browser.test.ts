@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
+import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 const CHROMIUM = process.env["GEMMA_TS_CHROMIUM"] ?? "/usr/bin/chromium";
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
@@ -42,10 +43,18 @@ function startCli(args: string[], log: string[]): Promise<{ child: ChildProcess;
 }
 
 /** What Node prints for the same model, prompt, seed and sampling defaults. */
-function nodeReply(model: string): string {
-  const run = spawnSync(process.execPath, [...CLI, "generate", "--model", model, "--chat", "--prompt", PROMPT, "--seed", String(SEED), "--max-tokens", String(MAX_TOKENS)], { encoding: "utf8" });
+function nodeReply(model: string, prompt = PROMPT): string {
+  const run = spawnSync(process.execPath, [...CLI, "generate", "--model", model, "--chat", "--prompt", prompt, "--seed", String(SEED), "--max-tokens", String(MAX_TOKENS)], { encoding: "utf8" });
   assert.equal(run.status, 0, run.stderr);
   return run.stdout.replace(/\n$/, "");
+}
+
+/** The cache listing once the page has refreshed it after the last load. */
+async function cacheListAfter(page: Page, action: () => Promise<unknown>): Promise<string> {
+  const version = Number(await page.getAttribute("#cache-list", "data-version"));
+  await action();
+  await page.waitForFunction((v) => Number(document.getElementById("cache-list")!.dataset["version"]) > v, version);
+  return (await page.textContent("#cache-list"))!;
 }
 
 async function loadUrl(page: Page, url: string, cache = true): Promise<string> {
@@ -57,10 +66,10 @@ async function loadUrl(page: Page, url: string, cache = true): Promise<string> {
 }
 
 /** Sends the prompt with the seed; returns the reply text and how many times it grew while streaming. */
-async function ask(page: Page): Promise<{ text: string; updates: number; stats: string }> {
+async function ask(page: Page, prompt = PROMPT): Promise<{ text: string; updates: number; stats: string }> {
   await page.fill("#seed", String(SEED));
   await page.fill("#max-tokens", String(MAX_TOKENS));
-  await page.fill("#prompt", PROMPT);
+  await page.fill("#prompt", prompt);
   const turn = (await page.locator(".message.model").count()) + 1;
   await page.evaluate(() => {
     const w = window as unknown as { updates: number };
@@ -70,7 +79,7 @@ async function ask(page: Page): Promise<{ text: string; updates: number; stats: 
   await page.click("#send");
   const answer = page.locator(`.message.model[data-turn="${turn}"]`);
   await answer.and(page.locator("[data-done]")).waitFor({ timeout: 120_000 });
-  assert.equal(await answer.getAttribute("data-done"), "length");
+  assert.match((await answer.getAttribute("data-done"))!, /^(length|stop)$/);
   const text = await answer.evaluate((el) => el.lastChild!.textContent!);
   return { text, updates: await page.evaluate(() => (window as unknown as { updates: number }).updates), stats: (await page.textContent("#reply-stats"))! };
 }
@@ -83,6 +92,15 @@ describe("the chat page in headless Chromium", { skip }, () => {
   let models: string;
   let expected: string;
   const serverLog: string[] = [];
+
+  /** The server logs in request order: once a marker request shows, every earlier one has. */
+  let markers = 0;
+  const settledLog = async (): Promise<string[]> => {
+    const marker = `HEAD /models/marker-${++markers} whole → 404`;
+    await fetch(`${server.url}models/marker-${markers}`, { method: "HEAD" });
+    while (!serverLog.some((l) => l.endsWith(marker))) await new Promise((r) => setTimeout(r, 20));
+    return serverLog.filter((l) => !l.includes("/models/marker-"));
+  };
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `Chromium is required here (GEMMA_TS_REQUIRE_BROWSER=1) but ${CHROMIUM} is missing`);
@@ -117,12 +135,12 @@ describe("the chat page in headless Chromium", { skip }, () => {
     await page.screenshot({ path: SCREENSHOT });
 
     // Reloading the page reads the model from the Origin Private File System, not the network.
-    const downloads = () => serverLog.filter((l) => l.includes("GET /models/kjv.gguf whole")).length;
-    assert.equal(downloads(), 1);
+    const downloads = async () => (await settledLog()).filter((l) => l.includes("GET /models/kjv.gguf whole")).length;
+    assert.equal(await downloads(), 1);
     await page.reload();
     assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`), "loaded");
     assert.match((await page.textContent("#load-status"))!, /from the browser cache/);
-    assert.equal(downloads(), 1, serverLog.join("\n"));
+    assert.equal(await downloads(), 1, serverLog.join("\n"));
     assert.equal((await ask(page)).text, expected);
     assert.match((await page.textContent("#cache-list"))!, /kjv\.gguf \(4\.9 MiB\)/);
     await page.click("#clear-cache");
@@ -169,6 +187,58 @@ describe("the chat page in headless Chromium", { skip }, () => {
     assert.ok(tokens >= 1 && tokens < 50, `stopped after ${tokens} tokens`);
     assert.match((await page.textContent("#reply-stats"))!, /stopped$/);
     assert.equal(await page.isEnabled("#send"), true);
+    await page.close();
+  });
+
+  it("does not keep a copy that failed to load, nor use one the server has replaced", async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    const swap = join(models, "swap.gguf");
+    copyFileSync(BUNDLED_MODEL, swap);
+    const url = `${server.url}models/swap.gguf`;
+    assert.match(await cacheListAfter(page, () => loadUrl(page, url)), /swap\.gguf \(4\.9 MiB\)/);
+
+    writeFileSync(swap, readFileSync(BUNDLED_MODEL).subarray(0, 100_000));
+    assert.doesNotMatch(await cacheListAfter(page, async () => assert.equal(await loadUrl(page, url), "error")), /swap\.gguf/);
+    assert.match((await page.textContent("#error"))!, /swap\.gguf: tensor \S+: bytes .* truncated\?$/);
+
+    copyFileSync(BUNDLED_MODEL, swap);
+    assert.equal(await loadUrl(page, url), "loaded");
+    assert.doesNotMatch((await page.textContent("#load-status"))!, /from the browser cache/);
+    assert.equal((await ask(page)).text, expected);
+    await page.close();
+  });
+
+  it("opens a .gguf file and a Hugging Face folder (safetensors + tokenizer.json) from disk", async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.setInputFiles("#pick-file", join(models, "kjv.gguf"));
+    await page.waitForFunction(() => document.body.dataset["model"] === "loaded", null, { timeout: 60_000 });
+    assert.match((await page.textContent("#model-info"))!, /^modelkjv\.gguf/);
+    assert.equal((await ask(page)).text, expected);
+
+    const folder = await writeTokenizerModel();
+    const prompt = "Hello, who are you?";
+    await page.setInputFiles("#pick-folder", folder);
+    await page.waitForFunction(() => document.body.dataset["model"] !== "loading", null, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("body", "data-model"), "loaded", (await page.textContent("#error")) ?? "");
+    assert.match((await page.textContent("#model-info"))!, /vocabulary256,000/);
+    assert.equal((await ask(page, prompt)).text, nodeReply(folder, prompt));
+    await page.close();
+  });
+
+  it("reads a model larger than the browser's storage quota by range requests, and says so", async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: new URL(server.url).origin, quotaSize: 1_000_000 });
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`, true), "loaded", (await page.textContent("#error")) ?? "");
+    assert.match((await page.textContent("#load-status"))!, /kjv\.gguf is not kept in this browser \(.*kjv\.gguf: (the browser lets this page store \d+ MiB more, the file has 5 MiB|the browser's storage quota ran out after \d+ MiB)\); it is read from the network instead/);
+    assert.equal((await ask(page)).text, expected);
+    // Nothing was kept (the range requests themselves may be answered by the HTTP cache).
+    const listing = await cacheListAfter(page, () => page.click("#clear-cache"));
+    assert.match(listing, /^freed \d+\.\d MiB\. empty$/);
+    assert.doesNotMatch(listing, /freed 4\.9/);
     await page.close();
   });
 

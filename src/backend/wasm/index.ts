@@ -82,11 +82,20 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
     pool = KernelPool.create(host, module, threads - 1);
-    poolsOfDroppedKernels.register(kernels, pool);
+    poolsOfDroppedKernels.register(kernels, pool, kernels);
     await pool.register(arenas.map((a) => a.memory));
     pool.start();
   };
 
-  const kernels: Kernels = { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready };
+  const release = async (): Promise<void> => {
+    const stopping = pool;
+    pool = null;
+    if (stopping) {
+      poolsOfDroppedKernels.unregister(kernels);
+      await stopping.terminate();
+    }
+  };
+
+  const kernels: Kernels = { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready, release };
   return kernels;
 }
