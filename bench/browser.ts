@@ -8,7 +8,7 @@
  *
  *   npm run bench:web -- [--shape 2b] [--weights q8_0|q4_0|f16] [--tokens 32] [--runtimes node,chromium]
  */
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -71,7 +71,13 @@ for (const threads of runtimes.includes("node") ? [1, 2] : []) {
   process.stderr.write(`node ×${threads} done\n`);
 }
 
-const browser = runtimes.includes("chromium") ? await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] }) : null;
+// A persistent profile, as a user's: a throwaway (incognito) one gets too little storage for a 2B.
+const browser = runtimes.includes("chromium")
+  ? await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "gemma-ts-bench-profile-")), {
+      executablePath: "/usr/bin/chromium",
+      args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    })
+  : null;
 
 /** Loads the model in the page and sends the prompt; returns the page's own figures. */
 async function browserRun(page: Page, url: string, cache: boolean, where: string): Promise<void> {

@@ -13,7 +13,7 @@ export class HttpRangeSource implements ByteSource {
 
   /** Learns the size from a one-byte range request (HEAD is not always allowed cross-origin). */
   static async open(url: string): Promise<HttpRangeSource> {
-    const response = await fetchOrExplain(url, { headers: { Range: "bytes=0-0" } });
+    const response = await fetchOrExplain(url, { headers: { Range: "bytes=0-0" }, cache: "no-store" });
     await response.body?.cancel();
     const total = /\/(\d+)$/.exec(response.headers.get("Content-Range") ?? "")?.[1];
     if (response.status !== 206 || total === undefined) {
@@ -27,7 +27,8 @@ export class HttpRangeSource implements ByteSource {
       throw new Error(`${this.name}: cannot read ${length} bytes at byte ${offset}; the file has ${this.size}`);
     }
     if (length === 0) return into ?? new Uint8Array(0);
-    const response = await fetchOrExplain(this.name, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+    // no-store: gigabytes of weights must not also be written to the browser's HTTP cache.
+    const response = await fetchOrExplain(this.name, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, cache: "no-store" });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 206 || bytes.length !== length) {
       throw new CheckpointError(`${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`, this.name);

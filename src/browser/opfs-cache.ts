@@ -83,7 +83,8 @@ export class ModelCache {
   async download(url: string, onProgress?: DownloadProgress): Promise<File> {
     const key = await keyOf(url);
     await this.remove(key);
-    const response = await fetchOrExplain(url);
+    // no-store: the copy goes to the Origin Private File System, not a second one to the HTTP cache.
+    const response = await fetchOrExplain(url, { cache: "no-store" });
     const total = Number(response.headers.get("Content-Length") ?? 0);
     const { quota, usage = 0 } = await navigator.storage.estimate();
     if (quota !== undefined && total > quota - usage) {
