@@ -9,6 +9,7 @@ import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { measureReadBandwidth } from "../bench/bandwidth.js";
 import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../bench/run.js";
+import { UsageError } from "./options.js";
 
 interface BenchFlags {
   shape: string;
@@ -50,7 +51,7 @@ export function benchCommand(): Command {
     .addOption(new Option("--child <config>").hideHelp())
     .action(async (flags: BenchFlags) => {
       const shape = SHAPE_ALIASES[flags.shape] ?? flags.shape;
-      if (!BENCH_SHAPES[shape]) throw new InvalidArgumentError(`--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`);
+      if (!BENCH_SHAPES[shape]) throw new UsageError(`--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`);
       if (flags.child) return runChild(shape, flags);
 
       const machine = `${cpus()[0]?.model ?? "unknown cpu"} × ${cpus().length}, node ${process.version}`;

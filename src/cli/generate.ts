@@ -1,7 +1,7 @@
 /** `gemma-ts generate`: stream a continuation of a prompt (or a chat reply with --chat) to stdout. */
 import { Command, InvalidArgumentError } from "commander";
 import type { GenerationInput } from "../gemma.js";
-import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type ModelFlags, type SamplingFlags } from "./options.js";
+import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, UsageError, type ModelFlags, type SamplingFlags } from "./options.js";
 
 interface GenerateFlags extends SamplingFlags, ModelFlags {
   prompt?: string;
@@ -27,7 +27,7 @@ export function generateCommand(): Command {
   addSamplingOptions(cmd, 256);
   return cmd.action(async (flags: GenerateFlags) => {
     if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
-      throw new InvalidArgumentError("give exactly one of --prompt or --prompt-ids");
+      throw new UsageError("give exactly one of --prompt or --prompt-ids");
     }
     const model = await loadModelWithProgress(flags.model, flags);
     let input: GenerationInput;

@@ -1,10 +1,19 @@
 /** Option parsing shared by the commands: numbers with clear errors, sampling flags, model loading. */
 import { BUNDLED_MODEL } from "../bundled.js";
 import { InvalidArgumentError, Option, type Command } from "commander";
+import { GemmaError } from "../errors.js";
 import { loadModel, type GemmaModel } from "../gemma.js";
 import type { Quantization } from "../model/weights.js";
 import type { GenerateOptions } from "../generate/generation.js";
 import { DownloadProgress, ProgressBar } from "./progress.js";
+
+/**
+ * A bad combination of flags found inside a command's action. Commander prints the errors it finds
+ * while parsing; one thrown later must be a GemmaError so that main.ts prints it.
+ */
+export class UsageError extends GemmaError {
+  override name = "UsageError";
+}
 
 export function parseNumber(name: string, check: (v: number) => boolean, expected: string) {
   return (raw: string): number => {

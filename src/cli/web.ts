@@ -1,10 +1,10 @@
 /** `gemma-ts web`: serve the browser chat page and a folder of models on localhost. */
 import { dirname, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { BUNDLED_MODEL } from "../bundled.js";
 import { startWebServer } from "../server/web.js";
-import { parseNumber } from "./options.js";
+import { parseNumber, UsageError } from "./options.js";
 
 interface WebFlags {
   models: string;
@@ -24,7 +24,7 @@ export function webCommand(): Command {
     .option("--quiet", "do not log model file requests", false)
     .action(async (flags: WebFlags) => {
       const modelsDir = resolve(flags.models);
-      if (!existsSync(modelsDir) || !statSync(modelsDir).isDirectory()) throw new InvalidArgumentError(`--models ${flags.models}: no such folder`);
+      if (!existsSync(modelsDir) || !statSync(modelsDir).isDirectory()) throw new UsageError(`--models ${flags.models}: no such folder`);
       const server = await startWebServer({
         modelsDir,
         host: flags.host,

@@ -70,7 +70,7 @@ describe("gemma-ts CLI", () => {
       assert.match(r.stdout, /--model <dir\|file\|repo>/);
       assert.match(r.stdout.replace(/\s+/g, " "), /default: the bundled demo model/);
     }
-    for (const command of ["bench", "train", "teacher-targets", "finetune", "pull"]) assert.equal(cli([command, "--help"]).code, 0, command);
+    for (const command of ["bench", "train", "teacher-targets", "finetune", "pull", "web"]) assert.equal(cli([command, "--help"]).code, 0, command);
   });
 
   it("fails with one clear line and a non-zero exit on bad input", () => {
@@ -81,6 +81,10 @@ describe("gemma-ts CLI", () => {
       [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2", "--top-p", "7"], /--top-p must be in \(0, 1\], got "7"/],
       [["generate", "-m", `${FIXTURES}tiny_a`, "--prompt-ids", "2,9999"], /^gemma-ts: token id 9999 is outside the vocabulary of 512\n$/],
       [["train", "--tokenizer", "x"], /required option '--data <file>' not specified/],
+      // Found inside an action, after Commander's own parsing: still printed, as one line.
+      [["generate", "-m", `${FIXTURES}tiny_a`], /^gemma-ts: give exactly one of --prompt or --prompt-ids\n$/],
+      [["web", "--models", "/no/such/dir"], /^gemma-ts: --models \/no\/such\/dir: no such folder\n$/],
+      [["web", "--port", "99999"], /--port must be a port number, got "99999"/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);
