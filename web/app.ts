@@ -81,6 +81,8 @@ async function load(source: ModelSource, label: string): Promise<void> {
     ui.loadStatus.textContent = [`loaded in ${model.loadSeconds.toFixed(1)} s${model.fromCache ? " from the browser cache" : ""}`, ...notices].join("\n");
     showInfo(model);
     startConversation();
+    ui.prompt.placeholder = `Write to ${model.name.split("/").filter(Boolean).pop()} (Enter sends, Shift+Enter breaks the line)`;
+    ui.prompt.focus();
   } catch (e) {
     document.body.dataset["model"] = "error";
     ui.loadStatus.textContent = "";
@@ -224,5 +226,12 @@ ui.newChat.onclick = () => {
 };
 ui.clearCache.onclick = () => void refreshCache(client.clearCache());
 
-void listServedModels();
 void refreshCache();
+// `?model=ADDRESS` loads a model at once (a link to a page with a model, or a bookmark).
+const linked = new URLSearchParams(location.search).get("model");
+if (linked) {
+  ui.url.value = linked;
+  ui.loadUrl.click();
+} else {
+  void listServedModels();
+}

@@ -246,10 +246,11 @@ describe("the chat page in headless Chromium", { skip }, () => {
     const plain = await startWebServer({ modelsDir: models, port: 0, isolate: false });
     try {
       const page = await browser.newPage();
-      await page.goto(plain.url);
+      // A link with ?model= loads it at once.
+      await page.goto(`${plain.url}?model=models/kjv.gguf`);
       assert.equal(await page.evaluate(() => crossOriginIsolated), false);
       assert.match((await page.textContent("#runtime-status"))!, /not cross-origin isolated: one thread/);
-      assert.equal(await loadUrl(page, `${plain.url}models/kjv.gguf`, false), "loaded");
+      await page.waitForFunction(() => document.body.dataset["model"] === "loaded", null, { timeout: 60_000 });
       assert.match((await page.textContent("#model-info"))!, /kernelswasm \(1 thread\)/);
       assert.equal((await ask(page)).text, expected);
       await page.close();
