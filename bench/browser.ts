@@ -17,7 +17,7 @@ import { BENCH_SHAPES, SHAPE_ALIASES } from "../src/bench/run.js";
 import { SyntheticSource } from "../src/bench/synthetic.js";
 import type { GemmaConfig } from "../src/config.js";
 import { loadModel } from "../src/gemma.js";
-import { encodeGgufModel, type GgufMatrixType } from "../src/model/gguf-export.js";
+import { ggufModelParts, type GgufMatrixType } from "../src/model/gguf-export.js";
 import { startWebServer } from "../src/server/web.js";
 import { gemmaGgufVocab } from "../test/helpers/tokenizer.js";
 
@@ -39,10 +39,10 @@ mkdirSync(dir, { recursive: true });
 if (!existsSync(join(dir, file))) {
   process.stderr.write(`writing ${file} (synthetic weights, the Gemma vocabulary)…\n`);
   const vocabulary = gemmaGgufVocab();
-  const bytes = await encodeGgufModel(new SyntheticSource(config, 1), { ...config, vocabSize: vocabulary.pieces.length }, { matrixType, vocabulary });
-  // One write call takes at most 2 GiB.
+  const parts = await ggufModelParts(new SyntheticSource(config, 1), { ...config, vocabSize: vocabulary.pieces.length }, { matrixType, vocabulary });
+  // In pieces: a 9B file is larger than one typed array, and one write call takes at most 2 GiB.
   const fd = openSync(join(dir, `${file}.part`), "w");
-  for (let at = 0; at < bytes.length; at += 1 << 30) writeSync(fd, bytes.subarray(at, at + (1 << 30)));
+  for (const part of parts) for (let at = 0; at < part.length; at += 1 << 30) writeSync(fd, part.subarray(at, at + (1 << 30)));
   closeSync(fd);
   renameSync(join(dir, `${file}.part`), join(dir, file));
 }

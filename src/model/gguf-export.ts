@@ -7,7 +7,7 @@ import type { GemmaConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { f32ToF16 } from "../weights/dtype.js";
-import { encodeGguf, gguv, type GgufTensorInput, type GgufValue } from "../weights/gguf-writer.js";
+import { encodeGguf, ggufParts, gguv, type GgufTensorInput, type GgufValue } from "../weights/gguf-writer.js";
 import { toBlocks, widenRow } from "../weights/matrix-rows.js";
 import { ggufCompatible, ggufTensorName, QUERY_SCALAR_KEY } from "./gguf-checkpoint.js";
 import { expectedTensors } from "./weights.js";
@@ -28,7 +28,17 @@ export interface GgufExportOptions {
   name?: string;
 }
 
+/** The model as one GGUF file in memory (under 4 GiB; larger ones: ggufModelParts). */
 export async function encodeGgufModel(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<Uint8Array> {
+  return encodeGguf(metadataOf(config, options), await ggufTensors(ckpt, config, options));
+}
+
+/** The model's GGUF file as consecutive pieces (ggufParts), for files of any size. */
+export async function ggufModelParts(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<Uint8Array[]> {
+  return ggufParts(metadataOf(config, options), await ggufTensors(ckpt, config, options));
+}
+
+async function ggufTensors(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<GgufTensorInput[]> {
   const incompatible = ggufCompatible(config);
   if (incompatible) throw new ConfigError(`cannot write this model as GGUF: ${incompatible}`);
   const tensors: GgufTensorInput[] = [];
@@ -47,7 +57,7 @@ export async function encodeGgufModel(ckpt: TensorSource, config: GemmaConfig, o
     }
     tensors.push({ name: ggufName, type: options.matrixType, shape, data: encodeMatrix(stored.data, stored.dtype, rows, cols, options.matrixType) });
   }
-  return encodeGguf(metadataOf(config, options), tensors);
+  return tensors;
 }
 
 function encodeMatrix(data: Parameters<typeof widenRow>[1], dtype: Parameters<typeof widenRow>[2], rows: number, cols: number, type: GgufMatrixType): ArrayBufferView {

@@ -34,7 +34,23 @@ export interface GgufTensorInput {
 
 const ALIGNMENT = 32;
 
+/** The whole file in one array (files under the 4 GiB one typed array holds; see ggufParts). */
 export function encodeGguf(metadata: Record<string, GgufValue>, tensors: readonly GgufTensorInput[]): Uint8Array {
+  const parts = ggufParts(metadata, tensors);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * The file as consecutive pieces: header (metadata, tensor infos, padding), then each tensor's
+ * bytes and its padding. Written one after another they make the file, of any size.
+ */
+export function ggufParts(metadata: Record<string, GgufValue>, tensors: readonly GgufTensorInput[]): Uint8Array[] {
   const typed = {
     version: { value: 3, type: GGUFValueType.UINT32 },
     tensor_count: { value: BigInt(tensors.length), type: GGUFValueType.UINT64 },
@@ -44,28 +60,23 @@ export function encodeGguf(metadata: Record<string, GgufValue>, tensors: readonl
   // Alignment 1: tensor infos follow the metadata directly; only the data section is aligned.
   const head = serializeGgufMetadata(typed, { alignment: 1 });
 
-  const infos: Uint8Array[] = [];
+  const parts: Uint8Array[] = [head];
+  const data: Uint8Array[] = [];
   let offset = 0;
-  const offsets: number[] = [];
+  let headerBytes = head.length;
   for (const t of tensors) {
     const type = ggmlType(GGML_TYPE_ID[t.type])!;
     const bytes = ggmlBytes(type, t.shape.reduce((a, b) => a * b, 1));
     if (bytes !== t.data.byteLength) throw new Error(`${t.name}: ${t.type} [${t.shape.join(", ")}] needs ${bytes} bytes, got ${t.data.byteLength}`);
-    offsets.push(offset);
-    infos.push(tensorInfo(t, offset));
-    offset = pad(offset + bytes);
+    const info = tensorInfo(t, offset);
+    parts.push(info);
+    headerBytes += info.length;
+    data.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    if (pad(bytes) > bytes) data.push(new Uint8Array(pad(bytes) - bytes));
+    offset += pad(bytes);
   }
-  const headerBytes = head.length + infos.reduce((s, b) => s + b.length, 0);
-  const dataStart = pad(headerBytes);
-  const out = new Uint8Array(dataStart + offset);
-  out.set(head, 0);
-  let at = head.length;
-  for (const info of infos) {
-    out.set(info, at);
-    at += info.length;
-  }
-  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + offsets[i]!));
-  return out;
+  if (pad(headerBytes) > headerBytes) parts.push(new Uint8Array(pad(headerBytes) - headerBytes));
+  return [...parts, ...data];
 }
 
 function tensorInfo(t: GgufTensorInput, offset: number): Uint8Array {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -8,7 +8,7 @@ import { loadConfig, loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/config.js";
 import { GgufCheckpoint, ggufTensorName } from "../../src/model/gguf-checkpoint.js";
 import { expectedTensors } from "../../src/model/weights.js";
-import { encodeGgufModel, type GgufMatrixType, type GgufVocabulary } from "../../src/model/gguf-export.js";
+import { encodeGgufModel, ggufModelParts, type GgufMatrixType, type GgufVocabulary } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { encodeGguf, gguv } from "../../src/weights/gguf-writer.js";
 import { f32ToF16 } from "../../src/weights/dtype.js";
@@ -27,10 +27,12 @@ interface Fixture {
 async function exportGguf(dir: string, matrixType: GgufMatrixType, vocabulary?: GgufVocabulary): Promise<string> {
   const config = (await loadConfig(dir)) as GemmaConfig;
   const ckpt = await openCheckpointFolder(dir);
-  const bytes = await encodeGgufModel(ckpt, config, { matrixType, vocabulary });
+  // Written piece by piece, as files over 4 GiB must be; encodeGgufModel is checked equal below.
+  const parts = await ggufModelParts(ckpt, config, { matrixType, vocabulary });
   await ckpt.close();
   const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-gguf-")), "model.gguf");
-  writeFileSync(path, bytes);
+  writeFileSync(path, "");
+  for (const part of parts) appendFileSync(path, part);
   return path;
 }
 
@@ -54,6 +56,17 @@ describe("GGUF models", () => {
       assert.ok(maxAbsDiff(actual, fixture.logits.flat()) <= 1e-2);
     });
   }
+
+  it("writes the same bytes in one array (encodeGgufModel) as piece by piece (ggufModelParts)", async () => {
+    const dir = `${FIXTURES}tiny_b_27blike`;
+    const config = (await loadConfig(dir)) as GemmaConfig;
+    const ckpt = await openCheckpointFolder(dir);
+    const whole = await encodeGgufModel(ckpt, config, { matrixType: "Q4_0" });
+    const parts = await ggufModelParts(ckpt, config, { matrixType: "Q4_0" });
+    await ckpt.close();
+    assert.ok(parts.length > config.nLayers, "one piece per tensor at least");
+    assert.deepEqual(Buffer.concat(parts), Buffer.from(whole));
+  });
 
   it("F16 and Q8_0 GGUFs match the safetensors path within their quantization error", async () => {
     const dir = `${FIXTURES}tiny_a`;
