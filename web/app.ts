@@ -153,7 +153,7 @@ async function send(): Promise<void> {
   ui.stats.textContent = "thinking…";
   try {
     const { stats } = await reply.done;
-    ui.stats.textContent = `${stats.completionTokens} tokens · ${stats.tokensPerSecond.toFixed(1)} tokens/s · first token ${stats.firstTokenSeconds.toFixed(2)} s · ${stats.finishReason === "abort" ? "stopped" : `finish: ${stats.finishReason}`}`;
+    ui.stats.textContent = `${stats.completionTokens} tokens · ${stats.tokensPerSecond.toFixed(stats.tokensPerSecond < 10 ? 2 : 1)} tokens/s · first token ${stats.firstTokenSeconds.toFixed(2)} s · ${stats.finishReason === "abort" ? "stopped" : `finish: ${stats.finishReason}`}`;
     answer.dataset["done"] = stats.finishReason ?? "stop";
   } catch (e) {
     answer.classList.add("failed");
