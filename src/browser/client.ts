@@ -38,9 +38,9 @@ export class GemmaWorkerClient {
 
   load(source: ModelSource, options: LoadCallbacks & { threads?: number } = {}): Promise<ModelInfo> {
     this.loading?.reject(new Error("replaced by a newer load"));
-    const { threads: _threads, ...callbacks } = options;
+    const { onProgress, onNotice } = options;
     return new Promise<ModelInfo>((resolve, reject) => {
-      this.loading = { resolve, reject, ...callbacks };
+      this.loading = { resolve, reject, onProgress, onNotice };
       this.post({ type: "load", source, ...(options.threads ? { threads: options.threads } : {}) });
     });
   }

@@ -31,6 +31,10 @@ export function webCommand(): Command {
         port: flags.port,
         isolate: flags.isolation,
         ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`) }),
+      }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === "EADDRINUSE") throw new UsageError(`port ${flags.port} on ${flags.host} is in use; pick another with --port (0: any free port)`);
+        if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") throw new UsageError(`--host ${flags.host}: not an address of this machine`);
+        throw e;
       });
       process.stdout.write(`gemma-ts web: open ${server.url} (models from ${modelsDir}${flags.isolation ? "" : "; not cross-origin isolated: one thread"})\n`);
       const stop = () => void server.close().then(() => process.exit(0));

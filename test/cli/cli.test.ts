@@ -85,6 +85,7 @@ describe("gemma-ts CLI", () => {
       [["generate", "-m", `${FIXTURES}tiny_a`], /^gemma-ts: give exactly one of --prompt or --prompt-ids\n$/],
       [["web", "--models", "/no/such/dir"], /^gemma-ts: --models \/no\/such\/dir: no such folder\n$/],
       [["web", "--port", "99999"], /--port must be a port number, got "99999"/],
+      [["web", "--host", "192.0.2.1", "--port", "0"], /^gemma-ts: --host 192\.0\.2\.1: not an address of this machine\n$/],
     ];
     for (const [args, message] of cases) {
       const r = cli(args);
