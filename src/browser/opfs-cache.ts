@@ -59,11 +59,8 @@ export class ModelCache {
     const key = await keyOf(url);
     const meta = await this.readMeta(key);
     if (!meta || meta.url !== url) return null;
-    const file = await this.dir
-      .getFileHandle(`${key}.bin`)
-      .then((h) => h.getFile())
-      .catch(() => null);
-    if (!file || file.size !== meta.size) return null;
+    const file = await this.storedFile(key, meta.size);
+    if (!file) return null;
     if (meta.etag !== undefined) {
       const current = await fetch(url, { method: "HEAD", cache: "no-store" }).then(
         (r) => (r.ok ? r.headers.get("ETag") : null),
@@ -107,7 +104,8 @@ export class ModelCache {
       } finally {
         await write.close();
       }
-      if (total > 0 && loaded !== total) throw new Error(`${url}: the download ended after ${loaded} of ${total} bytes`);
+      // Fewer bytes than announced is a cut download (a compressed body may decode to more).
+      if (loaded < total) throw new Error(`${url}: the download ended after ${loaded} of ${total} bytes`);
       const etag = response.headers.get("ETag");
       const meta: CacheEntry = { url, size: loaded, savedAt: new Date().toISOString(), ...(etag ? { etag } : {}) };
       await writeText(await this.dir.getFileHandle(`${key}.json`, { create: true }), JSON.stringify(meta));
@@ -116,7 +114,18 @@ export class ModelCache {
       if (e instanceof DOMException && e.name === "QuotaExceededError") throw new CacheQuotaError(`${url}: the browser's storage quota ran out after ${mib(loaded)}`);
       throw e;
     }
-    return (await this.get(url))!;
+    const file = await this.storedFile(key, loaded);
+    if (!file) throw new Error(`${url}: the downloaded copy could not be read back from the browser's storage`);
+    return file;
+  }
+
+  /** The `.bin` of an entry if it is there with the size its entry records. */
+  private async storedFile(key: string, size: number): Promise<File | null> {
+    const file = await this.dir
+      .getFileHandle(`${key}.bin`)
+      .then((h) => h.getFile())
+      .catch(() => null);
+    return file && file.size === size ? file : null;
   }
 
   async list(): Promise<CacheEntry[]> {
