@@ -16,8 +16,12 @@ export class HttpRangeSource implements ByteSource {
     const response = await fetchOrExplain(url, { headers: { Range: "bytes=0-0" }, cache: "no-store" });
     await response.body?.cancel();
     const total = /\/(\d+)$/.exec(response.headers.get("Content-Range") ?? "")?.[1];
-    if (response.status !== 206 || total === undefined) {
+    if (response.status !== 206) {
       throw new CheckpointError(`${url}: the server does not answer range requests (status ${response.status}); turn on caching to download the whole file`, url);
+    }
+    if (total === undefined) {
+      // Another origin must list Content-Range in Access-Control-Expose-Headers for a page to see it.
+      throw new CheckpointError(`${url}: the server answers range requests but shows this page no Content-Range header (CORS); turn on caching to download the whole file`, url);
     }
     return new HttpRangeSource(url, Number(total));
   }

@@ -97,12 +97,17 @@ describe("browser loaders (in Node)", () => {
     await assert.rejects(loadModelFromFiles(pickedFiles([new File(["{}"], "notes.txt")]), jsKernels), /no config\.json/);
   });
 
-  it("says so when a server ignores range requests", async () => {
-    const plain = createServer((_, res) => res.end("GGUF and more bytes"));
+  it("says so when a server ignores range requests, or hides Content-Range", async () => {
+    // "/partial": a 206 without Content-Range, as a page sees a server on another origin that does not expose it.
+    const plain = createServer((req, res) => {
+      if (req.url === "/partial/model.gguf") res.writeHead(206);
+      res.end("GGUF and more bytes");
+    });
     await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
     try {
-      const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/model.gguf`;
-      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null }), jsKernels), /does not answer range requests \(status 200\); turn on caching/);
+      const base = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+      await assert.rejects(loadModelFromFiles(urlFiles(`${base}/model.gguf`, { cache: null }), jsKernels), /does not answer range requests \(status 200\); turn on caching/);
+      await assert.rejects(loadModelFromFiles(urlFiles(`${base}/partial/model.gguf`, { cache: null }), jsKernels), /shows this page no Content-Range header \(CORS\)/);
     } finally {
       plain.close();
     }
