@@ -12,6 +12,7 @@ const ui = {
   url: $<HTMLInputElement>("model-url"),
   served: $<HTMLDataListElement>("served-models"),
   useCache: $<HTMLInputElement>("use-cache"),
+  hubToken: $<HTMLInputElement>("hub-token"),
   loadUrl: $<HTMLButtonElement>("load-url"),
   pickFile: $<HTMLInputElement>("pick-file"),
   pickFolder: $<HTMLInputElement>("pick-folder"),
@@ -200,7 +201,8 @@ ui.loadUrl.onclick = () => {
   } catch {
     return showError(`Not a URL, a path or a Hub repo id: ${url}`);
   }
-  void load({ kind: "url", url: absolute, cache: ui.useCache.checked }, absolute);
+  const hubToken = ui.hubToken.value.trim();
+  void load({ kind: "url", url: absolute, cache: ui.useCache.checked, ...(hubToken ? { hubToken } : {}) }, absolute);
 };
 for (const input of [ui.pickFile, ui.pickFolder]) {
   input.onchange = () => {
@@ -219,6 +221,9 @@ ui.prompt.onkeydown = (e) => {
     void send();
   }
 };
+// The token stays for this tab only (sessionStorage), never in the page's address or on disk.
+ui.hubToken.value = sessionStorage.getItem("gemma-ts hub token") ?? "";
+ui.hubToken.onchange = () => sessionStorage.setItem("gemma-ts hub token", ui.hubToken.value.trim());
 ui.stop.onclick = () => reply?.stop();
 ui.newChat.onclick = () => {
   reply?.stop();

@@ -9,11 +9,13 @@ export class HttpRangeSource implements ByteSource {
   private constructor(
     readonly name: string,
     readonly size: number,
+    /** Sent with every request (an Authorization header for the Hub, say). */
+    private readonly headers: Readonly<Record<string, string>>,
   ) {}
 
   /** Learns the size from a one-byte range request (HEAD is not always allowed cross-origin). */
-  static async open(url: string): Promise<HttpRangeSource> {
-    const response = await fetchOrExplain(url, { headers: { Range: "bytes=0-0" }, cache: "no-store" });
+  static async open(url: string, headers: Readonly<Record<string, string>> = {}): Promise<HttpRangeSource> {
+    const response = await fetchOrExplain(url, { headers: { ...headers, Range: "bytes=0-0" }, cache: "no-store" });
     await response.body?.cancel();
     const total = /\/(\d+)$/.exec(response.headers.get("Content-Range") ?? "")?.[1];
     if (response.status !== 206) {
@@ -23,7 +25,7 @@ export class HttpRangeSource implements ByteSource {
       // Another origin must list Content-Range in Access-Control-Expose-Headers for a page to see it.
       throw new CheckpointError(`${url}: the server answers range requests but shows this page no Content-Range header (CORS); turn on caching to download the whole file`, url);
     }
-    return new HttpRangeSource(url, Number(total));
+    return new HttpRangeSource(url, Number(total), headers);
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
@@ -32,7 +34,7 @@ export class HttpRangeSource implements ByteSource {
     }
     if (length === 0) return into ?? new Uint8Array(0);
     // no-store: gigabytes of weights must not also be written to the browser's HTTP cache.
-    const response = await fetchOrExplain(this.name, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, cache: "no-store" });
+    const response = await fetchOrExplain(this.name, { headers: { ...this.headers, Range: `bytes=${offset}-${offset + length - 1}` }, cache: "no-store" });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 206 || bytes.length !== length) {
       throw new CheckpointError(`${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`, this.name);
@@ -55,7 +57,7 @@ export class HttpStatusError extends CheckpointError {
     readonly status: number,
     statusText: string,
   ) {
-    const hint = status === 401 || status === 403 ? " (a gated or private model: the page sends no Hugging Face token; download the files and open them from disk)" : "";
+    const hint = status === 401 || status === 403 ? " (a gated or private model: give a Hugging Face token that has access to it)" : "";
     super(`${`${url}: HTTP ${status} ${statusText}`.trim()}${hint}`, url);
   }
 }

@@ -49,6 +49,8 @@ export interface UrlFilesOptions {
   onCacheSkipped?: (file: string, reason: string) => void;
   /** Called for each file read from the cache instead of the network. */
   onCacheHit?: (url: string) => void;
+  /** A bearer token sent only to this origin (the Hub's, for gated models), never elsewhere. */
+  authorization?: { origin: string; token: string };
 }
 
 /** A GGUF file's URL, or a folder's base URL (config.json, tokenizer.json and weights beneath it). */
@@ -58,18 +60,19 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
   const base = isGguf ? new URL(".", url) : new URL(url.pathname.endsWith("/") ? url.href : `${url.href}/`);
   const gguf = isGguf ? decodeURIComponent(url.pathname.split("/").pop()!) : null;
   const at = (file: string) => (file === gguf ? url.href : new URL(encodeURIComponent(file), base).href);
-  const { cache } = options;
+  const { cache, authorization } = options;
+  const headersFor = (href: string): Record<string, string> => (authorization && new URL(href).origin === authorization.origin ? { Authorization: `Bearer ${authorization.token}` } : {});
 
   /** The cached copy (downloading it first), or null when the quota cannot hold it. */
   const cachedOrDownloaded = async (file: string): Promise<File | null> => {
     const href = at(file);
-    const hit = await cache!.get(href);
+    const hit = await cache!.get(href, headersFor(href));
     if (hit) {
       options.onCacheHit?.(href);
       return hit;
     }
     try {
-      return await cache!.download(href, (loaded, total) => options.onDownload?.(file, loaded, total));
+      return await cache!.download(href, (loaded, total) => options.onDownload?.(file, loaded, total), headersFor(href));
     } catch (e) {
       if (!(e instanceof CacheQuotaError)) throw e;
       options.onCacheSkipped?.(file, e.message);
@@ -83,7 +86,7 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
     async text(file) {
       try {
         const cached = cache ? await cachedOrDownloaded(file) : null;
-        return await (cached ?? (await fetchOrExplain(at(file)))).text();
+        return await (cached ?? (await fetchOrExplain(at(file), { headers: headersFor(at(file)) }))).text();
       } catch (e) {
         if (e instanceof HttpStatusError && e.status === 404) return null;
         throw e;
@@ -91,7 +94,7 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
     },
     async source(file) {
       const cached = cache ? await cachedOrDownloaded(file) : null;
-      return cached ? new BlobSource(cached, at(file)) : HttpRangeSource.open(at(file));
+      return cached ? new BlobSource(cached, at(file)) : HttpRangeSource.open(at(file), headersFor(at(file)));
     },
   };
 }

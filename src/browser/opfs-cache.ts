@@ -55,14 +55,14 @@ export class ModelCache {
    * The cached file for a URL, or null when there is none or the server now has another version
    * (its ETag changed). When the server cannot be asked (offline), the copy is used as it is.
    */
-  async get(url: string): Promise<File | null> {
+  async get(url: string, headers: Readonly<Record<string, string>> = {}): Promise<File | null> {
     const key = await keyOf(url);
     const meta = await this.readMeta(key);
     if (!meta || meta.url !== url) return null;
     const file = await this.storedFile(key, meta.size);
     if (!file) return null;
     if (meta.etag !== undefined) {
-      const current = await fetch(url, { method: "HEAD", cache: "no-store" }).then(
+      const current = await fetch(url, { method: "HEAD", headers, cache: "no-store" }).then(
         (r) => (r.ok ? r.headers.get("ETag") : null),
         () => null,
       );
@@ -77,11 +77,11 @@ export class ModelCache {
   }
 
   /** Downloads a URL into the cache (streamed to disk, never whole in memory) and returns the file. */
-  async download(url: string, onProgress?: DownloadProgress): Promise<File> {
+  async download(url: string, onProgress?: DownloadProgress, headers: Readonly<Record<string, string>> = {}): Promise<File> {
     const key = await keyOf(url);
     await this.remove(key);
     // no-store: the copy goes to the Origin Private File System, not a second one to the HTTP cache.
-    const response = await fetchOrExplain(url, { cache: "no-store" });
+    const response = await fetchOrExplain(url, { headers, cache: "no-store" });
     const total = Number(response.headers.get("Content-Length") ?? 0);
     const { quota, usage = 0 } = await navigator.storage.estimate();
     if (quota !== undefined && total > quota - usage) {

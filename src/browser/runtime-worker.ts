@@ -9,6 +9,7 @@ import { createWasmKernels } from "../backend/wasm/index.js";
 import type { ChatSession } from "../generate/chat-session.js";
 import type { GemmaModel } from "../model/gemma-model.js";
 import { loadModelFromFiles } from "./load.js";
+import { HUB_ENDPOINT } from "./model-address.js";
 import { pickedFiles, urlFiles } from "./model-files.js";
 import { ModelCache } from "./opfs-cache.js";
 import type { ModelInfo, ModelSource, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
@@ -48,6 +49,7 @@ async function load(source: ModelSource, threadsWanted?: number): Promise<void> 
       ? pickedFiles(source.files)
       : urlFiles(source.url, {
           cache,
+          ...(source.hubToken ? { authorization: { origin: new URL(HUB_ENDPOINT).origin, token: source.hubToken } } : {}),
           onDownload: (file, loaded, total) => {
             downloaded = true;
             send({ type: "progress", phase: "download", file, loaded, total });

@@ -10,7 +10,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
 import { jsKernels } from "../../src/backend/js/index.js";
+import { modelAddress } from "../../src/browser/model-address.js";
+import { fileResponse } from "../../src/server/static-files.js";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { pickedFiles, urlFiles } from "../../src/browser/model-files.js";
 import { loadModelFromFiles } from "../../src/browser/load.js";
@@ -95,6 +99,26 @@ describe("browser loaders (in Node)", () => {
     await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/`, { cache: null }), jsKernels), /no config\.json/);
     await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/absent.gguf`, { cache: null }), jsKernels), /absent\.gguf: HTTP 404/);
     await assert.rejects(loadModelFromFiles(pickedFiles([new File(["{}"], "notes.txt")]), jsKernels), /no config\.json/);
+  });
+
+  it("sends a Hub token only to the Hub's origin, and explains a 401", async () => {
+    const app = new Hono();
+    app.use("*", async (c, next) => (c.req.header("Authorization") === "Bearer hf_secret" ? next() : c.text("gated", 401)));
+    app.on(["GET", "HEAD"], "/org/model/resolve/main/kjv.gguf", (c) => fileResponse(BUNDLED_MODEL, c.req.raw));
+    const hub = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
+    });
+    try {
+      const origin = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
+      const url = modelAddress("org/model/kjv.gguf", server.url, origin);
+      const gated = await loadModelFromFiles(urlFiles(url, { cache: null, authorization: { origin, token: "hf_secret" } }), jsKernels);
+      assert.equal(await gated.generate("And God said", { maxTokens: 8, seed: 2 }).complete(), await (await loadModel(BUNDLED_MODEL, { kernels: "js" })).generate("And God said", { maxTokens: 8, seed: 2 }).complete());
+      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null }), jsKernels), /HTTP 401 Unauthorized \(a gated or private model: give a Hugging Face token that has access to it\)/);
+      const elsewhere = { origin: "https://huggingface.co", token: "hf_secret" };
+      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null, authorization: elsewhere }), jsKernels), /HTTP 401/, "the token is not sent to another origin");
+    } finally {
+      hub.close();
+    }
   });
 
   it("says so when a server ignores range requests, or hides Content-Range", async () => {
