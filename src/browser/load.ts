@@ -48,8 +48,8 @@ async function folderTokenizer(files: ModelFiles): Promise<GemmaTokenizer | null
     const configText = await files.text("tokenizer_config.json");
     return tokenizerFromJson(parse(json, `${files.name}/tokenizer.json`), configText === null ? {} : parse(configText, `${files.name}/tokenizer_config.json`), `${files.name}/tokenizer.json`);
   }
-  if ((await files.text("tokenizer.gguf")) === null) return null;
-  const source = await files.source("tokenizer.gguf");
+  const source = await files.optionalSource("tokenizer.gguf");
+  if (!source) return null;
   try {
     const file = await GgufFile.open(source);
     return tokenizerFromGguf(new GgufMetadataReader(file.metadata, source.name), source.name);

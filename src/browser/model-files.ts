@@ -16,6 +16,18 @@ export interface ModelFiles {
   /** A small file's text, or null when the checkpoint has no such file. */
   text(file: string): Promise<string | null>;
   source(file: string): Promise<ByteSource>;
+  /** The file's bytes, or null when the checkpoint has no such file. */
+  optionalSource(file: string): Promise<ByteSource | null>;
+}
+
+/** Null for a 404 (an optional file that is not there); other failures stay errors. */
+async function unlessMissing<T>(read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof HttpStatusError && e.status === 404) return null;
+    throw e;
+  }
 }
 
 /** Picked files: one .gguf, or a folder (`webkitdirectory`) holding config.json or a .gguf. */
@@ -33,11 +45,13 @@ export function pickedFiles(files: readonly File[]): ModelFiles {
     if (!f) throw new Error(`${name}: no ${n} among the picked files`);
     return f;
   };
+  const blob = (n: string) => new BlobSource(file(n), folder ? `${folder}/${n}` : n);
   return {
     name,
     gguf,
     text: async (n) => (byName.has(n) ? file(n).text() : null),
-    source: async (n) => new BlobSource(file(n), folder ? `${folder}/${n}` : n),
+    source: async (n) => blob(n),
+    optionalSource: async (n) => (byName.has(n) ? blob(n) : null),
   };
 }
 
@@ -80,21 +94,20 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
     }
   };
 
+  const source = async (file: string): Promise<ByteSource> => {
+    const cached = cache ? await cachedOrDownloaded(file) : null;
+    return cached ? new BlobSource(cached, at(file)) : HttpRangeSource.open(at(file), headersFor(at(file)));
+  };
+
   return {
     name: isGguf ? url.href : base.href,
     gguf,
-    async text(file) {
-      try {
+    text: (file) =>
+      unlessMissing(async () => {
         const cached = cache ? await cachedOrDownloaded(file) : null;
-        return await (cached ?? (await fetchOrExplain(at(file), { headers: headersFor(at(file)) }))).text();
-      } catch (e) {
-        if (e instanceof HttpStatusError && e.status === 404) return null;
-        throw e;
-      }
-    },
-    async source(file) {
-      const cached = cache ? await cachedOrDownloaded(file) : null;
-      return cached ? new BlobSource(cached, at(file)) : HttpRangeSource.open(at(file), headersFor(at(file)));
-    },
+        return (cached ?? (await fetchOrExplain(at(file), { headers: headersFor(at(file)) }))).text();
+      }),
+    source,
+    optionalSource: (file) => unlessMissing(() => source(file)),
   };
 }

@@ -1,8 +1,7 @@
 /** Runs the API on Node's HTTP server (@hono/node-server) and shuts it down gracefully. Node adapter. */
-import type { AddressInfo } from "node:net";
-import { serve, type ServerType } from "@hono/node-server";
 import type { GemmaModel } from "../gemma.js";
 import { createApp, type GemmaServerApp, type ServerOptions } from "./app.js";
+import { listen } from "./listen.js";
 
 export interface ListenOptions extends ServerOptions {
   /** Default 127.0.0.1: only this machine can connect unless asked otherwise. */
@@ -24,15 +23,9 @@ export interface RunningServer {
 
 export async function startServer(model: GemmaModel, options: ListenOptions): Promise<RunningServer> {
   const api = createApp(model, options);
-  const host = options.host ?? "127.0.0.1";
-  const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: api.app.fetch, hostname: host, port: options.port ?? 0 }, () => resolve(s));
-    s.once("error", reject);
-  });
-  const port = (server.address() as AddressInfo).port;
-  const shownHost = host.includes(":") ? `[${host}]` : host;
+  const { server, port, origin } = await listen(api.app.fetch, options.host ?? "127.0.0.1", options.port ?? 0);
   return {
-    url: `http://${shownHost}:${port}`,
+    url: origin,
     port,
     api,
     async close(graceMs = 10_000) {

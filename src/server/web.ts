@@ -3,12 +3,11 @@
  * /models/ (range requests, a JSON index), with the headers that make the page cross-origin
  * isolated (COOP + COEP), which browsers require before workers may share memory.
  */
-import type { AddressInfo } from "node:net";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
+import { listen } from "./listen.js";
 import { fileResponse, pathInside } from "./static-files.js";
 
 /** dist/web, two levels above both src/server (tsx) and dist/server (built). */
@@ -88,15 +87,9 @@ export interface RunningWebServer {
 }
 
 export async function startWebServer(options: WebServerOptions): Promise<RunningWebServer> {
-  const app = createWebApp(options);
-  const host = options.host ?? "127.0.0.1";
-  const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port: options.port ?? 0 }, () => resolve(s));
-    s.once("error", reject);
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { server, port, origin } = await listen(createWebApp(options).fetch, options.host ?? "127.0.0.1", options.port ?? 0);
   return {
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
+    url: `${origin}/`,
     port,
     close: () =>
       new Promise<void>((resolve) => {

@@ -4,6 +4,8 @@
  * Backward functions accumulate (+=) into parameter gradients and input gradients, so a value used
  * twice (a residual stream, the tied embedding) just receives both contributions.
  */
+import type { AttentionArgs } from "../backend/kernels.js";
+
 export type Vec = Float32Array | Float64Array;
 
 /** out[m, n] (+)= Σ_k a[m, k] · b[n, k]: y = x Wᵀ with W in PyTorch [out, in] layout. */
@@ -122,16 +124,9 @@ export function rope(x: Vec, tokens: number, heads: number, headDim: number, cos
   }
 }
 
-export interface AttentionShape {
+/** The inference kernel's attention settings (heads, scale, soft-cap, window) over `tokens` positions. */
+export interface AttentionShape extends Pick<AttentionArgs, "nHeads" | "nKvHeads" | "headDim" | "scale" | "softcap" | "window"> {
   tokens: number;
-  nHeads: number;
-  nKvHeads: number;
-  headDim: number;
-  /** Scores are multiplied by this before the soft-cap (queryPreAttnScalar^-0.5). */
-  scale: number;
-  softcap: number | null;
-  /** Local layers: key s is visible from query t when t − s < window. */
-  window: number | null;
 }
 
 /**

@@ -4,7 +4,7 @@
  * Files, must give exactly the model `loadModel` gives from disk.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import { loadModel, type GemmaModel } from "../../src/gemma.js";
 import { startWebServer, type RunningWebServer } from "../../src/server/web.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
+import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 /** A tokenizer model rewritten as two shards + index, the layout of real Gemma checkpoints. */
@@ -75,6 +76,18 @@ describe("browser loaders (in Node)", () => {
     const browser = await loadModelFromFiles(urlFiles(`${server.url}models/sharded`, { cache: null }), jsKernels);
     assert.ok(browser.tokenizer, "tokenizer.json was read");
     await sameModel(browser, await loadModel(join(dir, "sharded"), { kernels: "js" }), "Hello there");
+  });
+
+  it("reads a folder's tokenizer.gguf when it has no tokenizer.json, by URL and picked", async () => {
+    const folder = writeRandomModel(tinyGemma2Json({ vocab_size: 4096 }), 5);
+    copyFileSync(`${FIXTURES}kjv-vocab.gguf`, join(folder, "tokenizer.gguf"));
+    cpSync(folder, join(dir, "spm"), { recursive: true });
+    const node = await loadModel(folder, { kernels: "js" });
+    const byUrl = await loadModelFromFiles(urlFiles(`${server.url}models/spm/`, { cache: null }), jsKernels);
+    assert.equal(byUrl.tokenizer?.vocabSize, 4000);
+    await sameModel(byUrl, node, "And God said");
+    const picked = pickedFiles(readdirSync(folder).map((name) => new File([readFileSync(join(folder, name))], name)));
+    await sameModel(await loadModelFromFiles(picked, jsKernels), node, "And God said");
   });
 
   it("loads picked files: a folder (webkitRelativePath) or one .gguf", async () => {
