@@ -94,7 +94,7 @@ export function trainCommand(): Command {
         alpha: targets ? flags.alpha : 0,
         evalEvery: flags.evalEvery,
         evalSequences: flags.evalSequences,
-      });
+      }, targets);
       await mkdir(flags.out, { recursive: true });
       const logPath = join(flags.out, "train_log.jsonl");
       if (flags.resume) {
@@ -120,7 +120,8 @@ export function trainCommand(): Command {
         bar.update(log.step, flags.steps);
         if (log.validationLoss !== null) {
           bar.done();
-          process.stderr.write(`step ${log.step}: train loss ${log.trainLoss.toFixed(4)}, validation loss ${log.validationLoss.toFixed(4)} (perplexity ${Math.exp(log.validationLoss).toFixed(2)}), ${log.tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const terms = log.distillationLoss === null ? "" : ` (distillation ${log.distillationLoss.toFixed(4)}, next-token ${log.nextTokenLoss.toFixed(4)})`;
+          process.stderr.write(`step ${log.step}: train loss ${log.trainLoss.toFixed(4)}${terms}, validation loss ${log.validationLoss.toFixed(4)} (perplexity ${Math.exp(log.validationLoss).toFixed(2)}), ${log.tokensPerSecond.toFixed(0)} tokens/s\n`);
         }
         if (flags.saveEvery > 0 && log.step % flags.saveEvery === 0) await save();
       }

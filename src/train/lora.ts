@@ -87,7 +87,7 @@ export function trainLora(model: TrainableGemma, examples: ChatExample[], settin
     const scored = batch.reduce((n, e) => n + e.mask.reduce((a, b) => a + b, 0), 0);
     model.zeroGrads();
     let loss = 0;
-    for (const e of batch) loss += model.lossAndBackward(e.ids, { nextTokens: e.nextTokens, mask: e.mask }, 1 / scored);
+    for (const e of batch) loss += model.lossAndBackward(e.ids, { nextTokens: e.nextTokens, mask: e.mask }, 1 / scored).total;
     const lr = scheduledLr(step, settings.lr, settings.warmup, settings.steps);
     const gradNorm = optimizer.update(params, grads, lr, () => false);
     const log = { step: step + 1, loss: loss / scored, lr, gradNorm };

@@ -34,6 +34,15 @@ import {
 export type ArrayKind = "f32" | "f64";
 
 /** What one sequence is trained towards. */
+/** Summed losses of one sequence (see `lossAndBackward`). */
+export interface SequenceLoss {
+  /** (1 − alpha) × next-token + alpha × distillation: what the gradient follows. */
+  total: number;
+  nextToken: number;
+  /** Null without teacher targets. */
+  distillation: number | null;
+}
+
 export interface SequenceTarget {
   /** Next-token ids, one per input position. */
   nextTokens: ArrayLike<number>;
@@ -206,19 +215,20 @@ export class TrainableGemma {
 
   /**
    * Forward and backward over one sequence; gradients (scaled by `gradScale`) are added to
-   * `grads`. Returns the summed loss over the sequence's positions.
+   * `grads`. Returns the summed losses over the sequence's positions: the weighted total that the
+   * gradient follows, and its two terms unweighted (the next-token loss is always measured, so a
+   * distilled run's log stays comparable with a next-token run's).
    */
-  lossAndBackward(ids: readonly number[], target: SequenceTarget, gradScale: number): number {
+  lossAndBackward(ids: readonly number[], target: SequenceTarget, gradScale: number): SequenceLoss {
     const T = ids.length;
     const V = this.config.vocabSize;
     const { logits, caches, finalNormed, finalRstd, residual } = this.forward(ids);
     const dLogits = this.alloc(T * V);
     const alpha = target.teacher ? (target.alpha ?? 1) : 0;
-    let loss = 0;
-    if (alpha < 1) loss += (1 - alpha) * crossEntropy(dLogits, logits, target.nextTokens, T, V, (1 - alpha) * gradScale, target.mask);
-    if (target.teacher && alpha > 0) loss += alpha * distillation(dLogits, logits, target.teacher, T, V, alpha * gradScale);
+    const nextToken = crossEntropy(alpha < 1 ? dLogits : null, logits, target.nextTokens, T, V, (1 - alpha) * gradScale, target.mask);
+    const distilled = target.teacher ? distillation(alpha > 0 ? dLogits : null, logits, target.teacher, T, V, alpha * gradScale) : null;
     this.backward(ids, dLogits, logits, caches, finalNormed, finalRstd, residual);
-    return loss;
+    return { total: (1 - alpha) * nextToken + alpha * (distilled ?? 0), nextToken, distillation: distilled };
   }
 
   /** Summed next-token loss and the number of scored positions, without gradients (evaluation). */

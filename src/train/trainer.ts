@@ -29,7 +29,12 @@ export interface TrainSettings {
 
 export interface TrainLog {
   step: number;
+  /** Mean loss per token that the gradient followed ((1 − alpha) × next-token + alpha × distillation). */
   trainLoss: number;
+  /** Mean next-token loss per token on the batch (measured in every mode). */
+  nextTokenLoss: number;
+  /** Mean distillation loss per token on the batch; null without teacher targets. */
+  distillationLoss: number | null;
   lr: number;
   gradNorm: number;
   validationLoss: number | null;
@@ -70,12 +75,17 @@ export class Trainer {
     const t0 = performance.now();
     model.zeroGrads();
     let loss = 0;
+    let nextToken = 0;
+    let distillation: number | null = this.targets ? 0 : null;
     const scale = 1 / (settings.batch * T);
     for (const index of this.batchOf(this.step)) {
       const window = this.data.train[index]!;
       const ids = Array.from(window.subarray(0, T));
       const target = { nextTokens: window.subarray(1, T + 1), alpha: settings.alpha, ...(this.targets ? { teacher: this.targets.sequence(index) } : {}) };
-      loss += model.lossAndBackward(ids, target, scale);
+      const parts = model.lossAndBackward(ids, target, scale);
+      loss += parts.total;
+      nextToken += parts.nextToken;
+      if (distillation !== null) distillation += parts.distillation!;
     }
     const lr = scheduledLr(this.step, settings.lr, settings.warmup, settings.steps);
     const gradNorm = this.optimizer.update(model.params, model.grads, lr, (name) => model.shapes.get(name)!.length === 2);
@@ -85,6 +95,8 @@ export class Trainer {
     const entry: TrainLog = {
       step: this.step,
       trainLoss: loss * scale,
+      nextTokenLoss: nextToken * scale,
+      distillationLoss: distillation === null ? null : distillation * scale,
       lr,
       gradNorm,
       validationLoss: due ? this.validationLoss() : null,

@@ -49,6 +49,20 @@ describe("teacher-targets + train --targets + perplexity", () => {
     const student = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--targets", join(dir, "targets"), "--alpha", "0.5", "--out", join(dir, "student")]);
     assert.equal(student.code, 0, student.stderr);
     assert.match(student.stderr, /by distillation \(alpha 0\.5, top-8 targets\)/);
+    // The targets must reach the loss: the same run without them (or with another alpha) ends in
+    // other weights, and the distillation term is logged and falls.
+    const plain = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--out", join(dir, "student-plain")]);
+    assert.equal(plain.code, 0, plain.stderr);
+    const alphaOne = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--targets", join(dir, "targets"), "--alpha", "1", "--out", join(dir, "student-alpha1")]);
+    assert.equal(alphaOne.code, 0, alphaOne.stderr);
+    const weights = (run: string) => readFileSync(join(dir, run, "model.safetensors"));
+    assert.ok(!weights("student").equals(weights("student-plain")), "distilled weights differ from next-token weights");
+    assert.ok(!weights("student").equals(weights("student-alpha1")), "--alpha changes the weights");
+    const log = (run: string) => readFileSync(join(dir, run, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { trainLoss: number; nextTokenLoss: number; distillationLoss: number | null });
+    const distilled = log("student-alpha1");
+    assert.ok(distilled.every((l) => l.distillationLoss !== null && Math.abs(l.trainLoss - l.distillationLoss) < 1e-9), "alpha 1: the loss is the distillation term");
+    assert.ok(distilled.at(-1)!.distillationLoss! < distilled[0]!.distillationLoss! - 0.01, `distillation loss ${distilled[0]!.distillationLoss} → ${distilled.at(-1)!.distillationLoss}`);
+    assert.ok(log("student-plain").every((l) => l.distillationLoss === null && l.trainLoss === l.nextTokenLoss));
 
     const generated = cli(["generate", "--model", join(dir, "student"), "--prompt", "And God", "-n", "8", "--seed", "1"]);
     assert.equal(generated.code, 0, generated.stderr);
