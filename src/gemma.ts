@@ -50,6 +50,7 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
 /** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
 export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
   const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
+  options.onDebug?.(`kernels: ${kernels.name}`);
   return assembleForward(source, config, kernels, await assembleOptions(options));
 }
 
@@ -116,6 +117,7 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
   const { checkpoint, config, tokenizer } = await openCheckpoint(dir);
   try {
     const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
+    options.onDebug?.(`kernels: ${kernels.name}`);
     return await assembleModel(checkpoint, config, tokenizer, kernels, await assembleOptions(options));
   } finally {
     await checkpoint.close();

@@ -6,7 +6,7 @@ import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes,
 import { validateTensors } from "../model/weights.js";
 import { Checkpoint } from "../weights/checkpoint.js";
 import { resolveModelPath } from "../hub/resolve.js";
-import { addModelOptions } from "./options.js";
+import { addModelSourceOptions } from "./options.js";
 import { formatBytes } from "./progress.js";
 
 function formatCount(n: number): string {
@@ -16,7 +16,7 @@ function formatCount(n: number): string {
 }
 
 export function infoCommand(): Command {
-  return addModelOptions(new Command("info").description("show a checkpoint's configuration, size and memory needs"))
+  return addModelSourceOptions(new Command("info").description("show a checkpoint's configuration, size and memory needs"))
     .option("--json", "print as JSON", false)
     .action(async (flags: { model: string; json: boolean; offline: boolean }) => {
       const { checkpoint, config, tokenizer } = await openCheckpoint(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));

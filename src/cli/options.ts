@@ -86,11 +86,16 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
   return model;
 }
 
-/** Options every model-loading command has. */
-export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
+/** Where a model comes from: what a command that only reads a checkpoint's description takes. */
+export function addModelSourceOptions(cmd: Command, what = "checkpoint folder"): Command {
   return cmd
     .addOption(new Option("-m, --model <dir|file|repo>", `${what}, a .gguf file, or a Hugging Face repo id (org/name[@revision], org/name/file.gguf) taken from the HF cache or downloaded`).default(BUNDLED_MODEL, "the bundled demo model"))
-    .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false)
+    .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false);
+}
+
+/** Options every command that loads and runs a model has. */
+export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
+  return addModelSourceOptions(cmd, what)
     .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
     .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
     .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))

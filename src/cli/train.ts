@@ -17,7 +17,7 @@ import { Trainer, type TrainSettings } from "../train/trainer.js";
 import { loadChatExamples, saveLoraAdapter, trainLora } from "../train/lora.js";
 import { LORA_TARGETS } from "../train/model.js";
 import { trainingLinear } from "../train/fast-linear.js";
-import { loadModelWithProgress, parseNumber } from "./options.js";
+import { loadModelWithProgress, parseNumber, UsageError } from "./options.js";
 import { ProgressBar } from "./progress.js";
 
 const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
@@ -64,7 +64,8 @@ export function trainCommand(): Command {
     .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
     .option("--resume", "continue a run saved in --out (same settings)", false)
     .requiredOption("--out <dir>", "output checkpoint folder (config.json, model.safetensors, tokenizer files, train_log.jsonl)")
-    .action(async (flags: TrainFlags) => {
+    .action(async (flags: TrainFlags, cmd: Command) => {
+      if (cmd.getOptionValueSource("alpha") === "cli" && !flags.targets) throw new UsageError("--alpha weighs the distillation loss and needs --targets");
       const tokenizer = await loadTokenizer(flags.tokenizer);
       const linear = await trainingLinear(flags.backend, flags.threads);
       let model: TrainableGemma;

@@ -1,0 +1,102 @@
+/**
+ * Every flag a command accepts must change what happens. Each case runs the CLI on the bundled
+ * model with one flag set and checks its effect on the output against a run without it.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+
+const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+const run = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+async function ok(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const r = await cli(args);
+  assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  return r;
+}
+
+const GENERATE = ["generate", "--prompt", "And the LORD said", "-n", "24", "--seed", "1"];
+
+describe("every accepted CLI flag changes what happens", () => {
+  it("sampling flags of generate", async () => {
+    const variants: Record<string, string[]> = {
+      base: [],
+      greedy: ["--temperature", "0"],
+      seed: ["--seed", "2"],
+      topK1: ["--top-k", "1"],
+      topP: ["--top-p", "0.01"],
+      minP: ["--min-p", "1"],
+      repetition: ["--temperature", "0", "--repetition-penalty", "3"],
+      presence: ["--temperature", "0", "--presence-penalty", "2"],
+      frequency: ["--temperature", "0", "--frequency-penalty", "2"],
+      maxTokens: ["--max-tokens", "3"],
+      hot: ["--temperature", "5", "--top-k", "0", "--top-p", "1"],
+      chat: ["--temperature", "0", "--chat"],
+      system: ["--temperature", "0", "--chat", "--system", "Speak of Egypt."],
+    };
+    const out: Record<string, string> = {};
+    await Promise.all(Object.entries(variants).map(async ([name, flags]) => {
+      out[name] = (await ok([...GENERATE, ...flags])).stdout;
+    }));
+    const differs = (a: string, b: string) => assert.notEqual(out[a], out[b], `${a} vs ${b}: ${JSON.stringify(out[a])}`);
+    differs("greedy", "base");
+    differs("seed", "base");
+    // top-k 1, a tiny nucleus and min-p 1 each leave only the most likely token: greedy.
+    for (const name of ["topK1", "topP", "minP"]) assert.equal(out[name], out["greedy"], name);
+    differs("repetition", "greedy");
+    differs("presence", "greedy");
+    differs("frequency", "greedy");
+    differs("frequency", "presence");
+    differs("hot", "base");
+    assert.ok(out["base"]!.startsWith(out["maxTokens"]!.trimEnd()) && out["maxTokens"]!.length < out["base"]!.length / 2);
+    differs("chat", "greedy");
+    differs("system", "chat");
+
+    const base = out["base"]!;
+    const word = base.trim().split(/\s+/)[2]!;
+    const stopped = (await ok([...GENERATE, "--stop", word])).stdout;
+    assert.ok(stopped.length < base.length && !stopped.includes(word), `--stop ${word}: ${JSON.stringify(stopped)}`);
+  });
+
+  it("model flags: --quant, --backend, --threads, --debug", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-flags-"));
+    const text = join(dir, "text.txt");
+    writeFileSync(text, "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
+    const ppl = async (flags: string[]) => (JSON.parse((await ok(["perplexity", "--data", text, "--json", ...flags])).stdout) as { perplexity: number; tokens: number });
+    const [none, q8, q4, js, shortContext] = await Promise.all([ppl([]), ppl(["--quant", "q8_0"]), ppl(["--quant", "q4_0"]), ppl(["--backend", "js"]), ppl(["--context", "8", "--stride", "4"])]);
+    assert.notEqual(q8.perplexity, none.perplexity, "--quant q8_0 changes the weights");
+    assert.notEqual(q4.perplexity, q8.perplexity, "--quant q4_0 differs from q8_0");
+    assert.ok(Math.abs(q8.perplexity / none.perplexity - 1) < 0.02, `q8_0 stays close: ${q8.perplexity} vs ${none.perplexity}`);
+    assert.ok(Math.abs(js.perplexity / none.perplexity - 1) < 1e-4, "--backend js computes the same model");
+    assert.ok(shortContext.perplexity > none.perplexity, "--context 8 sees less of the text");
+
+    const kernels = async (flags: string[]) => /kernels: (\S+)/.exec((await ok([...GENERATE, "-n", "2", "--debug", ...flags])).stderr)?.[1];
+    assert.equal(await kernels(["--backend", "js"]), "js");
+    assert.equal(await kernels(["--threads", "1"]), "wasm");
+    assert.equal(await kernels(["--threads", "3"]), "wasm×3");
+    assert.equal((await ok([...GENERATE, "-n", "2"])).stderr.includes("kernels:"), false, "no diagnostics without --debug");
+  });
+
+  it("flags a command does not use are refused, not ignored", async () => {
+    const info = await cli(["info", "--quant", "q8_0"]);
+    assert.equal(info.code, 1);
+    assert.match(info.stderr, /unknown option '--quant'/);
+    const alpha = await cli(["train", "--config", "x.json", "--tokenizer", "t", "--data", "d.txt", "--alpha", "0.5", "--out", join(tmpdir(), "never")]);
+    assert.equal(alpha.code, 1);
+    assert.match(alpha.stderr, /--alpha weighs the distillation loss and needs --targets/);
+  });
+});
