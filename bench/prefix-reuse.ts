@@ -38,7 +38,7 @@ const followUp = [...history, { role: "user", content: "Summarise it in one line
 
 async function ttft(url: string, messages: object[]): Promise<number> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages, max_tokens: 1, temperature: 0, stream: true }) });
+  const response = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages, max_tokens: 1, temperature: 0, stream: true }) });
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let seen = "";

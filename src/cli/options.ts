@@ -15,6 +15,14 @@ export class UsageError extends GemmaError {
   override name = "UsageError";
 }
 
+/** A listen() failure as one line naming the flag to change (EADDRINUSE and the like); others unchanged. */
+export function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  if (e.code === "EADDRINUSE") return new UsageError(`port ${port} on ${host} is in use; pick another with --port (0: any free port)`);
+  if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") return new UsageError(`--host ${host}: not an address of this machine`);
+  if (e.code === "EACCES") return new UsageError(`port ${port} on ${host}: permission denied (ports below 1024 need privileges)`);
+  return e;
+}
+
 export function parseNumber(name: string, check: (v: number) => boolean, expected: string) {
   return (raw: string): number => {
     const value = Number(raw);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { startServer } from "../server/serve.js";
-import { addModelOptions, loadModelWithProgress, parseNumber, type ModelFlags } from "./options.js";
+import { addModelOptions, listenError, loadModelWithProgress, parseNumber, type ModelFlags } from "./options.js";
 
 interface ServeFlags extends ModelFlags {
   modelName?: string;
@@ -13,6 +13,7 @@ interface ServeFlags extends ModelFlags {
   maxQueue: number;
   apiKey?: string;
   maxBody: number;
+  allowHost: string[];
 }
 
 export function serveCommand(): Command {
@@ -28,6 +29,7 @@ export function serveCommand(): Command {
     .option("--max-queue <n>", "requests that may wait for a slot; more get 503", count("--max-queue", 0), 64)
     .option("--api-key <key>", "require Authorization: Bearer <key> (or set GEMMA_TS_API_KEY)")
     .option("--max-body <bytes>", "largest request body accepted", count("--max-body", 1024), 4 * 1024 * 1024)
+    .option("--allow-host <name>", "also answer requests for this Host name (repeatable); a loopback-bound server otherwise answers only localhost, 127.0.0.1 and [::1]", (v: string, list: string[]) => [...list, v], [] as string[])
     .action(async (flags: ServeFlags) => {
       const model = await loadModelWithProgress(flags.model, flags);
       // A folder is named by its last part; a repo id by itself (without @revision).
@@ -40,8 +42,11 @@ export function serveCommand(): Command {
         parallel: flags.parallel,
         maxQueue: flags.maxQueue,
         maxBodyBytes: flags.maxBody,
+        allowHosts: flags.allowHost,
         ...(apiKey ? { apiKey } : {}),
         log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      }).catch((e: NodeJS.ErrnoException) => {
+        throw listenError(e, flags.host, flags.port);
       });
       process.stderr.write(`gemma-ts serving ${modelName} at ${server.url}/v1 (parallel ${flags.parallel}, queue ${flags.maxQueue}${apiKey ? ", API key required" : ""})\n`);
       let stopping = false;

@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { Command } from "commander";
 import { BUNDLED_MODEL } from "../bundled.js";
 import { startWebServer } from "../server/web.js";
-import { parseNumber, UsageError } from "./options.js";
+import { listenError, parseNumber, UsageError } from "./options.js";
 
 interface WebFlags {
   models: string;
@@ -32,9 +32,7 @@ export function webCommand(): Command {
         isolate: flags.isolation,
         ...(flags.quiet ? {} : { log: (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`) }),
       }).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "EADDRINUSE") throw new UsageError(`port ${flags.port} on ${flags.host} is in use; pick another with --port (0: any free port)`);
-        if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") throw new UsageError(`--host ${flags.host}: not an address of this machine`);
-        throw e;
+        throw listenError(e, flags.host, flags.port);
       });
       process.stdout.write(`gemma-ts web: open ${server.url} (models from ${modelsDir}${flags.isolation ? "" : "; not cross-origin isolated: one thread"})\n`);
       const stop = () => void server.close().then(() => process.exit(0));

@@ -1,9 +1,9 @@
 /** OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with the right HTTP status. */
-export type ApiErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "server_error" | "rate_limit_error";
+export type ApiErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "server_error" | "rate_limit_error" | "permission_error";
 
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 404 | 405 | 413 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 413 | 415 | 500 | 503,
     message: string,
     readonly type: ApiErrorType = "invalid_request_error",
     readonly param: string | null = null,

@@ -9,9 +9,12 @@ import { streamSSE } from "hono/streaming";
 import { GemmaError } from "../errors.js";
 import type { GemmaModel } from "../gemma.js";
 import type { GeneratedToken } from "../generate/generation.js";
+import { TemplateLimitError } from "../tokenizer/template-limits.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import { ApiError, invalid } from "./api-error.js";
 import { chatLogprob, CompletionRun, promptIds, textLogprobs, type CompletionStats } from "./completion.js";
+import { hostGuard, requireJson } from "./host-guard.js";
+import { refuseOversizedPrompt } from "./prompt-size.js";
 import { parseCompletionRequest, type CompletionRequest } from "./request.js";
 import { SlotPool } from "./slots.js";
 
@@ -28,6 +31,8 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** One line per request. */
   log?: (line: string) => void;
+  /** Host names accepted in the Host header; null or absent: any (see host-guard.ts). */
+  allowedHosts?: ReadonlySet<string> | null;
 }
 
 export interface GemmaServerApp {
@@ -64,6 +69,13 @@ export function createApp(model: GemmaModel, options: ServerOptions): GemmaServe
     return c.json(new ApiError(500, "internal server error", "server_error").toJSON(), 500);
   });
   app.notFound((c) => c.json(new ApiError(404, `no route for ${c.req.method} ${c.req.path}`, "not_found_error").toJSON(), 404));
+
+  app.use("*", hostGuard(options.allowedHosts ?? null, (message) => {
+    throw new ApiError(403, message, "permission_error", null, "host_not_allowed");
+  }));
+  app.use("/v1/*", requireJson((message) => {
+    throw new ApiError(415, message, "invalid_request_error", null, "unsupported_media_type");
+  }));
 
   app.get("/health", (c) => c.json({ status: "ok", model: options.modelName, running: pool.busy, queued: pool.queued }));
 
@@ -105,11 +117,15 @@ export function createApp(model: GemmaModel, options: ServerOptions): GemmaServe
     if (req.model !== null && req.model !== options.modelName) {
       throw new ApiError(404, `model '${req.model}' not found; this server serves '${options.modelName}'`, "not_found_error", "model", "model_not_found");
     }
+    const field = kind === "chat" ? "messages" : "prompt";
+    await refuseOversizedPrompt(tokenizer, req.kind === "chat" ? req.messages.map((m) => m.content) : [req.prompt], model.config.maxPositions, field);
     let ids: number[];
     try {
       ids = promptIds(model, tokenizer, req);
     } catch (e) {
-      if (e instanceof GemmaError) throw invalid(e.message, kind === "chat" ? "messages" : "prompt");
+      // The template is the model file's, not the client's: a runaway one is a server fault.
+      if (e instanceof TemplateLimitError) throw new ApiError(500, e.message, "server_error");
+      if (e instanceof GemmaError) throw invalid(e.message, field);
       throw e;
     }
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;

@@ -1,6 +1,7 @@
 /** Runs the API on Node's HTTP server (@hono/node-server) and shuts it down gracefully. Node adapter. */
 import type { GemmaModel } from "../gemma.js";
 import { createApp, type GemmaServerApp, type ServerOptions } from "./app.js";
+import { allowedHostsFor } from "./host-guard.js";
 import { listen } from "./listen.js";
 
 export interface ListenOptions extends ServerOptions {
@@ -8,6 +9,8 @@ export interface ListenOptions extends ServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** Host names accepted besides the loopback ones when bound to loopback (see host-guard.ts). */
+  allowHosts?: readonly string[];
 }
 
 export interface RunningServer {
@@ -22,8 +25,9 @@ export interface RunningServer {
 }
 
 export async function startServer(model: GemmaModel, options: ListenOptions): Promise<RunningServer> {
-  const api = createApp(model, options);
-  const { server, port, origin } = await listen(api.app.fetch, options.host ?? "127.0.0.1", options.port ?? 0);
+  const host = options.host ?? "127.0.0.1";
+  const api = createApp(model, { ...options, allowedHosts: options.allowedHosts ?? allowedHostsFor(host, options.allowHosts) });
+  const { server, port, origin } = await listen(api.app.fetch, host, options.port ?? 0);
   return {
     url: origin,
     port,

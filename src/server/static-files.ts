@@ -3,7 +3,7 @@
  * (206 / 416), Content-Length and ETag, and no path escaping its root folder. Node adapter.
  */
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 
@@ -30,6 +30,19 @@ export function pathInside(root: string, urlPath: string): string | null {
   const base = resolve(root);
   const full = resolve(base, ...segments);
   return full === base || full.startsWith(base + sep) ? full : null;
+}
+
+/**
+ * Like `pathInside`, but also after following links: the file's real path must lie inside the
+ * root's real path (a symlink in a models folder must not serve /etc/passwd). Null otherwise, and
+ * for anything that does not exist.
+ */
+export async function realFileInside(root: string, urlPath: string): Promise<string | null> {
+  const path = pathInside(root, urlPath);
+  if (!path) return null;
+  const [realRoot, real] = await Promise.all([realpath(root).catch(() => null), realpath(path).catch(() => null)]);
+  if (!realRoot || !real) return path; // missing: fileResponse answers 404
+  return real.startsWith(realRoot + sep) ? real : null;
 }
 
 /** A byte range request against a size: [start, end] inclusive, "unsatisfiable", or null for the whole file. */

@@ -8,7 +8,8 @@ import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
 import { listen } from "./listen.js";
-import { fileResponse, pathInside } from "./static-files.js";
+import { allowedHostsFor, hostGuard } from "./host-guard.js";
+import { fileResponse, pathInside, realFileInside } from "./static-files.js";
 
 /** dist/web, two levels above both src/server (tsx) and dist/server (built). */
 export const WEB_PAGE_DIR = fileURLToPath(new URL("../../dist/web/", import.meta.url));
@@ -25,6 +26,8 @@ export interface WebServerOptions {
   port?: number;
   /** One line per request for a model file. */
   log?: (line: string) => void;
+  /** Host names accepted (see host-guard.ts); default: the loopback names when bound to loopback. */
+  allowedHosts?: ReadonlySet<string> | null;
 }
 
 export interface ServedModel {
@@ -61,10 +64,12 @@ export function createWebApp(options: WebServerOptions): Hono {
   const isolation: Record<string, string> =
     options.isolate === false ? {} : { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Resource-Policy": "same-origin" };
   const app = new Hono();
+  const allowed = options.allowedHosts !== undefined ? options.allowedHosts : allowedHostsFor(options.host ?? "127.0.0.1");
+  app.use("*", hostGuard(allowed, (message) => new Response(`${message}\n`, { status: 403, headers: { "Content-Type": "text/plain", ...isolation } })));
 
   app.get("/models/index.json", async (c) => c.json(await listServedModels(options.modelsDir), 200, isolation));
   app.on(["GET", "HEAD"], "/models/*", async (c) => {
-    const path = pathInside(options.modelsDir, c.req.path.slice("/models/".length));
+    const path = await realFileInside(options.modelsDir, c.req.path.slice("/models/".length));
     const response = path ? await fileResponse(path, c.req.raw, isolation) : new Response("bad path\n", { status: 400, headers: isolation });
     options.log?.(`${c.req.method} ${c.req.path} ${c.req.header("Range") ?? "whole"} → ${response.status}`);
     return response;

@@ -2,8 +2,8 @@
  * Chat formatting (GEMMA2.md §5): renders the checkpoint's Jinja chat template with
  * @huggingface/jinja and tokenizes it so that message text can never become control tokens.
  */
-import { Template } from "@huggingface/jinja";
 import { TokenizerError } from "../errors.js";
+import { limitsFor, renderTemplate, TemplateLimitError } from "./template-limits.js";
 import type { GemmaTokenizer } from "./tokenizer.js";
 
 export type ChatRole = "system" | "user" | "assistant";
@@ -91,14 +91,16 @@ export function encodeChat(tokenizer: GemmaTokenizer, messages: readonly ChatMes
 
 function render(tokenizer: GemmaTokenizer, messages: { role: string; content: string }[], options: EncodeChatOptions): string {
   const source = options.template ?? tokenizer.chatTemplate ?? GEMMA_CHAT_TEMPLATE;
+  const inputChars = messages.reduce((n, m) => n + m.content.length, 0);
   try {
-    return new Template(source).render({
+    return renderTemplate(source, {
       messages,
       add_generation_prompt: options.addGenerationPrompt ?? true,
       bos_token: tokenizer.idToToken(tokenizer.bosTokenId) ?? "<bos>",
       eos_token: tokenizer.idToToken(tokenizer.eosTokenId) ?? "<eos>",
-    });
+    }, limitsFor(inputChars));
   } catch (e) {
+    if (e instanceof TemplateLimitError) throw e;
     // Template errors include its own raise_exception('Conversation roles must alternate ...').
     throw new TokenizerError(`chat template failed: ${(e as Error).message}`);
   }

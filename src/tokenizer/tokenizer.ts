@@ -83,4 +83,19 @@ export class GemmaTokenizer {
   idToToken(id: number): string | null {
     return this.codec.idToToken(id);
   }
+
+  private longestPiece: number | null = null;
+
+  /**
+   * Characters in the vocabulary's longest piece: no token covers more text, so a text of n
+   * characters needs at least n / maxPieceChars tokens (byte pieces like `<0x0A>` only raise it).
+   */
+  get maxPieceChars(): number {
+    if (this.longestPiece === null) {
+      let longest = 1;
+      for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, this.codec.idToToken(id)?.length ?? 0);
+      this.longestPiece = longest;
+    }
+    return this.longestPiece;
+  }
 }

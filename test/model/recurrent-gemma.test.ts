@@ -176,7 +176,7 @@ describe("RecurrentGemma through the generation API", () => {
     const server = await startServer(model, { modelName: "rg", port: 0 });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
-      const reply = await (await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body })).json();
+      const reply = await (await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })).json();
       assert.equal(reply.usage.completion_tokens, 3);
       assert.equal(reply.choices[0].message.content, await model.generate([{ role: "user", content: "Hi" }], { temperature: 0, maxTokens: 3 }).complete());
     } finally {

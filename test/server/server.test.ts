@@ -8,6 +8,7 @@ import { encodeChat, renderChat } from "../../src/tokenizer/chat-template.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 const MODEL = "tiny-chat";
+const JSON_TYPE = { "content-type": "application/json" };
 
 describe("gemma-ts serve (OpenAI API)", () => {
   let model: GemmaModel;
@@ -215,7 +216,7 @@ describe("serve limits and auth", () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, apiKey: "s3cret" });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
-      const send = (auth?: string) => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: auth ? { authorization: auth } : {} });
+      const send = (auth?: string) => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) } });
       for (const auth of [undefined, "Bearer wrong", "s3cret", "Bearer s3cret2"]) {
         const r = await send(auth);
         assert.equal(r.status, 401, String(auth));
@@ -234,7 +235,7 @@ describe("serve limits and auth", () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, parallel: 1, maxQueue: 1 });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 40, temperature: 0 });
-      const responses = await Promise.all(Array.from({ length: 6 }, () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body })));
+      const responses = await Promise.all(Array.from({ length: 6 }, () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE })));
       const statuses = responses.map((r) => r.status);
       assert.ok(statuses.filter((s) => s === 200).length >= 2, String(statuses));
       const refused = responses.filter((r) => r.status === 503);
@@ -242,7 +243,7 @@ describe("serve limits and auth", () => {
       assert.equal(refused[0]!.headers.get("retry-after"), "1");
       assert.equal((await refused[0]!.json()).error.code, "queue_full");
       for (const r of responses.filter((x) => x.status === 200)) assert.equal((await r.json()).usage.completion_tokens, 40);
-      const after = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body });
+      const after = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE });
       assert.equal(after.status, 200);
     } finally {
       await server.close(0);
@@ -266,8 +267,8 @@ describe("serve limits and auth", () => {
   it("shuts down gracefully: the request in flight finishes, queued ones get 503", async () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, parallel: 1 });
     const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 30, temperature: 0 });
-    const running = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body });
-    const queued = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body });
+    const running = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE });
+    const queued = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE });
     await waitFor(() => server.api.pool.queued === 1);
     await server.close(10_000);
     assert.equal((await running).status, 200);
@@ -284,7 +285,7 @@ describe("gemma-ts serve command", () => {
     child.stderr.on("data", (d) => (stderr += d));
     await waitFor(() => /serving cli-model at (http:\S+)\/v1/.test(stderr), 30_000);
     const url = /serving cli-model at (http:\S+)\/v1/.exec(stderr)![1]!;
-    const reply = await (await fetch(`${url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "cli-model", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) })).json();
+    const reply = await (await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ model: "cli-model", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) })).json();
     assert.equal(reply.usage.completion_tokens, 2);
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
