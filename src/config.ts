@@ -254,6 +254,20 @@ function readEosIds(hf: Json, source: string): number[] {
   return list as number[];
 }
 
+/**
+ * Upper bounds far beyond any published Gemma (27B: 46 layers, 8k-128k context, 256k vocabulary):
+ * a corrupt or hostile config must fail here, not allocate gigabytes. Other sizes: 2^24.
+ */
+export const SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  max_position_embeddings: 1 << 21,
+  vocab_size: 1 << 22,
+  sliding_window: 1 << 21,
+  sliding_window_size: 1 << 21,
+};
+
 /** Reads typed fields from a JSON object, naming the field and file when one is missing or wrong. */
 class FieldReader {
   constructor(
@@ -267,9 +281,10 @@ class FieldReader {
     throw new ConfigError(`${this.source}: ${field} must be ${expected}; ${found}`, field);
   }
 
-  positiveInt(field: string): number {
+  /** A positive integer up to `max`: sizes beyond any real model are refused before anything is allocated for them. */
+  positiveInt(field: string, max = SIZE_LIMITS[field] ?? 1 << 24): number {
     const v = this.json[field];
-    if (!Number.isInteger(v) || (v as number) <= 0) this.fail(field, "a positive integer");
+    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max) this.fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
     return v as number;
   }
 

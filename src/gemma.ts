@@ -41,6 +41,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   quant?: Quantization;
   /** A PEFT LoRA adapter folder merged into the weights as they load. */
   lora?: string;
+  /** Load even when the file holds tensors the config does not use (default false: an error naming them). */
+  allowUnusedTensors?: boolean;
   /** Threads for the wasm backend's matmuls (default: the number of cores). */
   threads?: number;
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */

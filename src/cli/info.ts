@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { openCheckpoint } from "../gemma.js";
 import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
-import { validateTensors } from "../model/weights.js";
+import { checkLayerCount, validateTensors } from "../model/weights.js";
 import { Checkpoint } from "../weights/checkpoint.js";
 import { resolveModelPath } from "../hub/resolve.js";
 import { addModelSourceOptions } from "./options.js";
@@ -22,6 +22,7 @@ export function infoCommand(): Command {
       const { checkpoint, config, tokenizer } = await openCheckpoint(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
       try {
         const isGguf = checkpoint instanceof GgufCheckpoint;
+        checkLayerCount(checkpoint, config.nLayers);
         const expected = expectedTensorsFor(config);
         const weightBytes = validateTensors(checkpoint, expected, config.family);
         const dtypes = new Map<string, number>();

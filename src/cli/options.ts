@@ -74,6 +74,7 @@ export interface ModelFlags {
   quant: Quantization;
   threads?: number;
   lora?: string;
+  allowUnusedTensors?: boolean;
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
@@ -88,6 +89,7 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
     ...(flags.quant ? { quant: flags.quant } : {}),
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.lora ? { lora: flags.lora } : {}),
+    ...(flags.allowUnusedTensors ? { allowUnusedTensors: true } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -108,5 +110,6 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
     .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
     .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))
     .option("--lora <dir>", "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) merged into the weights")
+    .option("--allow-unused-tensors", "load even when the file holds tensors the config does not use (normally a sign of a wrong config)", false)
     .option("--debug", "print diagnostics to stderr", false);
 }

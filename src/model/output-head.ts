@@ -1,5 +1,6 @@
 /** The tied output head shared by every family: final RMSNorm, h Eᵀ (no sqrt(d) scale), final soft-cap (GEMMA2.md §2.3-§2.4). */
 import type { Kernels, Weight } from "../backend/kernels.js";
+import { GenerationError } from "../errors.js";
 
 export interface OutputHead {
   dModel: number;
@@ -17,5 +18,21 @@ export function outputLogits(k: Kernels, c: OutputHead, h: Float32Array, seqLen:
   const logits = new Float32Array(rows * c.vocabSize);
   k.matmul(logits, normed, embedding, rows);
   if (c.finalSoftcap !== null) k.softcap(logits, logits.length, c.finalSoftcap);
+  refuseNonFinite(logits, c.vocabSize);
   return logits;
+}
+
+/**
+ * NaN or Infinity in the logits must never become a sampled token (argmax over NaN is token 0) or
+ * a perplexity of NaN: the weights or the way they were read are wrong, and the user must hear so.
+ */
+function refuseNonFinite(logits: Float32Array, vocab: number): void {
+  for (let i = 0; i < logits.length; i++) {
+    // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for both.
+    if (logits[i]! - logits[i]! !== 0) {
+      throw new GenerationError(
+        `the model computed a non-finite logit (${logits[i]}) for token ${i % vocab} in row ${Math.floor(i / vocab)}: its weights hold NaN/Infinity or values that overflow (a corrupt or wrongly converted checkpoint, or one read at wrong offsets)`,
+      );
+    }
+  }
 }

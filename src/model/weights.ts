@@ -73,13 +73,29 @@ export interface LoadWeightsOptions {
   quant?: Quantization;
   /** LoRA updates merged into their weights as they load (merged matrices are held in f32 unless quantized). */
   lora?: ReadonlyMap<string, LoraDelta>;
+  /**
+   * Load even when the file holds tensors the config does not use (default false: that means the
+   * config is wrong, e.g. too few layers or Gemma 1's model_type on Gemma 2 weights).
+   */
+  allowUnusedTensors?: boolean;
+}
+
+/** Tensors some exporters add that a Gemma model rightly ignores: the tied head's copy, RoPE buffers. */
+const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/];
+
+export interface ValidateOptions {
+  onDebug?: (message: string) => void;
+  allowUnusedTensors?: boolean;
 }
 
 /**
  * Checks presence, shape and dtype of every expected tensor before reading any of them; returns
- * their total size in bytes. Extra tensors are reported through onDebug and ignored.
+ * their total size in bytes. Tensors the config does not use are an error (a config that does not
+ * match its weights), except known harmless ones or with `allowUnusedTensors` (then reported
+ * through onDebug).
  */
-export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string, number[]>, family: string, onDebug?: (message: string) => void): number {
+export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string, number[]>, family: string, options: ValidateOptions = {}): number {
+  const { onDebug, allowUnusedTensors = false } = options;
   let totalBytes = 0;
   for (const [name, shape] of expected) {
     const found = ckpt.tensor(name);
@@ -101,15 +117,39 @@ export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string
     }
     totalBytes += entry.end - entry.start;
   }
-  for (const name of ckpt.tensorNames()) {
-    if (!expected.has(name)) onDebug?.(`ignoring tensor ${name}: not part of a ${family} model`);
+  const unused = ckpt.tensorNames().filter((name) => !expected.has(name));
+  const harmful = unused.filter((name) => !HARMLESS_EXTRAS.some((re) => re.test(name)));
+  if (harmful.length > 0 && !allowUnusedTensors) {
+    const shown = harmful.slice(0, 3).join(", ") + (harmful.length > 3 ? ` and ${harmful.length - 3} more` : "");
+    throw new CheckpointError(
+      `${ckpt.dir}: ${harmful.length} tensor(s) are not used by a ${family} model with this config (${shown}); the config does not match the weights (wrong model_type, layer count or layer types?). To load anyway, pass allowUnusedTensors (--allow-unused-tensors)`,
+      ckpt.dir,
+      harmful[0],
+    );
   }
+  for (const name of unused) onDebug?.(`ignoring tensor ${name}: not part of a ${family} model`);
   return totalBytes;
 }
 
+/**
+ * The layer count against the file, before anything is built per layer: a config (or GGUF
+ * block_count) claiming a million layers must fail at once, not allocate names for all of them.
+ */
+export function checkLayerCount(ckpt: TensorSource, nLayers: number, options: ValidateOptions = {}): void {
+  let held = 0;
+  for (const name of ckpt.tensorNames()) {
+    const m = /^(?:model\.layers|blk)\.(\d+)\./.exec(name); // HF names, or GGUF names left unmapped
+    if (m) held = Math.max(held, Number(m[1]) + 1);
+  }
+  if (nLayers > held || (nLayers < held && !options.allowUnusedTensors)) {
+    throw new CheckpointError(`${ckpt.dir}: the config says ${nLayers} layers but the weights hold ${held}; the config does not match the weights`, ckpt.dir);
+  }
+}
+
 /** Checks a Gemma checkpoint against its config; returns the bytes to load. */
-export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, onDebug?: (message: string) => void): number {
-  return validateTensors(ckpt, expectedTensors(config), config.family, onDebug);
+export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, options: ValidateOptions = {}): number {
+  checkLayerCount(ckpt, config.nLayers, options);
+  return validateTensors(ckpt, expectedTensors(config), config.family, options);
 }
 
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
@@ -169,7 +209,7 @@ function mergeLora(t: StoredTensor, delta: LoraDelta, rows: number, cols: number
 }
 
 export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
-  const totalBytes = validateCheckpoint(ckpt, config, options.onDebug);
+  const totalBytes = validateCheckpoint(ckpt, config, options);
   const { matrix, gain } = tensorReader(ckpt, totalBytes, options);
 
   const embedding = await matrix("model.embed_tokens.weight");

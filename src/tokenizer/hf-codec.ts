@@ -47,6 +47,7 @@ export function tokenizerFromJson(tokenizerJson: unknown, tokenizerConfig: unkno
   if (typeof tokenizerJson !== "object" || tokenizerJson === null || !("model" in tokenizerJson)) {
     throw new TokenizerError(`${source}: not a Hugging Face tokenizer.json (no "model" section)`);
   }
+  checkTokenIds(tokenizerJson as Record<string, unknown>, source);
   const config = (typeof tokenizerConfig === "object" && tokenizerConfig !== null ? tokenizerConfig : {}) as Record<string, unknown>;
   let tokenizer: Tokenizer;
   try {
@@ -61,4 +62,22 @@ export function tokenizerFromJson(tokenizerJson: unknown, tokenizerConfig: unkno
     chatTemplate: text("chat_template") ?? null,
     source,
   });
+}
+
+/**
+ * Token ids must be integers below the number of tokens the file defines: the tokenizer library
+ * sizes arrays by the largest id, so one id of 2^31 took a minute to load.
+ */
+function checkTokenIds(json: Record<string, unknown>, source: string): void {
+  const model = json["model"] as Record<string, unknown> | null;
+  const vocab = model && typeof model === "object" ? model["vocab"] : undefined;
+  const added = Array.isArray(json["added_tokens"]) ? (json["added_tokens"] as { id?: unknown }[]) : [];
+  const vocabIds: unknown[] = vocab && typeof vocab === "object" && !Array.isArray(vocab) ? Object.values(vocab) : []; // Unigram lists: ids are positions
+  const limit = (Array.isArray(vocab) ? vocab.length : vocabIds.length) + added.length;
+  const ids = vocabIds.concat(added.map((t) => t?.id));
+  for (const id of ids) {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit) {
+      throw new TokenizerError(`${source}: token id ${JSON.stringify(id)} is not an integer from 0 to ${limit - 1} (the file defines ${limit} token entries); corrupt tokenizer`);
+    }
+  }
 }

@@ -41,7 +41,17 @@ export class GgufFile {
       throw new CheckpointError(`${name}: not a valid GGUF file (${why})`, name);
     }
     if (!parsed.littleEndian) throw new CheckpointError(`${name}: big-endian GGUF files are not supported`, name);
+    // The spec: a multiple of 8 (32 by default); a power of two because offsets are padded to it.
+    // An unchecked 2^31 overflowed the parser's padding to a negative offset that passed the bounds.
+    const alignment = (parsed.metadata as Record<string, unknown>)["general.alignment"];
+    if (alignment !== undefined && (typeof alignment !== "number" || !Number.isInteger(alignment) || alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)) !== 0)) {
+      throw new CheckpointError(`${name}: general.alignment ${JSON.stringify(alignment)} is not a power of two from 8 to 65536; corrupt file`, name);
+    }
+    const align = typeof alignment === "number" ? alignment : 32;
     const dataStart = Number(parsed.tensorDataOffset);
+    if (!Number.isSafeInteger(dataStart) || dataStart < parsed.tensorInfoByteRange[1] || dataStart % align !== 0) {
+      throw new CheckpointError(`${name}: tensor data offset ${dataStart} is not a valid position after the header; corrupt file`, name);
+    }
     // The parser reads past a short file as zeros; a header longer than the file means truncation.
     if (parsed.tensorInfoByteRange[1] > source.size || dataStart > source.size) {
       throw new CheckpointError(`${name}: not a valid GGUF file (the header ends early: file truncated?)`, name);
@@ -60,7 +70,9 @@ export class GgufFile {
       if (bytes === null || shape[shape.length - 1]! % type.blockValues !== 0) {
         fail(`rows of ${shape[shape.length - 1]} values do not split into ${type.name} blocks of ${type.blockValues}`);
       }
-      const start = dataStart + Number(info.offset);
+      const offset = Number(info.offset);
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset % align !== 0) fail(`offset ${offset} is not aligned to ${align} bytes`);
+      const start = dataStart + offset;
       const end = start + bytes!;
       if (end > source.size) fail(`bytes ${start}..${end} run past the end of the file (${source.size} bytes): truncated?`);
       tensors.set(info.name, { name: info.name, type, shape, start, end });

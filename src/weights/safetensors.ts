@@ -77,7 +77,7 @@ export class SafetensorsFile {
       const entry = parseEntry(file, name, raw, dataSize);
       tensors.set(name, { ...entry, start: dataStart + entry.start, end: dataStart + entry.end });
     }
-    checkNoOverlap(file, [...tensors.values()]);
+    checkCoverage(file, [...tensors.values()], dataStart, source.size);
     return new SafetensorsFile(source, tensors, metadata);
   }
 
@@ -124,13 +124,25 @@ function parseEntry(file: string, name: string, raw: unknown, dataSize: number):
   return { name, dtype: dtype as string, shape: dims, start, end };
 }
 
-function checkNoOverlap(file: string, entries: TensorEntry[]): void {
-  const sorted = entries.filter((e) => e.end > e.start).sort((a, b) => a.start - b.start);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!;
-    const cur = sorted[i]!;
-    if (cur.start < prev.end) {
-      throw new CheckpointError(`${file}: tensors ${prev.name} and ${cur.name} overlap (bytes ${cur.start}..${prev.end})`, file, cur.name);
+/**
+ * The format (and the reference Rust reader) requires the tensors to tile the data area exactly:
+ * in offset order, each starts where the previous ends, the first at 0 and the last at the end of
+ * the file. A header length off by even one byte shifts every tensor, so it must fail here rather
+ * than load as garbage.
+ */
+function checkCoverage(file: string, entries: TensorEntry[], dataStart: number, fileSize: number): void {
+  const sorted = [...entries].sort((a, b) => a.start - b.start || a.end - b.end);
+  let at = dataStart;
+  for (const cur of sorted) {
+    if (cur.start < at) {
+      throw new CheckpointError(`${file}: tensor ${cur.name} overlaps the tensor before it (bytes ${cur.start - dataStart}..${at - dataStart} of the data area)`, file, cur.name);
     }
+    if (cur.start > at) {
+      throw new CheckpointError(`${file}: ${cur.start - at} bytes before tensor ${cur.name} belong to no tensor (data area offset ${at - dataStart}); the header length or offsets are wrong`, file, cur.name);
+    }
+    at = cur.end;
+  }
+  if (at !== fileSize) {
+    throw new CheckpointError(`${file}: the tensors end at byte ${at} of the file but it has ${fileSize}; the header length or offsets are wrong (corrupt file?)`, file);
   }
 }

@@ -4,7 +4,7 @@ import { GenerationError, TokenizerError } from "../../src/errors.js";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
 import { Generation, type GeneratedToken } from "../../src/generate/generation.js";
 import { StopStringFilter } from "../../src/generate/stop-strings.js";
-import { FIXTURES } from "../helpers/random-model.js";
+import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 async function collect(generation: Generation): Promise<GeneratedToken[]> {
@@ -128,5 +128,16 @@ describe("chat sessions", () => {
     controller.abort();
     await chat.send("Hello", { signal: controller.signal }).complete();
     assert.equal(chat.messages.length, 0);
+  });
+});
+
+describe("non-finite logits", () => {
+  it("a NaN in the weights is an error naming the likely cause, never token 0", async () => {
+    const dir = writeRandomModel(tinyGemma2Json(), 3, (ts) => ts.map((t) => (t.name === "model.norm.weight" ? { ...t, data: new Float32Array(t.data.length).fill(Number.NaN) } : t)));
+    for (const kernels of ["js", "wasm"] as const) {
+      const model = await loadModel(dir, { kernels });
+      await assert.rejects(model.generate([2, 5, 7], { maxTokens: 2, temperature: 0 }).complete(), /non-finite logit \(NaN\).*corrupt or wrongly converted checkpoint/);
+      await assert.rejects(model.logits([2, 5]), /non-finite logit/);
+    }
   });
 });

@@ -46,7 +46,10 @@ describe("RecurrentGemma config", () => {
     bad({ block_types: ["recurrent", "mamba"] }, /block_types must be a non-empty list/);
     bad({ lru_width: 30 }, /lru_width \(30\) must be a multiple of num_attention_heads \(4\)/);
     bad({ intermediate_size: 127 }, /intermediate_size must be even/);
-    bad({ attention_window_size: undefined }, /attention_window_size must be a positive integer; it is missing/);
+    bad({ attention_window_size: undefined }, /attention_window_size must be a positive integer up to 16,777,216; it is missing/);
+    bad({ num_hidden_layers: 1_000_000 }, /num_hidden_layers must be a positive integer up to 1,024/);
+    bad({ bos_token_id: "2" }, /bos_token_id must be a token id/);
+    bad({ pad_token_id: -1 }, /pad_token_id must be a token id/);
   });
 
   it("rejects a checkpoint missing a recurrent tensor, naming it and its shape", async () => {

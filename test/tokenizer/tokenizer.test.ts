@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -89,5 +89,17 @@ describe("a SentencePiece vocabulary trained by spm_train, in a vocabulary-only 
       assert.equal(tokenizer.decode(expected.ids[i]!), text);
     });
     assert.ok(tokenizer.chatTemplate?.includes("start_of_turn"));
+  });
+});
+
+describe("corrupt tokenizer files", () => {
+  it("a token id far outside the vocabulary is refused at once, naming the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-badtok-"));
+    const json = JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer.json"), "utf8")) as { added_tokens: { id: number }[] };
+    json.added_tokens[5]!.id = 2 ** 31;
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
+    const t0 = performance.now();
+    await assert.rejects(loadTokenizer(dir), (e: Error) => e instanceof TokenizerError && /tokenizer\.json: token id 2147483648 is not an integer from 0 to \d+/.test(e.message));
+    assert.ok(performance.now() - t0 < 10_000, `refused in ${performance.now() - t0} ms`);
   });
 });

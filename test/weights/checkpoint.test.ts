@@ -82,7 +82,19 @@ describe("safetensors validation", () => {
   });
 
   it("rejects overlapping tensors", async () => {
-    await rejects(openRaw(rawFile({ a: tensor("F32", [4], [0, 16]), b: tensor("F32", [4], [8, 24]) }, 24)), /tensors a and b overlap/);
+    await rejects(openRaw(rawFile({ a: tensor("F32", [4], [0, 16]), b: tensor("F32", [4], [8, 24]) }, 24)), /tensor b overlaps the tensor before it/);
+  });
+
+  it("requires the tensors to tile the data area exactly: a header length off by one fails", async () => {
+    const header = `${JSON.stringify({ a: tensor("F32", [2], [0, 8]), b: tensor("F32", [1], [8, 12]) })}    `;
+    const good = rawFile(header, 12);
+    await openRaw(good);
+    const length = BigInt(new TextEncoder().encode(header).length);
+    // One byte short still parses (the padding is spaces), and would read every tensor one byte early.
+    await rejects(openRaw(rawFile(header, 12, length - 1n)), /the tensors end at byte \d+ of the file but it has \d+; the header length or offsets are wrong/);
+    await rejects(openRaw(rawFile({ a: tensor("F32", [2], [4, 12]) }, 12)), /4 bytes before tensor a belong to no tensor/);
+    await rejects(openRaw(rawFile({ a: tensor("F32", [1], [0, 4]), b: tensor("F32", [1], [8, 12]) }, 12)), /4 bytes before tensor b belong to no tensor/);
+    await rejects(openRaw(rawFile({ a: tensor("F32", [2], [0, 8]) }, 12)), /the tensors end at byte \d+ of the file but it has \d+/);
   });
 
   it("rejects a byte size that does not match dtype × shape", async () => {
@@ -137,12 +149,27 @@ describe("checkpoint folders", () => {
     await rejects(loadModel(folderWith(fixture, JSON.stringify({ model_type: "mistral" }))), /unsupported model: model_type "mistral"/);
   });
 
-  it("ignores unknown extra tensors with a debug message", async () => {
+  it("ignores harmless extra tensors; refuses weights the config does not use unless allowed", async () => {
     const dir = writeRandomModel(tinyGemma2Json(), 1, (ts) => [...ts, { name: "lm_head.weight", dtype: "f32", shape: [2], data: new Float32Array(2) } as NamedTensor]);
     const messages: string[] = [];
     const model = await loadModel(dir, { onDebug: (m) => messages.push(m) });
     assert.equal(model.config.nLayers, 4);
-    assert.deepEqual(messages, ["ignoring tensor lm_head.weight: not part of a gemma2 model"]);
+    assert.ok(messages.includes("ignoring tensor lm_head.weight: not part of a gemma2 model"), messages.join("\n"));
+
+    // Gemma 2 weights under Gemma 1's model_type: the sandwich norms would be dropped silently.
+    const gemma2 = writeRandomModel(tinyGemma2Json(), 1);
+    const config = JSON.parse(readFileSync(join(gemma2, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(gemma2, "config.json"), JSON.stringify({ ...config, model_type: "gemma" }));
+    await rejects(loadModel(gemma2), /tensor\(s\) are not used by a gemma model with this config \(model\.layers\.0\.pre_feedforward_layernorm\.weight, .*--allow-unused-tensors/);
+    // A config that claims fewer layers than the weights hold, or far more.
+    writeFileSync(join(gemma2, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+    await rejects(loadModel(gemma2), /the config says 2 layers but the weights hold 4/);
+    const loaded = await loadModel(gemma2, { allowUnusedTensors: true });
+    assert.equal(loaded.config.nLayers, 2, "allowUnusedTensors loads the layers the config names");
+    writeFileSync(join(gemma2, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 1000 }));
+    const t0 = performance.now();
+    await rejects(loadModel(gemma2), /the config says 1000 layers but the weights hold 4/);
+    assert.ok(performance.now() - t0 < 1000);
   });
 
   it("loads a sharded folder (model.safetensors.index.json) with the same logits as the single file", async () => {

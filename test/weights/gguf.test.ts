@@ -221,6 +221,26 @@ describe("corrupt GGUF files give clear errors", () => {
     await rejects(unsupported, /Q4_1.*gemma-ts reads/);
   });
 
+  it("general.alignment that is not a power of two from 8 (2^31 once overflowed the offsets)", async () => {
+    for (const alignment of [1, 48, 2 ** 31]) {
+      const bytes = encodeGguf({ "general.architecture": gguv.str("gemma2"), "general.alignment": gguv.u32(alignment) }, []);
+      await rejects(bytes, new RegExp(`general\\.alignment ${alignment} is not a power of two from 8 to 65536`));
+    }
+  });
+
+  it("a block_count that does not match the layers in the file", async () => {
+    const bytes = await good();
+    const key = Buffer.from("gemma2.block_count");
+    const valueAt = Buffer.from(bytes).indexOf(key) + key.length + 4;
+    const held = new DataView(bytes.buffer, bytes.byteOffset).getUint32(valueAt, true);
+    const fewer = new Uint8Array(bytes);
+    new DataView(fewer.buffer).setUint32(valueAt, 1, true);
+    await rejects(fewer, new RegExp(`the config says 1 layers but the weights hold ${held}`));
+    const absurd = new Uint8Array(bytes);
+    new DataView(absurd.buffer).setUint32(valueAt, 1_000_000, true);
+    await rejects(absurd, /num_hidden_layers must be a positive integer up to 1,024; found 1000000/, ConfigError);
+  });
+
   it("another architecture and missing metadata", async () => {
     const llama = encodeGguf({ "general.architecture": gguv.str("llama") }, []);
     await rejects(llama, /general\.architecture is "llama"/, ConfigError);

@@ -2,6 +2,7 @@
  * RecurrentGemma (Griffin) configuration: presets and the Hugging Face `recurrent_gemma`
  * config.json fields (RECURRENTGEMMA.md §1, §7).
  */
+import { SIZE_LIMITS } from "../../config.js";
 import { ConfigError } from "../../errors.js";
 
 export type BlockKind = "recurrent" | "attention";
@@ -74,12 +75,18 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
   };
   const int = (field: string, fallback?: number): number => {
     const v = hf[field] ?? fallback;
-    if (!Number.isInteger(v) || (v as number) <= 0) fail(field, "a positive integer");
+    const max = SIZE_LIMITS[field] ?? 1 << 24;
+    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max) fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
     return v as number;
   };
   const num = (field: string, fallback: number): number => {
     const v = hf[field] ?? fallback;
-    if (typeof v !== "number" || !(v > 0)) fail(field, "a positive number");
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) fail(field, "a positive number");
+    return v as number;
+  };
+  const tokenId = (field: string, fallback: number): number => {
+    const v = hf[field] ?? fallback;
+    if (!Number.isInteger(v) || (v as number) < 0) fail(field, "a token id (a non-negative integer)");
     return v as number;
   };
   const dModel = int("hidden_size");
@@ -126,9 +133,9 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
     ropeTheta: num("rope_theta", 10000),
     rmsNormEps: num("rms_norm_eps", 1e-6),
     maxPositions: Number.MAX_SAFE_INTEGER,
-    bosTokenId: (hf["bos_token_id"] as number | undefined) ?? 2,
+    bosTokenId: tokenId("bos_token_id", 2),
     eosTokenIds: eosTokenIds as number[],
-    padTokenId: (hf["pad_token_id"] as number | undefined) ?? 0,
+    padTokenId: tokenId("pad_token_id", 0),
   };
 }
 

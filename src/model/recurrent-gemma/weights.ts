@@ -1,7 +1,7 @@
 /** RecurrentGemma tensors (Hugging Face names, RECURRENTGEMMA.md §7): expected shapes and loading. */
 import type { Weight } from "../../backend/kernels.js";
 import type { TensorSource } from "../../weights/checkpoint.js";
-import { tensorReader, validateTensors, type LoadWeightsOptions } from "../weights.js";
+import { checkLayerCount, tensorReader, validateTensors, type LoadWeightsOptions } from "../weights.js";
 import type { RecurrentGemmaConfig } from "./config.js";
 
 export interface RecurrentWeights {
@@ -91,7 +91,8 @@ export function expectedRecurrentTensors(c: RecurrentGemmaConfig): Map<string, n
 }
 
 export async function loadRecurrentWeights(ckpt: TensorSource, config: RecurrentGemmaConfig, options: LoadWeightsOptions = {}): Promise<RecurrentGemmaWeights> {
-  const totalBytes = validateTensors(ckpt, expectedRecurrentTensors(config), config.family, options.onDebug);
+  checkLayerCount(ckpt, config.nLayers, options);
+  const totalBytes = validateTensors(ckpt, expectedRecurrentTensors(config), config.family, options);
   const { matrix, vector, gain } = tensorReader(ckpt, totalBytes, options);
   const blocks: ResidualBlockWeights[] = [];
   for (const [i, kind] of config.blockTypes.entries()) {
