@@ -19,6 +19,12 @@ const program = new Command("gemma-ts")
   .configureOutput({ outputError: (message, write) => write(message) });
 for (const cmd of [generateCommand(), chatCommand(), serveCommand(), webCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
 
+// `gemma-ts generate | head -c 5`: the reader left; stop quietly instead of an EPIPE stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

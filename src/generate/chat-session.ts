@@ -25,10 +25,34 @@ export class ChatSession {
    */
   send(content: string, options: GenerateOptions = {}): Generation {
     const turn: ChatMessage = { role: "user", content };
-    const ids = encodeChat(this.tokenizer, [...this.messages, turn]);
+    const ids = this.fitToContext(turn, options.maxTokens);
     return new Generation({ ...this.context, sequence: this.sequence }, ids, options, (done) => {
       if (done.finishReason !== "abort") this.messages.push(turn, { role: "assistant", content: done.text });
     });
+  }
+
+  /**
+   * Completed exchanges (a user turn and its reply) dropped from the start of the conversation by
+   * the last `send` so that it fits the context; the system message is always kept.
+   */
+  droppedTurns = 0;
+
+  /**
+   * The conversation's ids with room left for a reply (up to `maxTokens`, at most a quarter of the
+   * context): while it does not fit, the oldest exchange is dropped. A turn that cannot fit even
+   * alone fails in Generation with the prompt's length.
+   */
+  private fitToContext(turn: ChatMessage, maxTokens = 256): number[] {
+    const { maxPositions } = this.context;
+    const reserve = Math.max(1, Math.min(maxTokens, Math.floor(maxPositions / 4)));
+    this.droppedTurns = 0;
+    for (;;) {
+      const ids = encodeChat(this.tokenizer, [...this.messages, turn]);
+      const first = this.messages[0]?.role === "system" ? 1 : 0;
+      if (ids.length + reserve <= maxPositions || this.messages.length - first < 2) return ids;
+      this.messages.splice(first, 2);
+      this.droppedTurns++;
+    }
   }
 
   /** Tokens held in the KV cache now. */
