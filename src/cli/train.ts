@@ -3,8 +3,8 @@
  * teacher targets), `gemma-ts teacher-targets` (run a teacher once over the data) and
  * `gemma-ts finetune` (LoRA adapters on chat data).
  */
-import { appendFile, mkdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { parseConfigJson, type GemmaConfig } from "../config.js";
 import { ConfigError, TokenizerError } from "../errors.js";
@@ -98,12 +98,16 @@ export function trainCommand(): Command {
       }, targets);
       await mkdir(flags.out, { recursive: true });
       const logPath = join(flags.out, "train_log.jsonl");
+      // What the weights depend on: a resumed run must use the same, or it is another run.
+      const run: RunIdentity = { dataSha256: data.sha256, tokensSha256: data.tokensSha256, targets: targets ? resolve(flags.targets!) : null };
       if (flags.resume) {
         const state = await loadTrainerState(flags.out, trainer.optimizer);
         if (!state) throw new ConfigError(`--resume: ${flags.out} holds no trainer_state.json`);
+        refuseChangedSettings(join(flags.out, "trainer_state.json"), state, trainer.settings, run);
         const saved = await loadTrainable(flags.out);
         for (const [name, p] of saved.params) model.param(name).set(p);
         trainer.step = Number(state["step"]);
+        await keepLogUpTo(logPath, trainer.step);
       } else if (await stat(logPath).catch(() => null)) {
         throw new ConfigError(`${flags.out} already holds a training run; pass --resume to continue it or choose another --out`);
       }
@@ -111,7 +115,7 @@ export function trainCommand(): Command {
       process.stderr.write(
         `training ${model.parameterCount().toLocaleString("en")} parameters by ${mode} on ${data.train.length} sequences of ${flags.seqLen} tokens (${data.validation.length} held out), ${linear.name} matmuls\n`,
       );
-      const save = () => saveTrainedModel(flags.out, model, { tokenizerDir: flags.tokenizer, optimizer: trainer.optimizer, state: { step: trainer.step, settings: trainer.settings } });
+      const save = () => saveTrainedModel(flags.out, model, { tokenizerDir: flags.tokenizer, optimizer: trainer.optimizer, state: { step: trainer.step, settings: trainer.settings, run } });
       const bar = new ProgressBar("train", process.stderr, (done, total) => `step ${done}/${total}`);
       const started = performance.now();
       while (trainer.step < flags.steps) {
@@ -130,6 +134,45 @@ export function trainCommand(): Command {
       await save();
       process.stderr.write(`saved ${flags.out}\n`);
     });
+}
+
+/** The inputs of a run besides its settings, by content. */
+interface RunIdentity {
+  dataSha256: string;
+  tokensSha256: string;
+  targets: string | null;
+}
+
+/** Settings that shape the weights; the evaluation cadence and save interval may change on resume. */
+const RESUME_FIXED = ["steps", "batch", "seqLen", "lr", "warmup", "seed", "alpha"] as const;
+const FLAG_OF: Record<(typeof RESUME_FIXED)[number], string> = { steps: "--steps", batch: "--batch", seqLen: "--seq-len", lr: "--lr", warmup: "--warmup", seed: "--seed", alpha: "--alpha" };
+
+function refuseChangedSettings(statePath: string, state: Record<string, unknown>, settings: TrainSettings, run: RunIdentity): void {
+  const saved = (state["settings"] ?? {}) as Partial<TrainSettings>;
+  const savedRun = (state["run"] ?? {}) as Partial<RunIdentity>;
+  const refuse = (what: string) => {
+    throw new ConfigError(`--resume: ${what} (saved in ${statePath}); resume with the run's own settings, or train into another --out`);
+  };
+  for (const key of RESUME_FIXED) {
+    if (saved[key] !== undefined && saved[key] !== settings[key]) refuse(`${FLAG_OF[key]} ${settings[key]} differs from the run's ${saved[key]}`);
+  }
+  if (savedRun.dataSha256 !== undefined && savedRun.dataSha256 !== run.dataSha256) refuse("--data is not the text this run was trained on (its sha256 differs)");
+  if (savedRun.tokensSha256 !== undefined && savedRun.tokensSha256 !== run.tokensSha256) refuse("--tokenizer or --val-fraction differs: the training tokens are not the run's");
+  if (savedRun.targets !== undefined && savedRun.targets !== run.targets) refuse(`--targets ${run.targets ?? "(none)"} differs from the run's ${savedRun.targets ?? "(none)"}`);
+}
+
+/** Drops log lines past the resumed step, so steps an interrupted run logged after its last save are not repeated. */
+async function keepLogUpTo(logPath: string, step: number): Promise<void> {
+  const text = await readFile(logPath, "utf8").catch(() => "");
+  const kept = text.split("\n").filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return (JSON.parse(line) as { step: number }).step <= step;
+    } catch {
+      return false; // a line cut by the interruption
+    }
+  });
+  await writeFile(logPath, kept.map((l) => `${l}\n`).join(""));
 }
 
 interface TeacherFlags {

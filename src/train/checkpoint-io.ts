@@ -3,12 +3,14 @@
  * the tokenizer files copied alongside, so `loadModel(dir)` and transformers load them; plus the
  * optimizer moments and trainer state needed to resume (optimizer.safetensors, trainer_state.json).
  */
-import { copyFile, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { configToHf, type GemmaConfig } from "../config.js";
 import { loadConfig } from "../gemma.js";
 import { CheckpointError } from "../errors.js";
 import { openCheckpointFolder } from "../weights/checkpoint-folder.js";
+import { GgufFile } from "../weights/gguf.js";
+import { encodeGguf, gguv, type GgufValue } from "../weights/gguf-writer.js";
 import { widenRow } from "../weights/matrix-rows.js";
 import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writer.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
@@ -25,31 +27,69 @@ export interface SaveOptions {
   state?: Record<string, unknown>;
 }
 
-/** Writes atomically per file (temp + rename), so an interrupted save never leaves a torn model. */
+/** Where a save is assembled before its files move into place (see `saveTrainedModel`). */
+const STAGING = ".saving";
+const COMPLETE = "COMPLETE";
+
+/**
+ * Saves a checkpoint as one set: every file is written into `dir/.saving/`, a COMPLETE marker
+ * follows, then the files are renamed into `dir`. A save cut short before the marker leaves the
+ * previous checkpoint untouched (the staging folder is discarded); one cut short after it is
+ * finished by the next `finishInterruptedSave`. Weights of step N never pair with an older
+ * optimizer state.
+ */
 export async function saveTrainedModel(dir: string, model: TrainableGemma, options: SaveOptions = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
+  const staging = join(dir, STAGING);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging);
   const tensors: NamedTensor[] = [...model.params].map(([name, p]) => ({ name, dtype: "f32", shape: model.shapes.get(name)!, data: Float32Array.from(p) }));
-  await writeAtomic(join(dir, "model.safetensors"), encodeSafetensors(tensors));
-  await writeAtomic(join(dir, "config.json"), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
+  await writeFile(join(staging, "model.safetensors"), encodeSafetensors(tensors));
+  await writeFile(join(staging, "config.json"), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
   if (options.tokenizerDir?.endsWith(".gguf")) {
-    await copyFile(options.tokenizerDir, join(dir, "tokenizer.gguf"));
+    await writeFile(join(staging, "tokenizer.gguf"), await vocabularyOnlyGguf(options.tokenizerDir));
   } else if (options.tokenizerDir) {
     for (const file of ["tokenizer.json", "tokenizer_config.json", "tokenizer.gguf"]) {
-      if (await stat(join(options.tokenizerDir, file)).catch(() => null)) await copyFile(join(options.tokenizerDir, file), join(dir, file));
+      if (await stat(join(options.tokenizerDir, file)).catch(() => null)) await copyFile(join(options.tokenizerDir, file), join(staging, file));
     }
   }
   if (options.optimizer) {
     const moments: NamedTensor[] = [];
     for (const [name, m] of options.optimizer.m) moments.push({ name: `m.${name}`, dtype: "f32", shape: [m.length], data: m });
     for (const [name, v] of options.optimizer.v) moments.push({ name: `v.${name}`, dtype: "f32", shape: [v.length], data: v });
-    await writeAtomic(join(dir, "optimizer.safetensors"), encodeSafetensors(moments));
+    await writeFile(join(staging, "optimizer.safetensors"), encodeSafetensors(moments));
   }
-  if (options.state) await writeAtomic(join(dir, "trainer_state.json"), `${JSON.stringify({ ...options.state, optimizerStep: options.optimizer?.step ?? 0 }, null, 2)}\n`);
+  if (options.state) await writeFile(join(staging, "trainer_state.json"), `${JSON.stringify({ ...options.state, optimizerStep: options.optimizer?.step ?? 0 }, null, 2)}\n`);
+  await writeFile(join(staging, COMPLETE), "");
+  await finishInterruptedSave(dir);
 }
 
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await writeFile(`${path}.tmp`, data);
-  await rename(`${path}.tmp`, path);
+/**
+ * Completes a save that was cut short: moves a complete staging folder's files into place, or
+ * discards an incomplete one. Call before reading a checkpoint that may have been interrupted.
+ */
+export async function finishInterruptedSave(dir: string): Promise<void> {
+  const staging = join(dir, STAGING);
+  const files = await readdir(staging).catch(() => null);
+  if (files === null) return;
+  if (files.includes(COMPLETE)) {
+    for (const file of files) if (file !== COMPLETE) await rename(join(staging, file), join(dir, file));
+  }
+  await rm(staging, { recursive: true, force: true });
+}
+
+/** A GGUF vocabulary file's tokenizer alone (metadata, no tensors): a whole model's weights must not be copied as "the tokenizer". */
+async function vocabularyOnlyGguf(path: string): Promise<Uint8Array> {
+  const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
+    throw new CheckpointError(`${path}: cannot open (${e.code ?? e.message})`, path);
+  });
+  try {
+    const file = await GgufFile.open(source);
+    if (file.tensors.size === 0) return readFile(path);
+    return encodeGguf(tokenizerMetadata(file), []);
+  } finally {
+    await source.close();
+  }
 }
 
 /** A trainable model initialised from a Gemma 2 checkpoint folder (any stored float width). */
@@ -76,9 +116,16 @@ export async function loadTrainable(dir: string, kind: ArrayKind = "f32", linear
 
 /** Restores optimizer moments and the trainer state saved by saveTrainedModel; null if absent. */
 export async function loadTrainerState(dir: string, optimizer: AdamW): Promise<Record<string, unknown> | null> {
+  await finishInterruptedSave(dir);
   const statePath = join(dir, "trainer_state.json");
   if (!(await stat(statePath).catch(() => null))) return null;
-  const state = JSON.parse(await readFile(statePath, "utf8")) as Record<string, unknown>;
+  let state: Record<string, unknown>;
+  try {
+    state = JSON.parse(await readFile(statePath, "utf8")) as Record<string, unknown>;
+    if (typeof state !== "object" || state === null || !Number.isInteger(state["step"])) throw new Error("no integer step");
+  } catch (e) {
+    throw new CheckpointError(`${statePath}: not a valid trainer state (${(e as Error).message}); the run cannot be resumed from it`, statePath);
+  }
   const file = await SafetensorsFile.open(await NodeFileSource.open(join(dir, "optimizer.safetensors")));
   try {
     for (const [name, m] of optimizer.m) {
@@ -90,4 +137,19 @@ export async function loadTrainerState(dir: string, optimizer: AdamW): Promise<R
   }
   optimizer.step = Number(state["optimizerStep"] ?? 0);
   return state;
+}
+
+/** The tokenizer.* keys of a GGUF file, typed for writing again (GGUF stores ids as u32, scores f32, types i32). */
+function tokenizerMetadata(file: GgufFile): Record<string, GgufValue> {
+  const out: Record<string, GgufValue> = { "general.architecture": gguv.str("gemma2"), "general.name": gguv.str("vocabulary") };
+  for (const [key, value] of Object.entries(file.metadata)) {
+    if (!key.startsWith("tokenizer.")) continue;
+    if (typeof value === "string") out[key] = gguv.str(value);
+    else if (typeof value === "boolean") out[key] = gguv.bool(value);
+    else if (typeof value === "number") out[key] = Number.isInteger(value) && value >= 0 ? gguv.u32(value) : gguv.f32(value);
+    else if (Array.isArray(value) && value.every((v) => typeof v === "string")) out[key] = gguv.strings(value as string[]);
+    else if (Array.isArray(value) && key.endsWith("token_type")) out[key] = gguv.i32s((value as unknown[]).map(Number));
+    else if (Array.isArray(value)) out[key] = gguv.f32s((value as unknown[]).map(Number));
+  }
+  return out;
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { parseConfigJson } from "../../src/config.js";
 import { loadModel } from "../../src/gemma.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
@@ -141,5 +142,18 @@ describe("training", () => {
     await assert.rejects(loadTextDataset(empty, tokenizer, 16), /the data file is empty/);
     await assert.rejects(loadTextDataset(TEXT, tokenizer, 4096), /too few for one training sequence/);
     assert.throws(() => new TrainableGemma(parseConfigJson(JSON.stringify({ ...tinyGemma2Json(), model_type: "gemma" }))), /training supports Gemma 2/);
+  });
+});
+
+describe("saved checkpoints", () => {
+  it("a GGUF model given as the tokenizer contributes its vocabulary only, not its weights", async () => {
+    const source = await loadTokenizer(BUNDLED_MODEL);
+    const out = mkdtempSync(join(tmpdir(), "gemma-ts-ggtok-"));
+    const config = tinyStudent(source.vocabSize);
+    await saveTrainedModel(out, new TrainableGemma(config).initRandom(1), { tokenizerDir: BUNDLED_MODEL });
+    const copied = statSync(join(out, "tokenizer.gguf")).size;
+    assert.ok(copied < statSync(BUNDLED_MODEL).size / 10, `tokenizer.gguf is ${copied} bytes`);
+    const text = "In the beginning God created the heaven and the earth.";
+    assert.deepEqual((await loadTokenizer(out)).encode(text), source.encode(text));
   });
 });
