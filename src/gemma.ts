@@ -5,6 +5,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { jsKernels } from "./backend/js/index.js";
+import { BUNDLED_MODEL } from "./bundled.js";
 import type { Kernels } from "./backend/kernels.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { nodeWasmHost } from "./backend/wasm/node-host.js";
@@ -110,9 +111,11 @@ export async function openCheckpoint(path: string): Promise<{ checkpoint: Tensor
  * Loads a model: a Hugging Face folder with config.json, model.safetensors (or shards with
  * model.safetensors.index.json) and, optionally, tokenizer.json + tokenizer_config.json; a GGUF
  * file (architectures gemma2 and gemma, tokenizer from its metadata); or a Hub repo id
- * (`google/gemma-2-2b-it`, `org/name@revision`), taken from the HF cache or downloaded.
+ * (`google/gemma-2-2b-it`, `org/name@revision`), taken from the HF cache or downloaded. Without
+ * one, the demo model bundled with the package (`BUNDLED_MODEL`).
  */
-export async function loadModel(model: string, options: LoadModelOptions = {}): Promise<GemmaModel> {
+export async function loadModel(model: string = BUNDLED_MODEL, options: LoadModelOptions = {}): Promise<GemmaModel> {
+  if (typeof model !== "string" || model === "") throw new GemmaError(`loadModel needs a folder, a .gguf file or a Hub repo id; got ${model === "" ? "an empty string" : typeof model}`);
   const { endpoint, token, cacheDir, offline, onDownloadProgress } = options;
   const hub = { endpoint, token, cacheDir, offline, onProgress: onDownloadProgress };
   const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));

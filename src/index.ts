@@ -1,5 +1,6 @@
 /** gemma-ts: Gemma 2, Gemma 1 and RecurrentGemma in TypeScript: load (safetensors, GGUF, Hub), run, serve, train. */
 export { loadModel, loadConfig, GemmaModel, type LoadModelOptions, type GenerationInput, type ChatOptions } from "./gemma.js";
+export { BUNDLED_MODEL } from "./bundled.js";
 export { PRESETS, parseConfigJson, configFromHf, parameterCount, defaultLayerTypes, type GemmaConfig, type PresetName, type AttentionKind, type Activation, type ModelFamily } from "./config.js";
 export { GemmaError, ConfigError, CheckpointError, TokenizerError, GenerationError } from "./errors.js";
 export { loadTokenizer } from "./tokenizer/load.js";

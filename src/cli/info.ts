@@ -1,5 +1,7 @@
 /** `gemma-ts info`: config, parameter count, tensor dtypes and a memory estimate, without loading weights. */
+import { basename } from "node:path";
 import { Command } from "commander";
+import { tokenizerFile } from "../tokenizer/load.js";
 import { openCheckpoint } from "../gemma.js";
 import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
@@ -54,7 +56,7 @@ export function infoCommand(): Command {
           `model        ${FAMILY_NAMES[config.family]} (${formatCount(report.parameters)} parameters) in ${report.folder}`,
           ...describeArchitecture(config),
           `weights      ${[...dtypes].map(([d, n]) => `${n} × ${d}`).join(", ")} in ${report.files} file(s): ${formatBytes(weightBytes)}`,
-          `tokenizer    ${report.tokenizer ? (isGguf ? "from the GGUF metadata" : "tokenizer.json") : "none (generate from token ids only)"}`,
+          `tokenizer    ${report.tokenizer ? (isGguf ? "from the GGUF metadata" : basename((await tokenizerFile(checkpoint.dir))!)) : "none (generate from token ids only)"}`,
           `memory       ${formatBytes(weightBytes)} weights + ${state} = ${formatBytes(weightBytes + stateBytes)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);

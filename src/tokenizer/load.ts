@@ -13,7 +13,7 @@ import { tokenizerFromJson } from "./hf-codec.js";
 import type { GemmaTokenizer } from "./tokenizer.js";
 
 /** The vocabulary file a checkpoint folder's tokenizer is read from, if any. */
-async function tokenizerFile(path: string): Promise<string | null> {
+export async function tokenizerFile(path: string): Promise<string | null> {
   if (path.endsWith(".gguf")) return path;
   for (const name of ["tokenizer.json", "tokenizer.gguf"]) {
     if (await stat(join(path, name)).catch(() => null)) return join(path, name);

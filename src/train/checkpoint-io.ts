@@ -6,7 +6,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { configToHf, type GemmaConfig } from "../config.js";
-import { loadConfig } from "../gemma.js";
+import { openCheckpoint } from "../gemma.js";
 import { CheckpointError } from "../errors.js";
 import { openCheckpointFolder } from "../weights/checkpoint-folder.js";
 import { GgufFile } from "../weights/gguf.js";
@@ -92,26 +92,32 @@ async function vocabularyOnlyGguf(path: string): Promise<Uint8Array> {
   }
 }
 
-/** A trainable model initialised from a Gemma 2 checkpoint folder (any stored float width). */
-export async function loadTrainable(dir: string, kind: ArrayKind = "f32", linear?: Linear): Promise<TrainableGemma> {
-  const config = await loadConfig(dir);
-  if (config.family !== "gemma2") throw new CheckpointError(`${dir}: training needs a Gemma 2 checkpoint, found ${config.family}`, dir);
-  const model = new TrainableGemma(config as GemmaConfig, kind, linear);
-  const ckpt = await openCheckpointFolder(dir);
+/**
+ * A trainable model initialised from a Gemma 2 checkpoint: a folder (any stored float width) or a
+ * GGUF file (quantized blocks are dequantized; norm weights stored as gains 1 + w become w again).
+ */
+export async function loadTrainable(path: string, kind: ArrayKind = "f32", linear?: Linear): Promise<TrainableGemma> {
+  await finishInterruptedSave(path).catch(() => {});
+  const { checkpoint, config } = await openCheckpoint(path);
   try {
+    if (config.family !== "gemma2") throw new CheckpointError(`${path}: training needs a Gemma 2 checkpoint, found ${config.family}`, path);
+    const model = new TrainableGemma(config, kind, linear);
     for (const [name, shape] of model.shapes) {
-      const location = ckpt.tensor(name);
-      if (!location) throw new CheckpointError(`${dir}: missing tensor ${name}`, dir, name);
+      const location = checkpoint.tensor(name);
+      if (!location) throw new CheckpointError(`${path}: missing tensor ${name}`, path, name);
       const t = await location.file.readTensor(name);
-      if (t.shape.join() !== shape.join()) throw new CheckpointError(`${dir}: tensor ${name} has shape [${t.shape}], expected [${shape}]`, dir, name);
-      const row = new Float32Array(t.data.length);
-      widenRow(row, t.data, t.dtype, 0, row.length);
-      model.param(name).set(row);
+      if (t.shape.join() !== shape.join()) throw new CheckpointError(`${path}: tensor ${name} has shape [${t.shape}], expected [${shape}]`, path, name);
+      const cols = t.shape.at(-1)!;
+      const rows = t.shape.length === 2 ? t.shape[0]! : 1;
+      const values = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) widenRow(values.subarray(r * cols, (r + 1) * cols), t.data, t.dtype, r, cols);
+      if (t.storedAsGain) for (let i = 0; i < values.length; i++) values[i] = values[i]! - 1;
+      model.param(name).set(values);
     }
+    return model;
   } finally {
-    await ckpt.close();
+    await checkpoint.close();
   }
-  return model;
 }
 
 /** Restores optimizer moments and the trainer state saved by saveTrainedModel; null if absent. */

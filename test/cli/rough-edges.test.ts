@@ -1,7 +1,12 @@
 /** CLI and library rough edges: chats that outgrow the context, closed pipes, odd ways to start. */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { BUNDLED_MODEL } from "../../src/bundled.js";
+import { tinyGemma2Json } from "../helpers/random-model.js";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -39,5 +44,34 @@ describe("CLI rough edges", () => {
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
     assert.equal(code, 0, stderr);
     assert.doesNotMatch(stderr, /EPIPE|Error/);
+  });
+
+  it("a script run as node --input-type=module -e loads the bundled model (loadModel() with no argument) on worker threads", () => {
+    const gemma = new URL("../../src/gemma.ts", import.meta.url).href;
+    const script = `import { loadModel } from ${JSON.stringify(gemma)}; const m = await loadModel(undefined, { threads: 2 }); console.log(JSON.stringify(await m.generate("And God", { maxTokens: 4, seed: 1 }).complete())); process.exit(0);`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).length > 0);
+  });
+
+  it("finetune takes a GGUF model; info names the tokenizer file a folder really has", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-ft-gguf-"));
+    writeFileSync(join(dir, "chat.jsonl"), `${JSON.stringify({ messages: [{ role: "user", content: "Who?" }, { role: "assistant", content: "God." }] })}\n`);
+    const ft = cli(["finetune", "--model", BUNDLED_MODEL, "--data", join(dir, "chat.jsonl"), "--lora-rank", "2", "--steps", "2", "--batch", "1", "--out", join(dir, "adapter")]);
+    assert.equal(ft.code, 0, ft.stderr);
+    const withAdapter = cli(["perplexity", "--lora", join(dir, "adapter"), "--data", join(dir, "chat.jsonl"), "--json"]);
+    const without = cli(["perplexity", "--data", join(dir, "chat.jsonl"), "--json"]);
+    assert.equal(withAdapter.code, 0, withAdapter.stderr);
+    assert.notEqual(JSON.parse(withAdapter.stdout).perplexity, JSON.parse(without.stdout).perplexity, "--lora changes the model");
+
+    // A trained folder whose tokenizer is tokenizer.gguf.
+    const folder = join(dir, "student");
+    const tok = join(dir, "tok");
+    mkdirSync(tok);
+    writeFileSync(join(dir, "text.txt"), "In the beginning God created the heaven and the earth. ".repeat(40));
+    writeFileSync(join(dir, "student.json"), JSON.stringify(tinyGemma2Json({ vocab_size: 4000, hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, query_pre_attn_scalar: 8, num_hidden_layers: 1, sliding_window: 8, max_position_embeddings: 64 })));
+    const trained = cli(["train", "--config", join(dir, "student.json"), "--tokenizer", BUNDLED_MODEL, "--data", join(dir, "text.txt"), "--seq-len", "16", "--batch", "1", "--steps", "2", "--backend", "js", "--out", folder]);
+    assert.equal(trained.code, 0, trained.stderr);
+    assert.match(cli(["info", "--model", folder]).stdout, /^tokenizer +tokenizer\.gguf$/m);
   });
 });

@@ -25,13 +25,17 @@ export function kernelModule(threaded = false): Promise<WebAssembly.Module> {
   return module;
 }
 
-/** From dist the worker is plain JS; from the sources (tests, tsx) it must register tsx first. */
+/**
+ * From dist the worker is plain JS; from the sources (tests, tsx) it must register tsx first.
+ * Workers start with no flags of the parent's (`execArgv: []`): a script run as
+ * `node --input-type=module -e …` would otherwise pass a flag that workers refuse.
+ */
 function startNodeWorker(workerData: KernelWorkerInit): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData });
+  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData, execArgv: [] });
   const tsx = import.meta.resolve("tsx/esm/api");
   const script = new URL("./worker.ts", import.meta.url).href;
   const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(script)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return new Worker(bootstrap, { eval: true, workerData, execArgv: [] });
 }
 
 export const nodeWasmHost: WasmHost = {
