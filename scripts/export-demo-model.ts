@@ -1,16 +1,17 @@
 /**
  * Last step of scripts/build-demo-model.sh: writes the distilled student and its vocabulary as one
- * float32 GGUF (the bundled model), measures it (validation perplexity against a unigram
- * baseline, held-out perplexity on 1 Samuel 1-3, which no model saw), draws the loss curves as
- * SVG and prints the numbers and sample outputs that docs/demo-model.md reports.
+ * float32 GGUF (the bundled model), measures it and, beside it, the teacher and the next-token
+ * student of the same size (validation perplexity against a unigram baseline, held-out perplexity
+ * on 1 Samuel 1-3, which no model saw), draws the loss curves as SVG and prints the numbers and
+ * sample outputs that docs/demo-model.md reports.
  *
  *   node --import tsx scripts/export-demo-model.ts runs/demo models/gemma-ts-kjv.gguf
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execFileSync } from "node:child_process";
 import type { GemmaConfig } from "../src/config.js";
-import { loadConfig, loadModel } from "../src/gemma.js";
+import { loadConfig, loadModel, type GemmaModel } from "../src/gemma.js";
 import { perplexity } from "../src/eval/perplexity.js";
 import { encodeGgufModel } from "../src/model/gguf-export.js";
 import { GEMMA_CHAT_TEMPLATE } from "../src/tokenizer/chat-template.js";
@@ -30,33 +31,46 @@ console.log(`wrote ${out}: ${(statSync(out).size / 1e6).toFixed(2)} MB`);
 
 const model = await loadModel(out);
 const tokenizer = model.tokenizer!;
-// Validation: the held-out windows of the training text, exactly as training scored them.
 const data = await loadTextDataset("data/kjv-train.txt", tokenizer, 128);
-let nll = 0;
-let count = 0;
-for (const w of data.validation) {
-  const logits = await model.logits(Array.from(w.subarray(0, 128)));
-  for (let t = 0; t < 128; t++) {
-    const row = logits.subarray(t * config.vocabSize, (t + 1) * config.vocabSize);
-    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
-    const logSum = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
-    nll += logSum - row[w[t + 1]!]!;
-    count++;
+// Held out entirely: 1 Samuel 1-3 (after Ruth; the training text ends at Ruth 4:22).
+execFileSync("sh", ["scripts/prepare-kjv.sh", "data/kjv-heldout.txt", "1Sa1:1-1Sa3:21"], { stdio: "ignore" });
+const heldOut = tokenizer.encode(readFileSync("data/kjv-heldout.txt", "utf8"), { parseControlTokens: false });
+
+/** Validation perplexity (the held-out windows of the training text, scored as training scored them) and 1 Samuel 1-3's. */
+async function measure(m: GemmaModel): Promise<{ validation: number; heldOut: number; tokens: number }> {
+  let nll = 0;
+  let count = 0;
+  for (const w of data.validation) {
+    const logits = await m.logits(Array.from(w.subarray(0, 128)));
+    for (let t = 0; t < 128; t++) {
+      const row = logits.subarray(t * config.vocabSize, (t + 1) * config.vocabSize);
+      const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+      const logSum = max + Math.log(row.reduce((sum, v) => sum + Math.exp(v - max), 0));
+      nll += logSum - row[w[t + 1]!]!;
+      count++;
+    }
   }
+  const held = await perplexity(m, heldOut, { context: 256, stride: 128 });
+  return { validation: Math.exp(nll / count), heldOut: held.perplexity, tokens: count };
 }
+
 // Unigram baseline: token frequencies of the training windows (add-one smoothed), scored on the same tokens.
 const counts = new Float64Array(config.vocabSize).fill(1);
 for (const w of data.train) for (const id of w.subarray(1)) counts[id]!++;
 const total = counts.reduce((a, b) => a + b, 0);
 let unigram = 0;
-for (const w of data.validation) for (const id of w.subarray(1)) unigram -= Math.log(counts[id]! / total);
+let unigramCount = 0;
+for (const w of data.validation) for (const id of w.subarray(1)) (unigram -= Math.log(counts[id]! / total)), unigramCount++;
 
-// Held out entirely: 1 Samuel 1-3 (after Ruth; the training text ends at Ruth 4:22).
-execFileSync("sh", ["scripts/prepare-kjv.sh", "data/kjv-heldout.txt", "1Sa1:1-1Sa3:21"], { stdio: "ignore" });
-const heldOut = tokenizer.encode(readFileSync("data/kjv-heldout.txt", "utf8"), { parseControlTokens: false });
-const held = await perplexity(model, heldOut, { context: 256, stride: 128 });
-console.log(`validation perplexity ${Math.exp(nll / count).toFixed(2)} per token over ${count} tokens; unigram baseline ${Math.exp(unigram / count).toFixed(2)}`);
-console.log(`held-out perplexity (1 Samuel 1-3, ${held.tokens} tokens): ${held.perplexity.toFixed(2)}`);
+const shipped = await measure(model);
+console.log(`shipped (distilled) student: validation perplexity ${shipped.validation.toFixed(2)} per token over ${shipped.tokens} tokens; unigram baseline ${Math.exp(unigram / unigramCount).toFixed(2)}`);
+console.log(`shipped (distilled) student: held-out perplexity (1 Samuel 1-3, ${heldOut.length} tokens): ${shipped.heldOut.toFixed(2)}`);
+for (const other of ["teacher", "student-next-token"]) {
+  const dir = join(runDir, other);
+  if (!existsSync(dir)) continue;
+  const r = await measure(await loadModel(dir));
+  console.log(`${other}: validation perplexity ${r.validation.toFixed(2)}, held-out perplexity (1 Samuel 1-3) ${r.heldOut.toFixed(2)}`);
+}
 
 for (const prompt of ["In the beginning", "And the LORD said unto Moses,", "And it came to pass", "Blessed be"]) {
   const text = await model.generate(prompt, { maxTokens: 48, temperature: 0.7, topK: 40, seed: 7 }).complete();
@@ -71,6 +85,7 @@ const series = [
   { name: "teacher, validation", log: logOf("teacher"), key: "validationLoss" as const, color: "#246" },
   { name: "student, train (distillation loss)", log: logOf("student"), key: "trainLoss" as const, color: "#e9a" },
   { name: "student, validation (next-token)", log: logOf("student"), key: "validationLoss" as const, color: "#a24" },
+  ...(existsSync(join(runDir, "student-next-token")) ? [{ name: "next-token student, validation", log: logOf("student-next-token"), key: "validationLoss" as const, color: "#2a4" }] : []),
 ];
 const W = 720;
 const H = 400;

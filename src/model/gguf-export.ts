@@ -10,6 +10,7 @@ import { f32ToF16 } from "../weights/dtype.js";
 import { encodeGguf, ggufParts, gguv, type GgufTensorInput, type GgufValue } from "../weights/gguf-writer.js";
 import { toBlocks, widenRow } from "../weights/matrix-rows.js";
 import { ggufCompatible, ggufTensorName, QUERY_SCALAR_KEY } from "./gguf-checkpoint.js";
+import { PieceType } from "../tokenizer/sentencepiece.js";
 import { expectedTensors } from "./weights.js";
 
 export type GgufMatrixType = "F32" | "F16" | "Q8_0" | "Q4_0";
@@ -101,13 +102,19 @@ function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, 
   return m;
 }
 
+/** Chat markers: llama.cpp expects them as CONTROL pieces (as in Google's own Gemma GGUFs), not user-defined. */
+const CONTROL_PIECES = new Set(["<start_of_turn>", "<end_of_turn>"]);
+
 /** The tokenizer.ggml.* keys of a SentencePiece vocabulary (Gemma style: no dummy prefix, BOS added). */
 function vocabularyMetadata(v: GgufVocabulary): Record<string, GgufValue> {
+  const types = v.types.map((t, id) => (CONTROL_PIECES.has(v.pieces[id]!) ? PieceType.control : t));
+  const unknown = types.indexOf(PieceType.unknown);
   const m: Record<string, GgufValue> = {
     "tokenizer.ggml.model": gguv.str("llama"),
     "tokenizer.ggml.tokens": gguv.strings(v.pieces),
     "tokenizer.ggml.scores": gguv.f32s(v.scores),
-    "tokenizer.ggml.token_type": gguv.i32s(v.types),
+    "tokenizer.ggml.token_type": gguv.i32s(types),
+    ...(unknown >= 0 ? { "tokenizer.ggml.unknown_token_id": gguv.u32(unknown) } : {}),
     "tokenizer.ggml.add_space_prefix": gguv.bool(false),
     "tokenizer.ggml.add_bos_token": gguv.bool(true),
   };

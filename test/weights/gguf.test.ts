@@ -155,6 +155,11 @@ describe("GGUF models", () => {
     const fromGguf = gguf.tokenizer!;
     const hf = gemmaTokenizer();
     assert.equal(fromGguf.vocabSize, 256000);
+    // As llama.cpp expects: the chat markers are CONTROL pieces and the unknown piece is named.
+    const meta = gguf.file.metadata;
+    const types = meta["tokenizer.ggml.token_type"] as number[];
+    for (const marker of ["<start_of_turn>", "<end_of_turn>"]) assert.equal(types[hf.tokenToId(marker)!], 3, marker);
+    assert.equal(meta["tokenizer.ggml.unknown_token_id"], hf.tokenToId("<unk>"));
     assert.equal(fromGguf.chatTemplate, template);
     assert.deepEqual([fromGguf.bosTokenId, fromGguf.eosTokenId, fromGguf.startOfTurnId, fromGguf.endOfTurnId], [2, 1, 106, 107]);
     const texts = [
