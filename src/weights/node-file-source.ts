@@ -30,7 +30,11 @@ export class NodeFileSource implements ByteSource {
     return out;
   }
 
-  async close(): Promise<void> {
-    await this.handle.close();
+  private closed: Promise<void> | null = null;
+
+  /** Idempotent: whoever gave up on the source first closes it. */
+  close(): Promise<void> {
+    this.closed ??= this.handle.close();
+    return this.closed;
   }
 }

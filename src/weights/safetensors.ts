@@ -42,7 +42,17 @@ export class SafetensorsFile {
     readonly metadata: Readonly<Record<string, string>>,
   ) {}
 
+  /** Parses and validates the header; on failure the source is closed (it would otherwise leak). */
   static async open(source: ByteSource): Promise<SafetensorsFile> {
+    try {
+      return await SafetensorsFile.parse(source);
+    } catch (e) {
+      await source.close();
+      throw e;
+    }
+  }
+
+  private static async parse(source: ByteSource): Promise<SafetensorsFile> {
     const file = source.name;
     if (source.size < 8) {
       throw new CheckpointError(`${file}: truncated: ${source.size} bytes, shorter than the 8-byte header length`, file);

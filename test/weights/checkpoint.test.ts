@@ -88,7 +88,7 @@ describe("safetensors validation", () => {
   it("requires the tensors to tile the data area exactly: a header length off by one fails", async () => {
     const header = `${JSON.stringify({ a: tensor("F32", [2], [0, 8]), b: tensor("F32", [1], [8, 12]) })}    `;
     const good = rawFile(header, 12);
-    await openRaw(good);
+    await (await openRaw(good)).close();
     const length = BigInt(new TextEncoder().encode(header).length);
     // One byte short still parses (the padding is spaces), and would read every tensor one byte early.
     await rejects(openRaw(rawFile(header, 12, length - 1n)), /the tensors end at byte \d+ of the file but it has \d+; the header length or offsets are wrong/);
