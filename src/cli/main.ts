@@ -1,23 +1,10 @@
 #!/usr/bin/env node
 /** The `gemma-ts` command line: one file per command; errors become one clear line and exit code 1. */
-import { Command, CommanderError } from "commander";
+import { CommanderError } from "commander";
 import { GemmaError } from "../errors.js";
-import { benchCommand } from "./bench.js";
-import { chatCommand } from "./chat.js";
-import { generateCommand } from "./generate.js";
-import { infoCommand } from "./info.js";
-import { pullCommand } from "./pull.js";
-import { perplexityCommand } from "./perplexity.js";
-import { serveCommand } from "./serve.js";
-import { webCommand } from "./web.js";
-import { finetuneCommand, teacherTargetsCommand, trainCommand } from "./train.js";
+import { buildProgram } from "./program.js";
 
-const program = new Command("gemma-ts")
-  .description("Run, serve, evaluate and train Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints, GGUF files or repo ids")
-  .version("0.1.0")
-  .exitOverride()
-  .configureOutput({ outputError: (message, write) => write(message) });
-for (const cmd of [generateCommand(), chatCommand(), serveCommand(), webCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
+const program = buildProgram();
 
 // `gemma-ts generate | head -c 5`: the reader left; stop quietly instead of an EPIPE stack trace.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {

@@ -4,11 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const run = promisify(execFile);
@@ -89,6 +90,18 @@ describe("every accepted CLI flag changes what happens", () => {
     assert.equal(await kernels(["--threads", "1"]), "wasm");
     assert.equal(await kernels(["--threads", "3"]), "wasm×3");
     assert.equal((await ok([...GENERATE, "-n", "2"])).stderr.includes("kernels:"), false, "no diagnostics without --debug");
+  });
+
+  it("--allow-unused-tensors loads weights whose config uses fewer layers; without it they are refused", async () => {
+    const dir = writeRandomModel(tinyGemma2Json(), 1);
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+    const args = ["generate", "--model", dir, "--prompt-ids", "2,5,7", "-n", "2", "--temperature", "0"];
+    const refused = await cli(args);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /the config says 2 layers but the weights hold 4/);
+    const loaded = await ok([...args, "--allow-unused-tensors"]);
+    assert.match(loaded.stdout, /^\d+ \d+ ?\n$/);
   });
 
   it("flags a command does not use are refused, not ignored", async () => {

@@ -4,7 +4,7 @@
  * the models folder, a busy port.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -127,6 +127,25 @@ describe("the server under hostile input", () => {
       assert.equal(await getWithHost(`${web.url}models/real.gguf`, "evil.example"), 403);
     } finally {
       await web.close();
+    }
+  });
+
+  it("serve --allow-host adds a Host name the server answers", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "serve", "--model", dir, "--port", "0", "--allow-host", "gemma.local"], { stdio: ["ignore", "ignore", "pipe"] });
+    try {
+      let stderr = "";
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on("data", (d: Buffer) => {
+          stderr += d.toString();
+          const m = /serving .* at (http:\/\/\S+)\/v1/.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        child.on("close", () => reject(new Error(stderr)));
+      });
+      assert.equal(await getWithHost(`${url}/v1/models`, "gemma.local"), 200);
+      assert.equal(await getWithHost(`${url}/v1/models`, "other.local"), 403);
+    } finally {
+      child.kill();
     }
   });
 
