@@ -63,9 +63,9 @@ let unigramCount = 0;
 for (const w of data.validation) for (const id of w.subarray(1)) (unigram -= Math.log(counts[id]! / total)), unigramCount++;
 
 const shipped = await measure(model);
-console.log(`shipped (distilled) student: validation perplexity ${shipped.validation.toFixed(2)} per token over ${shipped.tokens} tokens; unigram baseline ${Math.exp(unigram / unigramCount).toFixed(2)}`);
-console.log(`shipped (distilled) student: held-out perplexity (1 Samuel 1-3, ${heldOut.length} tokens): ${shipped.heldOut.toFixed(2)}`);
-for (const other of ["teacher", "student-next-token"]) {
+console.log(`shipped student: validation perplexity ${shipped.validation.toFixed(2)} per token over ${shipped.tokens} tokens; unigram baseline ${Math.exp(unigram / unigramCount).toFixed(2)}`);
+console.log(`shipped student: held-out perplexity (1 Samuel 1-3, ${heldOut.length} tokens): ${shipped.heldOut.toFixed(2)}`);
+for (const other of ["teacher", "student-alpha-1", "student-next-token"]) {
   const dir = join(runDir, other);
   if (!existsSync(dir)) continue;
   const r = await measure(await loadModel(dir));
@@ -83,8 +83,9 @@ const logOf = (dir: string): Log[] => readFileSync(join(runDir, dir, "train_log.
 const series = [
   { name: "teacher, train (next-token)", log: logOf("teacher"), key: "trainLoss" as const, color: "#9ab" },
   { name: "teacher, validation", log: logOf("teacher"), key: "validationLoss" as const, color: "#246" },
-  { name: "student, train (distillation loss)", log: logOf("student"), key: "trainLoss" as const, color: "#e9a" },
-  { name: "student, validation (next-token)", log: logOf("student"), key: "validationLoss" as const, color: "#a24" },
+  { name: "student (alpha 0.5), train", log: logOf("student"), key: "trainLoss" as const, color: "#e9a" },
+  { name: "student (alpha 0.5), validation", log: logOf("student"), key: "validationLoss" as const, color: "#a24" },
+  ...(existsSync(join(runDir, "student-alpha-1")) ? [{ name: "student (alpha 1), validation", log: logOf("student-alpha-1"), key: "validationLoss" as const, color: "#c80" }] : []),
   ...(existsSync(join(runDir, "student-next-token")) ? [{ name: "next-token student, validation", log: logOf("student-next-token"), key: "validationLoss" as const, color: "#2a4" }] : []),
 ];
 const W = 720;
