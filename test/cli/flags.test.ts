@@ -42,8 +42,10 @@ describe("every accepted CLI flag changes what happens", () => {
       topP: ["--top-p", "0.01"],
       minP: ["--min-p", "1"],
       repetition: ["--temperature", "0", "--repetition-penalty", "3"],
-      presence: ["--temperature", "0", "--presence-penalty", "2"],
-      frequency: ["--temperature", "0", "--frequency-penalty", "2"],
+      // Long enough for tokens to repeat, so that counting repeats (frequency) differs from not (presence).
+      greedy60: ["--temperature", "0", "-n", "60"],
+      presence: ["--temperature", "0", "-n", "60", "--presence-penalty", "0.4"],
+      frequency: ["--temperature", "0", "-n", "60", "--frequency-penalty", "0.4"],
       maxTokens: ["--max-tokens", "3"],
       hot: ["--temperature", "5", "--top-k", "0", "--top-p", "1"],
       chat: ["--temperature", "0", "--chat"],
@@ -59,8 +61,8 @@ describe("every accepted CLI flag changes what happens", () => {
     // top-k 1, a tiny nucleus and min-p 1 each leave only the most likely token: greedy.
     for (const name of ["topK1", "topP", "minP"]) assert.equal(out[name], out["greedy"], name);
     differs("repetition", "greedy");
-    differs("presence", "greedy");
-    differs("frequency", "greedy");
+    differs("presence", "greedy60");
+    differs("frequency", "greedy60");
     differs("frequency", "presence");
     differs("hot", "base");
     assert.ok(out["base"]!.startsWith(out["maxTokens"]!.trimEnd()) && out["maxTokens"]!.length < out["base"]!.length / 2);
