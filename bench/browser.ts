@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { chromium, type Page } from "playwright-core";
 import { BENCH_SHAPES, SHAPE_ALIASES } from "../src/bench/run.js";
 import { SyntheticSource } from "../src/bench/synthetic.js";
-import type { GemmaConfig } from "../src/config.js";
+import type { GemmaConfig } from "../src/model/gemma/config.js";
 import { loadModel } from "../src/gemma.js";
 import { ggufModelParts, type GgufMatrixType } from "../src/model/gguf-export.js";
 import { startWebServer } from "../src/server/web.js";

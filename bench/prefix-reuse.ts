@@ -6,11 +6,11 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { configFromHf } from "../src/config.js";
+import { configFromHf } from "../src/model/gemma/config.js";
 import { loadModel } from "../src/gemma.js";
 import { startServer } from "../src/server/serve.js";
 import { encodeSafetensors } from "../src/weights/safetensors-writer.js";
-import { expectedTensors } from "../src/model/weights.js";
+import { expectedTensors } from "../src/model/gemma/weights.js";
 import { Rng } from "../src/generate/rng.js";
 import { addGemmaTokenizer } from "../test/helpers/tokenizer.js";
 

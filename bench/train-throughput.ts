@@ -10,7 +10,7 @@
  */
 import { availableParallelism, cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { parseConfigJson } from "../src/config.js";
+import { parseConfigJson } from "../src/model/gemma/config.js";
 import { Rng } from "../src/generate/rng.js";
 import { trainingLinear } from "../src/train/fast-linear.js";
 import { TrainableGemma } from "../src/train/model.js";

@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseConfigJson, type GemmaConfig } from "../src/config.js";
+import { parseConfigJson, type GemmaConfig } from "../src/model/gemma/config.js";
 import { loadModel } from "../src/gemma.js";
 import { charTokenizerFiles } from "../src/tokenizer/char-vocab.js";
 import { loadTokenizer } from "../src/tokenizer/load.js";

@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execFileSync } from "node:child_process";
-import type { GemmaConfig } from "../src/config.js";
+import type { GemmaConfig } from "../src/model/gemma/config.js";
 import { loadConfig, loadModel, type GemmaModel } from "../src/gemma.js";
 import { perplexity } from "../src/eval/perplexity.js";
 import { encodeGgufModel } from "../src/model/gguf-export.js";

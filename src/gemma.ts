@@ -9,24 +9,25 @@ import { BUNDLED_MODEL } from "./bundled.js";
 import type { Kernels } from "./backend/kernels.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { nodeWasmHost } from "./backend/wasm/node-host.js";
-import { parseModelConfigJson } from "./config.js";
+import { parseModelConfigJson } from "./model/families.js";
 import { CheckpointError, ConfigError, GemmaError } from "./errors.js";
 import type { PullProgress } from "./hub/pull.js";
 import { resolveModelPath } from "./hub/resolve.js";
 import type { HubOptions } from "./hub/settings.js";
 import type { CausalLM, ModelConfig } from "./model/causal-lm.js";
-import type { ForwardOptions } from "./model/forward.js";
-import { assembleForward, assembleModel, type AssembleOptions, type GemmaModel } from "./model/gemma-model.js";
+import type { ForwardOptions } from "./model/gemma/forward.js";
+import { assembleModel, type GemmaModel } from "./gemma-model.js";
+import { assembleForward, type AssembleOptions } from "./model/assemble.js";
 import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
 import { readLoraAdapter } from "./model/lora-adapter-folder.js";
-import type { Quantization } from "./model/weights.js";
+import type { Quantization } from "./model/tensors.js";
 import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
 import type { TensorSource } from "./weights/checkpoint.js";
 import { openCheckpointFolder } from "./weights/checkpoint-folder.js";
 import { NodeFileSource } from "./weights/node-file-source.js";
 
-export { GemmaModel, type ChatOptions, type GenerationInput } from "./model/gemma-model.js";
+export { GemmaModel, type ChatOptions, type GenerationInput } from "./gemma-model.js";
 
 export interface LoadModelOptions extends ForwardOptions, HubOptions {
   /**

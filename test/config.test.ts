@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { configFromHf, parameterCount, parseConfigJson, PRESETS } from "../src/config.js";
+import { configFromHf, parameterCount, parseConfigJson, PRESETS } from "../src/model/gemma/config.js";
 import { ConfigError } from "../src/errors.js";
 import { FIXTURES, tinyGemma2Json } from "./helpers/random-model.js";
 

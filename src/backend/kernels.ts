@@ -3,8 +3,10 @@
  * faster backend (WebAssembly, WebGPU) drops in without touching model code. All tensors are flat
  * row-major Float32Arrays with their dimensions passed explicitly (llm.c style).
  */
-import type { Activation } from "../config.js";
 import type { MatrixDtype } from "../weights/dtype.js";
+
+/** The GELU of GeGLU: `gelu_tanh` is what Gemma was trained with; `gelu_exact` only when a config asks for it. */
+export type Activation = "gelu_tanh" | "gelu_exact";
 
 export type { MatrixDtype };
 

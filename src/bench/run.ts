@@ -6,7 +6,7 @@
  */
 import { buildForward, resolveKernels } from "../gemma.js";
 import { KernelProfile, type KernelTiming } from "./profile.js";
-import { PRESETS } from "../config.js";
+import { PRESETS } from "../model/gemma/config.js";
 import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
 import { KvCache } from "../model/kv-cache.js";
 import { RECURRENT_PRESETS } from "../model/recurrent-gemma/config.js";

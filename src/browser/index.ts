@@ -3,8 +3,9 @@
  * through Blobs, range requests and the Origin Private File System, with Web Worker kernels.
  * Pages usually run the model in runtime-worker.js and talk to it with GemmaWorkerClient.
  */
-export { GemmaModel, assembleModel, type ChatOptions, type GenerationInput, type AssembleOptions } from "../model/gemma-model.js";
-export { PRESETS, configFromHf, parseModelConfigJson, type GemmaConfig } from "../config.js";
+export { GemmaModel, assembleModel, type ChatOptions, type GenerationInput, type AssembleOptions } from "../gemma-model.js";
+export { PRESETS, configFromHf, type GemmaConfig } from "../model/gemma/config.js";
+export { parseModelConfigJson } from "../model/families.js";
 export { GemmaError, ConfigError, CheckpointError, TokenizerError, GenerationError } from "../errors.js";
 export { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 export { tokenizerFromJson } from "../tokenizer/hf-codec.js";

@@ -3,10 +3,10 @@
  * the same code as in Node (config rules, tensor shapes, tokenizer), onto the kernels given.
  */
 import type { Kernels } from "../backend/kernels.js";
-import { parseModelConfigJson } from "../config.js";
+import { parseModelConfigJson } from "../model/families.js";
 import { CheckpointError, TokenizerError } from "../errors.js";
 import type { ModelConfig } from "../model/causal-lm.js";
-import { assembleModel, type AssembleOptions, type GemmaModel } from "../model/gemma-model.js";
+import { assembleModel, type AssembleOptions, type GemmaModel } from "../gemma-model.js";
 import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import { tokenizerFromJson } from "../tokenizer/hf-codec.js";

@@ -7,7 +7,7 @@ import { jsKernels } from "../backend/js/index.js";
 import type { Kernels } from "../backend/kernels.js";
 import { createWasmKernels } from "../backend/wasm/index.js";
 import type { ChatSession } from "../generate/chat-session.js";
-import type { GemmaModel } from "../model/gemma-model.js";
+import type { GemmaModel } from "../gemma-model.js";
 import { loadModelFromFiles } from "./load.js";
 import { HUB_ENDPOINT } from "./model-address.js";
 import { pickedFiles, urlFiles } from "./model-files.js";

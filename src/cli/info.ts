@@ -5,7 +5,7 @@ import { tokenizerFile } from "../tokenizer/load.js";
 import { openCheckpoint } from "../gemma.js";
 import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
-import { checkLayerCount, validateTensors } from "../model/weights.js";
+import { checkLayerCount, validateTensors } from "../model/tensors.js";
 import { Checkpoint } from "../weights/checkpoint.js";
 import { resolveModelPath } from "../hub/resolve.js";
 import { addModelSourceOptions } from "./options.js";

@@ -3,7 +3,7 @@ import { BUNDLED_MODEL } from "../bundled.js";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { GemmaError } from "../errors.js";
 import { loadModel, type GemmaModel } from "../gemma.js";
-import type { Quantization } from "../model/weights.js";
+import type { Quantization } from "../model/tensors.js";
 import type { GenerateOptions } from "../generate/generation.js";
 import { DownloadProgress, ProgressBar } from "./progress.js";
 

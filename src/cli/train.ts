@@ -6,7 +6,7 @@
 import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
-import { parseConfigJson, type GemmaConfig } from "../config.js";
+import { parseConfigJson, type GemmaConfig } from "../model/gemma/config.js";
 import { ConfigError, TokenizerError } from "../errors.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { loadTrainable, loadTrainerState, saveTrainedModel } from "../train/checkpoint-io.js";

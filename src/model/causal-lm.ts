@@ -3,7 +3,7 @@
  * tokens that updates a decode state (a KV cache for Gemma, conv/RNN state + a ring buffer for
  * RecurrentGemma).
  */
-import type { GemmaConfig } from "../config.js";
+import type { GemmaConfig } from "./gemma/config.js";
 import type { RecurrentGemmaConfig } from "./recurrent-gemma/config.js";
 
 export type ModelConfig = GemmaConfig | RecurrentGemmaConfig;

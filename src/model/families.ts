@@ -1,11 +1,21 @@
-/** What differs per model family where callers only need a summary: tensors, size, state memory. */
-import { parameterCount } from "../config.js";
+/**
+ * The model families side by side: which family a config.json describes, and what differs per
+ * family where callers only need a summary (tensors, size, state memory).
+ */
+import { configFromHf, parameterCount } from "./gemma/config.js";
+import { parseJsonObject } from "./config-fields.js";
 import type { ModelConfig } from "./causal-lm.js";
 import { KvCache } from "./kv-cache.js";
-import { recurrentParameterCount } from "./recurrent-gemma/config.js";
+import { recurrentConfigFromHf, recurrentParameterCount } from "./recurrent-gemma/config.js";
 import { RecurrentState } from "./recurrent-gemma/forward.js";
 import { expectedRecurrentTensors } from "./recurrent-gemma/weights.js";
-import { expectedTensors } from "./weights.js";
+import { expectedTensors } from "./gemma/weights.js";
+
+/** Parses a config.json of any supported family (gemma, gemma2, recurrent_gemma). */
+export function parseModelConfigJson(text: string, source = "config.json"): ModelConfig {
+  const json = parseJsonObject(text, source);
+  return json["model_type"] === "recurrent_gemma" ? recurrentConfigFromHf(json, source) : configFromHf(json, source);
+}
 
 export function expectedTensorsFor(config: ModelConfig): Map<string, number[]> {
   return config.family === "recurrent_gemma" ? expectedRecurrentTensors(config) : expectedTensors(config);

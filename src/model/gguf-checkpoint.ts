@@ -4,7 +4,7 @@
  * q_proj.weight`, norm weights marked as stored gains (llama.cpp's converter writes 1 + w), K-quant
  * tensors re-quantized row by row to Q8_0. The tokenizer comes from the file's metadata.
  */
-import { configFromHf, defaultLayerTypes, type GemmaConfig, type ModelFamily } from "../config.js";
+import { configFromHf, defaultLayerTypes, type GemmaConfig, type ModelFamily } from "./gemma/config.js";
 import { CheckpointError, ConfigError } from "../errors.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
@@ -14,7 +14,7 @@ import { GgufFile, GgufMetadataReader, type GgufTensorEntry } from "../weights/g
 import { dequantizeKQuant, K_QUANT_BLOCK_BYTES, QK_K, type KQuantName } from "../weights/k-quants.js";
 import { q8_0RowBytes, quantizeQ8_0Row } from "../weights/q8_0.js";
 import type { StoredTensor } from "../weights/safetensors.js";
-import { expectedTensors } from "./weights.js";
+import { expectedTensors } from "./gemma/weights.js";
 
 /** Our own metadata key: llama.cpp infers this scalar from the model size (27B: d_model / heads). */
 export const QUERY_SCALAR_KEY = (arch: string) => `${arch}.attention.query_pre_attn_scalar`;

@@ -3,7 +3,7 @@
  * gains stored as 1 + w), with every matrix as F32, F16, Q8_0 or Q4_0, and optionally a
  * SentencePiece vocabulary in the metadata. What GgufCheckpoint reads back is the same model.
  */
-import type { GemmaConfig } from "../config.js";
+import type { GemmaConfig } from "./gemma/config.js";
 import { ConfigError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { f32ToF16 } from "../weights/dtype.js";
@@ -11,7 +11,7 @@ import { encodeGguf, ggufParts, gguv, type GgufTensorInput, type GgufValue } fro
 import { toBlocks, widenRow } from "../weights/matrix-rows.js";
 import { ggufCompatible, ggufTensorName, QUERY_SCALAR_KEY } from "./gguf-checkpoint.js";
 import { PieceType } from "../tokenizer/sentencepiece.js";
-import { expectedTensors } from "./weights.js";
+import { expectedTensors } from "./gemma/weights.js";
 
 export type GgufMatrixType = "F32" | "F16" | "Q8_0" | "Q4_0";
 

@@ -3,7 +3,7 @@
  * keep every position, local layers keep a ring buffer of `slidingWindow` (+ optional slack)
  * positions, so a 2B at 8192 tokens holds 4096 positions on its local layers.
  */
-import type { GemmaConfig } from "../config.js";
+import type { GemmaConfig } from "./gemma/config.js";
 import { GenerationError } from "../errors.js";
 import type { DecodeState, StateOptions } from "./causal-lm.js";
 

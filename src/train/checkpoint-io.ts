@@ -5,7 +5,7 @@
  */
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { configToHf, type GemmaConfig } from "../config.js";
+import { configToHf, type GemmaConfig } from "../model/gemma/config.js";
 import { openCheckpoint } from "../gemma.js";
 import { CheckpointError } from "../errors.js";
 import { openCheckpointFolder } from "../weights/checkpoint-folder.js";

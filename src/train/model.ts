@@ -6,12 +6,12 @@
  * residual, pre-norm → GeGLU MLP → post-norm → residual, final norm, tied output head, final
  * soft-cap. Float32 for training, Float64 for gradient checks.
  */
-import type { GemmaConfig } from "../config.js";
+import type { GemmaConfig } from "../model/gemma/config.js";
 import { ConfigError } from "../errors.js";
 import { Rng } from "../generate/rng.js";
-import { embeddingNormalizer } from "../model/forward.js";
+import { embeddingNormalizer } from "../model/gemma/forward.js";
 import { ropeInverseFrequencies } from "../model/rope.js";
-import { expectedTensors } from "../model/weights.js";
+import { expectedTensors } from "../model/gemma/weights.js";
 import { crossEntropy, distillation, type TeacherTopK } from "./losses.js";
 import {
   attentionBackward,

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../../src/generate/rng.js";
-import { parseModelConfigJson } from "../../src/config.js";
+import { parseModelConfigJson } from "../../src/model/families.js";
 import type { ModelConfig } from "../../src/model/causal-lm.js";
 import { expectedTensorsFor } from "../../src/model/families.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";

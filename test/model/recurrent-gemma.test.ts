@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { conv1d, rgLruScan } from "../../src/backend/js/recurrent.js";
-import { parseModelConfigJson } from "../../src/config.js";
+import { parseModelConfigJson } from "../../src/model/families.js";
 import { ConfigError, GenerationError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
 import { recurrentParameterCount, type RecurrentGemmaConfig } from "../../src/model/recurrent-gemma/config.js";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseConfigJson } from "../../src/config.js";
+import { parseConfigJson } from "../../src/model/gemma/config.js";
 import { Rng } from "../../src/generate/rng.js";
 import { crossEntropy, distillation } from "../../src/train/losses.js";
 import { TrainableGemma } from "../../src/train/model.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
-import { parseConfigJson } from "../../src/config.js";
+import { parseConfigJson } from "../../src/model/gemma/config.js";
 import { loadModel } from "../../src/gemma.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { loadTrainable, loadTrainerState, saveTrainedModel } from "../../src/train/checkpoint-io.js";

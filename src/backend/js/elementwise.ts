@@ -1,5 +1,5 @@
 /** Reference element-wise and row-wise kernels: RMSNorm, RoPE, GeGLU, soft-cap, residual add, embedding. */
-import type { Activation } from "../../config.js";
+import type { Activation } from "../kernels.js";
 import type { Weight } from "../kernels.js";
 import { weightRow } from "./matmul.js";
 

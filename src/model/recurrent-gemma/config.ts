@@ -2,8 +2,8 @@
  * RecurrentGemma (Griffin) configuration: presets and the Hugging Face `recurrent_gemma`
  * config.json fields (RECURRENTGEMMA.md §1, §7).
  */
-import { SIZE_LIMITS } from "../../config.js";
 import { ConfigError } from "../../errors.js";
+import { FieldReader, type Json } from "../config-fields.js";
 
 export type BlockKind = "recurrent" | "attention";
 
@@ -37,7 +37,6 @@ export interface RecurrentGemmaConfig {
   padTokenId: number;
 }
 
-type Json = Record<string, unknown>;
 
 function preset(p: { dModel: number; nLayers: number; nHeads: number }): RecurrentGemmaConfig {
   return {
@@ -69,26 +68,10 @@ export const RECURRENT_PRESETS = {
 } satisfies Record<string, RecurrentGemmaConfig>;
 
 export function recurrentConfigFromHf(hf: Json, source = "config.json"): RecurrentGemmaConfig {
-  const fail = (field: string, expected: string): never => {
-    const v = hf[field];
-    throw new ConfigError(`${source}: ${field} must be ${expected}; ${v === undefined ? "it is missing" : `found ${JSON.stringify(v)}`}`, field);
-  };
-  const int = (field: string, fallback?: number): number => {
-    const v = hf[field] ?? fallback;
-    const max = SIZE_LIMITS[field] ?? 1 << 24;
-    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max) fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
-    return v as number;
-  };
-  const num = (field: string, fallback: number): number => {
-    const v = hf[field] ?? fallback;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) fail(field, "a positive number");
-    return v as number;
-  };
-  const tokenId = (field: string, fallback: number): number => {
-    const v = hf[field] ?? fallback;
-    if (!Number.isInteger(v) || (v as number) < 0) fail(field, "a token id (a non-negative integer)");
-    return v as number;
-  };
+  const read = new FieldReader(hf, source);
+  const fail = (field: string, expected: string): never => read.reject(field, expected);
+  const int = (field: string, fallback?: number): number => (fallback === undefined ? read.positiveInt(field) : read.positiveIntOr(field, fallback));
+  const num = (field: string, fallback: number): number => read.positiveNumberOr(field, fallback);
   const dModel = int("hidden_size");
   const nLayers = int("num_hidden_layers");
   const nHeads = int("num_attention_heads");
@@ -112,9 +95,7 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
   if (hf["embeddings_scale_by_sqrt_dim"] === false) throw new ConfigError(`${source}: embeddings_scale_by_sqrt_dim false is not supported`, "embeddings_scale_by_sqrt_dim");
   const activation = hf["hidden_activation"] ?? "gelu_pytorch_tanh";
   if (activation !== "gelu_pytorch_tanh" && activation !== "gelu_new") fail("hidden_activation", '"gelu_pytorch_tanh"');
-  const eos = hf["eos_token_id"] ?? 1;
-  const eosTokenIds = Array.isArray(eos) ? eos : [eos];
-  if (!eosTokenIds.every((x) => Number.isInteger(x) && x >= 0)) fail("eos_token_id", "a token id or a list of token ids");
+  const eosTokenIds = read.tokenIds("eos_token_id", [1]);
   return {
     family: "recurrent_gemma",
     vocabSize: int("vocab_size"),
@@ -133,9 +114,9 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
     ropeTheta: num("rope_theta", 10000),
     rmsNormEps: num("rms_norm_eps", 1e-6),
     maxPositions: Number.MAX_SAFE_INTEGER,
-    bosTokenId: tokenId("bos_token_id", 2),
-    eosTokenIds: eosTokenIds as number[],
-    padTokenId: tokenId("pad_token_id", 0),
+    bosTokenId: read.tokenIdOr("bos_token_id", 2),
+    eosTokenIds,
+    padTokenId: read.tokenIdOr("pad_token_id", 0),
   };
 }
 

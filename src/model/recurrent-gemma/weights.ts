@@ -1,7 +1,7 @@
 /** RecurrentGemma tensors (Hugging Face names, RECURRENTGEMMA.md §7): expected shapes and loading. */
 import type { Weight } from "../../backend/kernels.js";
 import type { TensorSource } from "../../weights/checkpoint.js";
-import { checkLayerCount, tensorReader, validateTensors, type LoadWeightsOptions } from "../weights.js";
+import { checkLayerCount, tensorReader, validateTensors, type LoadWeightsOptions } from "../tensors.js";
 import type { RecurrentGemmaConfig } from "./config.js";
 
 export interface RecurrentWeights {

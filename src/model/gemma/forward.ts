@@ -2,14 +2,14 @@
  * The Gemma 2 / Gemma 1 forward pass (GEMMA2.md §2, §4), written once over the kernel interface.
  * Branches only on config fields: sandwichNorms, layerTypes, soft-caps.
  */
-import type { Kernels } from "../backend/kernels.js";
-import type { GemmaConfig } from "../config.js";
-import { GenerationError } from "../errors.js";
-import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from "../weights/dtype.js";
-import type { CausalLM, DecodeState, StateOptions } from "./causal-lm.js";
-import { KvCache } from "./kv-cache.js";
-import { outputLogits } from "./output-head.js";
-import { ropeInverseFrequencies } from "./rope.js";
+import type { Kernels } from "../../backend/kernels.js";
+import type { GemmaConfig } from "./config.js";
+import { GenerationError } from "../../errors.js";
+import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from "../../weights/dtype.js";
+import type { CausalLM, DecodeState, StateOptions } from "../causal-lm.js";
+import { KvCache } from "../kv-cache.js";
+import { outputLogits } from "../output-head.js";
+import { ropeInverseFrequencies } from "../rope.js";
 import type { GemmaWeights, LayerWeights } from "./weights.js";
 
 /** Which dtype sqrt(dModel) is rounded to (§2.1): f32 matches HF in fp32; bf16 matches a bf16 run. */

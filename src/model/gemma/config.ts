@@ -3,14 +3,12 @@
  * `config.json` for `model_type` "gemma2" and "gemma". Model code branches on these fields only,
  * never on a model's name.
  */
-import { ConfigError } from "./errors.js";
-import type { ModelConfig } from "./model/causal-lm.js";
-import { recurrentConfigFromHf } from "./model/recurrent-gemma/config.js";
+import type { Activation } from "../../backend/kernels.js";
+import { ConfigError } from "../../errors.js";
+import { FieldReader, parseJsonObject, type Json } from "../config-fields.js";
 
 export type ModelFamily = "gemma" | "gemma2";
 export type AttentionKind = "local" | "global";
-/** `gelu_tanh` is what Gemma was trained with; `gelu_exact` only when a config asks for it. */
-export type Activation = "gelu_tanh" | "gelu_exact";
 
 export interface GemmaConfig {
   family: ModelFamily;
@@ -40,7 +38,6 @@ export interface GemmaConfig {
   padTokenId: number;
 }
 
-type Json = Record<string, unknown>;
 
 /** Fields every Gemma 1 and 2 release shares (a fresh object each time: presets must not share arrays). */
 function sharedPresetFields() {
@@ -108,28 +105,9 @@ export function defaultLayerTypes(nLayers: number): AttentionKind[] {
   return Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? "local" : "global"));
 }
 
-/** Parses a config.json of any supported family (gemma, gemma2, recurrent_gemma). */
-export function parseModelConfigJson(text: string, source = "config.json"): ModelConfig {
-  const json = parseJsonObject(text, source);
-  return json["model_type"] === "recurrent_gemma" ? recurrentConfigFromHf(json, source) : configFromHf(json, source);
-}
-
 /** Parses the text of a Gemma 1/2 config.json; `source` names the file in errors. */
 export function parseConfigJson(text: string, source = "config.json"): GemmaConfig {
   return configFromHf(parseJsonObject(text, source), source);
-}
-
-function parseJsonObject(text: string, source: string): Json {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${source}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new ConfigError(`${source}: expected a JSON object at the top level`);
-  }
-  return json as Json;
 }
 
 /** Builds a GemmaConfig from the fields of a Hugging Face config.json object. */
@@ -182,7 +160,7 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
     maxPositions: read.optionalPositiveInt("max_position_embeddings") ?? 8192,
     rmsNormEps: read.optionalPositiveNumber("rms_norm_eps") ?? 1e-6,
     bosTokenId: read.optionalTokenId("bos_token_id") ?? 2,
-    eosTokenIds: readEosIds(hf, source),
+    eosTokenIds: read.tokenIds("eos_token_id", [1]),
     padTokenId: read.optionalTokenId("pad_token_id") ?? 0,
   };
   if (hf["tie_word_embeddings"] === false) {
@@ -244,78 +222,6 @@ function readRopeTheta(read: FieldReader, hf: Json, source: string): number {
   return read.optionalPositiveNumber("rope_theta") ?? 10000;
 }
 
-function readEosIds(hf: Json, source: string): number[] {
-  const raw = hf["eos_token_id"];
-  if (raw === undefined || raw === null) return [1];
-  const list = Array.isArray(raw) ? raw : [raw];
-  if (list.length === 0 || !list.every((x) => Number.isInteger(x) && (x as number) >= 0)) {
-    throw new ConfigError(`${source}: eos_token_id must be a token id or a list of token ids`, "eos_token_id");
-  }
-  return list as number[];
-}
-
-/**
- * Upper bounds far beyond any published Gemma (27B: 46 layers, 8k-128k context, 256k vocabulary):
- * a corrupt or hostile config must fail here, not allocate gigabytes. Other sizes: 2^24.
- */
-export const SIZE_LIMITS: Readonly<Record<string, number>> = {
-  num_hidden_layers: 1024,
-  num_attention_heads: 1024,
-  num_key_value_heads: 1024,
-  max_position_embeddings: 1 << 21,
-  vocab_size: 1 << 22,
-  sliding_window: 1 << 21,
-  sliding_window_size: 1 << 21,
-};
-
-/** Reads typed fields from a JSON object, naming the field and file when one is missing or wrong. */
-class FieldReader {
-  constructor(
-    private readonly json: Json,
-    private readonly source: string,
-  ) {}
-
-  private fail(field: string, expected: string): never {
-    const value = this.json[field];
-    const found = value === undefined ? "it is missing" : `found ${JSON.stringify(value)}`;
-    throw new ConfigError(`${this.source}: ${field} must be ${expected}; ${found}`, field);
-  }
-
-  /** A positive integer up to `max`: sizes beyond any real model are refused before anything is allocated for them. */
-  positiveInt(field: string, max = SIZE_LIMITS[field] ?? 1 << 24): number {
-    const v = this.json[field];
-    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max) this.fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
-    return v as number;
-  }
-
-  optionalPositiveInt(field: string): number | undefined {
-    return this.json[field] === undefined || this.json[field] === null ? undefined : this.positiveInt(field);
-  }
-
-  positiveNumber(field: string): number {
-    const v = this.json[field];
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(field, "a positive number");
-    return v as number;
-  }
-
-  optionalPositiveNumber(field: string): number | undefined {
-    return this.json[field] === undefined || this.json[field] === null ? undefined : this.positiveNumber(field);
-  }
-
-  optionalTokenId(field: string): number | undefined {
-    const v = this.json[field];
-    if (v === undefined || v === null) return undefined;
-    if (!Number.isInteger(v) || (v as number) < 0) this.fail(field, "a token id (a non-negative integer)");
-    return v as number;
-  }
-
-  /** null disables the cap (as in HF); absent means the Gemma 2 default. */
-  softcap(field: string, fallback: number): number | null {
-    if (!(field in this.json)) return fallback;
-    if (this.json[field] === null) return null;
-    return this.positiveNumber(field);
-  }
-}
 
 /** A Hugging Face config.json object for a Gemma 1/2 config (what a trained checkpoint saves). */
 export function configToHf(c: GemmaConfig): Record<string, unknown> {

@@ -1,27 +1,21 @@
 /**
- * A loaded model (config, tokenizer, forward pass) and the step that builds one from any tensor
- * source: platform-free, shared by Node's `loadModel` (gemma.ts) and the browser loaders.
+ * The public model: a loaded model (config, tokenizer, forward pass) that computes logits,
+ * generates and chats, and the step that builds one from any tensor source. Platform-free, shared
+ * by Node's `loadModel` (gemma.ts) and the browser loaders; the layer above `generate/`.
  */
-import type { Kernels, Weight } from "../backend/kernels.js";
-import { CheckpointError, GenerationError, TokenizerError } from "../errors.js";
-import { ChatSession } from "../generate/chat-session.js";
-import { Generation, type GenerateOptions, type GenerationContext } from "../generate/generation.js";
-import { Sequence } from "../generate/sequence.js";
-import { encodeChat, type ChatMessage } from "../tokenizer/chat-template.js";
-import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
-import type { TensorSource } from "../weights/checkpoint.js";
-import type { CausalLM, ModelConfig, StateOptions } from "./causal-lm.js";
-import { GemmaForward, type ForwardOptions } from "./forward.js";
-import { GgufCheckpoint } from "./gguf-checkpoint.js";
-import type { LoraDelta } from "./lora-adapter.js";
-import { RecurrentGemmaForward } from "./recurrent-gemma/forward.js";
-import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./recurrent-gemma/weights.js";
-import { heldBytes, loadWeights, type GemmaWeights, type LoadWeightsOptions } from "./weights.js";
+import type { Kernels } from "./backend/kernels.js";
+import { CheckpointError, GenerationError, TokenizerError } from "./errors.js";
+import { ChatSession } from "./generate/chat-session.js";
+import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
+import { Sequence } from "./generate/sequence.js";
+import { assembleForward, type AssembleOptions } from "./model/assemble.js";
+import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
+import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
+import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
+import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
+import type { TensorSource } from "./weights/checkpoint.js";
 
-export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions, "onMatrix" | "lora"> {
-  /** LoRA updates to merge (read by the platform's adapter reader). */
-  lora?: ReadonlyMap<string, LoraDelta>;
-}
+export type { AssembleOptions };
 
 /** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
 export type GenerationInput = string | readonly ChatMessage[] | readonly number[];
@@ -88,17 +82,6 @@ export class GemmaModel {
     if (!this.tokenizer) throw new TokenizerError(`${what} needs a tokenizer, and this checkpoint has no tokenizer.json; pass token ids instead`);
     return this.tokenizer;
   }
-}
-
-/** Loads the weights a config needs from a tensor source onto the kernels and builds that family's forward pass. */
-export async function assembleForward(source: TensorSource, config: ModelConfig, kernels: Kernels, options: AssembleOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
-  if (options.lora && config.family === "recurrent_gemma") throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
-  const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
-  const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
-  const weightBytes = heldBytes(weights);
-  await kernels.ready?.();
-  const forwardPass = config.family === "recurrent_gemma" ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels) : new GemmaForward(config, weights as GemmaWeights, kernels, options);
-  return { forwardPass, weightBytes };
 }
 
 /** A model from an opened source: checks the tokenizer fits the vocabulary, then assembles it. */

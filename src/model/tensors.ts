@@ -1,8 +1,8 @@
 /**
- * The tensors a config needs (Hugging Face names, GEMMA2.md §3), checked against a checkpoint
- * and read into memory in their stored width.
+ * What every family shares about its tensors: checking a checkpoint against the tensors a config
+ * needs (presence, shape, dtype, unused tensors, layer count), and reading them into memory in
+ * their stored width or quantized, with LoRA updates merged.
  */
-import type { GemmaConfig } from "../config.js";
 import type { Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
@@ -16,53 +16,6 @@ const READABLE_DTYPES = new Set(["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "
 
 /** Weight quantization on load. */
 export type Quantization = "q8_0" | "q4_0" | "none";
-
-export interface LayerWeights {
-  /** Norm gains are stored as 1 + w (RMSNorm weights are offsets from 1, §2). */
-  inputNorm: Float32Array;
-  /** Gemma 2 only: norm of the attention output before the residual add. */
-  postAttentionNorm: Float32Array | null;
-  preFeedforwardNorm: Float32Array;
-  /** Gemma 2 only: norm of the MLP output before the residual add. */
-  postFeedforwardNorm: Float32Array | null;
-  q: Weight;
-  k: Weight;
-  v: Weight;
-  o: Weight;
-  gate: Weight;
-  up: Weight;
-  down: Weight;
-}
-
-export interface GemmaWeights {
-  /** [vocab, dModel]: input embedding and (tied) output head. */
-  embedding: Weight;
-  layers: LayerWeights[];
-  finalNorm: Float32Array;
-}
-
-/** Every tensor name the config needs, with its expected shape. */
-export function expectedTensors(c: GemmaConfig): Map<string, number[]> {
-  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [c.vocabSize, c.dModel]]]);
-  for (let i = 0; i < c.nLayers; i++) {
-    const p = `model.layers.${i}.`;
-    shapes.set(`${p}input_layernorm.weight`, [c.dModel]);
-    shapes.set(`${p}post_attention_layernorm.weight`, [c.dModel]);
-    if (c.sandwichNorms) {
-      shapes.set(`${p}pre_feedforward_layernorm.weight`, [c.dModel]);
-      shapes.set(`${p}post_feedforward_layernorm.weight`, [c.dModel]);
-    }
-    shapes.set(`${p}self_attn.q_proj.weight`, [c.nHeads * c.headDim, c.dModel]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [c.nKvHeads * c.headDim, c.dModel]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [c.nKvHeads * c.headDim, c.dModel]);
-    shapes.set(`${p}self_attn.o_proj.weight`, [c.dModel, c.nHeads * c.headDim]);
-    shapes.set(`${p}mlp.gate_proj.weight`, [c.ffnDim, c.dModel]);
-    shapes.set(`${p}mlp.up_proj.weight`, [c.ffnDim, c.dModel]);
-    shapes.set(`${p}mlp.down_proj.weight`, [c.dModel, c.ffnDim]);
-  }
-  shapes.set("model.norm.weight", [c.dModel]);
-  return shapes;
-}
 
 export interface LoadWeightsOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
@@ -146,12 +99,6 @@ export function checkLayerCount(ckpt: TensorSource, nLayers: number, options: Va
   }
 }
 
-/** Checks a Gemma checkpoint against its config; returns the bytes to load. */
-export function validateCheckpoint(ckpt: TensorSource, config: GemmaConfig, options: ValidateOptions = {}): number {
-  checkLayerCount(ckpt, config.nLayers, options);
-  return validateTensors(ckpt, expectedTensors(config), config.family, options);
-}
-
 /** Reads validated tensors by name, reporting progress against `totalBytes`. */
 export function tensorReader(ckpt: TensorSource, totalBytes: number, options: LoadWeightsOptions = {}) {
   const { onProgress, onMatrix, quant, lora } = options;
@@ -206,33 +153,6 @@ function mergeLora(t: StoredTensor, delta: LoraDelta, rows: number, cols: number
     merged.set(row, r * cols);
   }
   return merged;
-}
-
-export async function loadWeights(ckpt: TensorSource, config: GemmaConfig, options: LoadWeightsOptions = {}): Promise<GemmaWeights> {
-  const totalBytes = validateCheckpoint(ckpt, config, options);
-  const { matrix, gain } = tensorReader(ckpt, totalBytes, options);
-
-  const embedding = await matrix("model.embed_tokens.weight");
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < config.nLayers; i++) {
-    const p = `model.layers.${i}.`;
-    // Gemma 1's post_attention_layernorm is its pre-MLP norm (§4); Gemma 2's is a post-norm.
-    const secondNorm = await gain(`${p}post_attention_layernorm.weight`);
-    layers.push({
-      inputNorm: await gain(`${p}input_layernorm.weight`),
-      postAttentionNorm: config.sandwichNorms ? secondNorm : null,
-      preFeedforwardNorm: config.sandwichNorms ? await gain(`${p}pre_feedforward_layernorm.weight`) : secondNorm,
-      postFeedforwardNorm: config.sandwichNorms ? await gain(`${p}post_feedforward_layernorm.weight`) : null,
-      q: await matrix(`${p}self_attn.q_proj.weight`),
-      k: await matrix(`${p}self_attn.k_proj.weight`),
-      v: await matrix(`${p}self_attn.v_proj.weight`),
-      o: await matrix(`${p}self_attn.o_proj.weight`),
-      gate: await matrix(`${p}mlp.gate_proj.weight`),
-      up: await matrix(`${p}mlp.up_proj.weight`),
-      down: await matrix(`${p}mlp.down_proj.weight`),
-    });
-  }
-  return { embedding, layers, finalNorm: await gain("model.norm.weight") };
 }
 
 /** Bytes the typed arrays reachable from a weights object occupy (shared arrays counted once). */
