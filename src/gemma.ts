@@ -2,15 +2,12 @@
  * The library's front door: `loadModel(dir)` reads config, tokenizer and weights of a Hugging Face
  * checkpoint folder or GGUF file and returns a model that computes logits, generates and chats.
  */
-import { readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { jsKernels } from "./backend/js/index.js";
 import { BUNDLED_MODEL } from "./bundled.js";
 import type { Kernels } from "./backend/kernels.js";
 import { createWasmKernels } from "./backend/wasm/index.js";
 import { nodeWasmHost } from "./backend/wasm/node-host.js";
-import { parseModelConfigJson } from "./model/families.js";
-import { CheckpointError, ConfigError, GemmaError } from "./errors.js";
+import { GemmaError } from "./errors.js";
 import type { PullProgress } from "./hub/pull.js";
 import { resolveModelPath } from "./hub/resolve.js";
 import type { HubOptions } from "./hub/settings.js";
@@ -18,16 +15,13 @@ import type { CausalLM, ModelConfig } from "./model/causal-lm.js";
 import type { ForwardOptions } from "./model/gemma/forward.js";
 import { assembleModel, type GemmaModel } from "./gemma-model.js";
 import { assembleForward, type AssembleOptions } from "./model/assemble.js";
-import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
 import { readLoraAdapter } from "./model/lora-adapter-folder.js";
+import { openCheckpoint } from "./model/open-checkpoint.js";
 import type { Quantization } from "./model/tensors.js";
-import { hasTokenizer, loadTokenizer } from "./tokenizer/load.js";
-import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
 import type { TensorSource } from "./weights/checkpoint.js";
-import { openCheckpointFolder } from "./weights/checkpoint-folder.js";
-import { NodeFileSource } from "./weights/node-file-source.js";
 
 export { GemmaModel, type ChatOptions, type GenerationInput } from "./gemma-model.js";
+export { loadConfig, openCheckpoint } from "./model/open-checkpoint.js";
 
 export interface LoadModelOptions extends ForwardOptions, HubOptions {
   /**
@@ -73,38 +67,6 @@ export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined
     if (choice === "wasm") throw new GemmaError(`the WebAssembly backend is unavailable: ${(e as Error).message}`);
     onDebug?.(`using the TypeScript kernels: ${(e as Error).message}`);
     return jsKernels;
-  }
-}
-
-/** Reads and validates `dir/config.json`. */
-export async function loadConfig(dir: string): Promise<ModelConfig> {
-  const path = join(dir, "config.json");
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new ConfigError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseModelConfigJson(text, path);
-}
-
-/** A checkpoint's tensors, config and tokenizer: a GGUF file, or a Hugging Face folder. */
-export async function openCheckpoint(path: string): Promise<{ checkpoint: TensorSource & { close(): Promise<void> }; config: ModelConfig; tokenizer: GemmaTokenizer | null }> {
-  if (path.endsWith(".gguf") && (await stat(path).catch(() => null))?.isFile()) {
-    const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
-      throw new CheckpointError(`${path}: cannot open (${e.code ?? e.message})`, path);
-    });
-    const checkpoint = await GgufCheckpoint.fromSource(source);
-    return { checkpoint, config: checkpoint.config, tokenizer: checkpoint.tokenizer };
-  }
-  const checkpoint = await openCheckpointFolder(path);
-  try {
-    const config = await loadConfig(checkpoint.dir);
-    const tokenizer = (await hasTokenizer(checkpoint.dir)) ? await loadTokenizer(checkpoint.dir) : null;
-    return { checkpoint, config, tokenizer };
-  } catch (e) {
-    await checkpoint.close();
-    throw e;
   }
 }
 

@@ -2,7 +2,7 @@
 import { basename } from "node:path";
 import { Command } from "commander";
 import { tokenizerFile } from "../tokenizer/load.js";
-import { openCheckpoint } from "../gemma.js";
+import { openCheckpoint } from "../model/open-checkpoint.js";
 import { GgufCheckpoint } from "../model/gguf-checkpoint.js";
 import { describeArchitecture, expectedTensorsFor, FAMILY_NAMES, fullStateBytes, parameterCountFor } from "../model/families.js";
 import { checkLayerCount, validateTensors } from "../model/tensors.js";

@@ -3,7 +3,7 @@
  * `context` tokens advance by `stride`; each token is scored once, by the first window that sees
  * it with the most left context (the Hugging Face recipe). The first token (<bos>) is not scored.
  */
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 
 export interface PerplexityResult {
   perplexity: number;

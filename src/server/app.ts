@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { GemmaError } from "../errors.js";
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 import type { GeneratedToken } from "../generate/generation.js";
 import { TemplateLimitError } from "../tokenizer/template-limits.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";

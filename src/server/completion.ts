@@ -2,7 +2,7 @@
  * Runs one validated request on a slot and shapes the result as OpenAI's chat.completion /
  * text_completion objects, whole or as Server-Sent Event chunks.
  */
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 import { Generation, type FinishReason, type GeneratedToken } from "../generate/generation.js";
 import { encodeChat } from "../tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";

@@ -1,5 +1,5 @@
 /** Runs the API on Node's HTTP server (@hono/node-server) and shuts it down gracefully. Node adapter. */
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 import { createApp, type GemmaServerApp, type ServerOptions } from "./app.js";
 import { allowedHostsFor } from "./host-guard.js";
 import { listen } from "./listen.js";

@@ -3,7 +3,7 @@
  * in FIFO order up to `maxQueue`, beyond which they get 503. Each slot keeps its KV cache between
  * requests, so a follow-up turn of a conversation reuses the shared prefix.
  */
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 import type { Sequence } from "../generate/sequence.js";
 import { ApiError } from "./api-error.js";
 

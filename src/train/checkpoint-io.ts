@@ -5,10 +5,9 @@
  */
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { configToHf, type GemmaConfig } from "../model/gemma/config.js";
-import { openCheckpoint } from "../gemma.js";
+import { configToHf } from "../model/gemma/config.js";
+import { openCheckpoint } from "../model/open-checkpoint.js";
 import { CheckpointError } from "../errors.js";
-import { openCheckpointFolder } from "../weights/checkpoint-folder.js";
 import { GgufFile } from "../weights/gguf.js";
 import { encodeGguf, gguv, type GgufValue } from "../weights/gguf-writer.js";
 import { widenRow } from "../weights/matrix-rows.js";

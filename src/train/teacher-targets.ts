@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { mkdir, open, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GemmaError } from "../errors.js";
-import type { GemmaModel } from "../gemma.js";
+import type { GemmaModel } from "../gemma-model.js";
 import type { TeacherTopK } from "./losses.js";
 import type { TextDataset } from "./data.js";
 

@@ -2,6 +2,8 @@
  * GGML tensor types as numbered in GGUF files (ggml.h), with their block geometry, so a file's
  * tensor sizes can be checked before anything is read.
  */
+import { Q4_0, Q8_0, QK } from "./block-layout.js";
+
 export interface GgmlType {
   name: string;
   /** Values per block (1 for plain floats). */
@@ -12,11 +14,11 @@ export interface GgmlType {
 const TYPES: ReadonlyMap<number, GgmlType> = new Map([
   [0, { name: "F32", blockValues: 1, blockBytes: 4 }],
   [1, { name: "F16", blockValues: 1, blockBytes: 2 }],
-  [2, { name: "Q4_0", blockValues: 32, blockBytes: 18 }],
+  [2, { name: "Q4_0", blockValues: QK, blockBytes: Q4_0.blockBytes }],
   [3, { name: "Q4_1", blockValues: 32, blockBytes: 20 }],
   [6, { name: "Q5_0", blockValues: 32, blockBytes: 22 }],
   [7, { name: "Q5_1", blockValues: 32, blockBytes: 24 }],
-  [8, { name: "Q8_0", blockValues: 32, blockBytes: 34 }],
+  [8, { name: "Q8_0", blockValues: QK, blockBytes: Q8_0.blockBytes }],
   [9, { name: "Q8_1", blockValues: 32, blockBytes: 36 }],
   [10, { name: "Q2_K", blockValues: 256, blockBytes: 84 }],
   [11, { name: "Q3_K", blockValues: 256, blockBytes: 110 }],

@@ -1,15 +1,16 @@
 /**
- * Q4_0, llama.cpp's 4-bit block layout: every 32 values of a row are one 18-byte block, an f16
+ * Q4_0, llama.cpp's 4-bit block layout: every 32 values of a row are one block (block-layout.ts), an f16
  * scale d then 16 bytes whose low nibbles hold values 0..15 and high nibbles values 16..31,
  * value = (nibble − 8) · d, with d = (the value of largest magnitude) / −8.
  */
+import { blockRowBytes, Q4_0, QK } from "./block-layout.js";
 import { f16LookupTable, f32ToF16 } from "./dtype.js";
 
-export const Q4_0_BLOCK = 32;
-export const Q4_0_BLOCK_BYTES = 18;
+export const Q4_0_BLOCK = QK;
+export const Q4_0_BLOCK_BYTES = Q4_0.blockBytes;
 
 export function q4_0RowBytes(cols: number): number {
-  return (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
+  return blockRowBytes(Q4_0, cols);
 }
 
 /** Quantizes one row into `out` at byte `offset`, as llama.cpp's quantize_row_q4_0_ref. */
@@ -27,7 +28,7 @@ export function quantizeQ4_0Row(values: Float32Array, out: Uint8Array, offset: n
     out[at] = bits & 0xff;
     out[at + 1] = bits >>> 8;
     const nibble = (v: number) => Math.min(15, Math.trunc(v * inverse + 8.5));
-    for (let j = 0; j < 16; j++) out[at + 2 + j] = nibble(values[b * Q4_0_BLOCK + j]!) | (nibble(values[b * Q4_0_BLOCK + 16 + j]!) << 4);
+    for (let j = 0; j < 16; j++) out[at + Q4_0.quantsOffset + j] = nibble(values[b * Q4_0_BLOCK + j]!) | (nibble(values[b * Q4_0_BLOCK + 16 + j]!) << 4);
   }
 }
 
@@ -36,8 +37,8 @@ export function quantizeQ4_0Row(values: Float32Array, out: Uint8Array, offset: n
 export function q4_0Block(data: Uint8Array, r: number, b: number, cols: number, values: Int8Array): number {
   const at = r * q4_0RowBytes(cols) + b * Q4_0_BLOCK_BYTES;
   for (let j = 0; j < 16; j++) {
-    values[j] = (data[at + 2 + j]! & 0x0f) - 8;
-    values[j + 16] = (data[at + 2 + j]! >> 4) - 8;
+    values[j] = (data[at + Q4_0.quantsOffset + j]! & 0x0f) - 8;
+    values[j + 16] = (data[at + Q4_0.quantsOffset + j]! >> 4) - 8;
   }
   return f16LookupTable()[data[at]! | (data[at + 1]! << 8)]!;
 }

@@ -1,15 +1,16 @@
 /**
  * Q8_0, llama.cpp's 8-bit block layout, used unchanged from file (GGUF) or load-time quantization to
- * kernel: every 32 consecutive values of a row are one 34-byte block, an f16 scale d followed by
- * 32 int8 q, value = d · q, with d = max|x| / 127.
+ * kernel: every 32 consecutive values of a row are one block (block-layout.ts), an f16 scale d
+ * followed by 32 int8 q, value = d · q, with d = max|x| / 127.
  */
+import { blockRowBytes, Q8_0, QK } from "./block-layout.js";
 import { f16LookupTable, f32ToF16 } from "./dtype.js";
 
-export const Q8_0_BLOCK = 32;
-export const Q8_0_BLOCK_BYTES = 34;
+export const Q8_0_BLOCK = QK;
+export const Q8_0_BLOCK_BYTES = Q8_0.blockBytes;
 
 export function q8_0RowBytes(cols: number): number {
-  return (cols / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  return blockRowBytes(Q8_0, cols);
 }
 
 /** Round half away from zero, as C's roundf (llama.cpp). */
@@ -28,7 +29,7 @@ export function quantizeQ8_0Row(values: Float32Array, out: Uint8Array, offset: n
     const inverse = d === 0 ? 0 : 1 / d;
     const at = offset + b * Q8_0_BLOCK_BYTES;
     view.setUint16(at, f32ToF16(d), true);
-    for (let i = 0; i < Q8_0_BLOCK; i++) out[at + 2 + i] = roundHalfAway(values[b * Q8_0_BLOCK + i]! * inverse) & 0xff;
+    for (let i = 0; i < Q8_0_BLOCK; i++) out[at + Q8_0.quantsOffset + i] = roundHalfAway(values[b * Q8_0_BLOCK + i]! * inverse) & 0xff;
   }
 }
 
@@ -40,6 +41,6 @@ export function dequantizeQ8_0Row(data: Uint8Array, r: number, cols: number, out
   for (let b = 0; b < cols / Q8_0_BLOCK; b++) {
     const at = base + b * Q8_0_BLOCK_BYTES;
     const d = table[data[at]! | (data[at + 1]! << 8)]!;
-    for (let i = 0; i < Q8_0_BLOCK; i++) out[b * Q8_0_BLOCK + i] = d * ((data[at + 2 + i]! << 24) >> 24);
+    for (let i = 0; i < Q8_0_BLOCK; i++) out[b * Q8_0_BLOCK + i] = d * ((data[at + Q8_0.quantsOffset + i]! << 24) >> 24);
   }
 }

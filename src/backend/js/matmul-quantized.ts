@@ -4,6 +4,7 @@
  * weight block is dotted with its activation block in integers and scaled by d_w · d_x.
  */
 import type { Weight } from "../kernels.js";
+import { Q8_0 } from "../../weights/block-layout.js";
 import { f16LookupTable } from "../../weights/dtype.js";
 import { q4_0Block } from "../../weights/q4_0.js";
 import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES, roundHalfAway } from "../../weights/q8_0.js";
@@ -57,7 +58,7 @@ export function matmulQ8_0(out: Float32Array, x: Float32Array, w: Weight, seqLen
       for (let b = 0; b < blocks; b++) {
         const at = r * rowBytes + b * Q8_0_BLOCK_BYTES;
         let isum = 0;
-        for (let i = 0; i < Q8_0_BLOCK; i++) isum += ((data[at + 2 + i]! << 24) >> 24) * values[b * Q8_0_BLOCK + i]!;
+        for (let i = 0; i < Q8_0_BLOCK; i++) isum += ((data[at + Q8_0.quantsOffset + i]! << 24) >> 24) * values[b * Q8_0_BLOCK + i]!;
         acc += isum * table[data[at]! | (data[at + 1]! << 8)]! * scales[b]!;
       }
       out[s * rows + r] = acc;

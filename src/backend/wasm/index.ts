@@ -3,6 +3,7 @@
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores; every other kernel is the TypeScript reference for now.
  */
+import { ACTIVATION_Q8, blockRowBytes } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { WasmArena } from "./arena.js";
@@ -46,7 +47,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
     const quantized = w.dtype === "q8_0" || w.dtype === "q4_0";
-    const quantizedBytes = quantized ? (inCount / 32) * 36 : 0;
+    const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_Q8, inCount) : 0;
     const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));

@@ -2,7 +2,7 @@
 import type { SliceKernels } from "./pool-protocol.js";
 
 export interface KernelExports extends SliceKernels {
-  /** Quantizes seqLen rows of f32 activations to 36-byte int8 blocks for matmulQ8_0. */
+  /** Quantizes seqLen rows of f32 activations to int8 blocks (block-layout.ts ACTIVATION_Q8) for the block matmuls. */
   quantizeActivations(x: number, out: number, cols: number, seqLen: number): void;
 }
 

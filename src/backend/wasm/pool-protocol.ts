@@ -3,6 +3,8 @@
  * job, bumps GENERATION and wakes the workers; each computes its slice of rows and counts itself
  * in DONE. Pointers are wasm32 addresses (< 4 GiB), so they are stored as unsigned 32-bit values.
  */
+import { blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+
 export const GENERATION = 0;
 export const DONE = 1;
 export const KERNEL = 2;
@@ -21,11 +23,11 @@ export const CONTROL_INTS = 16;
 export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows"] as const;
 export type KernelName = (typeof KERNELS)[number];
 
-/** Bytes of one weight row, per kernel (Q8_0: 34-byte blocks of 32; Q4_0: 18-byte blocks). */
+/** Bytes of one weight row, per kernel (the block kernels: block-layout.ts). */
 export function rowBytes(kernel: KernelName, cols: number): number {
   if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
   if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
-  return (cols / 32) * (kernel === "matmulQ8_0" ? 34 : 18);
+  return blockRowBytes(kernel === "matmulQ8_0" ? Q8_0 : Q4_0, cols);
 }
 
 /** Rows [start, end) of thread `index` of `threads`, in multiples of 4 (the kernels' row block). */

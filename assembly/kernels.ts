@@ -1,7 +1,29 @@
-// WebAssembly SIMD matmul kernels (compiled with asc --enable simd).
-// out[s * outStride + r] = Σ_c x[s * cols + c] · w[r * cols + c]: y = x Wᵀ with W in PyTorch
-// [out, in] layout. outStride lets a thread compute a slice of rows (w and out offset to it). Weights are f32 or bf16 (widened in registers: bf16 bits << 16 are an f32).
-// Four weight rows per pass share every load of x.
+// Every WebAssembly SIMD kernel of the wasm backend (compiled with asc --enable simd): matmuls
+// out[s * outStride + r] = Σ_c x[s * cols + c] · w[r * cols + c], y = x Wᵀ with W in PyTorch
+// [out, in] layout, for weights in f32, bf16 and f16 (widened in registers) and in Q8_0 / Q4_0
+// blocks (against activations quantized to int8 blocks by quantizeActivations); and the
+// row-streaming kernel the bandwidth benchmark uses. outStride lets a thread compute a slice of
+// rows (w and out offset to it); four weight rows per pass share every load of x.
+import {
+  ACTIVATION_BLOCK_BYTES,
+  ACTIVATION_QUANTS_OFFSET,
+  Q4_0_BLOCK_BYTES,
+  Q4_0_QUANTS_OFFSET,
+  Q8_0_BLOCK_BYTES,
+  Q8_0_QUANTS_OFFSET,
+  QK,
+} from "./block-layout";
+
+// Exported as globals of the module, so a test can check them against the TypeScript layouts.
+export {
+  ACTIVATION_BLOCK_BYTES,
+  ACTIVATION_QUANTS_OFFSET,
+  Q4_0_BLOCK_BYTES,
+  Q4_0_QUANTS_OFFSET,
+  Q8_0_BLOCK_BYTES,
+  Q8_0_QUANTS_OFFSET,
+  QK,
+} from "./block-layout";
 
 @inline function sum4(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
@@ -136,23 +158,23 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
   return reinterpret<f32>(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
-// Activations are quantized per 32 values too, into 36-byte blocks: an f32 scale then 32 int8
+// Activations are quantized per QK values too, into blocks of an f32 scale then QK int8
 // (round half away from zero, computed in f32), so Q8_0 rows can be dotted in integers.
 export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32): void {
-  const blocks = cols >> 5;
+  const blocks = cols / QK;
   for (let s = 0; s < seqLen; s++) {
     for (let b = 0; b < blocks; b++) {
-      const src = x + ((<usize>s * <usize>cols + (<usize>b << 5)) << 2);
-      const dst = out + (<usize>s * <usize>blocks + <usize>b) * 36;
+      const src = x + ((<usize>s * <usize>cols + <usize>b * <usize>QK) << 2);
+      const dst = out + (<usize>s * <usize>blocks + <usize>b) * <usize>ACTIVATION_BLOCK_BYTES;
       let amax: f32 = 0;
-      for (let i = 0; i < 32; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
+      for (let i = 0; i < QK; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
       const d: f32 = amax / 127;
       const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
       store<f32>(dst, d);
-      for (let i = 0; i < 32; i++) {
+      for (let i = 0; i < QK; i++) {
         const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
         const q: f32 = Mathf.floor(abs(v) + 0.5);
-        store<i8>(dst + 4 + <usize>i, <i8>(<i32>(v < 0 ? -q : q)));
+        store<i8>(dst + <usize>ACTIVATION_QUANTS_OFFSET + <usize>i, <i8>(<i32>(v < 0 ? -q : q)));
       }
     }
   }
@@ -166,28 +188,31 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   );
 }
 
-// One Q8_0 weight block (34 bytes) against one activation block (36 bytes): Σ q_w·q_x as f32x4 lanes.
+// One Q8_0 weight block against one activation block: Σ q_w·q_x as f32x4 lanes.
 @inline function blockDot(wb: usize, xb: usize): v128 {
-  const isum = i32x4.add(dot16(v128.load(wb + 2), v128.load(xb + 4)), dot16(v128.load(wb + 18), v128.load(xb + 20)));
+  const wq = wb + <usize>Q8_0_QUANTS_OFFSET;
+  const xq = xb + <usize>ACTIVATION_QUANTS_OFFSET;
+  const isum = i32x4.add(dot16(v128.load(wq), v128.load(xq)), dot16(v128.load(wq + 16), v128.load(xq + 16)));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
 }
 
-// One Q4_0 weight block (18 bytes: f16 scale, 16 bytes of nibbles; low nibbles are values 0..15,
+// One Q4_0 weight block (f16 scale, 16 bytes of nibbles; low nibbles are values 0..15,
 // high nibbles 16..31, value = nibble − 8) against one activation block: Σ q_w·q_x as f32x4.
 @inline function blockDotQ4(wb: usize, xb: usize): v128 {
-  const packed = v128.load(wb + 2);
+  const packed = v128.load(wb + <usize>Q4_0_QUANTS_OFFSET);
+  const xq = xb + <usize>ACTIVATION_QUANTS_OFFSET;
   const eight = i8x16.splat(8);
   const low = i8x16.sub(v128.and(packed, i8x16.splat(0x0f)), eight);
   const high = i8x16.sub(i8x16.shr_u(packed, 4), eight);
-  const isum = i32x4.add(dot16(low, v128.load(xb + 4)), dot16(high, v128.load(xb + 20)));
+  const isum = i32x4.add(dot16(low, v128.load(xq)), dot16(high, v128.load(xq + 16)));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
 }
 
 // Quantized weights against activations quantized by quantizeActivations; the block type is
-// chosen at compile time: T = i8 for Q8_0 (34-byte blocks), T = u8 for Q4_0 (18-byte blocks).
+// chosen at compile time: T = i8 for Q8_0 blocks, T = u8 for Q4_0 blocks.
 // cols is a multiple of 32. Four rows share each load.
 @inline function blockBytes<T>(): usize {
-  return isSigned<T>() ? 34 : 18;
+  return isSigned<T>() ? <usize>Q8_0_BLOCK_BYTES : <usize>Q4_0_BLOCK_BYTES;
 }
 
 @inline function blockDotOf<T>(wb: usize, xb: usize): v128 {
@@ -196,7 +221,7 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
 }
 
 @inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  const blocks = cols >> 5;
+  const blocks = cols / QK;
   const size = blockBytes<T>();
   const rowBytes = <usize>blocks * size;
   let r = 0;
@@ -206,10 +231,10 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
     const w2 = w1 + rowBytes;
     const w3 = w2 + rowBytes;
     for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * 36;
+      const xs = xq + <usize>s * <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b = 0; b < blocks; b++) {
-        const xb = xs + <usize>b * 36;
+        const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
         const off = <usize>b * size;
         a0 = f32x4.add(a0, blockDotOf<T>(w0 + off, xb));
         a1 = f32x4.add(a1, blockDotOf<T>(w1 + off, xb));
@@ -226,9 +251,9 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   for (; r < rows; r++) {
     const wr = w + <usize>r * rowBytes;
     for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * 36;
+      const xs = xq + <usize>s * <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
       let a = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDotOf<T>(wr + <usize>b * size, xs + <usize>b * 36));
+      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDotOf<T>(wr + <usize>b * size, xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES));
       store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sum4(a));
     }
   }
