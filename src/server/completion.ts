@@ -1,21 +1,17 @@
 /**
- * Runs one validated request on a slot and shapes the result as OpenAI's chat.completion /
- * text_completion objects, whole or as Server-Sent Event chunks.
+ * Runs one validated request on a slot and sends the result, whole or as Server-Sent Events, in
+ * OpenAI's shapes (openai-shapes.ts).
  */
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import type { GemmaModel } from "../gemma-model.js";
-import { Generation, type FinishReason, type GeneratedToken } from "../generate/generation.js";
+import { Generation, type GeneratedToken } from "../generate/generation.js";
 import { encodeChat } from "../tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
-import { invalid } from "./api-error.js";
+import { ApiError, invalid } from "./api-error.js";
+import { chatChunk, chatLogprob, finishReason, textChunk, textLogprobs, usageChunk, usageOf, wholeResponse, type Meta, type Usage } from "./openai-shapes.js";
 import type { CompletionRequest } from "./request.js";
-import type { SlotPool } from "./slots.js";
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  prompt_tokens_details: { cached_tokens: number };
-}
+import type { SlotQueue } from "./slot-queue.js";
 
 /** What a finished request reports to the log. */
 export interface CompletionStats {
@@ -40,11 +36,6 @@ export function promptIds(model: GemmaModel, tokenizer: GemmaTokenizer, req: Com
   return ids;
 }
 
-/** OpenAI has no "abort": a cut-short answer is reported as truncated. */
-function finishReason(reason: FinishReason | null): "stop" | "length" {
-  return reason === "stop" ? "stop" : "length";
-}
-
 /** A started generation on a slot, with timing. Always call `finish` to free the slot. */
 export class CompletionRun {
   readonly generation: Generation;
@@ -53,8 +44,8 @@ export class CompletionRun {
   private released = false;
 
   constructor(
-    private readonly pool: SlotPool,
-    private readonly slot: Awaited<ReturnType<SlotPool["acquire"]>>,
+    private readonly pool: SlotQueue,
+    private readonly slot: Awaited<ReturnType<SlotQueue["acquire"]>>,
     model: GemmaModel,
     ids: number[],
     req: CompletionRequest,
@@ -88,13 +79,7 @@ export class CompletionRun {
   }
 
   usage(): Usage {
-    const g = this.generation;
-    return {
-      prompt_tokens: g.promptTokens,
-      completion_tokens: g.completionTokens,
-      total_tokens: g.promptTokens + g.completionTokens,
-      prompt_tokens_details: { cached_tokens: g.reusedPromptTokens },
-    };
+    return usageOf(this.generation);
   }
 
   finish(): CompletionStats {
@@ -114,32 +99,52 @@ export class CompletionRun {
   }
 }
 
-interface LogprobEntry {
-  token: string;
-  logprob: number;
-  bytes: number[];
-}
-
-function entry(tokenizer: GemmaTokenizer, id: number, logprob: number): LogprobEntry {
-  const token = tokenizer.decode([id]);
-  return { token, logprob, bytes: [...new TextEncoder().encode(token)] };
-}
-
-/** Chat-style logprobs for one token: {token, logprob, bytes, top_logprobs}. */
-export function chatLogprob(tokenizer: GemmaTokenizer, t: GeneratedToken): LogprobEntry & { top_logprobs: LogprobEntry[] } {
-  return { ...entry(tokenizer, t.id, t.logprob ?? 0), top_logprobs: (t.topLogprobs ?? []).map((a) => entry(tokenizer, a.id, a.logprob)) };
-}
-
-/** Legacy completions logprobs for a list of tokens: parallel arrays. */
-export function textLogprobs(tokenizer: GemmaTokenizer, tokens: GeneratedToken[], startOffset: number) {
-  let offset = startOffset;
-  const out = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Record<string, number>[], text_offset: [] as number[] };
-  for (const t of tokens) {
-    out.tokens.push(tokenizer.decode([t.id]));
-    out.token_logprobs.push(t.logprob ?? 0);
-    out.top_logprobs.push(Object.fromEntries((t.topLogprobs ?? []).map((a) => [tokenizer.decode([a.id]), a.logprob])));
-    out.text_offset.push(offset);
-    offset += t.text.length;
+/**
+ * Sends a run's tokens as one JSON object or as a stream of chunks ending in `[DONE]`; `done` is
+ * called once the generation has ended (finished, stopped or aborted).
+ */
+export async function sendCompletion(
+  c: Context,
+  run: CompletionRun,
+  req: CompletionRequest,
+  meta: Meta,
+  tokenizer: GemmaTokenizer,
+  controller: AbortController,
+  log: (line: string) => void,
+  done: (status: string) => void,
+): Promise<Response> {
+  const { signal } = controller;
+  if (!req.stream) {
+    const tokens: GeneratedToken[] = [];
+    try {
+      for await (const t of run.tokens()) tokens.push(t);
+    } finally {
+      done(signal.aborted ? "aborted" : "200");
+    }
+    return c.json(wholeResponse(tokenizer, req, meta, run.finishReason, run.usage(), tokens));
   }
-  return out;
+  const chat = req.kind === "chat";
+  return streamSSE(c, async (stream) => {
+    stream.onAbort(() => controller.abort());
+    try {
+      const chunk = (payload: object) => stream.writeSSE({ data: JSON.stringify(payload) });
+      if (chat) await chunk(chatChunk(meta, { role: "assistant", content: "" }, null, null, req));
+      let textOffset = 0;
+      for await (const t of run.tokens()) {
+        if (chat) await chunk(chatChunk(meta, { content: t.text }, null, req.logprobs === null ? null : { content: [chatLogprob(tokenizer, t)] }, req));
+        else await chunk(textChunk(meta, t.text, null, req.logprobs === null ? null : textLogprobs(tokenizer, [t], textOffset)));
+        textOffset += t.text.length;
+      }
+      await chunk(chat ? chatChunk(meta, {}, run.finishReason, null, req) : textChunk(meta, "", run.finishReason, null));
+      if (req.includeUsage) await chunk(usageChunk(meta, req.kind, run.usage()));
+      await stream.writeSSE({ data: "[DONE]" });
+    } catch (e) {
+      // Headers are sent: report in-band, as OpenAI does, and end the stream.
+      const error = e instanceof ApiError ? e : new ApiError(500, "internal server error", "server_error");
+      if (!(e instanceof ApiError)) log(`error in stream ${meta.id}: ${(e as Error).stack ?? String(e)}`);
+      await stream.writeSSE({ data: JSON.stringify(error.toJSON()) }).catch(() => {});
+    } finally {
+      done(signal.aborted ? "aborted" : "200 stream");
+    }
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Sequence slots and the fair request queue: `parallel` sequences run at once, later requests wait
+ * Sequence slots and the FIFO queue of requests waiting for one: `parallel` sequences run at once, later requests wait
  * in FIFO order up to `maxQueue`, beyond which they get 503. Each slot keeps its KV cache between
  * requests, so a follow-up turn of a conversation reuses the shared prefix.
  */
@@ -21,7 +21,7 @@ interface Waiter {
 /** Local-layer ring rows kept beyond the window so a re-tokenized reply can be rewound a little. */
 const REWIND_SLACK = 256;
 
-export class SlotPool {
+export class SlotQueue {
   private readonly free: Slot[];
   private readonly waiters: Waiter[] = [];
   private closed = false;
