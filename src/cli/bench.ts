@@ -9,7 +9,7 @@ import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { measureReadBandwidth } from "../bench/bandwidth.js";
 import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../bench/run.js";
-import { UsageError } from "./options.js";
+import { backendOption, isThreadCount, MAX_THREADS, UsageError } from "./options.js";
 
 interface BenchFlags {
   shape: string;
@@ -34,7 +34,7 @@ function listOf<T>(name: string, parse: (item: string) => T | null, expected: st
 }
 
 const parseWeights = listOf<BenchWeights>("--weights", (s) => ((BENCH_WEIGHTS as readonly string[]).includes(s) ? (s as BenchWeights) : null), BENCH_WEIGHTS.join(" / "));
-const parseThreads = listOf<number>("--threads", (s) => (/^\d+$/.test(s) && Number(s) >= 1 ? Number(s) : null), "positive integers");
+const parseThreads = listOf<number>("--threads", (s) => (/^\d+$/.test(s) && isThreadCount(Number(s)) ? Number(s) : null), `integers from 1 to ${MAX_THREADS}`);
 const parseTests = listOf<BenchTest>("--tests", parseBenchTest, "ppN, tgN or tgN@POSITION (e.g. pp128,tg64,tg4@8k)");
 
 export function benchCommand(): Command {
@@ -44,7 +44,7 @@ export function benchCommand(): Command {
     .option("--weights <list>", `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (q8_0/q4_0 are quantized on load)`, parseWeights, ["bf16"] as BenchWeights[])
     .option("--threads <list>", "thread counts to compare (default: all cores)", parseThreads, [availableParallelism()])
     .option("--tests <list>", "tests: ppN (prompt of N tokens), tgN (decode N tokens), tgN@P (decode at position P)", parseTests, parseTests("pp128,pp512,tg64"))
-    .addOption(new Option("--backend <name>", "compute backend").choices(["wasm", "js"]).default("wasm"))
+    .addOption(backendOption())
     .option("--no-bandwidth", "skip the memory bandwidth measurement")
     .option("--profile", "time every kernel call and print where each test's time goes", false)
     .option("--json", "print one JSON object", false)

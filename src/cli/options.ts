@@ -31,7 +31,37 @@ export function parseNumber(name: string, check: (v: number) => boolean, expecte
   };
 }
 
-const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v > 0, "a positive integer");
+export const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
+export const nonNegativeInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
+export const integer = (name: string) => parseNumber(name, Number.isInteger, "an integer");
+export const positive = (name: string) => parseNumber(name, (v) => v > 0, "a positive number");
+export const fraction = (name: string) => parseNumber(name, (v) => v >= 0 && v <= 1, "a number from 0 to 1");
+
+/** Worker threads: what one process may sensibly start. */
+export const MAX_THREADS = 256;
+export const isThreadCount = (v: number) => Number.isInteger(v) && v >= 1 && v <= MAX_THREADS;
+
+/** --threads, as every command that runs the wasm kernels takes it. */
+export function threadsOption(what = "the wasm backend's matmuls"): Option {
+  return new Option("--threads <n>", `threads for ${what} (default: all cores)`).argParser(parseNumber("--threads", isThreadCount, `an integer from 1 to ${MAX_THREADS}`));
+}
+
+/** --backend: the wasm kernels or the TypeScript reference. */
+export function backendOption(): Option {
+  return new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm");
+}
+
+/** --host and --port of a server command. */
+export function hostOption(what: string): Option {
+  return new Option("--host <host>", `address to bind; 0.0.0.0 exposes ${what} to the network`).default("127.0.0.1");
+}
+
+export function portOption(fallback: number): Option {
+  return new Option("--port <port>", "port to listen on (0: any free port)").argParser(parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number")).default(fallback);
+}
+
+/** A repeatable flag collected into a list. */
+export const collect = (value: string, list: string[]): string[] => [...list, value];
 
 export interface SamplingFlags {
   maxTokens: number;
@@ -57,7 +87,7 @@ export function addSamplingOptions(cmd: Command, defaultMaxTokens: number): Comm
     .option("--presence-penalty <p>", "OpenAI presence penalty", parseNumber("--presence-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
     .option("--frequency-penalty <p>", "OpenAI frequency penalty", parseNumber("--frequency-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
     .option("--seed <n>", "random seed: same seed, same output", parseNumber("--seed", (v) => Number.isInteger(v) && v >= 0, "a non-negative integer"))
-    .option("--stop <text>", "stop before this text (repeatable)", (v: string, list: string[]) => [...list, v], [] as string[]);
+    .option("--stop <text>", "stop before this text (repeatable)", collect, [] as string[]);
 }
 
 export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
@@ -106,8 +136,8 @@ export function addModelSourceOptions(cmd: Command, what = "checkpoint folder"):
 /** Options every command that loads and runs a model has. */
 export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
   return addModelSourceOptions(cmd, what)
-    .addOption(new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm"))
-    .option("--threads <n>", "threads for the wasm backend's matmuls (default: all cores)", parseNumber("--threads", (v) => Number.isInteger(v) && v >= 1 && v <= 256, "an integer from 1 to 256"))
+    .addOption(backendOption())
+    .addOption(threadsOption())
     .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))
     .option("--lora <dir>", "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) merged into the weights")
     .option("--allow-unused-tensors", "load even when the file holds tensors the config does not use (normally a sign of a wrong config)", false)

@@ -4,11 +4,10 @@ import { Command } from "commander";
 import { TokenizerError } from "../errors.js";
 import { perplexity } from "../eval/perplexity.js";
 import { DataError } from "../train/data.js";
-import { addModelOptions, loadModelWithProgress, parseNumber, type ModelFlags } from "./options.js";
+import { addModelOptions, loadModelWithProgress, positiveInt, type ModelFlags } from "./options.js";
 import { ProgressBar } from "./progress.js";
 
 export function perplexityCommand(): Command {
-  const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
   return addModelOptions(new Command("perplexity").description("perplexity of a model on a text file"))
     .requiredOption("--data <file>", "UTF-8 text to score")
     .option("--context <n>", "tokens per window (default: the model's context)", positiveInt("--context"))

@@ -8,7 +8,9 @@ import { pullCommand } from "./pull.js";
 import { perplexityCommand } from "./perplexity.js";
 import { serveCommand } from "./serve.js";
 import { webCommand } from "./web.js";
-import { finetuneCommand, teacherTargetsCommand, trainCommand } from "./train.js";
+import { finetuneCommand } from "./finetune.js";
+import { teacherTargetsCommand } from "./teacher-targets.js";
+import { trainCommand } from "./train.js";
 
 export function buildProgram(): Command {
   const program = new Command("gemma-ts")

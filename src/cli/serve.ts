@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { startServer } from "../server/serve.js";
-import { addModelOptions, listenError, loadModelWithProgress, parseNumber, type ModelFlags } from "./options.js";
+import { addModelOptions, collect, hostOption, listenError, loadModelWithProgress, nonNegativeInt, parseNumber, portOption, positiveInt, type ModelFlags } from "./options.js";
 
 interface ServeFlags extends ModelFlags {
   modelName?: string;
@@ -17,19 +17,18 @@ interface ServeFlags extends ModelFlags {
 }
 
 export function serveCommand(): Command {
-  const count = (name: string, min: number) => parseNumber(name, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
   return addModelOptions(
     new Command("serve").description("serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)"),
     "checkpoint folder with tokenizer.json",
   )
     .option("--model-name <name>", "the model id clients use (default: the folder's name)")
-    .option("--host <host>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
-    .option("--port <port>", "port to listen on", parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number"), 8080)
-    .option("--parallel <n>", "sequences generated at once", count("--parallel", 1), 1)
-    .option("--max-queue <n>", "requests that may wait for a slot; more get 503", count("--max-queue", 0), 64)
+    .addOption(hostOption("the server"))
+    .addOption(portOption(8080))
+    .option("--parallel <n>", "sequences generated at once", positiveInt("--parallel"), 1)
+    .option("--max-queue <n>", "requests that may wait for a slot; more get 503", nonNegativeInt("--max-queue"), 64)
     .option("--api-key <key>", "require Authorization: Bearer <key> (or set GEMMA_TS_API_KEY)")
-    .option("--max-body <bytes>", "largest request body accepted", count("--max-body", 1024), 4 * 1024 * 1024)
-    .option("--allow-host <name>", "also answer requests for this Host name (repeatable); a loopback-bound server otherwise answers only localhost, 127.0.0.1 and [::1]", (v: string, list: string[]) => [...list, v], [] as string[])
+    .option("--max-body <bytes>", "largest request body accepted", parseNumber("--max-body", (v) => Number.isInteger(v) && v >= 1024, "an integer >= 1024"), 4 * 1024 * 1024)
+    .option("--allow-host <name>", "also answer requests for this Host name (repeatable); a loopback-bound server otherwise answers only localhost, 127.0.0.1 and [::1]", collect, [] as string[])
     .action(async (flags: ServeFlags) => {
       const model = await loadModelWithProgress(flags.model, flags);
       // A folder is named by its last part; a repo id by itself (without @revision).

@@ -1,30 +1,21 @@
 /**
- * `gemma-ts train` (a student from scratch, by next-token prediction or distillation from stored
- * teacher targets), `gemma-ts teacher-targets` (run a teacher once over the data) and
- * `gemma-ts finetune` (LoRA adapters on chat data).
+ * `gemma-ts train`: a student from scratch (or from --init), by next-token prediction or by
+ * distillation from stored teacher targets; resumable.
  */
 import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { parseConfigJson, type GemmaConfig } from "../model/gemma/config.js";
 import { ConfigError, TokenizerError } from "../errors.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { loadTrainable, loadTrainerState, saveTrainedModel } from "../train/checkpoint-io.js";
 import { loadTextDataset } from "../train/data.js";
 import { TrainableGemma } from "../train/model.js";
-import { TeacherTargets, writeTeacherTargets } from "../train/teacher-targets.js";
+import { TeacherTargets } from "../train/teacher-targets.js";
 import { Trainer, type TrainSettings } from "../train/trainer.js";
-import { loadChatExamples, saveLoraAdapter, trainLora } from "../train/lora.js";
-import { LORA_TARGETS } from "../train/model.js";
 import { trainingLinear } from "../train/fast-linear.js";
-import { loadModelWithProgress, parseNumber, UsageError } from "./options.js";
+import { backendOption, fraction, integer, nonNegativeInt, positive, positiveInt, threadsOption, UsageError } from "./options.js";
 import { ProgressBar } from "./progress.js";
-
-const positiveInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 1, "a positive integer");
-const positive = (name: string) => parseNumber(name, (v) => v > 0, "a positive number");
-const fraction = (name: string) => parseNumber(name, (v) => v >= 0 && v <= 1, "a number from 0 to 1");
-const nonNegativeInt = (name: string) => parseNumber(name, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
-const integer = (name: string) => parseNumber(name, Number.isInteger, "an integer");
 
 /** The trainer's settings as flags, plus where things come from and go. */
 interface TrainFlags extends Omit<TrainSettings, "optimizer"> {
@@ -60,8 +51,8 @@ export function trainCommand(): Command {
     .option("--eval-sequences <n>", "validation sequences per evaluation (0: all)", nonNegativeInt("--eval-sequences"), 0)
     .option("--val-fraction <f>", "share of the text held out for validation", fraction("--val-fraction"), 0.1)
     .option("--save-every <n>", "also save the checkpoint every n steps (0: only at the end)", nonNegativeInt("--save-every"), 0)
-    .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))
-    .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
+    .addOption(threadsOption("the wasm matmuls"))
+    .addOption(backendOption())
     .option("--resume", "continue a run saved in --out (same settings)", false)
     .requiredOption("--out <dir>", "output checkpoint folder (config.json, model.safetensors, tokenizer files, train_log.jsonl)")
     .action(async (flags: TrainFlags, cmd: Command) => {
@@ -173,89 +164,4 @@ async function keepLogUpTo(logPath: string, step: number): Promise<void> {
     }
   });
   await writeFile(logPath, kept.map((l) => `${l}\n`).join(""));
-}
-
-interface TeacherFlags {
-  teacher: string;
-  data: string;
-  topK: number;
-  seqLen: number;
-  valFraction: number;
-  out: string;
-  backend: "js" | "wasm";
-  threads?: number;
-}
-
-export function teacherTargetsCommand(): Command {
-  return new Command("teacher-targets")
-    .description("run a teacher model once over the training text and store its top-k next-token probabilities (resumable)")
-    .requiredOption("--teacher <dir>", "teacher checkpoint (folder or GGUF file) with a tokenizer")
-    .requiredOption("--data <file>", "the training text the student will use")
-    .option("--top-k <k>", "probabilities kept per position", positiveInt("--top-k"), 32)
-    .option("--seq-len <n>", "tokens per sequence (the student's --seq-len)", positiveInt("--seq-len"), 128)
-    .option("--val-fraction <f>", "share held out for validation (the student's --val-fraction)", fraction("--val-fraction"), 0.1)
-    .addOption(new Option("--backend <name>", "compute kernels").choices(["wasm", "js"]).default("wasm"))
-    .option("--threads <n>", "threads for the wasm backend (default: all cores)", positiveInt("--threads"))
-    .requiredOption("--out <dir>", "targets folder (meta.json + targets.bin); an interrupted run continues")
-    .action(async (flags: TeacherFlags) => {
-      const teacher = await loadModelWithProgress(flags.teacher, { debug: false, offline: false, backend: flags.backend, quant: "none", ...(flags.threads ? { threads: flags.threads } : {}) });
-      if (!teacher.tokenizer) throw new TokenizerError(`${flags.teacher} has no tokenizer; the teacher needs one to read the text`);
-      const data = await loadTextDataset(flags.data, teacher.tokenizer, flags.seqLen, flags.valFraction);
-      const bar = new ProgressBar("teacher", process.stderr, (done, total) => `${done}/${total} sequences`);
-      const meta = await writeTeacherTargets(teacher, flags.teacher, data, { dir: flags.out, topK: flags.topK, seqLen: flags.seqLen, onProgress: (d, t) => bar.update(d, t) });
-      bar.done();
-      process.stderr.write(`wrote top-${meta.topK} targets for ${meta.sequences} sequences of ${meta.seqLen} tokens to ${flags.out}\n`);
-    });
-}
-
-interface FinetuneFlags {
-  model: string;
-  data: string;
-  loraRank: number;
-  loraAlpha?: number;
-  steps: number;
-  batch: number;
-  lr: number;
-  warmup: number;
-  seed: number;
-  maxTokens: number;
-  backend: "js" | "wasm";
-  threads?: number;
-  out: string;
-}
-
-export function finetuneCommand(): Command {
-  return new Command("finetune")
-    .description("LoRA fine-tuning of a frozen Gemma 2 checkpoint on chat data; saves a PEFT adapter")
-    .requiredOption("-m, --model <dir>", "base Gemma 2 checkpoint folder (with tokenizer.json)")
-    .requiredOption("--data <file>", 'chat examples, one JSON object per line: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}')
-    .option("--lora-rank <r>", "adapter rank", positiveInt("--lora-rank"), 8)
-    .option("--lora-alpha <a>", "adapter scale numerator (scale = alpha / rank; default 2 × rank)", positive("--lora-alpha"))
-    .option("--steps <n>", "optimizer steps", positiveInt("--steps"), 100)
-    .option("--batch <n>", "examples per step", positiveInt("--batch"), 4)
-    .option("--lr <lr>", "peak learning rate", positive("--lr"), 2e-4)
-    .option("--warmup <n>", "warmup steps", nonNegativeInt("--warmup"), 10)
-    .option("--seed <n>", "seed for adapter initialisation and example order", integer("--seed"), 1)
-    .option("--max-tokens <n>", "truncate examples to this many tokens", positiveInt("--max-tokens"), 512)
-    .addOption(new Option("--backend <name>", "matmul backend").choices(["wasm", "js"]).default("wasm"))
-    .option("--threads <n>", "threads for the wasm matmuls (default: all cores)", positiveInt("--threads"))
-    .requiredOption("--out <dir>", "adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors)")
-    .action(async (flags: FinetuneFlags) => {
-      const tokenizer = await loadTokenizer(flags.model);
-      const linear = await trainingLinear(flags.backend, flags.threads);
-      const model = await loadTrainable(flags.model, "f32", linear);
-      const examples = await loadChatExamples(flags.data, tokenizer, Math.min(flags.maxTokens, model.config.maxPositions));
-      const alpha = flags.loraAlpha ?? 2 * flags.loraRank;
-      model.addLora(flags.loraRank, alpha, LORA_TARGETS, flags.seed);
-      const adapterCount = [...model.adapterTensors().params.values()].reduce((n, p) => n + p.length, 0);
-      process.stderr.write(`fine-tuning ${adapterCount.toLocaleString("en")} adapter parameters (rank ${flags.loraRank}, alpha ${alpha}) on ${examples.length} chat examples, base model frozen\n`);
-      const bar = new ProgressBar("finetune", process.stderr, (done, total) => `step ${done}/${total}`);
-      const logs = trainLora(model, examples, { rank: flags.loraRank, alpha, steps: flags.steps, batch: flags.batch, lr: flags.lr, warmup: flags.warmup, seed: flags.seed }, (log) => {
-        bar.relabel(`finetune loss ${log.loss.toFixed(3)}`);
-        bar.update(log.step, flags.steps);
-      });
-      bar.done();
-      await saveLoraAdapter(flags.out, model, { rank: flags.loraRank, alpha }, flags.model);
-      process.stderr.write(`loss ${logs[0]!.loss.toFixed(4)} → ${logs.at(-1)!.loss.toFixed(4)}; saved the adapter to ${flags.out} (use it with --lora ${flags.out})\n`);
-    });
 }

@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { Command } from "commander";
 import { BUNDLED_MODEL } from "../bundled.js";
 import { startWebServer } from "../server/web.js";
-import { listenError, parseNumber, UsageError } from "./options.js";
+import { hostOption, listenError, portOption, UsageError } from "./options.js";
 
 interface WebFlags {
   models: string;
@@ -18,8 +18,8 @@ export function webCommand(): Command {
   return new Command("web")
     .description("serve the browser chat page (the model runs in the browser, on WebAssembly) and the models of a folder under /models/")
     .option("--models <dir>", "folder of .gguf files and checkpoint folders to offer the page", dirname(BUNDLED_MODEL))
-    .option("--host <host>", "address to bind; 0.0.0.0 exposes the page to the network", "127.0.0.1")
-    .option("--port <port>", "port to listen on (0: any free port)", parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number"), 8081)
+    .addOption(hostOption("the page"))
+    .addOption(portOption(8081))
     .option("--no-isolation", "leave out the COOP/COEP headers (the page then runs on one thread)")
     .option("--quiet", "do not log model file requests", false)
     .action(async (flags: WebFlags) => {
