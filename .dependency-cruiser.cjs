@@ -12,7 +12,7 @@ const LAYERS = [
   ["the model facade", "^src/gemma-model\\.ts$"],
   ["evaluation and training", "^src/(eval|train)/"],
   ["the Node front door", "^src/(gemma|bundled)\\.ts$"],
-  ["applications", "^src/(server|browser|cli|bench)/|^src/index\\.ts$"],
+  ["applications", "^src/(server|browser|cli|measure)/|^src/index\\.ts$"],
 ];
 
 const upward = LAYERS.slice(0, -1).map(([name, path], i) => ({
@@ -27,7 +27,7 @@ module.exports = {
   forbidden: [
     { name: "no-circular", comment: "import cycles make the layering meaningless", severity: "error", from: {}, to: { circular: true } },
     { name: "no-unresolvable", comment: "an import that does not resolve", severity: "error", from: {}, to: { couldNotResolve: true } },
-    { name: "no-test-code", comment: "src/ must not import tests or scripts", severity: "error", from: { path: "^src/" }, to: { path: "^(test|scripts|bench)/" } },
+    { name: "no-test-code", comment: "src/ must not import tests or scripts", severity: "error", from: { path: "^src/" }, to: { path: "^(test|scripts|benchmarks)/" } },
     ...upward,
   ],
   options: {

@@ -1,64 +1,67 @@
-/** gemma-ts: Gemma 2, Gemma 1 and RecurrentGemma in TypeScript: load (safetensors, GGUF, Hub), run, serve, train. */
-export { loadModel, loadConfig, GemmaModel, type LoadModelOptions, type GenerationInput, type ChatOptions } from "./gemma.js";
-export { BUNDLED_MODEL } from "./bundled.js";
-export { PRESETS, parseConfigJson, configFromHf, parameterCount, defaultLayerTypes, type GemmaConfig, type PresetName, type AttentionKind, type ModelFamily } from "./model/gemma/config.js";
+/**
+ * gemma-ts's public API, by layer from the bottom up (docs/architecture.md). What is not exported
+ * here is internal and may change.
+ */
+
+// Errors: every error gemma-ts throws is a GemmaError naming the file, field or tensor.
 export { GemmaError, ConfigError, CheckpointError, TokenizerError, GenerationError } from "./errors.js";
-export { loadTokenizer } from "./tokenizer/load.js";
-export { GemmaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
-export { encodeChat, renderChat, GEMMA_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type EncodeChatOptions } from "./tokenizer/chat-template.js";
-export { StreamDecoder } from "./tokenizer/stream-decoder.js";
-export { Generation, type GenerateOptions, type GeneratedToken, type TokenLogprob, type FinishReason, type GenerationContext } from "./generate/generation.js";
-export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
-export { ChatSession } from "./generate/chat-session.js";
-export { Sequence } from "./generate/sequence.js";
-export { KvCache, type KvCacheOptions } from "./model/kv-cache.js";
-export { GemmaForward, embeddingNormalizer, type ForwardOptions, type NormalizerDtype } from "./model/gemma/forward.js";
-export { expectedTensors, type GemmaWeights, type LayerWeights } from "./model/gemma/weights.js";
-export type { Kernels, Weight, AttentionArgs } from "./backend/kernels.js";
-export { jsKernels } from "./backend/js/index.js";
-export { Checkpoint, shardNamesFromIndex } from "./weights/checkpoint.js";
-export { openCheckpointFolder } from "./weights/checkpoint-folder.js";
-export { NodeFileSource } from "./weights/node-file-source.js";
-export { SafetensorsFile, type TensorEntry, type StoredTensor } from "./weights/safetensors.js";
+
+// Files: safetensors checkpoints, GGUF, the Hugging Face Hub cache.
 export type { ByteSource } from "./weights/byte-source.js";
-export type { WeightDtype } from "./weights/dtype.js";
-export type { CausalLM, DecodeState, ModelConfig, StateOptions } from "./model/causal-lm.js";
-export { RECURRENT_PRESETS, recurrentConfigFromHf, type RecurrentGemmaConfig, type BlockKind } from "./model/recurrent-gemma/config.js";
-export { RecurrentGemmaForward, RecurrentState } from "./model/recurrent-gemma/forward.js";
-export { parseModelConfigJson } from "./model/families.js";
-export { buildForward, resolveKernels } from "./gemma.js";
-export { createWasmKernels, type WasmKernelOptions } from "./backend/wasm/index.js";
-export { nodeWasmHost } from "./backend/wasm/node-host.js";
-export type { WasmHost, KernelWorker, KernelWorkerInit } from "./backend/wasm/host.js";
-export { assembleModel } from "./gemma-model.js";
-export { assembleForward, type AssembleOptions } from "./model/assemble.js";
+export { NodeFileSource } from "./weights/node-file-source.js";
+export { Checkpoint, type TensorSource, type TensorLocation } from "./weights/checkpoint.js";
+export { openCheckpointFolder } from "./weights/checkpoint-folder.js";
+export { SafetensorsFile, type TensorEntry, type StoredTensor } from "./weights/safetensors.js";
+export { GgufFile, type GgufMetadata, type GgufTensorEntry } from "./weights/gguf.js";
 export { pullModel, cachedSnapshot, type PullOptions, type PullProgress, type PullResult, type FileProgress } from "./hub/pull.js";
 export { resolveModelPath } from "./hub/resolve.js";
 export { hubSettings, type HubOptions, type HubSettings } from "./hub/settings.js";
 export { HubError, parseRepoSpec, type RepoSpec } from "./hub/repo-id.js";
-export { createApp, type ServerOptions, type GemmaServerApp } from "./server/app.js";
-export { startServer, type ListenOptions, type RunningServer } from "./server/serve.js";
-export type { TensorSource, TensorLocation } from "./weights/checkpoint.js";
-export { openCheckpoint } from "./gemma.js";
-export { configToHf } from "./model/gemma/config.js";
-export { GgufCheckpoint, configFromGguf, ggufTensorName } from "./model/gguf-checkpoint.js";
-export { encodeGgufModel, ggufModelParts, type GgufExportOptions, type GgufMatrixType, type GgufVocabulary } from "./model/gguf-export.js";
-export { GgufFile, GgufMetadataReader, type GgufTensorEntry, type GgufMetadata } from "./weights/gguf.js";
-export { encodeGguf, ggufParts, gguv, type GgufTensorInput, type GgufValue } from "./weights/gguf-writer.js";
+
+// Tokenizer and chat template.
+export { loadTokenizer } from "./tokenizer/load.js";
+export { GemmaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
 export { tokenizerFromJson } from "./tokenizer/hf-codec.js";
-export { SentencePieceCodec, PieceType, type SentencePieceVocab } from "./tokenizer/sentencepiece.js";
-export { tokenizerFromGguf } from "./tokenizer/gguf-tokenizer.js";
-export { charTokenizerFiles } from "./tokenizer/char-vocab.js";
-export type { SubwordCodec, TokenizerSettings } from "./tokenizer/tokenizer.js";
-export { readLoraAdapter } from "./model/lora-adapter-folder.js";
-export type { LoraDelta } from "./model/lora-adapter.js";
-export { TrainableGemma, LORA_TARGETS, type SequenceTarget, type LoraAdapter, type ArrayKind } from "./train/model.js";
+export { encodeChat, renderChat, GEMMA_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type EncodeChatOptions } from "./tokenizer/chat-template.js";
+export { StreamDecoder } from "./tokenizer/stream-decoder.js";
+
+// Kernels: the interface a backend implements, and the two that ship.
+export type { Kernels, Weight, AttentionArgs, Activation } from "./backend/kernels.js";
+export { jsKernels } from "./backend/js/index.js";
+export { createWasmKernels, type WasmKernelOptions } from "./backend/wasm/index.js";
+
+// Model families: configs, the forward pass behind CausalLM, GGUF export.
+export { PRESETS, parseConfigJson, configFromHf, configToHf, parameterCount, type GemmaConfig, type PresetName, type AttentionKind, type ModelFamily } from "./model/gemma/config.js";
+export { RECURRENT_PRESETS, type RecurrentGemmaConfig, type BlockKind } from "./model/recurrent-gemma/config.js";
+export { parseModelConfigJson } from "./model/families.js";
+export type { CausalLM, DecodeState, ModelConfig, StateOptions } from "./model/causal-lm.js";
+export type { ForwardOptions, NormalizerDtype } from "./model/gemma/forward.js";
+export type { Quantization } from "./model/tensors.js";
+export { assembleForward, type AssembleOptions } from "./model/assemble.js";
+export { encodeGgufModel, ggufModelParts, type GgufExportOptions, type GgufMatrixType, type GgufVocabulary } from "./model/gguf-export.js";
+
+// Generation: sampling, the generation loop, sequences with a KV cache, chat sessions.
+export { Generation, type GenerateOptions, type GeneratedToken, type TokenLogprob, type FinishReason, type GenerationContext } from "./generate/generation.js";
+export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
+export { Sequence } from "./generate/sequence.js";
+export { ChatSession } from "./generate/chat-session.js";
+
+// The model: logits, generate, chat.
+export { GemmaModel, assembleModel, type GenerationInput, type ChatOptions } from "./gemma-model.js";
+
+// Evaluation and training: perplexity, students by next-token prediction or distillation, LoRA.
+export { perplexity, type PerplexityResult } from "./eval/perplexity.js";
+export { TrainableGemma, LORA_TARGETS, type SequenceTarget, type SequenceLoss } from "./train/model.js";
 export { Trainer, type TrainSettings, type TrainLog } from "./train/trainer.js";
-export { AdamW, DEFAULT_ADAMW, scheduledLr, type AdamWSettings } from "./train/optimizer.js";
-export { crossEntropy, distillation, type TeacherTopK } from "./train/losses.js";
 export { loadTextDataset, DataError, type TextDataset } from "./train/data.js";
 export { writeTeacherTargets, TeacherTargets, TargetsError, type TargetsMeta } from "./train/teacher-targets.js";
 export { saveTrainedModel, loadTrainable, loadTrainerState } from "./train/checkpoint-io.js";
 export { loadChatExamples, trainLora, saveLoraAdapter, type ChatExample, type LoraSettings } from "./train/lora.js";
-export { trainingLinear } from "./train/fast-linear.js";
-export { perplexity, type PerplexityResult } from "./eval/perplexity.js";
+
+// The Node front door: a folder, GGUF file or Hub repo id to a model; the bundled demo model.
+export { loadModel, loadConfig, openCheckpoint, buildForward, resolveKernels, type LoadModelOptions } from "./gemma.js";
+export { BUNDLED_MODEL } from "./bundled.js";
+
+// The OpenAI-compatible server.
+export { createApp, type ServerOptions, type GemmaServerApp } from "./server/app.js";
+export { startServer, type ListenOptions, type RunningServer } from "./server/serve.js";

@@ -95,7 +95,7 @@ describe("commands in README.md and docs/", () => {
       it(`${c.file}: ${c.line}`, async () => {
         await assert.doesNotReject(parseOnly(args), `${c.file}: "${c.line}" does not parse`);
         // Repository paths it names exist (data/ and runs/ are made by the documented scripts).
-        for (const word of args) if (/^(test|scripts|models|docs|bench)\//.test(word)) assert.ok(existsSync(join(ROOT, word)), `${c.file}: ${word} does not exist`);
+        for (const word of args) if (/^(test|scripts|models|docs|benchmarks)\//.test(word)) assert.ok(existsSync(join(ROOT, word)), `${c.file}: ${word} does not exist`);
       });
     } else if (first === "npm" && rest[0] === "run") {
       it(`${c.file}: ${c.line}`, async () => {
@@ -103,9 +103,9 @@ describe("commands in README.md and docs/", () => {
         const dash = rest.indexOf("--");
         if (rest[1] === "bench" && dash > 0) await parseOnly(["bench", ...rest.slice(dash + 1)]);
       });
-    } else if ((first === "sh" || first === "node") && c.words.some((w) => w.startsWith("scripts/") || w.startsWith("bench/"))) {
+    } else if ((first === "sh" || first === "node") && c.words.some((w) => w.startsWith("scripts/") || w.startsWith("benchmarks/"))) {
       it(`${c.file}: ${c.line}`, () => {
-        for (const w of c.words) if (/^(scripts|bench)\//.test(w)) assert.ok(existsSync(join(ROOT, w)), `${c.file}: ${w} does not exist`);
+        for (const w of c.words) if (/^(scripts|benchmarks)\//.test(w)) assert.ok(existsSync(join(ROOT, w)), `${c.file}: ${w} does not exist`);
       });
     }
   }

@@ -7,8 +7,8 @@
 import { spawn } from "node:child_process";
 import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { measureReadBandwidth } from "../bench/bandwidth.js";
-import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../bench/run.js";
+import { measureReadBandwidth } from "../measure/bandwidth.js";
+import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../measure/run.js";
 import { backendOption, isThreadCount, MAX_THREADS, UsageError } from "./options.js";
 
 interface BenchFlags {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { geluExact, geluTanh } from "../../src/backend/js/elementwise.js";
 import { GenerationError } from "../../src/errors.js";
-import { loadModel, loadModel as loadWithBackend } from "../../src/gemma.js";
+import { loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
 import { embeddingNormalizer, GemmaForward } from "../../src/model/gemma/forward.js";
 import { KvCache } from "../../src/model/kv-cache.js";
@@ -27,10 +27,10 @@ for (const backend of ["js", "wasm"] as const) {
   describe(`forward pass against gemma_pytorch reference logits (${backend} backend)`, () => {
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny"]) {
     const fixture = JSON.parse(readFileSync(`${FIXTURES}${name}/fixture.json`, "utf8")) as Fixture;
-    const loadModel = (dir: string) => loadWithBackend(dir, { kernels: backend });
+    const loadOnBackend = (dir: string) => loadModel(dir, { kernels: backend });
 
     it(`${name}: prompt logits within 1e-2 of the reference`, async () => {
-      const model = await loadModel(`${FIXTURES}${name}`);
+      const model = await loadOnBackend(`${FIXTURES}${name}`);
       const logits = await model.logits(fixture.input_ids);
       assert.equal(logits.length, fixture.input_ids.length * model.config.vocabSize);
       const diff = maxAbsDiff(logits, fixture.logits);
@@ -38,7 +38,7 @@ for (const backend of ["js", "wasm"] as const) {
     });
 
     it(`${name}: 16 greedy tokens through the KV cache equal the reference`, async () => {
-      const model = await loadModel(`${FIXTURES}${name}`);
+      const model = await loadOnBackend(`${FIXTURES}${name}`);
       const generation = model.generate(fixture.input_ids, { temperature: 0, maxTokens: 16 });
       const ids: number[] = [];
       for await (const token of generation) ids.push(token.id);
@@ -47,7 +47,7 @@ for (const backend of ["js", "wasm"] as const) {
     });
 
     it(`${name}: decode-step logits match the reference step logits`, async () => {
-      const model = await loadModel(`${FIXTURES}${name}`);
+      const model = await loadOnBackend(`${FIXTURES}${name}`);
       const sequence = model.createSequence();
       let logits = sequence.prefill(fixture.input_ids);
       let worst = 0;

@@ -33,14 +33,15 @@ export class GemmaForward implements CausalLM {
     this.embedScale = embeddingNormalizer(config.dModel, options.normalizerDtype ?? "f32");
   }
 
-  /**
-   * Runs `ids` at positions cache.length... (or 0... without a cache) and returns logits after the
-   * final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Appends to the cache.
-   */
+  /** A KV cache for this model: full rows on global layers, a ring of the window on local ones. */
   createState(options: StateOptions = {}): KvCache {
     return new KvCache(this.config, options);
   }
 
+  /**
+   * Runs `ids` at positions cache.length... (or 0... without a cache) and returns logits after the
+   * final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Appends to the cache.
+   */
   forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
     if (state !== null && !(state instanceof KvCache)) throw new GenerationError("a Gemma model needs a KvCache as its decode state");
     const cache = state;
