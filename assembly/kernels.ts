@@ -141,7 +141,8 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
       d = i32x4.add(d, v128.load(row + at, 48));
     }
     const sum = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
-    store<i32>(out + (<usize>r << 2), i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+    const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
+    store<i32>(out + (<usize>r << 2), total);
   }
 }
 

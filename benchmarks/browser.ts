@@ -22,12 +22,17 @@ import { startWebServer } from "../src/server/web.js";
 import { gemmaGgufVocab } from "../test/helpers/tokenizer.js";
 
 const { values } = parseArgs({
-  options: { shape: { type: "string", default: "2b" }, weights: { type: "string", default: "q8_0" }, tokens: { type: "string", default: "32" }, runtimes: { type: "string", default: "node,chromium" } },
+  options: {
+    shape: { type: "string", default: "2b" },
+    weights: { type: "string", default: "q8_0" },
+    tokens: { type: "string", default: "32" },
+    runtimes: { type: "string", default: "node,chromium" },
+  },
 });
 const runtimes = values.runtimes.split(",");
 const shape = SHAPE_ALIASES[values.shape] ?? values.shape;
 const config = BENCH_SHAPES[shape] as GemmaConfig | undefined;
-if (!config || config.family !== "gemma2") throw new Error(`--shape must be a Gemma 2 shape (${Object.keys(SHAPE_ALIASES).join(", ")})`);
+if (config?.family !== "gemma2") throw new Error(`--shape must be a Gemma 2 shape (${Object.keys(SHAPE_ALIASES).join(", ")})`);
 const matrixType = values.weights.toUpperCase() as GgufMatrixType;
 if (!["Q8_0", "Q4_0", "F16"].includes(matrixType)) throw new Error("--weights must be q8_0, q4_0 or f16");
 const tokens = Number(values.tokens);
@@ -39,7 +44,11 @@ mkdirSync(dir, { recursive: true });
 if (!existsSync(join(dir, file))) {
   process.stderr.write(`writing ${file} (synthetic weights, the Gemma vocabulary)…\n`);
   const vocabulary = gemmaGgufVocab();
-  const parts = await ggufModelParts(new SyntheticSource(config, 1), { ...config, vocabSize: vocabulary.pieces.length }, { matrixType, vocabulary });
+  const parts = await ggufModelParts(
+    new SyntheticSource(config, 1),
+    { ...config, vocabSize: vocabulary.pieces.length },
+    { matrixType, vocabulary },
+  );
   // In pieces: a 9B file is larger than one typed array, and one write call takes at most 2 GiB.
   const fd = openSync(join(dir, `${file}.part`), "w");
   for (const part of parts) for (let at = 0; at < part.length; at += 1 << 30) writeSync(fd, part.subarray(at, at + (1 << 30)));
@@ -67,7 +76,14 @@ for (const threads of runtimes.includes("node") ? [1, 2] : []) {
   let first = 0;
   for await (const _ of generation) first ||= performance.now();
   const end = performance.now();
-  rows.push({ where: "node", threads, loadSeconds, firstTokenSeconds: (first - t0) / 1000, tokensPerSecond: (generation.completionTokens - 1) / ((end - first) / 1000), tokens: generation.completionTokens });
+  rows.push({
+    where: "node",
+    threads,
+    loadSeconds,
+    firstTokenSeconds: (first - t0) / 1000,
+    tokensPerSecond: (generation.completionTokens - 1) / ((end - first) / 1000),
+    tokens: generation.completionTokens,
+  });
   process.stderr.write(`node ×${threads} done\n`);
 }
 
@@ -75,7 +91,16 @@ for (const threads of runtimes.includes("node") ? [1, 2] : []) {
 const browser = runtimes.includes("chromium")
   ? await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "gemma-ts-bench-profile-")), {
       executablePath: "/usr/bin/chromium",
-      args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--no-sandbox",
+        "--headless",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     })
   : null;
 
@@ -85,7 +110,8 @@ async function browserRun(page: Page, url: string, cache: boolean, where: string
   await page.setChecked("#use-cache", cache);
   await page.click("#load-url");
   await page.waitForFunction(() => document.body.dataset["model"] !== "loading", null, { timeout: 900_000 });
-  if ((await page.getAttribute("body", "data-model")) !== "loaded") throw new Error(`browser load failed: ${await page.textContent("#error")}`);
+  if ((await page.getAttribute("body", "data-model")) !== "loaded")
+    throw new Error(`browser load failed: ${await page.textContent("#error")}`);
   const loadSeconds = Number(/loaded in ([\d.]+) s/.exec((await page.textContent("#load-status"))!)![1]);
   const threads = Number(/\((\d+) threads?\)/.exec((await page.textContent("#model-info"))!)![1]);
   await page.fill("#temperature", "0");
@@ -120,6 +146,9 @@ await browser?.close();
 console.log(`${shape} ${values.weights} (synthetic weights), chat prompt, ${tokens} tokens greedy`);
 console.log("| runtime | threads | load s | first token s | decode tokens/s |");
 console.log("|---|---|---|---|---|");
-for (const r of rows) console.log(`| ${r.where} | ${r.threads} | ${r.loadSeconds.toFixed(1)} | ${r.firstTokenSeconds.toFixed(2)} | ${r.tokensPerSecond.toFixed(2)} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.where} | ${r.threads} | ${r.loadSeconds.toFixed(1)} | ${r.firstTokenSeconds.toFixed(2)} | ${r.tokensPerSecond.toFixed(2)} |`,
+  );
 console.log(JSON.stringify(rows));
 process.exit(0);

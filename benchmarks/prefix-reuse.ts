@@ -15,8 +15,17 @@ import { Rng } from "../src/generate/rng.js";
 import { addGemmaTokenizer } from "../test/helpers/tokenizer.js";
 
 const hf = {
-  model_type: "gemma2", hidden_size: 512, num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 64,
-  intermediate_size: 2048, vocab_size: 256000, sliding_window: 4096, query_pre_attn_scalar: 64, max_position_embeddings: 8192,
+  model_type: "gemma2",
+  hidden_size: 512,
+  num_hidden_layers: 6,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 64,
+  intermediate_size: 2048,
+  vocab_size: 256000,
+  sliding_window: 4096,
+  query_pre_attn_scalar: 64,
+  max_position_embeddings: 8192,
 };
 const dir = mkdtempSync(join(tmpdir(), "gemma-ts-bench-"));
 const rng = new Rng(3);
@@ -31,14 +40,18 @@ addGemmaTokenizer(dir);
 const model = await loadModel(dir);
 
 const history = [
-  { role: "user", content: "Here is a long document to discuss. " + "The quick brown fox jumps over the lazy dog. ".repeat(60) },
+  { role: "user", content: `Here is a long document to discuss. ${"The quick brown fox jumps over the lazy dog. ".repeat(60)}` },
   { role: "assistant", content: "I have read it. What would you like to know?" },
 ];
 const followUp = [...history, { role: "user", content: "Summarise it in one line." }];
 
 async function ttft(url: string, messages: object[]): Promise<number> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages, max_tokens: 1, temperature: 0, stream: true }) });
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ messages, max_tokens: 1, temperature: 0, stream: true }),
+  });
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let seen = "";
@@ -58,5 +71,9 @@ const recomputed = await ttft(cold.url, followUp);
 await cold.close(0);
 
 const promptTokens = model.encode(followUp as never).length;
-console.log(`gemma-ts prefix-reuse bench  d_model 512, 6 layers, vocab 256000  cpu: ${cpus()[0]?.model ?? "?"} × ${cpus().length}  node ${process.version}`);
-console.log(`follow-up turn of ${promptTokens} prompt tokens: time to first token ${recomputed.toFixed(0)} ms recomputed, ${reused.toFixed(0)} ms with the prefix reused (${(recomputed / reused).toFixed(1)}x faster)`);
+console.log(
+  `gemma-ts prefix-reuse bench  d_model 512, 6 layers, vocab 256000  cpu: ${cpus()[0]?.model ?? "?"} × ${cpus().length}  node ${process.version}`,
+);
+console.log(
+  `follow-up turn of ${promptTokens} prompt tokens: time to first token ${recomputed.toFixed(0)} ms recomputed, ${reused.toFixed(0)} ms with the prefix reused (${(recomputed / reused).toFixed(1)}x faster)`,
+);

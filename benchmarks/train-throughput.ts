@@ -17,8 +17,24 @@ import { TrainableGemma } from "../src/train/model.js";
 import { AdamW, DEFAULT_ADAMW } from "../src/train/optimizer.js";
 
 const CONFIGS = {
-  A: { vocab_size: 256000, hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, intermediate_size: 512 },
-  B: { vocab_size: 8192, hidden_size: 256, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64, intermediate_size: 1024 },
+  A: {
+    vocab_size: 256000,
+    hidden_size: 128,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 32,
+    intermediate_size: 512,
+  },
+  B: {
+    vocab_size: 8192,
+    hidden_size: 256,
+    num_hidden_layers: 6,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 64,
+    intermediate_size: 1024,
+  },
 } as const;
 
 const { values } = parseArgs({
@@ -34,7 +50,15 @@ const BATCH = 8;
 console.log(`training step: seq ${SEQ}, batch ${BATCH}; ${cpus()[0]?.model} × ${cpus().length}, node ${process.version}`);
 for (const name of values.configs!.split(",") as (keyof typeof CONFIGS)[]) {
   for (const threads of values.threads!.split(",").map(Number)) {
-    const hf = { model_type: "gemma2", ...CONFIGS[name], query_pre_attn_scalar: CONFIGS[name].head_dim, sliding_window: 64, max_position_embeddings: SEQ, attn_logit_softcapping: 50, final_logit_softcapping: 30 };
+    const hf = {
+      model_type: "gemma2",
+      ...CONFIGS[name],
+      query_pre_attn_scalar: CONFIGS[name].head_dim,
+      sliding_window: 64,
+      max_position_embeddings: SEQ,
+      attn_logit_softcapping: 50,
+      final_logit_softcapping: 30,
+    };
     const linear = await trainingLinear(values.backend as "js" | "wasm", threads);
     const model = new TrainableGemma(parseConfigJson(JSON.stringify(hf)), "f32", linear).initRandom(1);
     const optimizer = new AdamW(DEFAULT_ADAMW, model.shapes);
@@ -52,7 +76,9 @@ for (const name of values.configs!.split(",") as (keyof typeof CONFIGS)[]) {
     step();
     const times = Array.from({ length: Number(values.steps) }, step).sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
-    console.log(`config ${name} (${model.parameterCount().toLocaleString("en")} parameters), ${linear.name}: ${((BATCH * SEQ) / median).toFixed(1)} tokens/s (median step ${median.toFixed(2)} s of ${times.length})`);
+    console.log(
+      `config ${name} (${model.parameterCount().toLocaleString("en")} parameters), ${linear.name}: ${((BATCH * SEQ) / median).toFixed(1)} tokens/s (median step ${median.toFixed(2)} s of ${times.length})`,
+    );
   }
 }
 process.exit(0);

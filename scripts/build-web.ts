@@ -27,7 +27,11 @@ await rm(at("dist/web"), { recursive: true, force: true });
 await mkdir(at("dist/web"), { recursive: true });
 await build({
   ...common,
-  entryPoints: { app: at("web/app.ts"), "runtime-worker": at("src/browser/runtime-worker.ts"), "kernel-worker": at("src/browser/kernel-worker.ts") },
+  entryPoints: {
+    app: at("web/app.ts"),
+    "runtime-worker": at("src/browser/runtime-worker.ts"),
+    "kernel-worker": at("src/browser/kernel-worker.ts"),
+  },
   outdir: at("dist/web"),
   minify: true,
 });

@@ -87,13 +87,38 @@ interface RunResult {
   curve: { step: number; trainLoss: number; validationLoss: number | null }[];
 }
 
-async function train(name: string, config: GemmaConfig, steps: number, dataset: TextDataset, targets: TeacherTargets | null, alpha: number): Promise<{ model: TrainableGemma; result: RunResult }> {
+async function train(
+  name: string,
+  config: GemmaConfig,
+  steps: number,
+  dataset: TextDataset,
+  targets: TeacherTargets | null,
+  alpha: number,
+): Promise<{ model: TrainableGemma; result: RunResult }> {
   const model = new TrainableGemma(config, "f32", linear).initRandom(seed);
-  const trainer = new Trainer(model, dataset, { steps, batch, seqLen, lr: 2e-3, warmup: Math.min(50, steps / 10), seed, alpha, evalEvery: Math.max(1, Math.floor(steps / 10)), evalSequences: 0 }, targets);
+  const trainer = new Trainer(
+    model,
+    dataset,
+    {
+      steps,
+      batch,
+      seqLen,
+      lr: 2e-3,
+      warmup: Math.min(50, steps / 10),
+      seed,
+      alpha,
+      evalEvery: Math.max(1, Math.floor(steps / 10)),
+      evalSequences: 0,
+    },
+    targets,
+  );
   const started = performance.now();
   while (trainer.step < steps) {
     const log = trainer.trainStep(started);
-    if (log.validationLoss !== null) console.error(`${name} step ${log.step}/${steps}: train ${log.trainLoss.toFixed(3)} validation ${log.validationLoss.toFixed(3)} (${log.tokensPerSecond.toFixed(0)} tokens/s)`);
+    if (log.validationLoss !== null)
+      console.error(
+        `${name} step ${log.step}/${steps}: train ${log.trainLoss.toFixed(3)} validation ${log.validationLoss.toFixed(3)} (${log.tokensPerSecond.toFixed(0)} tokens/s)`,
+      );
   }
   const seconds = (performance.now() - started) / 1000;
   const validationLoss = trainer.history.at(-1)!.validationLoss!;
@@ -112,7 +137,9 @@ async function train(name: string, config: GemmaConfig, steps: number, dataset: 
   };
 }
 
-console.error(`data: ${data.tokens} tokens, ${data.train.length} training / ${data.validation.length} validation sequences of ${seqLen}; vocabulary ${vocab.vocabSize}`);
+console.error(
+  `data: ${data.tokens} tokens, ${data.train.length} training / ${data.validation.length} validation sequences of ${seqLen}; vocabulary ${vocab.vocabSize}`,
+);
 const teacherRun = await train("teacher (next-token)", teacherConfig, Number(args["teacher-steps"]), data, null, 0);
 const teacherDir = join(out, "teacher");
 await saveTrainedModel(teacherDir, teacherRun.model, { tokenizerDir: tokDir });
@@ -126,16 +153,28 @@ const targets = await TeacherTargets.open(join(out, "targets"), { vocabSize: voc
 const studentSteps = Number(args["student-steps"]);
 const alpha = Number(args.alpha);
 const baseline = await train("student, next-token", studentConfig, studentSteps, data, null, 0);
-const distilled = await train(`student, distilled (alpha ${alpha}, top-${args["top-k"]})`, studentConfig, studentSteps, data, targets, alpha);
+const distilled = await train(
+  `student, distilled (alpha ${alpha}, top-${args["top-k"]})`,
+  studentConfig,
+  studentSteps,
+  data,
+  targets,
+  alpha,
+);
 await saveTrainedModel(join(out, "student-next-token"), baseline.model, { tokenizerDir: tokDir });
 await saveTrainedModel(join(out, "student-distilled"), distilled.model, { tokenizerDir: tokDir });
 
 const runs = [teacherRun.result, baseline.result, distilled.result];
-writeFileSync(join(out, "results.json"), `${JSON.stringify({ data: args.data, tokens: data.tokens, seqLen, batch, seed, topK: Number(args["top-k"]), targetsSeconds, runs }, null, 2)}\n`);
+writeFileSync(
+  join(out, "results.json"),
+  `${JSON.stringify({ data: args.data, tokens: data.tokens, seqLen, batch, seed, topK: Number(args["top-k"]), targetsSeconds, runs }, null, 2)}\n`,
+);
 console.log("| model | parameters | steps | validation loss (nats/char) | validation perplexity | wall time | tokens/s |");
 console.log("|---|---|---|---|---|---|---|");
 for (const r of runs) {
-  console.log(`| ${r.name} | ${r.parameters.toLocaleString("en")} | ${r.steps} | ${r.validationLoss.toFixed(4)} | ${r.validationPerplexity.toFixed(3)} | ${r.seconds.toFixed(0)} s | ${r.tokensPerSecond.toFixed(0)} |`);
+  console.log(
+    `| ${r.name} | ${r.parameters.toLocaleString("en")} | ${r.steps} | ${r.validationLoss.toFixed(4)} | ${r.validationPerplexity.toFixed(3)} | ${r.seconds.toFixed(0)} s | ${r.tokensPerSecond.toFixed(0)} |`,
+  );
 }
 console.log(`\nteacher targets (top-${args["top-k"]}, ${data.train.length} sequences): ${targetsSeconds.toFixed(0)} s`);
 process.exit(0);

@@ -25,7 +25,14 @@ const vocab = parseSpmVocab(readFileSync("data/kjv-spm.vocab", "utf8"));
 const config = (await loadConfig(studentDir)) as GemmaConfig;
 const ckpt = await openCheckpointFolder(studentDir);
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, await encodeGgufModel(ckpt, config, { matrixType: "F32", vocabulary: { ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE }, name: "gemma-ts KJV demo (distilled Gemma 2 architecture)" }));
+writeFileSync(
+  out,
+  await encodeGgufModel(ckpt, config, {
+    matrixType: "F32",
+    vocabulary: { ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE },
+    name: "gemma-ts KJV demo (distilled Gemma 2 architecture)",
+  }),
+);
 await ckpt.close();
 console.log(`wrote ${out}: ${(statSync(out).size / 1e6).toFixed(2)} MB`);
 
@@ -60,10 +67,17 @@ for (const w of data.train) for (const id of w.subarray(1)) counts[id]!++;
 const total = counts.reduce((a, b) => a + b, 0);
 let unigram = 0;
 let unigramCount = 0;
-for (const w of data.validation) for (const id of w.subarray(1)) (unigram -= Math.log(counts[id]! / total)), unigramCount++;
+for (const w of data.validation) {
+  for (const id of w.subarray(1)) {
+    unigram -= Math.log(counts[id]! / total);
+    unigramCount++;
+  }
+}
 
 const shipped = await measure(model);
-console.log(`shipped student: validation perplexity ${shipped.validation.toFixed(2)} per token over ${shipped.tokens} tokens; unigram baseline ${Math.exp(unigram / unigramCount).toFixed(2)}`);
+console.log(
+  `shipped student: validation perplexity ${shipped.validation.toFixed(2)} per token over ${shipped.tokens} tokens; unigram baseline ${Math.exp(unigram / unigramCount).toFixed(2)}`,
+);
 console.log(`shipped student: held-out perplexity (1 Samuel 1-3, ${heldOut.length} tokens): ${shipped.heldOut.toFixed(2)}`);
 for (const other of ["teacher", "student-alpha-1", "student-next-token"]) {
   const dir = join(runDir, other);
@@ -78,15 +92,27 @@ for (const prompt of ["In the beginning", "And the LORD said unto Moses,", "And 
 }
 
 // Loss curves: teacher and student, train and validation, per step.
-interface Log { step: number; trainLoss: number; validationLoss: number | null }
-const logOf = (dir: string): Log[] => readFileSync(join(runDir, dir, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Log);
+interface Log {
+  step: number;
+  trainLoss: number;
+  validationLoss: number | null;
+}
+const logOf = (dir: string): Log[] =>
+  readFileSync(join(runDir, dir, "train_log.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Log);
 const series = [
   { name: "teacher, train (next-token)", log: logOf("teacher"), key: "trainLoss" as const, color: "#9ab" },
   { name: "teacher, validation", log: logOf("teacher"), key: "validationLoss" as const, color: "#246" },
   { name: "student (alpha 0.5), train", log: logOf("student"), key: "trainLoss" as const, color: "#e9a" },
   { name: "student (alpha 0.5), validation", log: logOf("student"), key: "validationLoss" as const, color: "#a24" },
-  ...(existsSync(join(runDir, "student-alpha-1")) ? [{ name: "student (alpha 1), validation", log: logOf("student-alpha-1"), key: "validationLoss" as const, color: "#c80" }] : []),
-  ...(existsSync(join(runDir, "student-next-token")) ? [{ name: "next-token student, validation", log: logOf("student-next-token"), key: "validationLoss" as const, color: "#2a4" }] : []),
+  ...(existsSync(join(runDir, "student-alpha-1"))
+    ? [{ name: "student (alpha 1), validation", log: logOf("student-alpha-1"), key: "validationLoss" as const, color: "#c80" }]
+    : []),
+  ...(existsSync(join(runDir, "student-next-token"))
+    ? [{ name: "next-token student, validation", log: logOf("student-next-token"), key: "validationLoss" as const, color: "#2a4" }]
+    : []),
 ];
 const W = 720;
 const H = 400;
@@ -98,7 +124,8 @@ const x = (step: number) => pad + ((W - 2 * pad) * step) / maxStep;
 const y = (v: number) => H - pad - ((H - 2 * pad) * (Math.min(v, hi) - lo)) / (hi - lo);
 let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>`;
 svg += `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="black"/><line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="black"/>`;
-for (let v = lo; v <= hi; v++) svg += `<text x="${pad - 8}" y="${y(v) + 4}" text-anchor="end">${v}</text><line x1="${pad}" y1="${y(v)}" x2="${W - pad}" y2="${y(v)}" stroke="#eee"/>`;
+for (let v = lo; v <= hi; v++)
+  svg += `<text x="${pad - 8}" y="${y(v) + 4}" text-anchor="end">${v}</text><line x1="${pad}" y1="${y(v)}" x2="${W - pad}" y2="${y(v)}" stroke="#eee"/>`;
 for (let s = 0; s <= maxStep; s += 100) svg += `<text x="${x(s)}" y="${H - pad + 16}" text-anchor="middle">${s}</text>`;
 svg += `<text x="${W / 2}" y="${H - 10}" text-anchor="middle">step</text><text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle">loss (nats/token)</text>`;
 series.forEach((s, i) => {

@@ -13,5 +13,12 @@ const [input, output] = process.argv.slice(2);
 if (!input || !output) throw new Error("usage: spm-vocab-to-gguf.ts IN.vocab OUT.gguf");
 const vocab = parseSpmVocab(readFileSync(input, "utf8"), undefined, input);
 const id = (piece: string) => vocab.pieces.indexOf(piece);
-writeFileSync(output, encodeGgufVocabulary({ ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE }, { bos: id("<bos>"), eos: id("<eos>"), pad: id("<pad>") }, "KJV SentencePiece BPE"));
+writeFileSync(
+  output,
+  encodeGgufVocabulary(
+    { ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE },
+    { bos: id("<bos>"), eos: id("<eos>"), pad: id("<pad>") },
+    "KJV SentencePiece BPE",
+  ),
+);
 console.error(`wrote ${vocab.pieces.length} pieces to ${output}`);

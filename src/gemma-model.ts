@@ -79,15 +79,25 @@ export class GemmaModel {
   }
 
   private requireTokenizer(what: string): GemmaTokenizer {
-    if (!this.tokenizer) throw new TokenizerError(`${what} needs a tokenizer, and this checkpoint has no tokenizer.json; pass token ids instead`);
+    if (!this.tokenizer)
+      throw new TokenizerError(`${what} needs a tokenizer, and this checkpoint has no tokenizer.json; pass token ids instead`);
     return this.tokenizer;
   }
 }
 
 /** A model from an opened source: checks the tokenizer fits the vocabulary, then assembles it. */
-export async function assembleModel(source: TensorSource, config: ModelConfig, tokenizer: GemmaTokenizer | null, kernels: Kernels, options: AssembleOptions = {}): Promise<GemmaModel> {
+export async function assembleModel(
+  source: TensorSource,
+  config: ModelConfig,
+  tokenizer: GemmaTokenizer | null,
+  kernels: Kernels,
+  options: AssembleOptions = {},
+): Promise<GemmaModel> {
   if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
-    throw new TokenizerError(`${source.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but ${source instanceof GgufCheckpoint ? "token_embd.weight has" : "config.json's vocab_size is"} ${config.vocabSize}`);
+    throw new TokenizerError(
+      `${source.dir}: the tokenizer has ${tokenizer.vocabSize} tokens but ` +
+        `${source instanceof GgufCheckpoint ? "token_embd.weight has" : "config.json's vocab_size is"} ${config.vocabSize}`,
+    );
   }
   try {
     const { forwardPass, weightBytes } = await assembleForward(source, config, kernels, options);

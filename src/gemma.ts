@@ -33,7 +33,10 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
   onDebug?: (message: string) => void;
-  /** Quantize weight matrices on load to llama.cpp's blocks: "q8_0" (about half of bf16), "q4_0" (about a quarter); "none" (default) keeps their stored width. */
+  /**
+   * Quantize weight matrices on load to llama.cpp's blocks: "q8_0" (about half of bf16), "q4_0"
+   * (about a quarter); "none" (default) keeps their stored width.
+   */
   quant?: Quantization;
   /** A PEFT LoRA adapter folder merged into the weights as they load. */
   lora?: string;
@@ -46,7 +49,11 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
 }
 
 /** Loads the weights a config needs from a tensor source and builds that family's forward pass. */
-export async function buildForward(source: TensorSource, config: ModelConfig, options: LoadModelOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
+export async function buildForward(
+  source: TensorSource,
+  config: ModelConfig,
+  options: LoadModelOptions = {},
+): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
   const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
   options.onDebug?.(`kernels: ${kernels.name}`);
   return assembleForward(source, config, kernels, await assembleOptions(options));
@@ -58,7 +65,11 @@ async function assembleOptions(options: LoadModelOptions): Promise<AssembleOptio
 }
 
 /** A Kernels object for the option; "wasm" (and the default) fall back to "js" when the module is unavailable. */
-export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined, onDebug?: (message: string) => void, threads?: number): Promise<Kernels> {
+export async function resolveKernels(
+  choice: Kernels | "js" | "wasm" | undefined,
+  onDebug?: (message: string) => void,
+  threads?: number,
+): Promise<Kernels> {
   if (typeof choice === "object") return choice;
   if (choice === "js") return jsKernels;
   try {
@@ -78,7 +89,8 @@ export async function resolveKernels(choice: Kernels | "js" | "wasm" | undefined
  * one, the demo model bundled with the package (`BUNDLED_MODEL`).
  */
 export async function loadModel(model: string = BUNDLED_MODEL, options: LoadModelOptions = {}): Promise<GemmaModel> {
-  if (typeof model !== "string" || model === "") throw new GemmaError(`loadModel needs a folder, a .gguf file or a Hub repo id; got ${model === "" ? "an empty string" : typeof model}`);
+  if (typeof model !== "string" || model === "")
+    throw new GemmaError(`loadModel needs a folder, a .gguf file or a Hub repo id; got ${model === "" ? "an empty string" : typeof model}`);
   const { endpoint, token, cacheDir, offline, onDownloadProgress } = options;
   const hub = { endpoint, token, cacheDir, offline, onProgress: onDownloadProgress };
   const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));

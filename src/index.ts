@@ -22,7 +22,14 @@ export { HubError, parseRepoSpec, type RepoSpec } from "./hub/repo-id.js";
 export { loadTokenizer } from "./tokenizer/load.js";
 export { GemmaTokenizer, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
 export { tokenizerFromJson } from "./tokenizer/hf-codec.js";
-export { encodeChat, renderChat, GEMMA_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type EncodeChatOptions } from "./tokenizer/chat-template.js";
+export {
+  encodeChat,
+  renderChat,
+  GEMMA_CHAT_TEMPLATE,
+  type ChatMessage,
+  type ChatRole,
+  type EncodeChatOptions,
+} from "./tokenizer/chat-template.js";
 export { StreamDecoder } from "./tokenizer/stream-decoder.js";
 
 // Kernels: the interface a backend implements, and the two that ship.
@@ -31,7 +38,17 @@ export { jsKernels } from "./backend/js/index.js";
 export { createWasmKernels, type WasmKernelOptions } from "./backend/wasm/index.js";
 
 // Model families: configs, the forward pass behind CausalLM, GGUF export.
-export { PRESETS, parseConfigJson, configFromHf, configToHf, parameterCount, type GemmaConfig, type PresetName, type AttentionKind, type ModelFamily } from "./model/gemma/config.js";
+export {
+  PRESETS,
+  parseConfigJson,
+  configFromHf,
+  configToHf,
+  parameterCount,
+  type GemmaConfig,
+  type PresetName,
+  type AttentionKind,
+  type ModelFamily,
+} from "./model/gemma/config.js";
 export { RECURRENT_PRESETS, type RecurrentGemmaConfig, type BlockKind } from "./model/recurrent-gemma/config.js";
 export { parseModelConfigJson } from "./model/families.js";
 export type { CausalLM, DecodeState, ModelConfig, StateOptions } from "./model/causal-lm.js";
@@ -41,7 +58,14 @@ export { assembleForward, type AssembleOptions } from "./model/assemble.js";
 export { encodeGgufModel, ggufModelParts, type GgufExportOptions, type GgufMatrixType, type GgufVocabulary } from "./model/gguf-export.js";
 
 // Generation: sampling, the generation loop, sequences with a KV cache, chat sessions.
-export { Generation, type GenerateOptions, type GeneratedToken, type TokenLogprob, type FinishReason, type GenerationContext } from "./generate/generation.js";
+export {
+  Generation,
+  type GenerateOptions,
+  type GeneratedToken,
+  type TokenLogprob,
+  type FinishReason,
+  type GenerationContext,
+} from "./generate/generation.js";
 export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
 export { Sequence } from "./generate/sequence.js";
 export { ChatSession } from "./generate/chat-session.js";

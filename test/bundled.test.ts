@@ -27,7 +27,10 @@ describe("the bundled demo model", () => {
 
   it("is what `gemma-ts generate` runs without --model", () => {
     const main = new URL("../src/cli/main.ts", import.meta.url).pathname;
-    const r = spawnSync(process.execPath, ["--import", "tsx", main, "generate", "--prompt", "And God said", "-n", "16", "--seed", "1"], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(process.execPath, ["--import", "tsx", main, "generate", "--prompt", "And God said", "-n", "16", "--seed", "1"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.stdout.trim().length > 10, r.stdout);
   });

@@ -61,17 +61,57 @@ describe("config", () => {
   const bad: [string, Record<string, unknown>, RegExp, string][] = [
     ["unknown model_type", { model_type: "llama" }, /unsupported model: model_type "llama"/, "model_type"],
     ["missing model_type", { model_type: undefined }, /no model_type/, "model_type"],
-    ["heads that don't divide", { num_key_value_heads: 3 }, /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/, "num_key_value_heads"],
-    ["missing hidden_size", { hidden_size: undefined }, /hidden_size must be a positive integer up to 16,777,216; it is missing/, "hidden_size"],
-    ["non-integer layers", { num_hidden_layers: 2.5 }, /num_hidden_layers must be a positive integer up to 1,024; found 2.5/, "num_hidden_layers"],
-    ["a million layers", { num_hidden_layers: 1_000_000 }, /num_hidden_layers must be a positive integer up to 1,024; found 1000000/, "num_hidden_layers"],
-    ["absurd context", { max_position_embeddings: 2 ** 40 }, /max_position_embeddings must be a positive integer up to 2,097,152/, "max_position_embeddings"],
+    [
+      "heads that don't divide",
+      { num_key_value_heads: 3 },
+      /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/,
+      "num_key_value_heads",
+    ],
+    [
+      "missing hidden_size",
+      { hidden_size: undefined },
+      /hidden_size must be a positive integer up to 16,777,216; it is missing/,
+      "hidden_size",
+    ],
+    [
+      "non-integer layers",
+      { num_hidden_layers: 2.5 },
+      /num_hidden_layers must be a positive integer up to 1,024; found 2.5/,
+      "num_hidden_layers",
+    ],
+    [
+      "a million layers",
+      { num_hidden_layers: 1_000_000 },
+      /num_hidden_layers must be a positive integer up to 1,024; found 1000000/,
+      "num_hidden_layers",
+    ],
+    [
+      "absurd context",
+      { max_position_embeddings: 2 ** 40 },
+      /max_position_embeddings must be a positive integer up to 2,097,152/,
+      "max_position_embeddings",
+    ],
     ["missing head_dim", { head_dim: undefined }, /head_dim/, "head_dim"],
     ["odd head_dim", { head_dim: 7 }, /head_dim must be even/, "head_dim"],
-    ["missing query_pre_attn_scalar", { query_pre_attn_scalar: undefined }, /query_pre_attn_scalar must be a positive number; it is missing/, "query_pre_attn_scalar"],
+    [
+      "missing query_pre_attn_scalar",
+      { query_pre_attn_scalar: undefined },
+      /query_pre_attn_scalar must be a positive number; it is missing/,
+      "query_pre_attn_scalar",
+    ],
     ["missing sliding window", { sliding_window: undefined }, /sliding_window_size must be a positive integer/, "sliding_window_size"],
-    ["layer_types of wrong length", { layer_types: ["full_attention"] }, /layer_types must be a list of num_hidden_layers \(4\)/, "layer_types"],
-    ["unknown layer type", { layer_types: ["full_attention", "x", "full_attention", "full_attention"] }, /layer_types\[1\] is "x"/, "layer_types"],
+    [
+      "layer_types of wrong length",
+      { layer_types: ["full_attention"] },
+      /layer_types must be a list of num_hidden_layers \(4\)/,
+      "layer_types",
+    ],
+    [
+      "unknown layer type",
+      { layer_types: ["full_attention", "x", "full_attention", "full_attention"] },
+      /layer_types\[1\] is "x"/,
+      "layer_types",
+    ],
     ["unknown activation", { hidden_activation: "relu" }, /hidden_activation "relu" is not supported/, "hidden_activation"],
     ["rope scaling", { rope_scaling: { type: "linear", factor: 2 } }, /rope_scaling is not supported/, "rope_scaling"],
     ["eos outside vocab", { eos_token_id: 500 }, /eos_token_id 500 is outside the vocabulary of 96/, "eos_token_id"],
@@ -81,7 +121,10 @@ describe("config", () => {
     it(`rejects ${what}, naming the field`, () => {
       const json = tinyGemma2Json(overrides);
       for (const [k, v] of Object.entries(overrides)) if (v === undefined) delete json[k];
-      assert.throws(() => configFromHf(json), (e: unknown) => e instanceof ConfigError && message.test(e.message) && e.field === field);
+      assert.throws(
+        () => configFromHf(json),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message) && e.field === field,
+      );
     });
   }
 

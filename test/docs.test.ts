@@ -13,7 +13,12 @@ import type { Command } from "commander";
 import { buildProgram } from "../src/cli/program.js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const DOCS = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const DOCS = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const SCRIPTS = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
 
 interface DocCommand {
@@ -59,7 +64,10 @@ function commandsIn(file: string): DocCommand[] {
   for (const block of text.matchAll(/```(sh|bash|)\n([\s\S]*?)```/g)) {
     const joined = block[2]!.replace(/\\\n\s*/g, " ");
     for (const raw of joined.split("\n")) {
-      const line = raw.replace(/^\$ /, "").replace(/\s+#\s.*$/, "").trim();
+      const line = raw
+        .replace(/^\$ /, "")
+        .replace(/\s+#\s.*$/, "")
+        .trim();
       if (!line || line.startsWith("#") || line.startsWith("gemma-ts ")) continue;
       for (const part of line.split(/\s*(?:&&|;|\|)\s*/)) {
         const words = shellWords(part);
@@ -95,7 +103,9 @@ describe("commands in README.md and docs/", () => {
       it(`${c.file}: ${c.line}`, async () => {
         await assert.doesNotReject(parseOnly(args), `${c.file}: "${c.line}" does not parse`);
         // Repository paths it names exist (data/ and runs/ are made by the documented scripts).
-        for (const word of args) if (/^(test|scripts|models|docs|benchmarks)\//.test(word)) assert.ok(existsSync(join(ROOT, word)), `${c.file}: ${word} does not exist`);
+        for (const word of args)
+          if (/^(test|scripts|models|docs|benchmarks)\//.test(word))
+            assert.ok(existsSync(join(ROOT, word)), `${c.file}: ${word} does not exist`);
       });
     } else if (first === "npm" && rest[0] === "run") {
       it(`${c.file}: ${c.line}`, async () => {
@@ -105,16 +115,27 @@ describe("commands in README.md and docs/", () => {
       });
     } else if ((first === "sh" || first === "node") && c.words.some((w) => w.startsWith("scripts/") || w.startsWith("benchmarks/"))) {
       it(`${c.file}: ${c.line}`, () => {
-        for (const w of c.words) if (/^(scripts|benchmarks)\//.test(w)) assert.ok(existsSync(join(ROOT, w)), `${c.file}: ${w} does not exist`);
+        for (const w of c.words)
+          if (/^(scripts|benchmarks)\//.test(w)) assert.ok(existsSync(join(ROOT, w)), `${c.file}: ${w} does not exist`);
       });
     }
   }
 
   it("the quick ones run as written", () => {
-    const quick = ALL.filter((c) => c.words[0] === "npx" && c.words[1] === "gemma-ts" && ["generate", "info"].includes(c.words[2]!) && !c.words.some((w) => w.startsWith("~") || w.startsWith("/") || w.includes("google/")));
+    const quick = ALL.filter(
+      (c) =>
+        c.words[0] === "npx" &&
+        c.words[1] === "gemma-ts" &&
+        ["generate", "info"].includes(c.words[2]!) &&
+        !c.words.some((w) => w.startsWith("~") || w.startsWith("/") || w.includes("google/")),
+    );
     assert.ok(quick.length >= 3, quick.map((c) => c.line).join("\n"));
     for (const c of quick) {
-      const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...c.words.slice(2)], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...c.words.slice(2)], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       assert.ok(r.status === 0 || /is outside the vocabulary/.test(r.stderr), `${c.file}: "${c.line}" failed: ${r.stderr}`);
     }
   });

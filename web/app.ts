@@ -75,11 +75,17 @@ async function load(source: ModelSource, label: string): Promise<void> {
       onNotice: (message) => notices.push(message),
       onProgress: ({ phase, loaded, total, file }) => {
         ui.progress.value = total > 0 ? loaded / total : 0;
-        ui.loadStatus.textContent = phase === "download" ? `downloading ${file}: ${mib(loaded)}${total ? ` of ${mib(total)}` : ""}` : `loading weights: ${mib(loaded)} of ${mib(total)}`;
+        ui.loadStatus.textContent =
+          phase === "download"
+            ? `downloading ${file}: ${mib(loaded)}${total ? ` of ${mib(total)}` : ""}`
+            : `loading weights: ${mib(loaded)} of ${mib(total)}`;
       },
     });
     document.body.dataset["model"] = "loaded";
-    ui.loadStatus.textContent = [`loaded in ${model.loadSeconds.toFixed(1)} s${model.fromCache ? " from the browser cache" : ""}`, ...notices].join("\n");
+    ui.loadStatus.textContent = [
+      `loaded in ${model.loadSeconds.toFixed(1)} s${model.fromCache ? " from the browser cache" : ""}`,
+      ...notices,
+    ].join("\n");
     showInfo(model);
     startConversation();
     ui.prompt.placeholder = `Write to ${model.name.split("/").filter(Boolean).pop()} (Enter sends, Shift+Enter breaks the line)`;
@@ -104,11 +110,17 @@ function showInfo(info: ModelInfo): void {
     ["weights", mib(info.weightBytes)],
     ["kernels", `${info.kernels} (${info.threads} thread${info.threads === 1 ? "" : "s"})`],
   ];
-  ui.info.replaceChildren(...rows.flatMap(([k, v]) => [Object.assign(document.createElement("dt"), { textContent: k }), Object.assign(document.createElement("dd"), { textContent: v })]));
+  ui.info.replaceChildren(
+    ...rows.flatMap(([k, v]) => [
+      Object.assign(document.createElement("dt"), { textContent: k }),
+      Object.assign(document.createElement("dd"), { textContent: v }),
+    ]),
+  );
 }
 
 function settings(): SamplingSettings {
-  const number = (input: HTMLInputElement, fallback: number) => (input.value.trim() === "" || !Number.isFinite(input.valueAsNumber) ? fallback : input.valueAsNumber);
+  const number = (input: HTMLInputElement, fallback: number) =>
+    input.value.trim() === "" || !Number.isFinite(input.valueAsNumber) ? fallback : input.valueAsNumber;
   const seed = ui.seed.value.trim() === "" ? undefined : ui.seed.valueAsNumber;
   return {
     temperature: number(ui.temperature, 1),
@@ -145,10 +157,15 @@ async function send(): Promise<void> {
   answer.dataset["turn"] = String(++turns);
   const body = answer.lastChild as Text;
   const system = turns === 1 ? ui.system.value.trim() : "";
-  reply = client.chat(text, settings(), (token) => {
-    body.appendData(token);
-    ui.messages.scrollTop = ui.messages.scrollHeight;
-  }, system || undefined);
+  reply = client.chat(
+    text,
+    settings(),
+    (token) => {
+      body.appendData(token);
+      ui.messages.scrollTop = ui.messages.scrollHeight;
+    },
+    system || undefined,
+  );
   ui.send.disabled = true;
   ui.stop.disabled = false;
   ui.stats.textContent = "thinking…";
@@ -185,7 +202,11 @@ async function listServedModels(): Promise<void> {
     const response = await fetch("models/index.json");
     if (!response.ok) return;
     const models = (await response.json()) as { url: string; size: number }[];
-    ui.served.replaceChildren(...models.map((m) => Object.assign(document.createElement("option"), { value: new URL(m.url, location.href).href, label: mib(m.size) })));
+    ui.served.replaceChildren(
+      ...models.map((m) =>
+        Object.assign(document.createElement("option"), { value: new URL(m.url, location.href).href, label: mib(m.size) }),
+      ),
+    );
     if (!ui.url.value && models[0]) ui.url.value = new URL(models[0].url, location.href).href;
   } catch {
     // A page served by something other than `gemma-ts web` lists no models.
@@ -208,7 +229,11 @@ for (const input of [ui.pickFile, ui.pickFolder]) {
   input.onchange = () => {
     const files = Array.from(input.files ?? []);
     input.value = "";
-    if (files.length) void load({ kind: "files", files }, files.length === 1 ? files[0]!.name : `${files[0]!.webkitRelativePath.split("/")[0]} (${files.length} files)`);
+    if (files.length)
+      void load(
+        { kind: "files", files },
+        files.length === 1 ? files[0]!.name : `${files[0]!.webkitRelativePath.split("/")[0]} (${files.length} files)`,
+      );
   };
 }
 ui.composer.onsubmit = (e) => {

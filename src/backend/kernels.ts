@@ -80,15 +80,42 @@ export interface Kernels {
    * RG-LRU gate projection (RECURRENTGEMMA.md §4): x split into nBlocks chunks of blockWidth;
    * out chunk h = x chunk h · weight[h] + bias[h], weight [nBlocks, in, out], bias [nBlocks, out].
    */
-  blockDiagonalLinear(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, seqLen: number, nBlocks: number, blockWidth: number): void;
+  blockDiagonalLinear(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array,
+    seqLen: number,
+    nBlocks: number,
+    blockWidth: number,
+  ): void;
   /**
    * Causal depthwise conv over time with bias: out_t[c] = bias[c] + Σ_k weight[k, c]·u_{t-(width-1-k)}[c];
    * `history` holds the last width-1 inputs before this call (oldest first) and is updated in place.
    */
-  conv1d(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, history: Float32Array, seqLen: number, channels: number, width: number): void;
+  conv1d(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array,
+    history: Float32Array,
+    seqLen: number,
+    channels: number,
+    width: number,
+  ): void;
   /**
    * The RG-LRU scan (§4): per step, a = exp(-8·σ(recurrentGate)·softplusLambda), h = a·h + sqrt(1-a²)·σ(inputGate)·x,
    * with a = 0 and the multiplier 1 at position 0. `state` (float32) is updated in place; out = h per step.
    */
-  rgLruScan(out: Float32Array, x: Float32Array, inputGate: Float32Array, recurrentGate: Float32Array, softplusLambda: Float32Array, state: Float32Array, seqLen: number, width: number, startPos: number): void;
+  rgLruScan(
+    out: Float32Array,
+    x: Float32Array,
+    inputGate: Float32Array,
+    recurrentGate: Float32Array,
+    softplusLambda: Float32Array,
+    state: Float32Array,
+    seqLen: number,
+    width: number,
+    startPos: number,
+  ): void;
 }

@@ -85,9 +85,11 @@ export class GemmaWorkerClient {
   private receive(event: RuntimeEvent): void {
     switch (event.type) {
       case "progress":
-        return this.loading?.onProgress?.(event);
+        this.loading?.onProgress?.(event);
+        return;
       case "notice":
-        return this.loading?.onNotice?.(event.message);
+        this.loading?.onNotice?.(event.message);
+        return;
       case "loaded":
         this.loading?.resolve(event.info);
         this.loading = null;
@@ -97,7 +99,8 @@ export class GemmaWorkerClient {
         this.loading = null;
         return;
       case "token":
-        return this.replies.get(event.id)?.onToken(event.text);
+        this.replies.get(event.id)?.onToken(event.text);
+        return;
       case "done":
         this.replies.get(event.id)?.resolve({ text: event.text, stats: event.stats });
         this.replies.delete(event.id);
@@ -107,7 +110,9 @@ export class GemmaWorkerClient {
         this.replies.delete(event.id);
         return;
       case "cache":
-        this.cacheRequest?.resolve(event.freedBytes === undefined ? { entries: event.entries } : { entries: event.entries, freedBytes: event.freedBytes });
+        this.cacheRequest?.resolve(
+          event.freedBytes === undefined ? { entries: event.entries } : { entries: event.entries, freedBytes: event.freedBytes },
+        );
         this.cacheRequest = null;
         return;
       case "cache-error":

@@ -19,11 +19,18 @@ export class HttpRangeSource implements ByteSource {
     await response.body?.cancel();
     const total = /\/(\d+)$/.exec(response.headers.get("Content-Range") ?? "")?.[1];
     if (response.status !== 206) {
-      throw new CheckpointError(`${url}: the server does not answer range requests (status ${response.status}); turn on caching to download the whole file`, url);
+      throw new CheckpointError(
+        `${url}: the server does not answer range requests (status ${response.status}); turn on caching to download the whole file`,
+        url,
+      );
     }
     if (total === undefined) {
       // Another origin must list Content-Range in Access-Control-Expose-Headers for a page to see it.
-      throw new CheckpointError(`${url}: the server answers range requests but shows this page no Content-Range header (CORS); turn on caching to download the whole file`, url);
+      throw new CheckpointError(
+        `${url}: the server answers range requests but shows this page no Content-Range header (CORS); turn on caching to download the ` +
+          `whole file`,
+        url,
+      );
     }
     return new HttpRangeSource(url, Number(total), headers);
   }
@@ -34,10 +41,16 @@ export class HttpRangeSource implements ByteSource {
     }
     if (length === 0) return into ?? new Uint8Array(0);
     // no-store: gigabytes of weights must not also be written to the browser's HTTP cache.
-    const response = await fetchOrExplain(this.name, { headers: { ...this.headers, Range: `bytes=${offset}-${offset + length - 1}` }, cache: "no-store" });
+    const response = await fetchOrExplain(this.name, {
+      headers: { ...this.headers, Range: `bytes=${offset}-${offset + length - 1}` },
+      cache: "no-store",
+    });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 206 || bytes.length !== length) {
-      throw new CheckpointError(`${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`, this.name);
+      throw new CheckpointError(
+        `${this.name}: asked for ${length} bytes at ${offset}, got ${bytes.length} (status ${response.status})`,
+        this.name,
+      );
     }
     // The response's own buffer is the result unless the caller gave one: no second copy.
     if (!into) return bytes;

@@ -6,5 +6,9 @@ let handle: ((message: KernelWorkerMessage) => void) | null = null;
 
 self.onmessage = (event: MessageEvent<KernelWorkerInit | KernelWorkerMessage>) => {
   if (handle) return handle(event.data as KernelWorkerMessage);
-  handle = kernelWorkerHandler(event.data as KernelWorkerInit, (arenas) => self.postMessage(arenas), (loop) => void setTimeout(loop, 0));
+  handle = kernelWorkerHandler(
+    event.data as KernelWorkerInit,
+    (arenas) => self.postMessage(arenas),
+    (loop) => void setTimeout(loop, 0),
+  );
 };

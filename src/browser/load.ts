@@ -28,11 +28,15 @@ export async function openModelFiles(files: ModelFiles): Promise<OpenedCheckpoin
     return { checkpoint, config: checkpoint.config, tokenizer: checkpoint.tokenizer };
   }
   const configText = await files.text("config.json");
-  if (configText === null) throw new CheckpointError(`${files.name}: no config.json (pick a Hugging Face checkpoint folder or a .gguf file)`, files.name);
+  if (configText === null)
+    throw new CheckpointError(`${files.name}: no config.json (pick a Hugging Face checkpoint folder or a .gguf file)`, files.name);
   const config = parseModelConfigJson(configText, `${files.name}/config.json`);
   const indexText = await files.text("model.safetensors.index.json");
   const shards = indexText === null ? ["model.safetensors"] : shardNamesFromIndex(indexText, `${files.name}/model.safetensors.index.json`);
-  const checkpoint = await Checkpoint.fromSources(files.name, shards.map((shard) => () => files.source(shard)));
+  const checkpoint = await Checkpoint.fromSources(
+    files.name,
+    shards.map((shard) => () => files.source(shard)),
+  );
   try {
     return { checkpoint, config, tokenizer: await folderTokenizer(files) };
   } catch (e) {
@@ -46,7 +50,11 @@ async function folderTokenizer(files: ModelFiles): Promise<GemmaTokenizer | null
   const json = await files.text("tokenizer.json");
   if (json !== null) {
     const configText = await files.text("tokenizer_config.json");
-    return tokenizerFromJson(parse(json, `${files.name}/tokenizer.json`), configText === null ? {} : parse(configText, `${files.name}/tokenizer_config.json`), `${files.name}/tokenizer.json`);
+    return tokenizerFromJson(
+      parse(json, `${files.name}/tokenizer.json`),
+      configText === null ? {} : parse(configText, `${files.name}/tokenizer_config.json`),
+      `${files.name}/tokenizer.json`,
+    );
   }
   const source = await files.optionalSource("tokenizer.gguf");
   if (!source) return null;

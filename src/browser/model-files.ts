@@ -75,7 +75,8 @@ export function urlFiles(address: string, options: UrlFilesOptions): ModelFiles 
   const gguf = isGguf ? decodeURIComponent(url.pathname.split("/").pop()!) : null;
   const at = (file: string) => (file === gguf ? url.href : new URL(encodeURIComponent(file), base).href);
   const { cache, authorization } = options;
-  const headersFor = (href: string): Record<string, string> => (authorization && new URL(href).origin === authorization.origin ? { Authorization: `Bearer ${authorization.token}` } : {});
+  const headersFor = (href: string): Record<string, string> =>
+    authorization && new URL(href).origin === authorization.origin ? { Authorization: `Bearer ${authorization.token}` } : {};
 
   /** The cached copy (downloading it first), or null when the quota cannot hold it. */
   const cachedOrDownloaded = async (file: string): Promise<File | null> => {

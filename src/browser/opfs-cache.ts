@@ -86,7 +86,9 @@ export class ModelCache {
     const { quota, usage = 0 } = await navigator.storage.estimate();
     if (quota !== undefined && total > quota - usage) {
       await response.body?.cancel();
-      throw new CacheQuotaError(`${url}: the browser lets this page store ${mib(Math.max(0, quota - usage))} more, the file has ${mib(total)}`);
+      throw new CacheQuotaError(
+        `${url}: the browser lets this page store ${mib(Math.max(0, quota - usage))} more, the file has ${mib(total)}`,
+      );
     }
     const handle = (await this.dir.getFileHandle(`${key}.bin`, { create: true })) as SyncCapableHandle;
     let loaded = 0;
@@ -111,7 +113,8 @@ export class ModelCache {
       await writeText(await this.dir.getFileHandle(`${key}.json`, { create: true }), JSON.stringify(meta));
     } catch (e) {
       await this.remove(key);
-      if (e instanceof DOMException && e.name === "QuotaExceededError") throw new CacheQuotaError(`${url}: the browser's storage quota ran out after ${mib(loaded)}`);
+      if (e instanceof DOMException && e.name === "QuotaExceededError")
+        throw new CacheQuotaError(`${url}: the browser's storage quota ran out after ${mib(loaded)}`);
       throw e;
     }
     const file = await this.storedFile(key, loaded);
@@ -155,7 +158,12 @@ export class ModelCache {
       const text = await (await (await this.dir.getFileHandle(`${key}.json`)).getFile()).text();
       const meta = JSON.parse(text) as Partial<CacheEntry>;
       if (typeof meta.url !== "string" || typeof meta.size !== "number") return null;
-      return { url: meta.url, size: meta.size, savedAt: String(meta.savedAt ?? ""), ...(typeof meta.etag === "string" ? { etag: meta.etag } : {}) };
+      return {
+        url: meta.url,
+        size: meta.size,
+        savedAt: String(meta.savedAt ?? ""),
+        ...(typeof meta.etag === "string" ? { etag: meta.etag } : {}),
+      };
     } catch {
       return null;
     }
@@ -172,7 +180,9 @@ async function keyOf(url: string): Promise<string> {
 }
 
 /** A writer on the fastest API the context has: a sync access handle (workers) or a writable stream. */
-async function openWriter(handle: SyncCapableHandle): Promise<{ chunk(bytes: Uint8Array, at: number): Promise<void>; close(): Promise<void> }> {
+async function openWriter(
+  handle: SyncCapableHandle,
+): Promise<{ chunk(bytes: Uint8Array, at: number): Promise<void>; close(): Promise<void> }> {
   if (handle.createSyncAccessHandle) {
     const sync = await handle.createSyncAccessHandle();
     return {

@@ -8,8 +8,7 @@ import type { CacheEntry } from "./opfs-cache.js";
 /** Where the model comes from: a URL (GGUF file or folder base), or files the user picked. */
 export type ModelSource =
   /** `hubToken`: a Hugging Face token for gated models, sent only to the Hub (model-address.ts). */
-  | { kind: "url"; url: string; cache: boolean; hubToken?: string }
-  | { kind: "files"; files: File[] };
+  { kind: "url"; url: string; cache: boolean; hubToken?: string } | { kind: "files"; files: File[] };
 
 export interface SamplingSettings {
   maxTokens: number;

@@ -100,7 +100,14 @@ async function chat(id: number, text: string, settings: SamplingSettings, system
   running = { id, controller };
   try {
     const { maxTokens, temperature, topK, topP, seed } = settings;
-    const generation = session.send(text, { maxTokens, temperature, topK, topP, ...(seed === undefined ? {} : { seed }), signal: controller.signal });
+    const generation = session.send(text, {
+      maxTokens,
+      temperature,
+      topK,
+      topP,
+      ...(seed === undefined ? {} : { seed }),
+      signal: controller.signal,
+    });
     const started = performance.now();
     let firstAt = 0;
     for await (const token of generation) {
@@ -131,7 +138,9 @@ async function handle(request: RuntimeRequest): Promise<void> {
     case "load":
       return load(request.source, request.threads).catch((e: unknown) => send({ type: "load-error", message: message(e) }));
     case "chat":
-      return chat(request.id, request.text, request.settings, request.system).catch((e: unknown) => send({ type: "chat-error", id: request.id, message: message(e) }));
+      return chat(request.id, request.text, request.settings, request.system).catch((e: unknown) =>
+        send({ type: "chat-error", id: request.id, message: message(e) }),
+      );
     case "abort":
       if (running?.id === request.id) running.controller.abort();
       return;

@@ -8,7 +8,17 @@ import { spawn } from "node:child_process";
 import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { measureReadBandwidth } from "../measure/bandwidth.js";
-import { BENCH_SHAPES, BENCH_WEIGHTS, parseBenchTest, runBenchConfig, SHAPE_ALIASES, type BenchConfigResult, type BenchRow, type BenchTest, type BenchWeights } from "../measure/run.js";
+import {
+  BENCH_SHAPES,
+  BENCH_WEIGHTS,
+  parseBenchTest,
+  runBenchConfig,
+  SHAPE_ALIASES,
+  type BenchConfigResult,
+  type BenchRow,
+  type BenchTest,
+  type BenchWeights,
+} from "../measure/run.js";
 import { backendOption, isThreadCount, MAX_THREADS, UsageError } from "./options.js";
 
 interface BenchFlags {
@@ -26,24 +36,43 @@ interface BenchFlags {
 
 function listOf<T>(name: string, parse: (item: string) => T | null, expected: string) {
   return (raw: string): T[] => {
-    const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    const items = raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     const parsed = items.map(parse);
-    if (items.length === 0 || parsed.some((p) => p === null)) throw new InvalidArgumentError(`${name} must be a comma-separated list of ${expected}, got "${raw}"`);
+    if (items.length === 0 || parsed.some((p) => p === null))
+      throw new InvalidArgumentError(`${name} must be a comma-separated list of ${expected}, got "${raw}"`);
     return parsed as T[];
   };
 }
 
-const parseWeights = listOf<BenchWeights>("--weights", (s) => ((BENCH_WEIGHTS as readonly string[]).includes(s) ? (s as BenchWeights) : null), BENCH_WEIGHTS.join(" / "));
-const parseThreads = listOf<number>("--threads", (s) => (/^\d+$/.test(s) && isThreadCount(Number(s)) ? Number(s) : null), `integers from 1 to ${MAX_THREADS}`);
+const parseWeights = listOf<BenchWeights>(
+  "--weights",
+  (s) => ((BENCH_WEIGHTS as readonly string[]).includes(s) ? (s as BenchWeights) : null),
+  BENCH_WEIGHTS.join(" / "),
+);
+const parseThreads = listOf<number>(
+  "--threads",
+  (s) => (/^\d+$/.test(s) && isThreadCount(Number(s)) ? Number(s) : null),
+  `integers from 1 to ${MAX_THREADS}`,
+);
 const parseTests = listOf<BenchTest>("--tests", parseBenchTest, "ppN, tgN or tgN@POSITION (e.g. pp128,tg64,tg4@8k)");
 
 export function benchCommand(): Command {
   return new Command("bench")
     .description("measure prompt processing, decode speed, time to first token and memory on synthetic weights of a published shape")
     .option("--shape <name>", `one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}`, "gemma2-2b")
-    .option("--weights <list>", `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (q8_0/q4_0 are quantized on load)`, parseWeights, ["bf16"] as BenchWeights[])
+    .option("--weights <list>", `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (q8_0/q4_0 are quantized on load)`, parseWeights, [
+      "bf16",
+    ] as BenchWeights[])
     .option("--threads <list>", "thread counts to compare (default: all cores)", parseThreads, [availableParallelism()])
-    .option("--tests <list>", "tests: ppN (prompt of N tokens), tgN (decode N tokens), tgN@P (decode at position P)", parseTests, parseTests("pp128,pp512,tg64"))
+    .option(
+      "--tests <list>",
+      "tests: ppN (prompt of N tokens), tgN (decode N tokens), tgN@P (decode at position P)",
+      parseTests,
+      parseTests("pp128,pp512,tg64"),
+    )
     .addOption(backendOption())
     .option("--no-bandwidth", "skip the memory bandwidth measurement")
     .option("--profile", "time every kernel call and print where each test's time goes", false)
@@ -51,7 +80,10 @@ export function benchCommand(): Command {
     .addOption(new Option("--child <config>").hideHelp())
     .action(async (flags: BenchFlags) => {
       const shape = SHAPE_ALIASES[flags.shape] ?? flags.shape;
-      if (!BENCH_SHAPES[shape]) throw new UsageError(`--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`);
+      if (!BENCH_SHAPES[shape])
+        throw new UsageError(
+          `--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`,
+        );
       if (flags.child) return runChild(shape, flags);
 
       const machine = `${cpus()[0]?.model ?? "unknown cpu"} × ${cpus().length}, node ${process.version}`;
@@ -62,29 +94,56 @@ export function benchCommand(): Command {
       if (flags.bandwidth && flags.backend === "wasm") {
         for (const threads of new Set([1, ...flags.threads])) bandwidthByThreads[threads] = round(await measureReadBandwidth(threads), 2);
         bandwidthGBps = Math.max(...Object.values(bandwidthByThreads));
-        log(`  memory read bandwidth ${Object.entries(bandwidthByThreads).map(([t, gb]) => `${gb} GB/s (${t} thread${t === "1" ? "" : "s"})`).join(", ")}`);
+        log(
+          `  memory read bandwidth ${Object.entries(bandwidthByThreads)
+            .map(([t, gb]) => `${gb} GB/s (${t} thread${t === "1" ? "" : "s"})`)
+            .join(", ")}`,
+        );
       }
       const results: BenchRow[] = [];
       const configs: { weights: BenchWeights; threads: number; weightsMB: number; loadSeconds: number; skipped: string[] }[] = [];
       for (const weights of flags.weights) {
         for (const threads of flags.backend === "wasm" ? flags.threads : [1]) {
           const result = await spawnChild(shape, weights, threads, flags, bandwidthGBps);
-          configs.push({ weights, threads, weightsMB: result.weightsMB, loadSeconds: round(result.loadSeconds, 2), skipped: result.skipped });
+          configs.push({
+            weights,
+            threads,
+            weightsMB: result.weightsMB,
+            loadSeconds: round(result.loadSeconds, 2),
+            skipped: result.skipped,
+          });
           results.push(...result.rows);
-          log(`  ${weights} (${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s), ${threads} thread${threads === 1 ? "" : "s"}`);
+          log(
+            `  ${weights} (${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
+              `thread${threads === 1 ? "" : "s"}`,
+          );
           for (const row of result.rows) {
             const fraction = row.bandwidthFraction === null ? "" : `   ${(100 * row.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
             const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
-            log(`    ${row.test.padEnd(12)} ${row.tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ${row.stateMB} MB   peak rss ${row.peakRssMB} MB`);
+            log(
+              `    ${row.test.padEnd(12)} ${row.tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ` +
+                `${row.stateMB} MB   peak rss ${row.peakRssMB} MB`,
+            );
             const total = row.profile?.reduce((s, k) => s + k.seconds, 0) ?? 0;
-            for (const k of row.profile ?? []) log(`      ${k.kernel.padEnd(28)} ${(100 * k.seconds / total).toFixed(1).padStart(5)}%  ${k.seconds.toFixed(3)} s in ${k.calls} calls`);
+            for (const k of row.profile ?? [])
+              log(
+                `      ${k.kernel.padEnd(28)} ${((100 * k.seconds) / total).toFixed(1).padStart(5)}%  ${k.seconds.toFixed(3)} s in ` +
+                  `${k.calls} calls`,
+              );
           }
           for (const line of result.skipped) log(`    skipped ${line}`);
         }
       }
       if (flags.json) {
-        const rounded = results.map((r) => ({ ...r, tokensPerSecond: round(r.tokensPerSecond, 3), bandwidthFraction: r.bandwidthFraction === null ? null : round(r.bandwidthFraction, 3), ttftSeconds: r.ttftSeconds === null ? null : round(r.ttftSeconds, 3) }));
-        process.stdout.write(`${JSON.stringify({ machine, bandwidthGBps, bandwidthByThreads, backend: flags.backend, configs, results: rounded })}\n`);
+        const rounded = results.map((r) => ({
+          ...r,
+          tokensPerSecond: round(r.tokensPerSecond, 3),
+          bandwidthFraction: r.bandwidthFraction === null ? null : round(r.bandwidthFraction, 3),
+          ttftSeconds: r.ttftSeconds === null ? null : round(r.ttftSeconds, 3),
+        }));
+        process.stdout.write(
+          `${JSON.stringify({ machine, bandwidthGBps, bandwidthByThreads, backend: flags.backend, configs, results: rounded })}\n`,
+        );
       }
     });
 }
@@ -92,16 +151,46 @@ export function benchCommand(): Command {
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
 async function runChild(shape: string, flags: BenchFlags): Promise<void> {
-  const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as { weights: BenchWeights; threads: number; bandwidthGBps: number | null };
-  const result = await runBenchConfig(shape, { weights, threads, tests: flags.tests, backend: flags.backend, profile: flags.profile, ...(bandwidthGBps ? { bandwidthGBps } : {}) });
+  const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as {
+    weights: BenchWeights;
+    threads: number;
+    bandwidthGBps: number | null;
+  };
+  const result = await runBenchConfig(shape, {
+    weights,
+    threads,
+    tests: flags.tests,
+    backend: flags.backend,
+    profile: flags.profile,
+    ...(bandwidthGBps ? { bandwidthGBps } : {}),
+  });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // The wasm worker pool would otherwise keep the child alive.
   process.exit(0);
 }
 
 /** Runs one configuration in a fresh process (this CLI, same Node flags) and reads its JSON result. */
-function spawnChild(shape: string, weights: BenchWeights, threads: number, flags: BenchFlags, bandwidthGBps: number | null): Promise<BenchConfigResult> {
-  const args = [...process.execArgv, process.argv[1]!, "bench", "--shape", shape, "--backend", flags.backend, "--tests", flags.tests.map((t) => t.name).join(","), ...(flags.profile ? ["--profile"] : []), "--child", JSON.stringify({ weights, threads, bandwidthGBps })];
+function spawnChild(
+  shape: string,
+  weights: BenchWeights,
+  threads: number,
+  flags: BenchFlags,
+  bandwidthGBps: number | null,
+): Promise<BenchConfigResult> {
+  const args = [
+    ...process.execArgv,
+    process.argv[1]!,
+    "bench",
+    "--shape",
+    shape,
+    "--backend",
+    flags.backend,
+    "--tests",
+    flags.tests.map((t) => t.name).join(","),
+    ...(flags.profile ? ["--profile"] : []),
+    "--child",
+    JSON.stringify({ weights, threads, bandwidthGBps }),
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -110,7 +199,8 @@ function spawnChild(shape: string, weights: BenchWeights, threads: number, flags
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`bench of ${weights} × ${threads} threads failed (exit ${code}): ${stderr.trim() || "no output"}`));
+      if (code !== 0)
+        return reject(new Error(`bench of ${weights} × ${threads} threads failed (exit ${code}): ${stderr.trim() || "no output"}`));
       try {
         resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as BenchConfigResult);
       } catch {

@@ -5,7 +5,14 @@
 import { createInterface } from "node:readline";
 import { Command } from "commander";
 import { GemmaError } from "../errors.js";
-import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, type ModelFlags, type SamplingFlags } from "./options.js";
+import {
+  addModelOptions,
+  addSamplingOptions,
+  generateOptionsFrom,
+  loadModelWithProgress,
+  type ModelFlags,
+  type SamplingFlags,
+} from "./options.js";
 
 interface ChatFlags extends SamplingFlags, ModelFlags {
   system?: string;
@@ -21,7 +28,8 @@ export function chatCommand(): Command {
     const model = await loadModelWithProgress(flags.model, flags);
     const options = generateOptionsFrom(flags);
     // Unless asked for more, a reply may use half the context, leaving the rest to the conversation.
-    if (command.getOptionValueSource("maxTokens") !== "cli") options.maxTokens = Math.min(flags.maxTokens, Math.max(1, Math.floor(model.config.maxPositions / 2)));
+    if (command.getOptionValueSource("maxTokens") !== "cli")
+      options.maxTokens = Math.min(flags.maxTokens, Math.max(1, Math.floor(model.config.maxPositions / 2)));
     let session = model.chat(flags.system ? { system: flags.system } : {});
     const interactive = Boolean(process.stdin.isTTY);
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
@@ -58,14 +66,19 @@ export function chatCommand(): Command {
         reply = new AbortController();
         try {
           const generation = session.send(text, { ...options, signal: reply.signal });
-          if (session.droppedTurns > 0) process.stderr.write(`[the conversation outgrew the ${model.config.maxPositions}-token context: dropped its ${session.droppedTurns} oldest exchange(s)]\n`);
+          if (session.droppedTurns > 0)
+            process.stderr.write(
+              `[the conversation outgrew the ${model.config.maxPositions}-token context: dropped its ${session.droppedTurns} oldest ` +
+                `exchange(s)]\n`,
+            );
           const started = performance.now();
           for await (const token of generation) process.stdout.write(token.text);
           const seconds = (performance.now() - started) / 1000;
           process.stdout.write("\n");
           process.stderr.write(
             `[${generation.completionTokens} tokens, ${(generation.completionTokens / seconds).toFixed(2)} tokens/s, ` +
-              `${generation.reusedPromptTokens}/${generation.promptTokens} prompt tokens from cache${generation.finishReason === "abort" ? ", stopped" : ""}]\n`,
+              `${generation.reusedPromptTokens}/${generation.promptTokens} prompt tokens from ` +
+              `cache${generation.finishReason === "abort" ? ", stopped" : ""}]\n`,
           );
         } catch (e) {
           // One turn failed (too long for the context, say): report it and keep chatting.

@@ -28,7 +28,10 @@ export function finetuneCommand(): Command {
   return new Command("finetune")
     .description("LoRA fine-tuning of a frozen Gemma 2 checkpoint on chat data; saves a PEFT adapter")
     .requiredOption("-m, --model <dir>", "base Gemma 2 checkpoint folder (with tokenizer.json)")
-    .requiredOption("--data <file>", 'chat examples, one JSON object per line: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}')
+    .requiredOption(
+      "--data <file>",
+      'chat examples, one JSON object per line: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}',
+    )
     .option("--lora-rank <r>", "adapter rank", positiveInt("--lora-rank"), 8)
     .option("--lora-alpha <a>", "adapter scale numerator (scale = alpha / rank; default 2 × rank)", positive("--lora-alpha"))
     .option("--steps <n>", "optimizer steps", positiveInt("--steps"), 100)
@@ -48,14 +51,25 @@ export function finetuneCommand(): Command {
       const alpha = flags.loraAlpha ?? 2 * flags.loraRank;
       model.addLora(flags.loraRank, alpha, LORA_TARGETS, flags.seed);
       const adapterCount = [...model.adapterTensors().params.values()].reduce((n, p) => n + p.length, 0);
-      process.stderr.write(`fine-tuning ${adapterCount.toLocaleString("en")} adapter parameters (rank ${flags.loraRank}, alpha ${alpha}) on ${examples.length} chat examples, base model frozen\n`);
+      process.stderr.write(
+        `fine-tuning ${adapterCount.toLocaleString("en")} adapter parameters (rank ${flags.loraRank}, alpha ${alpha}) on ` +
+          `${examples.length} chat examples, base model frozen\n`,
+      );
       const bar = new ProgressBar("finetune", process.stderr, (done, total) => `step ${done}/${total}`);
-      const logs = trainLora(model, examples, { rank: flags.loraRank, alpha, steps: flags.steps, batch: flags.batch, lr: flags.lr, warmup: flags.warmup, seed: flags.seed }, (log) => {
-        bar.relabel(`finetune loss ${log.loss.toFixed(3)}`);
-        bar.update(log.step, flags.steps);
-      });
+      const logs = trainLora(
+        model,
+        examples,
+        { rank: flags.loraRank, alpha, steps: flags.steps, batch: flags.batch, lr: flags.lr, warmup: flags.warmup, seed: flags.seed },
+        (log) => {
+          bar.relabel(`finetune loss ${log.loss.toFixed(3)}`);
+          bar.update(log.step, flags.steps);
+        },
+      );
       bar.done();
       await saveLoraAdapter(flags.out, model, { rank: flags.loraRank, alpha }, flags.model);
-      process.stderr.write(`loss ${logs[0]!.loss.toFixed(4)} → ${logs.at(-1)!.loss.toFixed(4)}; saved the adapter to ${flags.out} (use it with --lora ${flags.out})\n`);
+      process.stderr.write(
+        `loss ${logs[0]!.loss.toFixed(4)} → ${logs.at(-1)!.loss.toFixed(4)}; saved the adapter to ${flags.out} (use it with --lora ` +
+          `${flags.out})\n`,
+      );
     });
 }

@@ -1,7 +1,15 @@
 /** `gemma-ts generate`: stream a continuation of a prompt (or a chat reply with --chat) to stdout. */
 import { Command, InvalidArgumentError } from "commander";
 import type { GenerationInput } from "../gemma.js";
-import { addModelOptions, addSamplingOptions, generateOptionsFrom, loadModelWithProgress, UsageError, type ModelFlags, type SamplingFlags } from "./options.js";
+import {
+  addModelOptions,
+  addSamplingOptions,
+  generateOptionsFrom,
+  loadModelWithProgress,
+  UsageError,
+  type ModelFlags,
+  type SamplingFlags,
+} from "./options.js";
 
 interface GenerateFlags extends SamplingFlags, ModelFlags {
   prompt?: string;
@@ -11,7 +19,10 @@ interface GenerateFlags extends SamplingFlags, ModelFlags {
 }
 
 function parseIds(raw: string): number[] {
-  const ids = raw.split(/[\s,]+/).filter(Boolean).map(Number);
+  const ids = raw
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map(Number);
   if (ids.length === 0 || !ids.every((id) => Number.isInteger(id) && id >= 0)) {
     throw new InvalidArgumentError(`--prompt-ids must be a comma-separated list of token ids, got "${raw}"`);
   }
@@ -32,7 +43,11 @@ export function generateCommand(): Command {
     const model = await loadModelWithProgress(flags.model, flags);
     let input: GenerationInput;
     if (flags.promptIds) input = flags.promptIds;
-    else if (flags.chat) input = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: flags.prompt! }];
+    else if (flags.chat)
+      input = [
+        ...(flags.system ? [{ role: "system" as const, content: flags.system }] : []),
+        { role: "user" as const, content: flags.prompt! },
+      ];
     else input = flags.prompt!;
 
     const controller = new AbortController();

@@ -21,7 +21,9 @@ export function infoCommand(): Command {
   return addModelSourceOptions(new Command("info").description("show a checkpoint's configuration, size and memory needs"))
     .option("--json", "print as JSON", false)
     .action(async (flags: { model: string; json: boolean; offline: boolean }) => {
-      const { checkpoint, config, tokenizer } = await openCheckpoint(await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}));
+      const { checkpoint, config, tokenizer } = await openCheckpoint(
+        await resolveModelPath(flags.model, flags.offline ? { offline: true } : {}),
+      );
       try {
         const isGguf = checkpoint instanceof GgufCheckpoint;
         checkLayerCount(checkpoint, config.nLayers);
@@ -52,11 +54,13 @@ export function infoCommand(): Command {
           config.family === "recurrent_gemma"
             ? `${formatBytes(stateBytes)} decode state (constant at any length)`
             : `${formatBytes(stateBytes)} KV cache at ${config.maxPositions} tokens`;
+        const tokenizerFrom = isGguf ? "from the GGUF metadata" : basename((await tokenizerFile(checkpoint.dir)) ?? "tokenizer.json");
+        const tokenizerText = report.tokenizer ? tokenizerFrom : "none (generate from token ids only)";
         const lines = [
           `model        ${FAMILY_NAMES[config.family]} (${formatCount(report.parameters)} parameters) in ${report.folder}`,
           ...describeArchitecture(config),
           `weights      ${[...dtypes].map(([d, n]) => `${n} × ${d}`).join(", ")} in ${report.files} file(s): ${formatBytes(weightBytes)}`,
-          `tokenizer    ${report.tokenizer ? (isGguf ? "from the GGUF metadata" : basename((await tokenizerFile(checkpoint.dir))!)) : "none (generate from token ids only)"}`,
+          `tokenizer    ${tokenizerText}`,
           `memory       ${formatBytes(weightBytes)} weights + ${state} = ${formatBytes(weightBytes + stateBytes)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);

@@ -26,7 +26,8 @@ export function listenError(e: NodeJS.ErrnoException, host: string, port: number
 export function parseNumber(name: string, check: (v: number) => boolean, expected: string) {
   return (raw: string): number => {
     const value = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(value) || !check(value)) throw new InvalidArgumentError(`${name} must be ${expected}, got "${raw}"`);
+    if (raw.trim() === "" || !Number.isFinite(value) || !check(value))
+      throw new InvalidArgumentError(`${name} must be ${expected}, got "${raw}"`);
     return value;
   };
 }
@@ -43,12 +44,16 @@ export const isThreadCount = (v: number) => Number.isInteger(v) && v >= 1 && v <
 
 /** --threads, as every command that runs the wasm kernels takes it. */
 export function threadsOption(what = "the wasm backend's matmuls"): Option {
-  return new Option("--threads <n>", `threads for ${what} (default: all cores)`).argParser(parseNumber("--threads", isThreadCount, `an integer from 1 to ${MAX_THREADS}`));
+  return new Option("--threads <n>", `threads for ${what} (default: all cores)`).argParser(
+    parseNumber("--threads", isThreadCount, `an integer from 1 to ${MAX_THREADS}`),
+  );
 }
 
 /** --backend: the wasm kernels or the TypeScript reference. */
 export function backendOption(): Option {
-  return new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)").choices(["wasm", "js"]).default("wasm");
+  return new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)")
+    .choices(["wasm", "js"])
+    .default("wasm");
 }
 
 /** --host and --port of a server command. */
@@ -57,7 +62,9 @@ export function hostOption(what: string): Option {
 }
 
 export function portOption(fallback: number): Option {
-  return new Option("--port <port>", "port to listen on (0: any free port)").argParser(parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number")).default(fallback);
+  return new Option("--port <port>", "port to listen on (0: any free port)")
+    .argParser(parseNumber("--port", (v) => Number.isInteger(v) && v >= 0 && v < 65536, "a port number"))
+    .default(fallback);
 }
 
 /** A repeatable flag collected into a list. */
@@ -79,20 +86,70 @@ export interface SamplingFlags {
 export function addSamplingOptions(cmd: Command, defaultMaxTokens: number): Command {
   return cmd
     .option("-n, --max-tokens <n>", "most tokens to generate", positiveInt("--max-tokens"), defaultMaxTokens)
-    .option("-t, --temperature <t>", "sampling temperature; 0 = greedy", parseNumber("--temperature", (v) => v >= 0, "a number >= 0"), 1)
-    .option("--top-k <k>", "sample from the k most likely tokens; 0 = off", parseNumber("--top-k", (v) => Number.isInteger(v) && v >= 0, "an integer >= 0"), 64)
-    .option("--top-p <p>", "nucleus sampling; 1 = off", parseNumber("--top-p", (v) => v > 0 && v <= 1, "in (0, 1]"), 0.95)
-    .option("--min-p <p>", "drop tokens below p x the top probability; 0 = off", parseNumber("--min-p", (v) => v >= 0 && v <= 1, "in [0, 1]"), 0)
-    .option("--repetition-penalty <r>", "penalize tokens already present; 1 = off", parseNumber("--repetition-penalty", (v) => v > 0, "a number > 0"), 1)
-    .option("--presence-penalty <p>", "OpenAI presence penalty", parseNumber("--presence-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
-    .option("--frequency-penalty <p>", "OpenAI frequency penalty", parseNumber("--frequency-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"), 0)
-    .option("--seed <n>", "random seed: same seed, same output", parseNumber("--seed", (v) => Number.isInteger(v) && v >= 0, "a non-negative integer"))
+    .option(
+      "-t, --temperature <t>",
+      "sampling temperature; 0 = greedy",
+      parseNumber("--temperature", (v) => v >= 0, "a number >= 0"),
+      1,
+    )
+    .option(
+      "--top-k <k>",
+      "sample from the k most likely tokens; 0 = off",
+      parseNumber("--top-k", (v) => Number.isInteger(v) && v >= 0, "an integer >= 0"),
+      64,
+    )
+    .option(
+      "--top-p <p>",
+      "nucleus sampling; 1 = off",
+      parseNumber("--top-p", (v) => v > 0 && v <= 1, "in (0, 1]"),
+      0.95,
+    )
+    .option(
+      "--min-p <p>",
+      "drop tokens below p x the top probability; 0 = off",
+      parseNumber("--min-p", (v) => v >= 0 && v <= 1, "in [0, 1]"),
+      0,
+    )
+    .option(
+      "--repetition-penalty <r>",
+      "penalize tokens already present; 1 = off",
+      parseNumber("--repetition-penalty", (v) => v > 0, "a number > 0"),
+      1,
+    )
+    .option(
+      "--presence-penalty <p>",
+      "OpenAI presence penalty",
+      parseNumber("--presence-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"),
+      0,
+    )
+    .option(
+      "--frequency-penalty <p>",
+      "OpenAI frequency penalty",
+      parseNumber("--frequency-penalty", (v) => v >= -2 && v <= 2, "in [-2, 2]"),
+      0,
+    )
+    .option(
+      "--seed <n>",
+      "random seed: same seed, same output",
+      parseNumber("--seed", (v) => Number.isInteger(v) && v >= 0, "a non-negative integer"),
+    )
     .option("--stop <text>", "stop before this text (repeatable)", collect, [] as string[]);
 }
 
 export function generateOptionsFrom(flags: SamplingFlags): GenerateOptions {
   const { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop } = flags;
-  return { maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, stop, ...(seed === undefined ? {} : { seed }) };
+  return {
+    maxTokens,
+    temperature,
+    topK,
+    topP,
+    minP,
+    repetitionPenalty,
+    presencePenalty,
+    frequencyPenalty,
+    stop,
+    ...(seed === undefined ? {} : { seed }),
+  };
 }
 
 /** The flags addModelOptions defines. */
@@ -129,7 +186,12 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
 /** Where a model comes from: what a command that only reads a checkpoint's description takes. */
 export function addModelSourceOptions(cmd: Command, what = "checkpoint folder"): Command {
   return cmd
-    .addOption(new Option("-m, --model <dir|file|repo>", `${what}, a .gguf file, or a Hugging Face repo id (org/name[@revision], org/name/file.gguf) taken from the HF cache or downloaded`).default(BUNDLED_MODEL, "the bundled demo model"))
+    .addOption(
+      new Option(
+        "-m, --model <dir|file|repo>",
+        `${what}, a .gguf file, or a Hugging Face repo id (org/name[@revision], org/name/file.gguf) taken from the HF cache or downloaded`,
+      ).default(BUNDLED_MODEL, "the bundled demo model"),
+    )
     .option("--offline", "never use the network (also HF_HUB_OFFLINE=1)", false);
 }
 
@@ -138,8 +200,19 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
   return addModelSourceOptions(cmd, what)
     .addOption(backendOption())
     .addOption(threadsOption())
-    .addOption(new Option("--quant <type>", "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none").choices(["q8_0", "q4_0", "none"]).default("none"))
+    .addOption(
+      new Option(
+        "--quant <type>",
+        "quantize weights on load: q8_0 (8-bit blocks, half the memory of bf16), q4_0 (4-bit, a quarter) or none",
+      )
+        .choices(["q8_0", "q4_0", "none"])
+        .default("none"),
+    )
     .option("--lora <dir>", "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) merged into the weights")
-    .option("--allow-unused-tensors", "load even when the file holds tensors the config does not use (normally a sign of a wrong config)", false)
+    .option(
+      "--allow-unused-tensors",
+      "load even when the file holds tensors the config does not use (normally a sign of a wrong config)",
+      false,
+    )
     .option("--debug", "print diagnostics to stderr", false);
 }

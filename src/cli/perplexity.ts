@@ -23,9 +23,17 @@ export function perplexityCommand(): Command {
       const ids = model.tokenizer.encode(text, { addBos: true, parseControlTokens: false });
       const context = Math.min(flags.context ?? model.config.maxPositions, model.config.maxPositions);
       const bar = new ProgressBar("scoring", process.stderr, (done, total) => `${done}/${total} windows`);
-      const result = await perplexity(model, ids, { context, stride: flags.stride ?? Math.max(1, Math.floor(context / 2)), onProgress: (d, t) => bar.update(d, t) });
+      const result = await perplexity(model, ids, {
+        context,
+        stride: flags.stride ?? Math.max(1, Math.floor(context / 2)),
+        onProgress: (d, t) => bar.update(d, t),
+      });
       bar.done();
       if (flags.json) process.stdout.write(`${JSON.stringify({ model: flags.model, data: flags.data, context, ...result })}\n`);
-      else process.stdout.write(`perplexity ${result.perplexity.toFixed(3)} (mean NLL ${result.meanNll.toFixed(4)} nats over ${result.tokens} tokens, ${result.windows} windows of ${context})\n`);
+      else
+        process.stdout.write(
+          `perplexity ${result.perplexity.toFixed(3)} (mean NLL ${result.meanNll.toFixed(4)} nats over ${result.tokens} tokens, ` +
+            `${result.windows} windows of ${context})\n`,
+        );
     });
 }

@@ -18,10 +18,26 @@ const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.me
 
 export function buildProgram(): Command {
   const program = new Command("gemma-ts")
-    .description("Run, serve, evaluate and train Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints, GGUF files or repo ids")
+    .description(
+      "Run, serve, evaluate and train Google's Gemma 2, Gemma 1 and RecurrentGemma models from Hugging Face checkpoints, GGUF files or " +
+        "repo ids",
+    )
     .version(VERSION)
     .exitOverride()
     .configureOutput({ outputError: (message, write) => write(message) });
-  for (const cmd of [generateCommand(), chatCommand(), serveCommand(), webCommand(), pullCommand(), infoCommand(), benchCommand(), perplexityCommand(), trainCommand(), teacherTargetsCommand(), finetuneCommand()]) program.addCommand(cmd.exitOverride());
+  for (const cmd of [
+    generateCommand(),
+    chatCommand(),
+    serveCommand(),
+    webCommand(),
+    pullCommand(),
+    infoCommand(),
+    benchCommand(),
+    perplexityCommand(),
+    trainCommand(),
+    teacherTargetsCommand(),
+    finetuneCommand(),
+  ])
+    program.addCommand(cmd.exitOverride());
   return program;
 }

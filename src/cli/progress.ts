@@ -26,7 +26,9 @@ export class ProgressBar {
     const elapsed = (now - this.started) / 1000;
     const eta = fraction > 0 && fraction < 1 ? ` eta ${((elapsed / fraction) * (1 - fraction)).toFixed(0)}s` : "";
     const bar = "█".repeat(filled) + "░".repeat(width - filled);
-    this.stream.write(`\r${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}% ${this.amount(done, total)} ${elapsed.toFixed(1)}s${eta}\x1b[K`);
+    this.stream.write(
+      `\r${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}% ${this.amount(done, total)} ${elapsed.toFixed(1)}s${eta}\x1b[K`,
+    );
   }
 
   /** Changes the label (a training loss as it falls). */
@@ -62,7 +64,11 @@ export class DownloadProgress {
     this.enabled = Boolean(stream.isTTY);
   }
 
-  update(p: { files: readonly { path: string; size: number; received: number; state: string }[]; receivedBytes: number; totalBytes: number }): void {
+  update(p: {
+    files: readonly { path: string; size: number; received: number; state: string }[];
+    receivedBytes: number;
+    totalBytes: number;
+  }): void {
     if (!this.enabled) return;
     const now = Date.now();
     const finished = p.receivedBytes >= p.totalBytes && p.files.every((f) => f.state === "done" || f.state === "cached");
@@ -75,8 +81,14 @@ export class DownloadProgress {
       const filled = Math.round((total > 0 ? Math.min(1, done / total) : 1) * 20);
       return "█".repeat(filled) + "░".repeat(20 - filled);
     };
-    const lines = p.files.map((f) => `  ${bar(f.received, f.size)} ${formatBytes(f.received).padStart(10)}/${formatBytes(f.size).padEnd(10)} ${f.state === "cached" ? "cached " : ""}${f.path}`);
-    lines.push(`${bar(p.receivedBytes, p.totalBytes)} ${formatBytes(p.receivedBytes)}/${formatBytes(p.totalBytes)} ${formatBytes(rate)}/s${eta}`);
+    const lines = p.files.map(
+      (f) =>
+        `  ${bar(f.received, f.size)} ${formatBytes(f.received).padStart(10)}/${formatBytes(f.size).padEnd(10)} ` +
+        `${f.state === "cached" ? "cached " : ""}${f.path}`,
+    );
+    lines.push(
+      `${bar(p.receivedBytes, p.totalBytes)} ${formatBytes(p.receivedBytes)}/${formatBytes(p.totalBytes)} ${formatBytes(rate)}/s${eta}`,
+    );
     const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}F` : "";
     this.stream.write(`${up}${lines.map((l) => `${l}\x1b[K`).join("\n")}\n`);
     this.drawnLines = lines.length;

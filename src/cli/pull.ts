@@ -20,7 +20,8 @@ export function pullCommand(): Command {
       const seconds = (Date.now() - started) / 1000;
       process.stderr.write(
         result.downloadedBytes > 0
-          ? `downloaded ${formatBytes(result.downloadedBytes)} in ${result.files.length} files (${seconds.toFixed(1)} s) for ${result.repo}@${result.commit.slice(0, 10)}\n`
+          ? `downloaded ${formatBytes(result.downloadedBytes)} in ${result.files.length} files (${seconds.toFixed(1)} s) for ` +
+              `${result.repo}@${result.commit.slice(0, 10)}\n`
           : `${result.repo}@${result.commit.slice(0, 10)} already in the cache: nothing downloaded\n`,
       );
       process.stdout.write(`${result.dir}\n`);

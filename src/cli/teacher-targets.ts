@@ -29,11 +29,22 @@ export function teacherTargetsCommand(): Command {
     .addOption(threadsOption())
     .requiredOption("--out <dir>", "targets folder (meta.json + targets.bin); an interrupted run continues")
     .action(async (flags: TeacherFlags) => {
-      const teacher = await loadModelWithProgress(flags.teacher, { debug: false, offline: false, backend: flags.backend, quant: "none", ...(flags.threads ? { threads: flags.threads } : {}) });
+      const teacher = await loadModelWithProgress(flags.teacher, {
+        debug: false,
+        offline: false,
+        backend: flags.backend,
+        quant: "none",
+        ...(flags.threads ? { threads: flags.threads } : {}),
+      });
       if (!teacher.tokenizer) throw new TokenizerError(`${flags.teacher} has no tokenizer; the teacher needs one to read the text`);
       const data = await loadTextDataset(flags.data, teacher.tokenizer, flags.seqLen, flags.valFraction);
       const bar = new ProgressBar("teacher", process.stderr, (done, total) => `${done}/${total} sequences`);
-      const meta = await writeTeacherTargets(teacher, flags.teacher, data, { dir: flags.out, topK: flags.topK, seqLen: flags.seqLen, onProgress: (d, t) => bar.update(d, t) });
+      const meta = await writeTeacherTargets(teacher, flags.teacher, data, {
+        dir: flags.out,
+        topK: flags.topK,
+        seqLen: flags.seqLen,
+        onProgress: (d, t) => bar.update(d, t),
+      });
       bar.done();
       process.stderr.write(`wrote top-${meta.topK} targets for ${meta.sequences} sequences of ${meta.seqLen} tokens to ${flags.out}\n`);
     });

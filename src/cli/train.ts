@@ -37,7 +37,10 @@ export function trainCommand(): Command {
     .description("train a Gemma 2 student from scratch by next-token prediction, or by distillation from teacher targets")
     .option("--config <file>", "student config.json (Gemma 2; its vocab_size must cover the tokenizer)")
     .option("--init <dir>", "start from this Gemma 2 checkpoint instead of a random initialisation")
-    .requiredOption("--tokenizer <dir|file.gguf>", "folder with tokenizer.json, or a GGUF vocabulary file (copied into the output checkpoint)")
+    .requiredOption(
+      "--tokenizer <dir|file.gguf>",
+      "folder with tokenizer.json, or a GGUF vocabulary file (copied into the output checkpoint)",
+    )
     .requiredOption("--data <file>", "training text (UTF-8); the last --val-fraction is held out for validation")
     .option("--targets <dir>", "teacher targets from gemma-ts teacher-targets: train by distillation")
     .option("--alpha <a>", "weight of the distillation loss (1 − alpha goes to next-token loss)", fraction("--alpha"), 1)
@@ -56,7 +59,8 @@ export function trainCommand(): Command {
     .option("--resume", "continue a run saved in --out (same settings)", false)
     .requiredOption("--out <dir>", "output checkpoint folder (config.json, model.safetensors, tokenizer files, train_log.jsonl)")
     .action(async (flags: TrainFlags, cmd: Command) => {
-      if (cmd.getOptionValueSource("alpha") === "cli" && !flags.targets) throw new UsageError("--alpha weighs the distillation loss and needs --targets");
+      if (cmd.getOptionValueSource("alpha") === "cli" && !flags.targets)
+        throw new UsageError("--alpha weighs the distillation loss and needs --targets");
       const tokenizer = await loadTokenizer(flags.tokenizer);
       const linear = await trainingLinear(flags.backend, flags.threads);
       let model: TrainableGemma;
@@ -64,33 +68,50 @@ export function trainCommand(): Command {
         model = await loadTrainable(flags.init, "f32", linear);
       } else {
         if (!flags.config) throw new ConfigError("train needs --config (a student config.json) or --init (a checkpoint to start from)");
-        const config = parseConfigJson(await readFile(flags.config, "utf8").catch((e: NodeJS.ErrnoException) => {
-          throw new ConfigError(`${flags.config}: cannot read (${e.code ?? e.message})`);
-        }), flags.config) as GemmaConfig;
+        const config = parseConfigJson(
+          await readFile(flags.config, "utf8").catch((e: NodeJS.ErrnoException) => {
+            throw new ConfigError(`${flags.config}: cannot read (${e.code ?? e.message})`);
+          }),
+          flags.config,
+        ) as GemmaConfig;
         model = new TrainableGemma(config, "f32", linear).initRandom(flags.seed);
       }
       const config = model.config;
       if (tokenizer.vocabSize > config.vocabSize) {
-        throw new TokenizerError(`the tokenizer in ${flags.tokenizer} has ${tokenizer.vocabSize} tokens but the student's vocab_size is ${config.vocabSize}`);
+        throw new TokenizerError(
+          `the tokenizer in ${flags.tokenizer} has ${tokenizer.vocabSize} tokens but the student's vocab_size is ${config.vocabSize}`,
+        );
       }
-      if (flags.seqLen > config.maxPositions) throw new ConfigError(`--seq-len ${flags.seqLen} exceeds the student's max_position_embeddings ${config.maxPositions}`);
+      if (flags.seqLen > config.maxPositions)
+        throw new ConfigError(`--seq-len ${flags.seqLen} exceeds the student's max_position_embeddings ${config.maxPositions}`);
       const data = await loadTextDataset(flags.data, tokenizer, flags.seqLen, flags.valFraction);
-      const targets = flags.targets ? await TeacherTargets.open(flags.targets, { vocabSize: config.vocabSize, seqLen: flags.seqLen, data }) : null;
-      const trainer = new Trainer(model, data, {
-        steps: flags.steps,
-        batch: flags.batch,
-        seqLen: flags.seqLen,
-        lr: flags.lr,
-        warmup: flags.warmup,
-        seed: flags.seed,
-        alpha: targets ? flags.alpha : 0,
-        evalEvery: flags.evalEvery,
-        evalSequences: flags.evalSequences,
-      }, targets);
+      const targets = flags.targets
+        ? await TeacherTargets.open(flags.targets, { vocabSize: config.vocabSize, seqLen: flags.seqLen, data })
+        : null;
+      const trainer = new Trainer(
+        model,
+        data,
+        {
+          steps: flags.steps,
+          batch: flags.batch,
+          seqLen: flags.seqLen,
+          lr: flags.lr,
+          warmup: flags.warmup,
+          seed: flags.seed,
+          alpha: targets ? flags.alpha : 0,
+          evalEvery: flags.evalEvery,
+          evalSequences: flags.evalSequences,
+        },
+        targets,
+      );
       await mkdir(flags.out, { recursive: true });
       const logPath = join(flags.out, "train_log.jsonl");
       // What the weights depend on: a resumed run must use the same, or it is another run.
-      const run: RunIdentity = { dataSha256: data.sha256, tokensSha256: data.tokensSha256, targets: targets ? resolve(flags.targets!) : null };
+      const run: RunIdentity = {
+        dataSha256: data.sha256,
+        tokensSha256: data.tokensSha256,
+        targets: targets ? resolve(flags.targets!) : null,
+      };
       if (flags.resume) {
         const state = await loadTrainerState(flags.out, trainer.optimizer);
         if (!state) throw new ConfigError(`--resume: ${flags.out} holds no trainer_state.json`);
@@ -104,9 +125,15 @@ export function trainCommand(): Command {
       }
       const mode = targets ? `distillation (alpha ${flags.alpha}, top-${targets.meta.topK} targets)` : "next-token prediction";
       process.stderr.write(
-        `training ${model.parameterCount().toLocaleString("en")} parameters by ${mode} on ${data.train.length} sequences of ${flags.seqLen} tokens (${data.validation.length} held out), ${linear.name} matmuls\n`,
+        `training ${model.parameterCount().toLocaleString("en")} parameters by ${mode} on ${data.train.length} sequences of ` +
+          `${flags.seqLen} tokens (${data.validation.length} held out), ${linear.name} matmuls\n`,
       );
-      const save = () => saveTrainedModel(flags.out, model, { tokenizerDir: flags.tokenizer, optimizer: trainer.optimizer, state: { step: trainer.step, settings: trainer.settings, run } });
+      const save = () =>
+        saveTrainedModel(flags.out, model, {
+          tokenizerDir: flags.tokenizer,
+          optimizer: trainer.optimizer,
+          state: { step: trainer.step, settings: trainer.settings, run },
+        });
       const bar = new ProgressBar("train", process.stderr, (done, total) => `step ${done}/${total}`);
       const started = performance.now();
       while (trainer.step < flags.steps) {
@@ -116,8 +143,14 @@ export function trainCommand(): Command {
         bar.update(log.step, flags.steps);
         if (log.validationLoss !== null) {
           bar.done();
-          const terms = log.distillationLoss === null ? "" : ` (distillation ${log.distillationLoss.toFixed(4)}, next-token ${log.nextTokenLoss.toFixed(4)})`;
-          process.stderr.write(`step ${log.step}: train loss ${log.trainLoss.toFixed(4)}${terms}, validation loss ${log.validationLoss.toFixed(4)} (perplexity ${Math.exp(log.validationLoss).toFixed(2)}), ${log.tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const terms =
+            log.distillationLoss === null
+              ? ""
+              : ` (distillation ${log.distillationLoss.toFixed(4)}, next-token ${log.nextTokenLoss.toFixed(4)})`;
+          process.stderr.write(
+            `step ${log.step}: train loss ${log.trainLoss.toFixed(4)}${terms}, validation loss ${log.validationLoss.toFixed(4)} ` +
+              `(perplexity ${Math.exp(log.validationLoss).toFixed(2)}), ${log.tokensPerSecond.toFixed(0)} tokens/s\n`,
+          );
         }
         if (flags.saveEvery > 0 && log.step % flags.saveEvery === 0) await save();
       }
@@ -136,7 +169,15 @@ interface RunIdentity {
 
 /** Settings that shape the weights; the evaluation cadence and save interval may change on resume. */
 const RESUME_FIXED = ["steps", "batch", "seqLen", "lr", "warmup", "seed", "alpha"] as const;
-const FLAG_OF: Record<(typeof RESUME_FIXED)[number], string> = { steps: "--steps", batch: "--batch", seqLen: "--seq-len", lr: "--lr", warmup: "--warmup", seed: "--seed", alpha: "--alpha" };
+const FLAG_OF: Record<(typeof RESUME_FIXED)[number], string> = {
+  steps: "--steps",
+  batch: "--batch",
+  seqLen: "--seq-len",
+  lr: "--lr",
+  warmup: "--warmup",
+  seed: "--seed",
+  alpha: "--alpha",
+};
 
 function refuseChangedSettings(statePath: string, state: Record<string, unknown>, settings: TrainSettings, run: RunIdentity): void {
   const saved = (state["settings"] ?? {}) as Partial<TrainSettings>;
@@ -145,11 +186,15 @@ function refuseChangedSettings(statePath: string, state: Record<string, unknown>
     throw new ConfigError(`--resume: ${what} (saved in ${statePath}); resume with the run's own settings, or train into another --out`);
   };
   for (const key of RESUME_FIXED) {
-    if (saved[key] !== undefined && saved[key] !== settings[key]) refuse(`${FLAG_OF[key]} ${settings[key]} differs from the run's ${saved[key]}`);
+    if (saved[key] !== undefined && saved[key] !== settings[key])
+      refuse(`${FLAG_OF[key]} ${settings[key]} differs from the run's ${saved[key]}`);
   }
-  if (savedRun.dataSha256 !== undefined && savedRun.dataSha256 !== run.dataSha256) refuse("--data is not the text this run was trained on (its sha256 differs)");
-  if (savedRun.tokensSha256 !== undefined && savedRun.tokensSha256 !== run.tokensSha256) refuse("--tokenizer or --val-fraction differs: the training tokens are not the run's");
-  if (savedRun.targets !== undefined && savedRun.targets !== run.targets) refuse(`--targets ${run.targets ?? "(none)"} differs from the run's ${savedRun.targets ?? "(none)"}`);
+  if (savedRun.dataSha256 !== undefined && savedRun.dataSha256 !== run.dataSha256)
+    refuse("--data is not the text this run was trained on (its sha256 differs)");
+  if (savedRun.tokensSha256 !== undefined && savedRun.tokensSha256 !== run.tokensSha256)
+    refuse("--tokenizer or --val-fraction differs: the training tokens are not the run's");
+  if (savedRun.targets !== undefined && savedRun.targets !== run.targets)
+    refuse(`--targets ${run.targets ?? "(none)"} differs from the run's ${savedRun.targets ?? "(none)"}`);
 }
 
 /** Drops log lines past the resumed step, so steps an interrupted run logged after its last save are not repeated. */

@@ -34,7 +34,9 @@ export function webCommand(): Command {
       }).catch((e: NodeJS.ErrnoException) => {
         throw listenError(e, flags.host, flags.port);
       });
-      process.stdout.write(`gemma-ts web: open ${server.url} (models from ${modelsDir}${flags.isolation ? "" : "; not cross-origin isolated: one thread"})\n`);
+      process.stdout.write(
+        `gemma-ts web: open ${server.url} (models from ${modelsDir}${flags.isolation ? "" : "; not cross-origin isolated: one thread"})\n`,
+      );
       const stop = () => void server.close().then(() => process.exit(0));
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);

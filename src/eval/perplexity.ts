@@ -13,7 +13,11 @@ export interface PerplexityResult {
   windows: number;
 }
 
-export async function perplexity(model: GemmaModel, ids: readonly number[], options: { context: number; stride?: number; onProgress?: (done: number, total: number) => void }): Promise<PerplexityResult> {
+export async function perplexity(
+  model: GemmaModel,
+  ids: readonly number[],
+  options: { context: number; stride?: number; onProgress?: (done: number, total: number) => void },
+): Promise<PerplexityResult> {
   const context = Math.min(options.context, model.config.maxPositions);
   const stride = Math.max(1, Math.min(options.stride ?? context, context));
   const vocab = model.config.vocabSize;

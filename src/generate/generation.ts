@@ -67,7 +67,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   ) {
     this.promptTokens = promptIds.length;
     const maxTokens = options.maxTokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new GenerationError(`maxTokens must be a positive integer, found ${maxTokens}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new GenerationError(`maxTokens must be a positive integer, found ${maxTokens}`);
     if (promptIds.length === 0) throw new GenerationError("the prompt has no tokens");
     if (promptIds.length >= context.maxPositions) {
       throw new GenerationError(`the prompt has ${promptIds.length} tokens; the model's context holds ${context.maxPositions}`);

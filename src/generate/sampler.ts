@@ -24,7 +24,6 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-
 export class Sampler {
   private readonly rng: Rng;
   private readonly temperature: number;
@@ -101,7 +100,8 @@ export class Sampler {
     let candidates = this.minP > 0 ? indicesAbove(weights, this.minP) : null;
     if (this.topK > 0) candidates = topKIndices(weights, candidates, this.topK);
     if (this.topP < 1) {
-      const inPool = (list: number[] | null, threshold: number) => (list ? list.filter((i) => weights[i]! >= threshold) : indicesAbove(weights, threshold));
+      const inPool = (list: number[] | null, threshold: number) =>
+        list ? list.filter((i) => weights[i]! >= threshold) : indicesAbove(weights, threshold);
       const massOf = (list: number[]) => list.reduce((sum, i) => sum + weights[i]!, 0);
       const target = this.topP * (candidates ? massOf(candidates) : total);
       // Tokens above a threshold that already hold p of the mass contain the whole nucleus: sort only them.

@@ -12,7 +12,10 @@ import { COMMIT_PATTERN } from "./repo-id.js";
 export class RepoCache {
   readonly root: string;
 
-  constructor(cacheDir: string, readonly repo: string) {
+  constructor(
+    cacheDir: string,
+    readonly repo: string,
+  ) {
     this.root = join(cacheDir, getRepoFolderName({ name: repo, type: "model" }));
   }
 

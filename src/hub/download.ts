@@ -36,7 +36,12 @@ async function hashExisting(digest: Hash | null, path: string): Promise<void> {
   for await (const chunk of createReadStream(path)) digest.update(chunk as Buffer);
 }
 
-export async function downloadBlob(cache: RepoCache, file: RemoteFile, token: string | null, onBytes: (bytes: number) => void): Promise<void> {
+export async function downloadBlob(
+  cache: RepoCache,
+  file: RemoteFile,
+  token: string | null,
+  onBytes: (bytes: number) => void,
+): Promise<void> {
   const partial = cache.partialPath(file.etag);
   let have = (await stat(partial).catch(() => null))?.size ?? 0;
   if (have > file.size) {
@@ -64,7 +69,9 @@ export async function downloadBlob(cache: RepoCache, file: RemoteFile, token: st
   } else if (response.status !== 206 && response.status !== 200) {
     await response.body?.cancel();
     if (response.status === 416) await rm(partial, { force: true });
-    throw new HubError(`${file.path}: download failed with HTTP ${response.status}${response.status === 416 ? " (partial file discarded; run again)" : ""}`);
+    throw new HubError(
+      `${file.path}: download failed with HTTP ${response.status}${response.status === 416 ? " (partial file discarded; run again)" : ""}`,
+    );
   }
 
   const handle = await open(partial, have > 0 ? "a" : "w");
@@ -80,7 +87,10 @@ export async function downloadBlob(cache: RepoCache, file: RemoteFile, token: st
       }
     }
   } catch (e) {
-    throw new HubError(`${file.path}: download interrupted at ${received} of ${file.size} bytes (${(e as Error).message}); run the same command again to resume`);
+    throw new HubError(
+      `${file.path}: download interrupted at ${received} of ${file.size} bytes (${(e as Error).message}); run the same command again to ` +
+        `resume`,
+    );
   } finally {
     await handle.close();
   }
@@ -90,7 +100,10 @@ export async function downloadBlob(cache: RepoCache, file: RemoteFile, token: st
   const actual = digest?.digest("hex");
   if (digest && actual !== file.etag) {
     await rm(partial, { force: true });
-    throw new HubError(`${file.path}: integrity check failed (expected ${SHA256.test(file.etag) ? "sha256" : "git sha1"} ${file.etag}, got ${actual}); the corrupt download was deleted`);
+    throw new HubError(
+      `${file.path}: integrity check failed (expected ${SHA256.test(file.etag) ? "sha256" : "git sha1"} ${file.etag}, got ${actual}); ` +
+        `the corrupt download was deleted`,
+    );
   }
   await cache.storeBlob(file.etag, partial);
 }

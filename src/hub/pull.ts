@@ -60,28 +60,38 @@ export async function pullModel(spec: string, options: PullOptions = {}): Promis
 
   let wanted: string[];
   if (options.file) {
-    if (!listing.has(options.file) || options.file.split("/").includes("..")) throw new HubError(`${repoSpec.repo}@${repoSpec.revision} has no file ${options.file}`);
+    if (!listing.has(options.file) || options.file.split("/").includes(".."))
+      throw new HubError(`${repoSpec.repo}@${repoSpec.revision} has no file ${options.file}`);
     wanted = [options.file];
     await fetcher.fetchAll(wanted);
   } else {
-    if (!listing.has("config.json")) throw new HubError(`${repoSpec.repo}@${repoSpec.revision} has no config.json; not a Transformers model repo`);
+    if (!listing.has("config.json"))
+      throw new HubError(`${repoSpec.repo}@${repoSpec.revision} has no config.json; not a Transformers model repo`);
     const small = ["config.json", ...OPTIONAL_FILES.filter((f) => listing.has(f))];
     if (listing.has(INDEX)) small.push(INDEX);
     else if (!listing.has("model.safetensors")) {
       const ggufs = [...listing].filter((f) => f.endsWith(".gguf"));
       throw new HubError(
-        `${repoSpec.repo}@${repoSpec.revision} has no model.safetensors or ${INDEX}` + (ggufs.length ? `; it has GGUF files (${ggufs.slice(0, 3).join(", ")}): pick one with --file` : ""),
+        `${repoSpec.repo}@${repoSpec.revision} has no model.safetensors or ` +
+          `${INDEX}${ggufs.length ? `; it has GGUF files (${ggufs.slice(0, 3).join(", ")}): pick one with --file` : ""}`,
       );
     }
     await fetcher.fetchAll(small);
     wanted = [...small];
     const weights = listing.has(INDEX) ? await shardsOf(join(cache.snapshotDir(fetcher.commit!), INDEX)) : ["model.safetensors"];
-    for (const shard of weights) if (!listing.has(shard)) throw new HubError(`${INDEX} names ${shard}, which is not in ${repoSpec.repo}@${repoSpec.revision}`);
+    for (const shard of weights)
+      if (!listing.has(shard)) throw new HubError(`${INDEX} names ${shard}, which is not in ${repoSpec.repo}@${repoSpec.revision}`);
     wanted.push(...weights);
     await fetcher.fetchAll(weights);
   }
   await cache.writeRef(repoSpec.revision, fetcher.commit!);
-  return { repo: repoSpec.repo, commit: fetcher.commit!, dir: cache.snapshotDir(fetcher.commit!), files: wanted, downloadedBytes: fetcher.downloadedBytes };
+  return {
+    repo: repoSpec.repo,
+    commit: fetcher.commit!,
+    dir: cache.snapshotDir(fetcher.commit!),
+    files: wanted,
+    downloadedBytes: fetcher.downloadedBytes,
+  };
 }
 
 /** A complete cached snapshot for the spec (config, tokenizer if listed, every weight shard), or null. */
@@ -102,7 +112,10 @@ export async function cachedSnapshot(spec: string, options: HubOptions & { file?
 
 function offlineMissing(settings: HubSettings, spec: RepoSpec, file?: string): HubError {
   const what = file ?? "the model files";
-  return new HubError(`offline: ${spec.repo}@${spec.revision} (${what}) is not in the HF cache at ${settings.cacheDir}; run gemma-ts pull ${spec.repo} with network access first`);
+  return new HubError(
+    `offline: ${spec.repo}@${spec.revision} (${what}) is not in the HF cache at ${settings.cacheDir}; run gemma-ts pull ${spec.repo} ` +
+      `with network access first`,
+  );
 }
 
 async function shardsOf(indexPath: string): Promise<string[]> {
@@ -114,7 +127,8 @@ async function shardsOf(indexPath: string): Promise<string[]> {
   }
   if (typeof map !== "object" || map === null) throw new HubError(`${indexPath}: missing "weight_map"`);
   const shards = [...new Set(Object.values(map as Record<string, unknown>))];
-  if (!shards.every((s) => typeof s === "string" && /^[\w.-]+$/.test(s))) throw new HubError(`${indexPath}: weight_map must name files in the repo's top folder`);
+  if (!shards.every((s) => typeof s === "string" && /^[\w.-]+$/.test(s)))
+    throw new HubError(`${indexPath}: weight_map must name files in the repo's top folder`);
   return (shards as string[]).sort();
 }
 
@@ -132,7 +146,8 @@ async function listRepo(settings: HubSettings, spec: RepoSpec): Promise<Set<stri
     }
   } catch (e) {
     if (e instanceof HubApiError) throw accessError(settings, spec, e.statusCode, null);
-    if (e instanceof TypeError && /access token/.test(e.message)) throw new HubError(`the Hugging Face token is malformed (${e.message}); check HF_TOKEN or the token file`);
+    if (e instanceof TypeError && /access token/.test(e.message))
+      throw new HubError(`the Hugging Face token is malformed (${e.message}); check HF_TOKEN or the token file`);
     throw new HubError(`cannot reach ${settings.endpoint} (${(e as Error).message}); use --offline to run from the cache`);
   }
   return files;
@@ -144,13 +159,17 @@ function accessError(settings: HubSettings, spec: RepoSpec, status: number, erro
   if (errorCode === "GatedRepo" || (status === 403 && errorCode !== "RepoNotFound")) {
     return new HubError(
       settings.token
-        ? `${spec.repo} is gated and this token has no access yet: accept the licence on ${page} (logged in as the token's owner), then retry`
+        ? `${spec.repo} is gated and this token has no access yet: accept the licence on ${page} (logged in as the token's owner), then ` +
+            `retry`
         : `${spec.repo} is gated: accept the licence on ${page}, then set HF_TOKEN (or run huggingface-cli login) and retry`,
     );
   }
   if (errorCode === "RevisionNotFound") return new HubError(`${spec.repo} has no revision ${spec.revision}`);
   if (status === 401 || status === 404) {
-    return new HubError(`repository ${spec.repo} not found on ${settings.endpoint} (and no such local folder)${settings.token ? "" : "; if it is private, set HF_TOKEN"}`);
+    return new HubError(
+      `repository ${spec.repo} not found on ${settings.endpoint} (and no such local ` +
+        `folder)${settings.token ? "" : "; if it is private, set HF_TOKEN"}`,
+    );
   }
   return new HubError(`${settings.endpoint} answered HTTP ${status} for ${spec.repo}`);
 }
@@ -214,7 +233,8 @@ class FileFetcher {
   }
 
   private async metadata(path: string): Promise<RemoteFile> {
-    const resolveUrl = `${this.settings.endpoint}/${this.spec.repo}/resolve/${encodeURIComponent(this.spec.revision)}/${path.split("/").map(encodeURIComponent).join("/")}`;
+    const filePath = path.split("/").map(encodeURIComponent).join("/");
+    const resolveUrl = `${this.settings.endpoint}/${this.spec.repo}/resolve/${encodeURIComponent(this.spec.revision)}/${filePath}`;
     const headers: Record<string, string> = { "accept-encoding": "identity" };
     if (this.settings.token) headers["authorization"] = `Bearer ${this.settings.token}`;
     let response: Response;
@@ -224,7 +244,8 @@ class FileFetcher {
       throw new HubError(`cannot reach ${this.settings.endpoint} (${(e as Error).message}); use --offline to run from the cache`);
     }
     const errorCode = response.headers.get("x-error-code");
-    if (response.status === 404 && errorCode === "EntryNotFound") throw new HubError(`${this.spec.repo}@${this.spec.revision} has no file ${path}`);
+    if (response.status === 404 && errorCode === "EntryNotFound")
+      throw new HubError(`${this.spec.repo}@${this.spec.revision} has no file ${path}`);
     if (response.status >= 400) throw accessError(this.settings, this.spec, response.status, errorCode);
     const redirected = response.status >= 300 && response.status < 400;
     const location = response.headers.get("location");
@@ -233,9 +254,14 @@ class FileFetcher {
     const size = Number(response.headers.get("x-linked-size") ?? response.headers.get("content-length"));
     const commit = response.headers.get("x-repo-commit");
     if (!etag || !Number.isSafeInteger(size) || !commit) {
-      throw new HubError(`${resolveUrl}: the server did not send ETag, size and X-Repo-Commit; is ${this.settings.endpoint} a Hugging Face Hub?`);
+      throw new HubError(
+        `${resolveUrl}: the server did not send ETag, size and X-Repo-Commit; is ${this.settings.endpoint} a Hugging Face Hub?`,
+      );
     }
-    if (this.commit && this.commit !== commit) throw new HubError(`${this.spec.repo}@${this.spec.revision} changed while downloading (commit ${this.commit} then ${commit}); run again`);
+    if (this.commit && this.commit !== commit)
+      throw new HubError(
+        `${this.spec.repo}@${this.spec.revision} changed while downloading (commit ${this.commit} then ${commit}); run again`,
+      );
     this.commit = commit;
     return { path, url, size, etag, sendToken: new URL(url).origin === new URL(resolveUrl).origin };
   }

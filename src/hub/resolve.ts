@@ -26,7 +26,10 @@ export async function resolveModelPath(spec: string, options: PullOptions = {}):
   if (cached) return cached;
   const settings = hubSettings(options);
   if (settings.offline) {
-    throw new HubError(`offline: ${spec} is neither a local folder nor complete in the HF cache at ${settings.cacheDir}; run gemma-ts pull ${spec} with network access first`);
+    throw new HubError(
+      `offline: ${spec} is neither a local folder nor complete in the HF cache at ${settings.cacheDir}; run gemma-ts pull ${spec} with ` +
+        `network access first`,
+    );
   }
   return (await pullModel(spec, options)).dir;
 }

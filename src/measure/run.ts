@@ -15,7 +15,19 @@ import { SyntheticSource } from "./synthetic.js";
 
 /** Small shapes so the benchmark itself can be tested in seconds. */
 const TINY_SHAPES: Record<string, ModelConfig> = {
-  "gemma2-tiny": { ...PRESETS["gemma2-2b"], vocabSize: 512, dModel: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, queryPreAttnScalar: 16, slidingWindow: 64, layerTypes: ["local", "global", "local", "global"] },
+  "gemma2-tiny": {
+    ...PRESETS["gemma2-2b"],
+    vocabSize: 512,
+    dModel: 64,
+    nLayers: 4,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 16,
+    ffnDim: 128,
+    queryPreAttnScalar: 16,
+    slidingWindow: 64,
+    layerTypes: ["local", "global", "local", "global"],
+  },
   "recurrentgemma-tiny": {
     ...RECURRENT_PRESETS["recurrentgemma-2b"],
     vocabSize: 512,
@@ -33,7 +45,12 @@ const TINY_SHAPES: Record<string, ModelConfig> = {
 
 export const BENCH_SHAPES: Record<string, ModelConfig> = { ...PRESETS, ...RECURRENT_PRESETS, ...TINY_SHAPES };
 /** Short names: `--shape 9b`. */
-export const SHAPE_ALIASES: Readonly<Record<string, string>> = { "2b": "gemma2-2b", "9b": "gemma2-9b", "27b": "gemma2-27b", tiny: "gemma2-tiny" };
+export const SHAPE_ALIASES: Readonly<Record<string, string>> = {
+  "2b": "gemma2-2b",
+  "9b": "gemma2-9b",
+  "27b": "gemma2-27b",
+  tiny: "gemma2-tiny",
+};
 
 export const BENCH_WEIGHTS = ["f32", "bf16", "f16", "q8_0", "q4_0"] as const;
 export type BenchWeights = (typeof BENCH_WEIGHTS)[number];
@@ -97,7 +114,15 @@ function advanceTo(state: DecodeState, position: number): void {
 
 export async function runBenchConfig(
   shape: string,
-  options: { weights: BenchWeights; threads: number; tests: BenchTest[]; backend?: "js" | "wasm"; bandwidthGBps?: number; profile?: boolean; onRow?: (row: BenchRow) => void },
+  options: {
+    weights: BenchWeights;
+    threads: number;
+    tests: BenchTest[];
+    backend?: "js" | "wasm";
+    bandwidthGBps?: number;
+    profile?: boolean;
+    onRow?: (row: BenchRow) => void;
+  },
 ): Promise<BenchConfigResult> {
   const config = BENCH_SHAPES[shape];
   if (!config) throw new Error(`unknown shape ${shape}`);

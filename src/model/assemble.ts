@@ -19,12 +19,24 @@ export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions
 }
 
 /** Loads the weights a config needs from a tensor source onto the kernels and builds that family's forward pass. */
-export async function assembleForward(source: TensorSource, config: ModelConfig, kernels: Kernels, options: AssembleOptions = {}): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
-  if (options.lora && config.family === "recurrent_gemma") throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
+export async function assembleForward(
+  source: TensorSource,
+  config: ModelConfig,
+  kernels: Kernels,
+  options: AssembleOptions = {},
+): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
+  if (options.lora && config.family === "recurrent_gemma")
+    throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
   const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
-  const weights = config.family === "recurrent_gemma" ? await loadRecurrentWeights(source, config, loadOptions) : await loadWeights(source, config, loadOptions);
+  const weights =
+    config.family === "recurrent_gemma"
+      ? await loadRecurrentWeights(source, config, loadOptions)
+      : await loadWeights(source, config, loadOptions);
   const weightBytes = heldBytes(weights);
   await kernels.ready?.();
-  const forwardPass = config.family === "recurrent_gemma" ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels) : new GemmaForward(config, weights as GemmaWeights, kernels, options);
+  const forwardPass =
+    config.family === "recurrent_gemma"
+      ? new RecurrentGemmaForward(config, weights as RecurrentGemmaWeights, kernels)
+      : new GemmaForward(config, weights as GemmaWeights, kernels, options);
   return { forwardPass, weightBytes };
 }

@@ -50,7 +50,8 @@ export class FieldReader {
   /** A positive integer up to `max`: sizes beyond any real model are refused before anything is allocated for them. */
   positiveInt(field: string, max = SIZE_LIMITS[field] ?? 1 << 24): number {
     const v = this.json[field];
-    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max) this.fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
+    if (!Number.isInteger(v) || (v as number) <= 0 || (v as number) > max)
+      this.fail(field, `a positive integer up to ${max.toLocaleString("en")}`);
     return v as number;
   }
 
@@ -96,7 +97,8 @@ export class FieldReader {
     const raw = this.json[field];
     if (raw === undefined || raw === null) return fallback;
     const list = Array.isArray(raw) ? raw : [raw];
-    if (list.length === 0 || !list.every((x) => Number.isInteger(x) && (x as number) >= 0)) this.fail(field, "a token id or a list of token ids");
+    if (list.length === 0 || !list.every((x) => Number.isInteger(x) && (x as number) >= 0))
+      this.fail(field, "a token id or a list of token ids");
     return list as number[];
   }
 

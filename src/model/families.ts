@@ -43,17 +43,25 @@ export function describeArchitecture(c: ModelConfig): string[] {
   if (c.family === "recurrent_gemma") {
     const attention = c.blockTypes.filter((t) => t === "attention").length;
     return [
-      `layers       ${c.nLayers} (${c.nLayers - attention} recurrent RG-LRU width ${c.lruWidth}, ${attention} local attention with window ${c.attentionWindow})`,
-      `dims         d_model ${c.dModel}, heads ${c.nHeads}/${c.nKvHeads} kv, head_dim ${c.headDim}, ffn ${c.ffnDim}, conv ${c.convWidth}, vocab ${c.vocabSize}`,
-      `attention    scale ${c.headDim}^-0.5, partial RoPE on ${c.rotaryDim} dims, final soft-cap ${c.finalSoftcap ?? "none"}, no context limit`,
+      `layers       ${c.nLayers} (${c.nLayers - attention} recurrent RG-LRU width ${c.lruWidth}, ${attention} local attention with ` +
+        `window ${c.attentionWindow})`,
+      `dims         d_model ${c.dModel}, heads ${c.nHeads}/${c.nKvHeads} kv, head_dim ${c.headDim}, ffn ${c.ffnDim}, conv ` +
+        `${c.convWidth}, vocab ${c.vocabSize}`,
+      `attention    scale ${c.headDim}^-0.5, partial RoPE on ${c.rotaryDim} dims, final soft-cap ${c.finalSoftcap ?? "none"}, no ` +
+        `context limit`,
     ];
   }
   const local = c.layerTypes.filter((t) => t === "local").length;
   return [
     `layers       ${c.nLayers} (${local} local with window ${c.slidingWindow ?? "-"}, ${c.nLayers - local} global)`,
     `dims         d_model ${c.dModel}, heads ${c.nHeads}/${c.nKvHeads} kv, head_dim ${c.headDim}, ffn ${c.ffnDim}, vocab ${c.vocabSize}`,
-    `attention    scale ${c.queryPreAttnScalar}^-0.5, soft-caps ${c.attnSoftcap ?? "none"}/${c.finalSoftcap ?? "none"}, context ${c.maxPositions}`,
+    `attention    scale ${c.queryPreAttnScalar}^-0.5, soft-caps ${c.attnSoftcap ?? "none"}/${c.finalSoftcap ?? "none"}, context ` +
+      `${c.maxPositions}`,
   ];
 }
 
-export const FAMILY_NAMES: Record<ModelConfig["family"], string> = { gemma: "Gemma 1", gemma2: "Gemma 2", recurrent_gemma: "RecurrentGemma" };
+export const FAMILY_NAMES: Record<ModelConfig["family"], string> = {
+  gemma: "Gemma 1",
+  gemma2: "Gemma 2",
+  recurrent_gemma: "RecurrentGemma",
+};

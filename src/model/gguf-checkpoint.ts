@@ -40,7 +40,12 @@ export function ggufTensorName(hfName: string, family: ModelFamily): string {
   if (!layer) throw new Error(`no GGUF name for ${hfName}`);
   const rest = layer[2]!;
   // Gemma 1's post_attention_layernorm is its pre-MLP norm (GEMMA2.md §4); Gemma 2's is a post-norm.
-  const mapped = rest === "post_attention_layernorm.weight" ? (family === "gemma2" ? "post_attention_norm.weight" : "ffn_norm.weight") : LAYER_TENSORS[rest];
+  const mapped =
+    rest === "post_attention_layernorm.weight"
+      ? family === "gemma2"
+        ? "post_attention_norm.weight"
+        : "ffn_norm.weight"
+      : LAYER_TENSORS[rest];
   if (!mapped) throw new Error(`no GGUF name for ${hfName}`);
   return `blk.${layer[1]}.${mapped}`;
 }
@@ -62,7 +67,10 @@ export class GgufCheckpoint implements TensorSource {
     for (const entry of file.tensors.values()) {
       const hfName = byGgufName.get(entry.name);
       if (!hfName) continue;
-      this.locations.set(hfName, { file: reader, entry: { name: hfName, dtype: entry.type.name, shape: entry.shape, start: entry.start, end: entry.end } });
+      this.locations.set(hfName, {
+        file: reader,
+        entry: { name: hfName, dtype: entry.type.name, shape: entry.shape, start: entry.start, end: entry.end },
+      });
     }
     this.unmapped = [...file.tensors.keys()].filter((n) => !byGgufName.has(n));
   }
@@ -110,15 +118,22 @@ export class GgufCheckpoint implements TensorSource {
 function storedTensor(entry: GgufTensorEntry, bytes: Uint8Array): StoredTensor {
   const { shape } = entry;
   switch (entry.type.name) {
-    case "F32": return { dtype: "f32", shape, data: new Float32Array(bytes.buffer) };
-    case "F16": return { dtype: "f16", shape, data: new Uint16Array(bytes.buffer) };
-    case "BF16": return { dtype: "bf16", shape, data: new Uint16Array(bytes.buffer) };
-    case "Q8_0": return { dtype: "q8_0", shape, data: bytes };
-    case "Q4_0": return { dtype: "q4_0", shape, data: bytes };
+    case "F32":
+      return { dtype: "f32", shape, data: new Float32Array(bytes.buffer) };
+    case "F16":
+      return { dtype: "f16", shape, data: new Uint16Array(bytes.buffer) };
+    case "BF16":
+      return { dtype: "bf16", shape, data: new Uint16Array(bytes.buffer) };
+    case "Q8_0":
+      return { dtype: "q8_0", shape, data: bytes };
+    case "Q4_0":
+      return { dtype: "q4_0", shape, data: bytes };
     case "Q4_K":
     case "Q5_K":
-    case "Q6_K": return { dtype: "q8_0", shape, data: kQuantToQ8_0(entry.type.name, bytes, shape) };
-    default: throw new CheckpointError(`tensor ${entry.name} has type ${entry.type.name}, which gemma-ts cannot read`, undefined, entry.name);
+    case "Q6_K":
+      return { dtype: "q8_0", shape, data: kQuantToQ8_0(entry.type.name, bytes, shape) };
+    default:
+      throw new CheckpointError(`tensor ${entry.name} has type ${entry.type.name}, which gemma-ts cannot read`, undefined, entry.name);
   }
 }
 
@@ -141,7 +156,10 @@ function kQuantToQ8_0(type: KQuantName, bytes: Uint8Array, shape: number[]): Uin
 export function configFromGguf(meta: GgufMetadataReader, file: GgufFile, source: string): GemmaConfig {
   const arch = meta.string("general.architecture");
   if (arch !== "gemma2" && arch !== "gemma") {
-    throw new ConfigError(`${source}: general.architecture is ${JSON.stringify(arch)}; gemma-ts reads GGUF files of "gemma2" and "gemma"`, "general.architecture");
+    throw new ConfigError(
+      `${source}: general.architecture is ${JSON.stringify(arch)}; gemma-ts reads GGUF files of "gemma2" and "gemma"`,
+      "general.architecture",
+    );
   }
   const key = (k: string) => `${arch}.${k}`;
   const dModel = meta.number(key("embedding_length"));
@@ -149,7 +167,11 @@ export function configFromGguf(meta: GgufMetadataReader, file: GgufFile, source:
   const nHeads = meta.number(key("attention.head_count"));
   const headDim = meta.optionalNumber(key("attention.key_length")) ?? dModel / nHeads;
   const valueDim = meta.optionalNumber(key("attention.value_length")) ?? headDim;
-  if (valueDim !== headDim) throw new ConfigError(`${source}: ${key("attention.value_length")} ${valueDim} differs from key_length ${headDim}`, key("attention.value_length"));
+  if (valueDim !== headDim)
+    throw new ConfigError(
+      `${source}: ${key("attention.value_length")} ${valueDim} differs from key_length ${headDim}`,
+      key("attention.value_length"),
+    );
   const embedding = file.tensors.get("token_embd.weight");
   if (!embedding) throw new CheckpointError(`${source}: missing tensor token_embd.weight`, source, "token_embd.weight");
   const hf: Record<string, unknown> = {
@@ -181,8 +203,10 @@ export function configFromGguf(meta: GgufMetadataReader, file: GgufFile, source:
 /** Whether a config can be written as GGUF metadata that llama.cpp reads the same way. */
 export function ggufCompatible(config: GemmaConfig): string | null {
   if (config.activation !== "gelu_tanh") return "GGUF Gemma models use the tanh GELU";
-  if (config.family === "gemma2" && (config.attnSoftcap === null || config.finalSoftcap === null)) return "GGUF Gemma 2 models have both soft-caps";
+  if (config.family === "gemma2" && (config.attnSoftcap === null || config.finalSoftcap === null))
+    return "GGUF Gemma 2 models have both soft-caps";
   const defaultTypes = config.family === "gemma2" ? defaultLayerTypes(config.nLayers) : config.layerTypes;
-  if (config.layerTypes.some((t, i) => t !== defaultTypes[i])) return "GGUF Gemma 2 models alternate local and global layers, starting local";
+  if (config.layerTypes.some((t, i) => t !== defaultTypes[i]))
+    return "GGUF Gemma 2 models alternate local and global layers, starting local";
   return null;
 }

@@ -56,12 +56,23 @@ async function ggufTensors(ckpt: TensorSource, config: GemmaConfig, options: Ggu
       tensors.push({ name: ggufName, type: "F32", shape, data: stored.storedAsGain ? gains : gains.map((w) => 1 + w) });
       continue;
     }
-    tensors.push({ name: ggufName, type: options.matrixType, shape, data: encodeMatrix(stored.data, stored.dtype, rows, cols, options.matrixType) });
+    tensors.push({
+      name: ggufName,
+      type: options.matrixType,
+      shape,
+      data: encodeMatrix(stored.data, stored.dtype, rows, cols, options.matrixType),
+    });
   }
   return tensors;
 }
 
-function encodeMatrix(data: Parameters<typeof widenRow>[1], dtype: Parameters<typeof widenRow>[2], rows: number, cols: number, type: GgufMatrixType): ArrayBufferView {
+function encodeMatrix(
+  data: Parameters<typeof widenRow>[1],
+  dtype: Parameters<typeof widenRow>[2],
+  rows: number,
+  cols: number,
+  type: GgufMatrixType,
+): ArrayBufferView {
   if (type === "Q8_0" || type === "Q4_0") return toBlocks(data, dtype, rows, cols, type === "Q8_0" ? "q8_0" : "q4_0");
   const out = type === "F32" ? new Float32Array(rows * cols) : new Uint16Array(rows * cols);
   const row = new Float32Array(cols);

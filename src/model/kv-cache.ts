@@ -88,7 +88,9 @@ export class KvCache implements DecodeState {
     if (!this.canRewindTo(position)) {
       throw new GenerationError(
         `cannot rewind the KV cache from ${this.length} to position ${position}: ` +
-          (position > this.length || position < 0 ? "outside the cached range" : "the sliding-window ring buffer has already dropped keys it needs (raise rewindSlack)"),
+          (position > this.length || position < 0
+            ? "outside the cached range"
+            : "the sliding-window ring buffer has already dropped keys it needs (raise rewindSlack)"),
       );
     }
     this.length = position;

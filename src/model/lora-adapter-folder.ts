@@ -16,11 +16,13 @@ export async function readLoraAdapter(dir: string): Promise<Map<string, LoraDelt
   } catch (e) {
     throw new CheckpointError(`${configPath}: cannot read a PEFT adapter config (${(e as Error).message})`, configPath);
   }
-  if (config.peft_type !== "LORA") throw new CheckpointError(`${configPath}: peft_type ${JSON.stringify(config.peft_type)} is not supported (only "LORA")`, configPath);
+  if (config.peft_type !== "LORA")
+    throw new CheckpointError(`${configPath}: peft_type ${JSON.stringify(config.peft_type)} is not supported (only "LORA")`, configPath);
   if (config.use_dora) throw new CheckpointError(`${configPath}: DoRA adapters are not supported`, configPath);
   const rank = Number(config.r);
   const alpha = Number(config.lora_alpha ?? rank);
-  if (!Number.isInteger(rank) || rank < 1 || !(alpha > 0)) throw new CheckpointError(`${configPath}: r and lora_alpha must be positive`, configPath);
+  if (!Number.isInteger(rank) || rank < 1 || !(alpha > 0))
+    throw new CheckpointError(`${configPath}: r and lora_alpha must be positive`, configPath);
   const scale = config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
   const path = join(dir, "adapter_model.safetensors");
   const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
@@ -43,7 +45,8 @@ export async function readLoraAdapter(dir: string): Promise<Map<string, LoraDelt
       };
       const a = await widen(name);
       const b = await widen(bName);
-      if (a.shape[0] !== rank || b.shape[1] !== rank) throw new CheckpointError(`${path}: ${name} does not have rank ${rank} from adapter_config.json`, path, name);
+      if (a.shape[0] !== rank || b.shape[1] !== rank)
+        throw new CheckpointError(`${path}: ${name} does not have rank ${rank} from adapter_config.json`, path, name);
       deltas.set(target, { a: a.data, b: b.data, rank, scale });
     }
   } finally {

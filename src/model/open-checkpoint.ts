@@ -27,7 +27,9 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
 }
 
 /** A checkpoint's tensors, config and tokenizer: a GGUF file, or a Hugging Face folder. */
-export async function openCheckpoint(path: string): Promise<{ checkpoint: TensorSource & { close(): Promise<void> }; config: ModelConfig; tokenizer: GemmaTokenizer | null }> {
+export async function openCheckpoint(
+  path: string,
+): Promise<{ checkpoint: TensorSource & { close(): Promise<void> }; config: ModelConfig; tokenizer: GemmaTokenizer | null }> {
   if (path.endsWith(".gguf") && (await stat(path).catch(() => null))?.isFile()) {
     const source = await NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
       throw new CheckpointError(`${path}: cannot open (${e.code ?? e.message})`, path);

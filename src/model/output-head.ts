@@ -10,7 +10,15 @@ export interface OutputHead {
 }
 
 /** Logits of every row of h [seqLen, dModel] ("all") or of the last one ("last"). */
-export function outputLogits(k: Kernels, c: OutputHead, h: Float32Array, seqLen: number, logitsFor: "all" | "last", finalNorm: Float32Array, embedding: Weight): Float32Array {
+export function outputLogits(
+  k: Kernels,
+  c: OutputHead,
+  h: Float32Array,
+  seqLen: number,
+  logitsFor: "all" | "last",
+  finalNorm: Float32Array,
+  embedding: Weight,
+): Float32Array {
   const rows = logitsFor === "all" ? seqLen : 1;
   const last = logitsFor === "all" ? h : h.subarray((seqLen - 1) * c.dModel);
   const normed = new Float32Array(rows * c.dModel);
@@ -31,7 +39,8 @@ function refuseNonFinite(logits: Float32Array, vocab: number): void {
     // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for both.
     if (logits[i]! - logits[i]! !== 0) {
       throw new GenerationError(
-        `the model computed a non-finite logit (${logits[i]}) for token ${i % vocab} in row ${Math.floor(i / vocab)}: its weights hold NaN/Infinity or values that overflow (a corrupt or wrongly converted checkpoint, or one read at wrong offsets)`,
+        `the model computed a non-finite logit (${logits[i]}) for token ${i % vocab} in row ${Math.floor(i / vocab)}: its weights hold ` +
+          `NaN/Infinity or values that overflow (a corrupt or wrongly converted checkpoint, or one read at wrong offsets)`,
       );
     }
   }

@@ -47,7 +47,12 @@ export interface ValidateOptions {
  * match its weights), except known harmless ones or with `allowUnusedTensors` (then reported
  * through onDebug).
  */
-export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string, number[]>, family: string, options: ValidateOptions = {}): number {
+export function validateTensors(
+  ckpt: TensorSource,
+  expected: ReadonlyMap<string, number[]>,
+  family: string,
+  options: ValidateOptions = {},
+): number {
   const { onDebug, allowUnusedTensors = false } = options;
   let totalBytes = 0;
   for (const [name, shape] of expected) {
@@ -63,7 +68,8 @@ export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string
     }
     if (!READABLE_DTYPES.has(entry.dtype)) {
       throw new CheckpointError(
-        `${file.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16 (and in GGUF files Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)`,
+        `${file.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16 (and in GGUF files Q8_0, Q4_0, ` +
+          `Q4_K, Q5_K, Q6_K)`,
         file.source.name,
         name,
       );
@@ -75,7 +81,9 @@ export function validateTensors(ckpt: TensorSource, expected: ReadonlyMap<string
   if (harmful.length > 0 && !allowUnusedTensors) {
     const shown = harmful.slice(0, 3).join(", ") + (harmful.length > 3 ? ` and ${harmful.length - 3} more` : "");
     throw new CheckpointError(
-      `${ckpt.dir}: ${harmful.length} tensor(s) are not used by a ${family} model with this config (${shown}); the config does not match the weights (wrong model_type, layer count or layer types?). To load anyway, pass allowUnusedTensors (--allow-unused-tensors)`,
+      `${ckpt.dir}: ${harmful.length} tensor(s) are not used by a ${family} model with this config (${shown}); the config does not ` +
+        `match the weights (wrong model_type, layer count or layer types?). To load anyway, pass allowUnusedTensors ` +
+        `(--allow-unused-tensors)`,
       ckpt.dir,
       harmful[0],
     );
@@ -95,7 +103,10 @@ export function checkLayerCount(ckpt: TensorSource, nLayers: number, options: Va
     if (m) held = Math.max(held, Number(m[1]) + 1);
   }
   if (nLayers > held || (nLayers < held && !options.allowUnusedTensors)) {
-    throw new CheckpointError(`${ckpt.dir}: the config says ${nLayers} layers but the weights hold ${held}; the config does not match the weights`, ckpt.dir);
+    throw new CheckpointError(
+      `${ckpt.dir}: the config says ${nLayers} layers but the weights hold ${held}; the config does not match the weights`,
+      ckpt.dir,
+    );
   }
 }
 
@@ -143,7 +154,10 @@ export type TensorReader = ReturnType<typeof tensorReader>;
 
 function mergeLora(t: StoredTensor, delta: LoraDelta, rows: number, cols: number): Float32Array {
   if (delta.a.length !== delta.rank * cols || delta.b.length !== rows * delta.rank) {
-    throw new CheckpointError(`LoRA adapter does not fit its weight: A is ${delta.a.length / delta.rank}-wide and B ${delta.b.length / delta.rank}-tall, the weight is [${rows}, ${cols}]`);
+    throw new CheckpointError(
+      `LoRA adapter does not fit its weight: A is ${delta.a.length / delta.rank}-wide and B ${delta.b.length / delta.rank}-tall, the ` +
+        `weight is [${rows}, ${cols}]`,
+    );
   }
   const merged = new Float32Array(rows * cols);
   const row = new Float32Array(cols);

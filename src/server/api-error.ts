@@ -1,5 +1,11 @@
 /** OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with the right HTTP status. */
-export type ApiErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "server_error" | "rate_limit_error" | "permission_error";
+export type ApiErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "not_found_error"
+  | "server_error"
+  | "rate_limit_error"
+  | "permission_error";
 
 export class ApiError extends Error {
   constructor(
@@ -17,4 +23,5 @@ export class ApiError extends Error {
   }
 }
 
-export const invalid = (message: string, param: string | null = null, code: string | null = null) => new ApiError(400, message, "invalid_request_error", param, code);
+export const invalid = (message: string, param: string | null = null, code: string | null = null) =>
+  new ApiError(400, message, "invalid_request_error", param, code);

@@ -72,7 +72,9 @@ export function createApp(model: GemmaModel, options: ServerOptions): GemmaServe
   return {
     app,
     pool,
-    abortAll: () => inFlight.forEach((c) => c.abort()),
+    abortAll: () => {
+      for (const c of inFlight) c.abort();
+    },
     get inFlight() {
       return inFlight.size;
     },
@@ -99,12 +101,18 @@ function reportErrors(app: Hono, log: (line: string) => void): void {
 
 /** Other web pages may not drive the server: Host names and JSON bodies (host-guard.ts). */
 function guard(app: Hono, options: ServerOptions): void {
-  app.use("*", hostGuard(options.allowedHosts ?? null, (message) => {
-    throw new ApiError(403, message, "permission_error", null, "host_not_allowed");
-  }));
-  app.use("/v1/*", requireJson((message) => {
-    throw new ApiError(415, message, "invalid_request_error", null, "unsupported_media_type");
-  }));
+  app.use(
+    "*",
+    hostGuard(options.allowedHosts ?? null, (message) => {
+      throw new ApiError(403, message, "permission_error", null, "host_not_allowed");
+    }),
+  );
+  app.use(
+    "/v1/*",
+    requireJson((message) => {
+      throw new ApiError(415, message, "invalid_request_error", null, "unsupported_media_type");
+    }),
+  );
 }
 
 /** The API key (when one is set) and the body size limit on /v1/*. */
@@ -114,25 +122,35 @@ function authenticateAndLimit(app: Hono, options: ServerOptions): void {
     app.use("/v1/*", async (c, next) => {
       // Hashing first makes the comparison constant-time whatever the header's length.
       if (!sameBytes(await sha256(c.req.header("authorization") ?? ""), await expected)) {
-        throw new ApiError(401, "invalid or missing API key (send Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
+        throw new ApiError(
+          401,
+          "invalid or missing API key (send Authorization: Bearer <key>)",
+          "authentication_error",
+          null,
+          "invalid_api_key",
+        );
       }
       await next();
     });
   }
   const maxSize = options.maxBodyBytes ?? 4 * 1024 * 1024;
-  app.use("/v1/*", bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new ApiError(413, `request body is larger than ${maxSize} bytes`, "invalid_request_error", null, "request_too_large");
-    },
-  }));
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new ApiError(413, `request body is larger than ${maxSize} bytes`, "invalid_request_error", null, "request_too_large");
+      },
+    }),
+  );
 }
 
 function modelRoutes(app: Hono, modelName: string): void {
   const model = modelObject(modelName, Math.floor(Date.now() / 1000));
   app.get("/v1/models", (c) => c.json({ object: "list", data: [model] }));
   app.get("/v1/models/:id{.+}", (c) => {
-    if (c.req.param("id") !== modelName) throw new ApiError(404, `model '${c.req.param("id")}' not found`, "not_found_error", "model", "model_not_found");
+    if (c.req.param("id") !== modelName)
+      throw new ApiError(404, `model '${c.req.param("id")}' not found`, "not_found_error", "model", "model_not_found");
     return c.json(model);
   });
 }
@@ -157,10 +175,21 @@ function completionHandler({ model, tokenizer, pool, inFlight, log, modelName }:
     }
     const req = parseCompletionRequest(body, kind);
     if (req.model !== null && req.model !== modelName) {
-      throw new ApiError(404, `model '${req.model}' not found; this server serves '${modelName}'`, "not_found_error", "model", "model_not_found");
+      throw new ApiError(
+        404,
+        `model '${req.model}' not found; this server serves '${modelName}'`,
+        "not_found_error",
+        "model",
+        "model_not_found",
+      );
     }
     const field = kind === "chat" ? "messages" : "prompt";
-    await refuseOversizedPrompt(tokenizer, req.kind === "chat" ? req.messages.map((m) => m.content) : [req.prompt], model.config.maxPositions, field);
+    await refuseOversizedPrompt(
+      tokenizer,
+      req.kind === "chat" ? req.messages.map((m) => m.content) : [req.prompt],
+      model.config.maxPositions,
+      field,
+    );
     let ids: number[];
     try {
       ids = promptIds(model, tokenizer, req);
@@ -193,5 +222,8 @@ function completionHandler({ model, tokenizer, pool, inFlight, log, modelName }:
 
 function logLine(log: (line: string) => void, id: string, status: string, s: CompletionStats, finish: string): void {
   const ttft = s.timeToFirstTokenMs === null ? "-" : `${s.timeToFirstTokenMs.toFixed(0)}ms`;
-  log(`${id} ${status} in=${s.promptTokens} cached=${s.cachedTokens} out=${s.completionTokens} ttft=${ttft} ${s.tokensPerSecond.toFixed(2)} tok/s finish=${finish}`);
+  log(
+    `${id} ${status} in=${s.promptTokens} cached=${s.cachedTokens} out=${s.completionTokens} ttft=${ttft} ` +
+      `${s.tokensPerSecond.toFixed(2)} tok/s finish=${finish}`,
+  );
 }

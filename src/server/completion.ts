@@ -9,7 +9,18 @@ import { Generation, type GeneratedToken } from "../generate/generation.js";
 import { encodeChat } from "../tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import { ApiError, invalid } from "./api-error.js";
-import { chatChunk, chatLogprob, finishReason, textChunk, textLogprobs, usageChunk, usageOf, wholeResponse, type Meta, type Usage } from "./openai-shapes.js";
+import {
+  chatChunk,
+  chatLogprob,
+  finishReason,
+  textChunk,
+  textLogprobs,
+  usageChunk,
+  usageOf,
+  wholeResponse,
+  type Meta,
+  type Usage,
+} from "./openai-shapes.js";
 import type { CompletionRequest } from "./request.js";
 import type { SlotQueue } from "./slot-queue.js";
 
@@ -24,7 +35,8 @@ export interface CompletionStats {
 
 /** Prompt ids for a request. Client text is always encoded as text, never as control tokens. */
 export function promptIds(model: GemmaModel, tokenizer: GemmaTokenizer, req: CompletionRequest): number[] {
-  const ids = req.kind === "chat" ? encodeChat(tokenizer, req.messages) : tokenizer.encode(req.prompt, { addBos: true, parseControlTokens: false });
+  const ids =
+    req.kind === "chat" ? encodeChat(tokenizer, req.messages) : tokenizer.encode(req.prompt, { addBos: true, parseControlTokens: false });
   const context = model.config.maxPositions;
   if (ids.length >= context) {
     throw invalid(
@@ -131,7 +143,10 @@ export async function sendCompletion(
       if (chat) await chunk(chatChunk(meta, { role: "assistant", content: "" }, null, null, req));
       let textOffset = 0;
       for await (const t of run.tokens()) {
-        if (chat) await chunk(chatChunk(meta, { content: t.text }, null, req.logprobs === null ? null : { content: [chatLogprob(tokenizer, t)] }, req));
+        if (chat)
+          await chunk(
+            chatChunk(meta, { content: t.text }, null, req.logprobs === null ? null : { content: [chatLogprob(tokenizer, t)] }, req),
+          );
         else await chunk(textChunk(meta, t.text, null, req.logprobs === null ? null : textLogprobs(tokenizer, [t], textOffset)));
         textOffset += t.text.length;
       }

@@ -37,7 +37,9 @@ export function hostGuard(allowed: ReadonlySet<string> | null, refuse: (message:
       const header = c.req.header("host") ?? "";
       const name = hostNameOf(header);
       if (name === null || !allowed.has(name)) {
-        return refuse(`Host ${JSON.stringify(header)} is not allowed; this server answers ${[...allowed].join(", ")} (add names with --allow-host)`);
+        return refuse(
+          `Host ${JSON.stringify(header)} is not allowed; this server answers ${[...allowed].join(", ")} (add names with --allow-host)`,
+        );
       }
     }
     await next();

@@ -3,7 +3,11 @@ import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 
 /** A Node HTTP server for a fetch handler, listening once this resolves (rejects with EADDRINUSE and the like). */
-export async function listen(fetch: (request: Request) => Response | Promise<Response>, host: string, port: number): Promise<{ server: ServerType; port: number; origin: string }> {
+export async function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+): Promise<{ server: ServerType; port: number; origin: string }> {
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch, hostname: host, port }, () => resolve(s));
     s.once("error", reject);

@@ -47,7 +47,12 @@ export function chatLogprob(tokenizer: GemmaTokenizer, t: GeneratedToken): Logpr
 /** Legacy completions logprobs for a list of tokens: parallel arrays. */
 export function textLogprobs(tokenizer: GemmaTokenizer, tokens: GeneratedToken[], startOffset: number) {
   let offset = startOffset;
-  const out = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Record<string, number>[], text_offset: [] as number[] };
+  const out = {
+    tokens: [] as string[],
+    token_logprobs: [] as number[],
+    top_logprobs: [] as Record<string, number>[],
+    text_offset: [] as number[],
+  };
   for (const t of tokens) {
     out.tokens.push(tokenizer.decode([t.id]));
     out.token_logprobs.push(t.logprob ?? 0);
@@ -65,7 +70,14 @@ export interface Meta {
   model: string;
 }
 
-export function wholeResponse(tokenizer: GemmaTokenizer, req: CompletionRequest, meta: Meta, finish: "stop" | "length", usage: Usage, tokens: GeneratedToken[]) {
+export function wholeResponse(
+  tokenizer: GemmaTokenizer,
+  req: CompletionRequest,
+  meta: Meta,
+  finish: "stop" | "length",
+  usage: Usage,
+  tokens: GeneratedToken[],
+) {
   const text = tokens.map((t) => t.text).join("");
   if (req.kind === "chat") {
     return {

@@ -17,11 +17,21 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve
  * in `context` tokens. Chunked counts may differ from the exact count by a token or two per chunk
  * boundary, so each boundary gets that margin; the exact check happens after tokenizing.
  */
-export async function refuseOversizedPrompt(tokenizer: GemmaTokenizer, texts: readonly string[], context: number, field: string): Promise<void> {
+export async function refuseOversizedPrompt(
+  tokenizer: GemmaTokenizer,
+  texts: readonly string[],
+  context: number,
+  field: string,
+): Promise<void> {
   const chars = texts.reduce((n, t) => n + t.length, 0);
   const atLeast = Math.ceil(chars / tokenizer.maxPieceChars);
   if (atLeast >= context) {
-    throw invalid(`the prompt has ${chars.toLocaleString("en")} characters, at least ${atLeast.toLocaleString("en")} tokens, but the model's context window is ${context} tokens`, field, "context_length_exceeded");
+    throw invalid(
+      `the prompt has ${chars.toLocaleString("en")} characters, at least ${atLeast.toLocaleString("en")} tokens, but the model's ` +
+        `context window is ${context} tokens`,
+      field,
+      "context_length_exceeded",
+    );
   }
   if (chars <= CHUNK_CHARS) return;
   let tokens = 0;

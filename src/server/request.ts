@@ -61,7 +61,10 @@ function readStop(body: Body): string[] {
 /** A message's content: a string, or OpenAI's list of {type: "text", text} parts. */
 function readContent(raw: unknown, index: number): string {
   if (typeof raw === "string") return raw;
-  if (Array.isArray(raw) && raw.every((p) => typeof p === "object" && p !== null && (p as Body)["type"] === "text" && typeof (p as Body)["text"] === "string")) {
+  if (
+    Array.isArray(raw) &&
+    raw.every((p) => typeof p === "object" && p !== null && (p as Body)["type"] === "text" && typeof (p as Body)["text"] === "string")
+  ) {
     return raw.map((p) => (p as { text: string }).text).join("");
   }
   throw invalid(`messages[${index}].content must be a string or a list of text parts`, `messages[${index}].content`);
@@ -96,7 +99,12 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
     else if (typeof p === "string") prompt = p;
     else throw invalid("'prompt' must be a string (one prompt per request)", "prompt");
   }
-  const maxTokens = optionalInt(b, kind === "chat" && b["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens", (v) => v >= 1, "a positive integer");
+  const maxTokens = optionalInt(
+    b,
+    kind === "chat" && b["max_completion_tokens"] !== undefined ? "max_completion_tokens" : "max_tokens",
+    (v) => v >= 1,
+    "a positive integer",
+  );
 
   const streamOptions = b["stream_options"];
   if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
@@ -107,7 +115,8 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
   let logprobs: number | null = null;
   if (kind === "chat") {
     if (optionalBoolean(b, "logprobs")) logprobs = optionalInt(b, "top_logprobs", (v) => v >= 0 && v <= 20, "an integer from 0 to 20") ?? 0;
-    else if (b["top_logprobs"] !== undefined && b["top_logprobs"] !== null) throw invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    else if (b["top_logprobs"] !== undefined && b["top_logprobs"] !== null)
+      throw invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
   } else {
     logprobs = optionalInt(b, "logprobs", (v) => v >= 0 && v <= 5, "an integer from 0 to 5");
   }
@@ -125,7 +134,7 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
     minP: optionalNumber(b, "min_p", 0, (v) => v >= 0 && v <= 1, "a number from 0 to 1"),
     presencePenalty: optionalNumber(b, "presence_penalty", 0, (v) => v >= -2 && v <= 2, "a number from -2 to 2"),
     frequencyPenalty: optionalNumber(b, "frequency_penalty", 0, (v) => v >= -2 && v <= 2, "a number from -2 to 2"),
-    seed: seed === null ? undefined : (seed >>> 0),
+    seed: seed === null ? undefined : seed >>> 0,
     stop: readStop(b),
     stream: optionalBoolean(b, "stream"),
     includeUsage,

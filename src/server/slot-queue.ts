@@ -47,7 +47,15 @@ export class SlotQueue {
     if (this.closed) return Promise.reject(new ApiError(503, "the server is shutting down", "server_error", null, "shutting_down"));
     if (this.free.length > 0 && this.waiters.length === 0) return Promise.resolve(this.takeBest(promptIds));
     if (this.waiters.length >= this.maxQueue) {
-      return Promise.reject(new ApiError(503, `the server is busy (${this.busy} running, ${this.waiters.length} queued); retry shortly`, "server_error", null, "queue_full"));
+      return Promise.reject(
+        new ApiError(
+          503,
+          `the server is busy (${this.busy} running, ${this.waiters.length} queued); retry shortly`,
+          "server_error",
+          null,
+          "queue_full",
+        ),
+      );
     }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { promptIds, resolve, reject };
@@ -75,7 +83,8 @@ export class SlotQueue {
   /** Refuses new work and fails everything still queued. */
   close(): void {
     this.closed = true;
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new ApiError(503, "the server is shutting down", "server_error", null, "shutting_down"));
+    for (const waiter of this.waiters.splice(0))
+      waiter.reject(new ApiError(503, "the server is shutting down", "server_error", null, "shutting_down"));
   }
 
   private takeBest(promptIds: readonly number[]): Slot {

@@ -22,7 +22,10 @@ const TYPES: Readonly<Record<string, string>> = {
 export function pathInside(root: string, urlPath: string): string | null {
   let segments: string[];
   try {
-    segments = urlPath.split("/").filter((s) => s !== "").map(decodeURIComponent);
+    segments = urlPath
+      .split("/")
+      .filter((s) => s !== "")
+      .map(decodeURIComponent);
   } catch {
     return null;
   }

@@ -51,7 +51,8 @@ export async function listServedModels(dir: string): Promise<ServedModel[]> {
     }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = join(folder, e.name);
-      if (e.isFile() && e.name.endsWith(".gguf") && e.name !== "tokenizer.gguf") found.push({ name: relative(dir, full), url: `models/${rel(full)}`, size: (await stat(full)).size });
+      if (e.isFile() && e.name.endsWith(".gguf") && e.name !== "tokenizer.gguf")
+        found.push({ name: relative(dir, full), url: `models/${rel(full)}`, size: (await stat(full)).size });
       else if (e.isDirectory() && depth < 2) await visit(full, depth + 1);
     }
   };
@@ -62,15 +63,26 @@ export async function listServedModels(dir: string): Promise<ServedModel[]> {
 export function createWebApp(options: WebServerOptions): Hono {
   const pageDir = options.pageDir ?? WEB_PAGE_DIR;
   const isolation: Record<string, string> =
-    options.isolate === false ? {} : { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Resource-Policy": "same-origin" };
+    options.isolate === false
+      ? {}
+      : {
+          "Cross-Origin-Opener-Policy": "same-origin",
+          "Cross-Origin-Embedder-Policy": "require-corp",
+          "Cross-Origin-Resource-Policy": "same-origin",
+        };
   const app = new Hono();
   const allowed = options.allowedHosts !== undefined ? options.allowedHosts : allowedHostsFor(options.host ?? "127.0.0.1");
-  app.use("*", hostGuard(allowed, (message) => new Response(`${message}\n`, { status: 403, headers: { "Content-Type": "text/plain", ...isolation } })));
+  app.use(
+    "*",
+    hostGuard(allowed, (message) => new Response(`${message}\n`, { status: 403, headers: { "Content-Type": "text/plain", ...isolation } })),
+  );
 
   app.get("/models/index.json", async (c) => c.json(await listServedModels(options.modelsDir), 200, isolation));
   app.on(["GET", "HEAD"], "/models/*", async (c) => {
     const path = await realFileInside(options.modelsDir, c.req.path.slice("/models/".length));
-    const response = path ? await fileResponse(path, c.req.raw, isolation) : new Response("bad path\n", { status: 400, headers: isolation });
+    const response = path
+      ? await fileResponse(path, c.req.raw, isolation)
+      : new Response("bad path\n", { status: 400, headers: isolation });
     options.log?.(`${c.req.method} ${c.req.path} ${c.req.header("Range") ?? "whole"} → ${response.status}`);
     return response;
   });
@@ -78,7 +90,10 @@ export function createWebApp(options: WebServerOptions): Hono {
     const path = pathInside(pageDir, c.req.path === "/" ? "index.html" : c.req.path);
     if (!path) return new Response("bad path\n", { status: 400, headers: isolation });
     if (c.req.path === "/" && !(await stat(path).catch(() => null))) {
-      return new Response(`The page is not built (${pageDir} is missing); run npm run build.\n`, { status: 500, headers: { "Content-Type": "text/plain", ...isolation } });
+      return new Response(`The page is not built (${pageDir} is missing); run npm run build.\n`, {
+        status: 500,
+        headers: { "Content-Type": "text/plain", ...isolation },
+      });
     }
     return fileResponse(path, c.req.raw, { "Cache-Control": "no-cache", ...isolation });
   });

@@ -6,8 +6,15 @@
  */
 export const CHAR_VOCAB_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"] as const;
 
-export function charTokenizerFiles(text: string): { tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocabSize: number } {
-  const pieces: string[] = [...CHAR_VOCAB_SPECIALS, ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, "0")}>`)];
+export function charTokenizerFiles(text: string): {
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+  vocabSize: number;
+} {
+  const pieces: string[] = [
+    ...CHAR_VOCAB_SPECIALS,
+    ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, "0")}>`),
+  ];
   const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
   const chars = new Set<string>(["\n", "▁", ...printable, ...text].filter((c) => c !== " "));
   pieces.push(...[...chars].sort());
@@ -15,11 +22,22 @@ export function charTokenizerFiles(text: string): { tokenizerJson: Record<string
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: CHAR_VOCAB_SPECIALS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: CHAR_VOCAB_SPECIALS.map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: { type: "Replace", pattern: { String: " " }, content: "▁" },
     pre_tokenizer: null,
     post_processor: null,
-    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }] },
+    decoder: {
+      type: "Sequence",
+      decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }],
+    },
     model: {
       type: "BPE",
       dropout: null,

@@ -20,7 +20,8 @@ export interface ChatMessage {
  */
 export const GEMMA_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}" +
-  "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
+  "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}" +
+  "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
   "{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}" +
   "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
@@ -47,7 +48,9 @@ export function normalizeMessages(messages: readonly ChatMessage[]): { role: "us
     } else if (m.role === "user" || m.role === "assistant" || m.role === "model") {
       out.push({ role: m.role === "model" ? "assistant" : m.role, content: m.content });
     } else {
-      throw new TokenizerError(`message ${i}: unknown role ${JSON.stringify((m as { role: unknown }).role)} (expected system, user, assistant or model)`);
+      throw new TokenizerError(
+        `message ${i}: unknown role ${JSON.stringify((m as { role: unknown }).role)} (expected system, user, assistant or model)`,
+      );
     }
   });
   if (system !== null) {
@@ -70,7 +73,11 @@ export function encodeChat(tokenizer: GemmaTokenizer, messages: readonly ChatMes
   const normalized = normalizeMessages(messages);
   // Placeholders padded with spaces reveal whether the template trims the content.
   const placeholders = normalized.map((_, i) => ` \uE000${i}\uE001 `);
-  const rendered = render(tokenizer, normalized.map((m, i) => ({ ...m, content: placeholders[i]! })), options);
+  const rendered = render(
+    tokenizer,
+    normalized.map((m, i) => ({ ...m, content: placeholders[i]! })),
+    options,
+  );
   const ids: number[] = [];
   let rest = rendered;
   for (const [i, m] of normalized.entries()) {
@@ -93,12 +100,16 @@ function render(tokenizer: GemmaTokenizer, messages: { role: string; content: st
   const source = options.template ?? tokenizer.chatTemplate ?? GEMMA_CHAT_TEMPLATE;
   const inputChars = messages.reduce((n, m) => n + m.content.length, 0);
   try {
-    return renderTemplate(source, {
-      messages,
-      add_generation_prompt: options.addGenerationPrompt ?? true,
-      bos_token: tokenizer.idToToken(tokenizer.bosTokenId) ?? "<bos>",
-      eos_token: tokenizer.idToToken(tokenizer.eosTokenId) ?? "<eos>",
-    }, limitsFor(inputChars));
+    return renderTemplate(
+      source,
+      {
+        messages,
+        add_generation_prompt: options.addGenerationPrompt ?? true,
+        bos_token: tokenizer.idToToken(tokenizer.bosTokenId) ?? "<bos>",
+        eos_token: tokenizer.idToToken(tokenizer.eosTokenId) ?? "<eos>",
+      },
+      limitsFor(inputChars),
+    );
   } catch (e) {
     if (e instanceof TemplateLimitError) throw e;
     // Template errors include its own raise_exception('Conversation roles must alternate ...').

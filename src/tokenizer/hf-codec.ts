@@ -72,12 +72,16 @@ function checkTokenIds(json: Record<string, unknown>, source: string): void {
   const model = json["model"] as Record<string, unknown> | null;
   const vocab = model && typeof model === "object" ? model["vocab"] : undefined;
   const added = Array.isArray(json["added_tokens"]) ? (json["added_tokens"] as { id?: unknown }[]) : [];
-  const vocabIds: unknown[] = vocab && typeof vocab === "object" && !Array.isArray(vocab) ? Object.values(vocab) : []; // Unigram lists: ids are positions
+  // BPE vocabularies map pieces to ids; Unigram ones list pieces, whose ids are their positions.
+  const vocabIds: unknown[] = vocab && typeof vocab === "object" && !Array.isArray(vocab) ? Object.values(vocab) : [];
   const limit = (Array.isArray(vocab) ? vocab.length : vocabIds.length) + added.length;
   const ids = vocabIds.concat(added.map((t) => t?.id));
   for (const id of ids) {
     if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit) {
-      throw new TokenizerError(`${source}: token id ${JSON.stringify(id)} is not an integer from 0 to ${limit - 1} (the file defines ${limit} token entries); corrupt tokenizer`);
+      throw new TokenizerError(
+        `${source}: token id ${JSON.stringify(id)} is not an integer from 0 to ${limit - 1} (the file defines ${limit} token entries); ` +
+          `corrupt tokenizer`,
+      );
     }
   }
 }

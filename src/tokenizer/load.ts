@@ -54,7 +54,9 @@ async function readJson(path: string, required: boolean): Promise<unknown> {
     text = await readFile(path, "utf8");
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    const hint = path.endsWith("tokenizer.json") ? " (gemma-ts needs the Hugging Face tokenizer.json or a GGUF vocabulary; tokenizer.model alone is not enough)" : "";
+    const hint = path.endsWith("tokenizer.json")
+      ? " (gemma-ts needs the Hugging Face tokenizer.json or a GGUF vocabulary; tokenizer.model alone is not enough)"
+      : "";
     throw new TokenizerError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})${hint}`);
   }
   try {

@@ -183,7 +183,10 @@ export class SentencePieceCodec implements SubwordCodec {
       const id = this.byteIds[byte]!;
       if (id >= 0) ids.push(id);
       else if (this.unknownId !== null) ids.push(this.unknownId);
-      else throw new TokenizerError(`${this.vocab.source}: ${JSON.stringify(piece)} is not in the vocabulary, which has no byte pieces and no unknown piece`);
+      else
+        throw new TokenizerError(
+          `${this.vocab.source}: ${JSON.stringify(piece)} is not in the vocabulary, which has no byte pieces and no unknown piece`,
+        );
     }
   }
 }

@@ -12,9 +12,17 @@ export interface SpmVocabOptions {
   userDefined: readonly string[];
 }
 
-export const GEMMA_SPM_PIECES: SpmVocabOptions = { control: ["<pad>", "<eos>", "<bos>"], unknown: "<unk>", userDefined: ["<start_of_turn>", "<end_of_turn>"] };
+export const GEMMA_SPM_PIECES: SpmVocabOptions = {
+  control: ["<pad>", "<eos>", "<bos>"],
+  unknown: "<unk>",
+  userDefined: ["<start_of_turn>", "<end_of_turn>"],
+};
 
-export function parseSpmVocab(text: string, options: SpmVocabOptions = GEMMA_SPM_PIECES, source = "spm.vocab"): { pieces: string[]; scores: number[]; types: number[] } {
+export function parseSpmVocab(
+  text: string,
+  options: SpmVocabOptions = GEMMA_SPM_PIECES,
+  source = "spm.vocab",
+): { pieces: string[]; scores: number[]; types: number[] } {
   const pieces: string[] = [];
   const scores: number[] = [];
   const types: number[] = [];
@@ -27,11 +35,15 @@ export function parseSpmVocab(text: string, options: SpmVocabOptions = GEMMA_SPM
     pieces.push(piece);
     scores.push(score);
     types.push(
-      options.control.includes(piece) ? PieceType.control
-      : piece === options.unknown ? PieceType.unknown
-      : options.userDefined.includes(piece) ? PieceType.userDefined
-      : /^<0x[0-9A-F]{2}>$/.test(piece) ? PieceType.byte
-      : PieceType.normal,
+      options.control.includes(piece)
+        ? PieceType.control
+        : piece === options.unknown
+          ? PieceType.unknown
+          : options.userDefined.includes(piece)
+            ? PieceType.userDefined
+            : /^<0x[0-9A-F]{2}>$/.test(piece)
+              ? PieceType.byte
+              : PieceType.normal,
     );
   }
   if (pieces.length === 0) throw new TokenizerError(`${source}: no pieces`);

@@ -50,22 +50,30 @@ class LimitedInterpreter extends InterpreterBase {
   private chars = 0;
   private readonly deadline: number;
 
-  constructor(env: JinjaEnvironment, private readonly limits: TemplateLimits) {
+  constructor(
+    env: JinjaEnvironment,
+    private readonly limits: TemplateLimits,
+  ) {
     super(env);
     this.deadline = performance.now() + limits.maxMilliseconds;
   }
 
   override evaluate(statement: unknown, environment: JinjaEnvironment): RuntimeValue {
     const { limits } = this;
-    if (++this.steps > limits.maxSteps) throw new TemplateLimitError(`chat template exceeded ${limits.maxSteps.toLocaleString("en")} evaluation steps (a runaway loop?)`);
-    if ((this.steps & 1023) === 0 && performance.now() > this.deadline) throw new TemplateLimitError(`chat template ran longer than ${limits.maxMilliseconds} ms`);
+    if (++this.steps > limits.maxSteps)
+      throw new TemplateLimitError(`chat template exceeded ${limits.maxSteps.toLocaleString("en")} evaluation steps (a runaway loop?)`);
+    if ((this.steps & 1023) === 0 && performance.now() > this.deadline)
+      throw new TemplateLimitError(`chat template ran longer than ${limits.maxMilliseconds} ms`);
     const result = super.evaluate(statement, environment);
     const value = result.value;
     if (typeof value === "string") {
       this.chars += value.length;
-      if (this.chars > limits.maxChars) throw new TemplateLimitError(`chat template produced more than ${limits.maxChars.toLocaleString("en")} characters`);
+      if (this.chars > limits.maxChars)
+        throw new TemplateLimitError(`chat template produced more than ${limits.maxChars.toLocaleString("en")} characters`);
     } else if (Array.isArray(value) && value.length > limits.maxItems) {
-      throw new TemplateLimitError(`chat template built a list of ${value.length.toLocaleString("en")} items (limit ${limits.maxItems.toLocaleString("en")})`);
+      throw new TemplateLimitError(
+        `chat template built a list of ${value.length.toLocaleString("en")} items (limit ${limits.maxItems.toLocaleString("en")})`,
+      );
     }
     return result;
   }
@@ -77,7 +85,10 @@ function limitedRange(maxItems: number) {
     if (stop === undefined) [start, stop] = [0, start];
     if (step === 0) throw new Error("range() step must not be zero");
     const count = Math.max(0, Math.ceil((stop - start) / step));
-    if (!Number.isFinite(count) || count > maxItems) throw new TemplateLimitError(`chat template called range() for ${count.toLocaleString("en")} numbers (limit ${maxItems.toLocaleString("en")})`);
+    if (!Number.isFinite(count) || count > maxItems)
+      throw new TemplateLimitError(
+        `chat template called range() for ${count.toLocaleString("en")} numbers (limit ${maxItems.toLocaleString("en")})`,
+      );
     return Array.from({ length: count }, (_, i) => start + i * step);
   };
 }
@@ -108,7 +119,11 @@ export function limitsFor(inputChars: number, base: TemplateLimits = DEFAULT_TEM
 }
 
 /** Parses and renders `source` with `variables`, within `limits`. */
-export function renderTemplate(source: string, variables: Record<string, unknown>, limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS): string {
+export function renderTemplate(
+  source: string,
+  variables: Record<string, unknown>,
+  limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS,
+): string {
   const template = new Template(source);
   const env = new EnvironmentClass();
   const globals: Record<string, unknown> = {

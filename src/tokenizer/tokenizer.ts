@@ -56,7 +56,8 @@ export class GemmaTokenizer {
   ) {
     const bos = codec.tokenToId(settings.bosToken ?? "<bos>");
     const eos = codec.tokenToId(settings.eosToken ?? "<eos>");
-    if (bos === null || eos === null) throw new TokenizerError(`${settings.source}: vocabulary has no <bos> or <eos> token; not a Gemma tokenizer`);
+    if (bos === null || eos === null)
+      throw new TokenizerError(`${settings.source}: vocabulary has no <bos> or <eos> token; not a Gemma tokenizer`);
     this.bosTokenId = bos;
     this.eosTokenId = eos;
     this.startOfTurnId = codec.tokenToId("<start_of_turn>");

@@ -19,7 +19,10 @@ import type { Linear } from "./ops.js";
 import type { AdamW } from "./optimizer.js";
 
 export interface SaveOptions {
-  /** A folder whose tokenizer.json / tokenizer_config.json / tokenizer.gguf are copied in, or a GGUF vocabulary file (copied as tokenizer.gguf). */
+  /**
+   * A folder whose tokenizer.json / tokenizer_config.json / tokenizer.gguf are copied in, or a GGUF
+   * vocabulary file (copied as tokenizer.gguf).
+   */
   tokenizerDir?: string;
   optimizer?: AdamW;
   /** Anything the trainer needs to resume (step, settings, losses so far). */
@@ -42,14 +45,20 @@ export async function saveTrainedModel(dir: string, model: TrainableGemma, optio
   const staging = join(dir, STAGING);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging);
-  const tensors: NamedTensor[] = [...model.params].map(([name, p]) => ({ name, dtype: "f32", shape: model.shapes.get(name)!, data: Float32Array.from(p) }));
+  const tensors: NamedTensor[] = [...model.params].map(([name, p]) => ({
+    name,
+    dtype: "f32",
+    shape: model.shapes.get(name)!,
+    data: Float32Array.from(p),
+  }));
   await writeFile(join(staging, "model.safetensors"), encodeSafetensors(tensors));
   await writeFile(join(staging, "config.json"), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
   if (options.tokenizerDir?.endsWith(".gguf")) {
     await writeFile(join(staging, "tokenizer.gguf"), await vocabularyOnlyGguf(options.tokenizerDir));
   } else if (options.tokenizerDir) {
     for (const file of ["tokenizer.json", "tokenizer_config.json", "tokenizer.gguf"]) {
-      if (await stat(join(options.tokenizerDir, file)).catch(() => null)) await copyFile(join(options.tokenizerDir, file), join(staging, file));
+      if (await stat(join(options.tokenizerDir, file)).catch(() => null))
+        await copyFile(join(options.tokenizerDir, file), join(staging, file));
     }
   }
   if (options.optimizer) {
@@ -58,7 +67,11 @@ export async function saveTrainedModel(dir: string, model: TrainableGemma, optio
     for (const [name, v] of options.optimizer.v) moments.push({ name: `v.${name}`, dtype: "f32", shape: [v.length], data: v });
     await writeFile(join(staging, "optimizer.safetensors"), encodeSafetensors(moments));
   }
-  if (options.state) await writeFile(join(staging, "trainer_state.json"), `${JSON.stringify({ ...options.state, optimizerStep: options.optimizer?.step ?? 0 }, null, 2)}\n`);
+  if (options.state)
+    await writeFile(
+      join(staging, "trainer_state.json"),
+      `${JSON.stringify({ ...options.state, optimizerStep: options.optimizer?.step ?? 0 }, null, 2)}\n`,
+    );
   await writeFile(join(staging, COMPLETE), "");
   await finishInterruptedSave(dir);
 }
@@ -105,7 +118,8 @@ export async function loadTrainable(path: string, kind: ArrayKind = "f32", linea
       const location = checkpoint.tensor(name);
       if (!location) throw new CheckpointError(`${path}: missing tensor ${name}`, path, name);
       const t = await location.file.readTensor(name);
-      if (t.shape.join() !== shape.join()) throw new CheckpointError(`${path}: tensor ${name} has shape [${t.shape}], expected [${shape}]`, path, name);
+      if (t.shape.join() !== shape.join())
+        throw new CheckpointError(`${path}: tensor ${name} has shape [${t.shape}], expected [${shape}]`, path, name);
       const cols = t.shape.at(-1)!;
       const rows = t.shape.length === 2 ? t.shape[0]! : 1;
       const values = new Float32Array(rows * cols);
@@ -129,7 +143,10 @@ export async function loadTrainerState(dir: string, optimizer: AdamW): Promise<R
     state = JSON.parse(await readFile(statePath, "utf8")) as Record<string, unknown>;
     if (typeof state !== "object" || state === null || !Number.isInteger(state["step"])) throw new Error("no integer step");
   } catch (e) {
-    throw new CheckpointError(`${statePath}: not a valid trainer state (${(e as Error).message}); the run cannot be resumed from it`, statePath);
+    throw new CheckpointError(
+      `${statePath}: not a valid trainer state (${(e as Error).message}); the run cannot be resumed from it`,
+      statePath,
+    );
   }
   const file = await SafetensorsFile.open(await NodeFileSource.open(join(dir, "optimizer.safetensors")));
   try {

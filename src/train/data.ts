@@ -22,9 +22,14 @@ export class DataError extends GemmaError {
   override name = "DataError";
 }
 
-export async function loadTextDataset(path: string, tokenizer: GemmaTokenizer, seqLen: number, validationFraction = 0.1): Promise<TextDataset> {
+export async function loadTextDataset(
+  path: string,
+  tokenizer: GemmaTokenizer,
+  seqLen: number,
+  validationFraction = 0.1,
+): Promise<TextDataset> {
   const info = await stat(path).catch(() => null);
-  if (!info || !info.isFile()) throw new DataError(`${path}: no such data file`);
+  if (!info?.isFile()) throw new DataError(`${path}: no such data file`);
   const bytes = await readFile(path);
   const text = bytes.toString("utf8");
   if (text.trim().length === 0) throw new DataError(`${path}: the data file is empty`);
@@ -33,11 +38,20 @@ export async function loadTextDataset(path: string, tokenizer: GemmaTokenizer, s
   const train = windows(ids.slice(0, split), seqLen, tokenizer.bosTokenId);
   const validation = windows(ids.slice(split), seqLen, tokenizer.bosTokenId);
   if (train.length === 0) {
-    throw new DataError(`${path}: ${ids.length} tokens are too few for one training sequence of ${seqLen} tokens (after holding out ${Math.round(validationFraction * 100)}% for validation); use a smaller --seq-len or more text`);
+    throw new DataError(
+      `${path}: ${ids.length} tokens are too few for one training sequence of ${seqLen} tokens (after holding out ` +
+        `${Math.round(validationFraction * 100)}% for validation); use a smaller --seq-len or more text`,
+    );
   }
   const tokensHash = createHash("sha256");
   for (const w of train) tokensHash.update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
-  return { train, validation, sha256: createHash("sha256").update(bytes).digest("hex"), tokensSha256: tokensHash.digest("hex"), tokens: ids.length };
+  return {
+    train,
+    validation,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    tokensSha256: tokensHash.digest("hex"),
+    tokens: ids.length,
+  };
 }
 
 /** Non-overlapping windows of seqLen tokens, each prefixed with <bos> (seqLen + 1 ids). */

@@ -36,7 +36,8 @@ export async function loadChatExamples(path: string, tokenizer: GemmaTokenizer, 
     let messages: ChatMessage[];
     try {
       const parsed = JSON.parse(line) as { messages?: unknown };
-      if (!Array.isArray(parsed.messages) || parsed.messages.length === 0) throw new Error('expected {"messages": [{"role", "content"}, ...]}');
+      if (!Array.isArray(parsed.messages) || parsed.messages.length === 0)
+        throw new Error('expected {"messages": [{"role", "content"}, ...]}');
       messages = parsed.messages as ChatMessage[];
     } catch (e) {
       throw new DataError(`${where}: ${(e as Error).message}`);
@@ -77,7 +78,12 @@ export interface LoraLog {
 }
 
 /** Trains the model's adapters (added beforehand with addLora) on chat examples. */
-export function trainLora(model: TrainableGemma, examples: ChatExample[], settings: LoraSettings, onStep?: (log: LoraLog) => void): LoraLog[] {
+export function trainLora(
+  model: TrainableGemma,
+  examples: ChatExample[],
+  settings: LoraSettings,
+  onStep?: (log: LoraLog) => void,
+): LoraLog[] {
   const { params, grads, shapes } = model.adapterTensors();
   if (params.size === 0) throw new GemmaError("trainLora needs adapters: call addLora first");
   const optimizer = new AdamW({ ...DEFAULT_ADAMW, lr: settings.lr, weightDecay: 0 }, shapes);
@@ -99,10 +105,20 @@ export function trainLora(model: TrainableGemma, examples: ChatExample[], settin
 
 const PEFT_PREFIX = "base_model.model.";
 
-export async function saveLoraAdapter(dir: string, model: TrainableGemma, settings: Pick<LoraSettings, "rank" | "alpha">, baseModel: string): Promise<void> {
+export async function saveLoraAdapter(
+  dir: string,
+  model: TrainableGemma,
+  settings: Pick<LoraSettings, "rank" | "alpha">,
+  baseModel: string,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { params, shapes } = model.adapterTensors();
-  const tensors: NamedTensor[] = [...params].map(([name, p]) => ({ name: `${PEFT_PREFIX}${name}.weight`, dtype: "f32", shape: shapes.get(name)!, data: Float32Array.from(p) }));
+  const tensors: NamedTensor[] = [...params].map(([name, p]) => ({
+    name: `${PEFT_PREFIX}${name}.weight`,
+    dtype: "f32",
+    shape: shapes.get(name)!,
+    data: Float32Array.from(p),
+  }));
   await writeFile(join(dir, "adapter_model.safetensors"), encodeSafetensors(tensors));
   const modules = [...new Set([...model.adapters.keys()].map((n) => /\.(\w+_proj)\.weight$/.exec(n)![1]!))];
   const config = {

@@ -23,7 +23,15 @@ export interface TeacherTopK {
  * Next-token cross-entropy: rows [tokens, vocab], targets[t] the id after position t. With a
  * `mask`, only positions whose mask is non-zero are scored (chat fine-tuning scores model turns).
  */
-export function crossEntropy(grad: Vec | null, logits: Vec, targets: ArrayLike<number>, tokens: number, vocab: number, weight = 1, mask?: ArrayLike<number>): number {
+export function crossEntropy(
+  grad: Vec | null,
+  logits: Vec,
+  targets: ArrayLike<number>,
+  tokens: number,
+  vocab: number,
+  weight = 1,
+  mask?: ArrayLike<number>,
+): number {
   // One pass for the max, one for exp (kept for the gradient): softmax over 256k entries is the
   // costliest part of a small model's step, so each exp is computed once.
   const e = new Float64Array(vocab);

@@ -106,7 +106,8 @@ export class TrainableGemma {
     readonly kind: ArrayKind = "f32",
     private readonly linear = new Linear(),
   ) {
-    if (config.family !== "gemma2") throw new ConfigError(`training supports Gemma 2 configs (model_type "gemma2"), found ${config.family}`);
+    if (config.family !== "gemma2")
+      throw new ConfigError(`training supports Gemma 2 configs (model_type "gemma2"), found ${config.family}`);
     if (config.activation !== "gelu_tanh") throw new ConfigError("training supports the tanh GELU (gelu_pytorch_tanh) only");
     this.shapes = expectedTensors(config);
     for (const [name, shape] of this.shapes) {
@@ -141,7 +142,14 @@ export class TrainableGemma {
       const [out, inDim] = shape as [number, number];
       const bound = 1 / Math.sqrt(inDim);
       const a = this.alloc(rank * inDim).map(() => bound * (2 * rng.next() - 1));
-      this.adapters.set(name, { a, b: this.alloc(out * rank), gradA: this.alloc(rank * inDim), gradB: this.alloc(out * rank), rank, scale: alpha / rank });
+      this.adapters.set(name, {
+        a,
+        b: this.alloc(out * rank),
+        gradA: this.alloc(rank * inDim),
+        gradB: this.alloc(out * rank),
+        rank,
+        scale: alpha / rank,
+      });
     }
   }
 
@@ -193,7 +201,16 @@ export class TrainableGemma {
     lowRank.set(name, xa);
   }
 
-  private projectBackward(dx: Vec, dout: Vec, x: Vec, name: string, tokens: number, inDim: number, outDim: number, lowRank: Map<string, Vec>): void {
+  private projectBackward(
+    dx: Vec,
+    dout: Vec,
+    x: Vec,
+    name: string,
+    tokens: number,
+    inDim: number,
+    outDim: number,
+    lowRank: Map<string, Vec>,
+  ): void {
     this.linear.backward(dx, this.frozen ? null : this.grads.get(name)!, dout, x, this.params.get(name)!, tokens, inDim, outDim);
     const ad = this.adapters.get(name);
     if (!ad) return;
@@ -322,7 +339,15 @@ export class TrainableGemma {
     return { logits, caches, finalNormed, finalRstd, residual: x };
   }
 
-  private backward(ids: readonly number[], dLogits: Vec, logits: Vec, caches: LayerCache[], finalNormed: Vec, finalRstd: Vec, residual: Vec): void {
+  private backward(
+    ids: readonly number[],
+    dLogits: Vec,
+    logits: Vec,
+    caches: LayerCache[],
+    finalNormed: Vec,
+    finalRstd: Vec,
+    residual: Vec,
+  ): void {
     const c = this.config;
     const T = ids.length;
     const D = c.dModel;
@@ -333,7 +358,16 @@ export class TrainableGemma {
     const g = (name: string) => this.grads.get(name)!;
     if (c.finalSoftcap !== null) softcapBackward(dLogits, logits, dLogits.length, c.finalSoftcap);
     const dFinal = this.alloc(T * D);
-    this.linear.backward(dFinal, this.frozen ? null : g("model.embed_tokens.weight"), dLogits, finalNormed, p("model.embed_tokens.weight"), T, D, c.vocabSize);
+    this.linear.backward(
+      dFinal,
+      this.frozen ? null : g("model.embed_tokens.weight"),
+      dLogits,
+      finalNormed,
+      p("model.embed_tokens.weight"),
+      T,
+      D,
+      c.vocabSize,
+    );
     let dx = this.alloc(T * D);
     rmsnormBackward(dx, g("model.norm.weight"), dFinal, residual, p("model.norm.weight"), finalRstd, T, D);
 
@@ -343,7 +377,16 @@ export class TrainableGemma {
       // x_out = middle + postnorm(down): dx flows to middle and through the post-FFN norm.
       const dMiddle = Float64Array.from(dx) as Vec;
       const dDown = this.alloc(T * D);
-      rmsnormBackward(dDown, g(`${pre}post_feedforward_layernorm.weight`), dx, cache.down, p(`${pre}post_feedforward_layernorm.weight`), cache.rstd4, T, D);
+      rmsnormBackward(
+        dDown,
+        g(`${pre}post_feedforward_layernorm.weight`),
+        dx,
+        cache.down,
+        p(`${pre}post_feedforward_layernorm.weight`),
+        cache.rstd4,
+        T,
+        D,
+      );
       const dMixed = this.alloc(T * c.ffnDim);
       this.projectBackward(dMixed, dDown, cache.mixed, `${pre}mlp.down_proj.weight`, T, c.ffnDim, D, cache.lowRank);
       const dGate = this.alloc(T * c.ffnDim);
@@ -352,11 +395,29 @@ export class TrainableGemma {
       const dNormed3 = this.alloc(T * D);
       this.projectBackward(dNormed3, dGate, cache.normed3, `${pre}mlp.gate_proj.weight`, T, D, c.ffnDim, cache.lowRank);
       this.projectBackward(dNormed3, dUp, cache.normed3, `${pre}mlp.up_proj.weight`, T, D, c.ffnDim, cache.lowRank);
-      rmsnormBackward(dMiddle, g(`${pre}pre_feedforward_layernorm.weight`), dNormed3, cache.middle, p(`${pre}pre_feedforward_layernorm.weight`), cache.rstd3, T, D);
+      rmsnormBackward(
+        dMiddle,
+        g(`${pre}pre_feedforward_layernorm.weight`),
+        dNormed3,
+        cache.middle,
+        p(`${pre}pre_feedforward_layernorm.weight`),
+        cache.rstd3,
+        T,
+        D,
+      );
       // middle = input + postnorm(projected)
       const dInput = Float64Array.from(dMiddle) as Vec;
       const dProjected = this.alloc(T * D);
-      rmsnormBackward(dProjected, g(`${pre}post_attention_layernorm.weight`), dMiddle, cache.projected, p(`${pre}post_attention_layernorm.weight`), cache.rstd2, T, D);
+      rmsnormBackward(
+        dProjected,
+        g(`${pre}post_attention_layernorm.weight`),
+        dMiddle,
+        cache.projected,
+        p(`${pre}post_attention_layernorm.weight`),
+        cache.rstd2,
+        T,
+        D,
+      );
       const dAttn = this.alloc(T * qDim);
       this.projectBackward(dAttn, dProjected, cache.attn, `${pre}self_attn.o_proj.weight`, T, qDim, D, cache.lowRank);
       const dq = this.alloc(T * qDim);
@@ -369,7 +430,16 @@ export class TrainableGemma {
       this.projectBackward(dNormed1, dq, cache.normed1, `${pre}self_attn.q_proj.weight`, T, D, qDim, cache.lowRank);
       this.projectBackward(dNormed1, dk, cache.normed1, `${pre}self_attn.k_proj.weight`, T, D, kvDim, cache.lowRank);
       this.projectBackward(dNormed1, dv, cache.normed1, `${pre}self_attn.v_proj.weight`, T, D, kvDim, cache.lowRank);
-      rmsnormBackward(dInput, g(`${pre}input_layernorm.weight`), dNormed1, cache.input, p(`${pre}input_layernorm.weight`), cache.rstd1, T, D);
+      rmsnormBackward(
+        dInput,
+        g(`${pre}input_layernorm.weight`),
+        dNormed1,
+        cache.input,
+        p(`${pre}input_layernorm.weight`),
+        cache.rstd1,
+        T,
+        D,
+      );
       dx = this.kind === "f32" ? Float32Array.from(dInput) : dInput;
     }
     if (!this.frozen) embeddingBackward(g("model.embed_tokens.weight"), dx, ids, D, this.embedScale);

@@ -51,7 +51,10 @@ export class Linear {
   backward(dx: Vec | null, dw: Vec | null, dout: Vec, x: Vec, w: Vec, tokens: number, inDim: number, outDim: number): void {
     if (dx) {
       let wt = this.transposed.get(w);
-      if (!wt) this.transposed.set(w, (wt = transpose(w, outDim, inDim)));
+      if (!wt) {
+        wt = transpose(w, outDim, inDim);
+        this.transposed.set(w, wt);
+      }
       this.nt(dx, dout, wt, tokens, outDim, inDim, true);
     }
     if (dw) this.nt(dw, transpose(dout, tokens, outDim), transpose(x, tokens, inDim), outDim, tokens, inDim, true);
@@ -173,7 +176,18 @@ export function attentionForward(out: Vec, probs: Vec, capped: Vec, q: Vec, k: V
   }
 }
 
-export function attentionBackward(dq: Vec, dk: Vec, dv: Vec, dout: Vec, probs: Vec, capped: Vec, q: Vec, k: Vec, v: Vec, a: AttentionShape): void {
+export function attentionBackward(
+  dq: Vec,
+  dk: Vec,
+  dv: Vec,
+  dout: Vec,
+  probs: Vec,
+  capped: Vec,
+  q: Vec,
+  k: Vec,
+  v: Vec,
+  a: AttentionShape,
+): void {
   const { tokens: T, nHeads, nKvHeads, headDim: D, scale, softcap, window } = a;
   const group = nHeads / nKvHeads;
   const dp = new Float64Array(T);

@@ -35,7 +35,15 @@ export class TargetsError extends GemmaError {
 const recordBytes = (m: Pick<TargetsMeta, "seqLen" | "topK">) => m.seqLen * m.topK * 8;
 
 /** The k largest probabilities of a softmax over one row of logits, ids and probabilities. */
-export function topKProbabilities(logits: Float32Array, offset: number, vocab: number, k: number, ids: Int32Array, probs: Float32Array, at: number): void {
+export function topKProbabilities(
+  logits: Float32Array,
+  offset: number,
+  vocab: number,
+  k: number,
+  ids: Int32Array,
+  probs: Float32Array,
+  at: number,
+): void {
   let max = -Infinity;
   for (let i = 0; i < vocab; i++) max = Math.max(max, logits[offset + i]!);
   let sum = 0;
@@ -76,15 +84,29 @@ export async function writeTeacherTargets(
 ): Promise<TargetsMeta> {
   const { dir, topK, seqLen } = options;
   const vocab = teacher.config.vocabSize;
-  if (!Number.isInteger(topK) || topK < 1 || topK > vocab) throw new TargetsError(`--top-k must be between 1 and the vocabulary size ${vocab}, got ${topK}`);
-  const meta: TargetsMeta = { format: TARGETS_FORMAT, version: 1, topK, seqLen, vocabSize: vocab, sequences: data.train.length, dataSha256: data.sha256, tokensSha256: data.tokensSha256, teacher: teacherName };
+  if (!Number.isInteger(topK) || topK < 1 || topK > vocab)
+    throw new TargetsError(`--top-k must be between 1 and the vocabulary size ${vocab}, got ${topK}`);
+  const meta: TargetsMeta = {
+    format: TARGETS_FORMAT,
+    version: 1,
+    topK,
+    seqLen,
+    vocabSize: vocab,
+    sequences: data.train.length,
+    dataSha256: data.sha256,
+    tokensSha256: data.tokensSha256,
+    teacher: teacherName,
+  };
   await mkdir(dir, { recursive: true });
   const metaPath = join(dir, "meta.json");
   const binPath = join(dir, "targets.bin");
   const existing = await readMeta(dir).catch(() => null);
   if (existing) {
     for (const key of ["topK", "seqLen", "vocabSize", "sequences", "dataSha256", "tokensSha256"] as const) {
-      if (existing[key] !== meta[key]) throw new TargetsError(`${dir} holds targets for a different run (${key} ${existing[key]} ≠ ${meta[key]}); use a new --out folder`);
+      if (existing[key] !== meta[key]) {
+        const differs = `${key} ${existing[key]} ≠ ${meta[key]}`;
+        throw new TargetsError(`${dir} holds targets for a different run (${differs}); use a new --out folder`);
+      }
     }
   } else {
     await writeFile(metaPath, `${JSON.stringify(meta, null, 2)}\n`);
@@ -131,11 +153,15 @@ export class TeacherTargets {
       throw e instanceof TargetsError ? e : new TargetsError(`${dir}: no teacher targets here (${e.message})`);
     });
     if (meta.vocabSize !== expect.vocabSize) {
-      throw new TargetsError(`${dir}: the targets were made by a teacher with a vocabulary of ${meta.vocabSize} tokens, but the student has ${expect.vocabSize}`);
+      throw new TargetsError(
+        `${dir}: the targets were made by a teacher with a vocabulary of ${meta.vocabSize} tokens, but the student has ${expect.vocabSize}`,
+      );
     }
     if (meta.seqLen !== expect.seqLen) throw new TargetsError(`${dir}: the targets are for --seq-len ${meta.seqLen}, not ${expect.seqLen}`);
     if (meta.dataSha256 !== expect.data.sha256 || meta.sequences !== expect.data.train.length) {
-      throw new TargetsError(`${dir}: the targets were made from different data (sha256 ${meta.dataSha256.slice(0, 12)}…, ${meta.sequences} sequences)`);
+      throw new TargetsError(
+        `${dir}: the targets were made from different data (sha256 ${meta.dataSha256.slice(0, 12)}…, ${meta.sequences} sequences)`,
+      );
     }
     if (meta.tokensSha256 !== expect.data.tokensSha256) {
       throw new TargetsError(`${dir}: the targets were made with a different tokenizer (the same text tokenizes to other ids)`);

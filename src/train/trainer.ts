@@ -81,7 +81,11 @@ export class Trainer {
     for (const index of this.batchOf(this.step)) {
       const window = this.data.train[index]!;
       const ids = Array.from(window.subarray(0, T));
-      const target = { nextTokens: window.subarray(1, T + 1), alpha: settings.alpha, ...(this.targets ? { teacher: this.targets.sequence(index) } : {}) };
+      const target = {
+        nextTokens: window.subarray(1, T + 1),
+        alpha: settings.alpha,
+        ...(this.targets ? { teacher: this.targets.sequence(index) } : {}),
+      };
       const parts = model.lossAndBackward(ids, target, scale);
       loss += parts.total;
       nextToken += parts.nextToken;

@@ -28,7 +28,10 @@ export async function openCheckpointFolder(path: string): Promise<Checkpoint> {
 function opener(path: string, indexPath?: string): () => Promise<NodeFileSource> {
   return () =>
     NodeFileSource.open(path).catch((e: NodeJS.ErrnoException) => {
-      throw new CheckpointError(`${path}: cannot open (${e.code ?? e.message})${indexPath ? `; listed in ${basename(indexPath)}` : ""}`, path);
+      throw new CheckpointError(
+        `${path}: cannot open (${e.code ?? e.message})${indexPath ? `; listed in ${basename(indexPath)}` : ""}`,
+        path,
+      );
     });
 }
 

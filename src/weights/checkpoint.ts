@@ -46,7 +46,12 @@ export class Checkpoint implements TensorSource {
         files.push(file);
         for (const entry of file.tensors.values()) {
           const seen = index.get(entry.name);
-          if (seen) throw new CheckpointError(`tensor ${entry.name} appears in both ${seen.file.source.name} and ${source.name}`, source.name, entry.name);
+          if (seen)
+            throw new CheckpointError(
+              `tensor ${entry.name} appears in both ${seen.file.source.name} and ${source.name}`,
+              source.name,
+              entry.name,
+            );
           index.set(entry.name, { file, entry });
         }
       }
@@ -85,7 +90,11 @@ export function shardNamesFromIndex(text: string, indexName: string): string[] {
   const shards = new Set<string>();
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
     if (typeof file !== "string" || file === "" || file.includes("/") || file.includes("\\") || file === "." || file === "..") {
-      throw new CheckpointError(`${indexName}: weight_map entry for ${tensor} must be a file name in the same folder, found ${JSON.stringify(file)}`, indexName, tensor);
+      throw new CheckpointError(
+        `${indexName}: weight_map entry for ${tensor} must be a file name in the same folder, found ${JSON.stringify(file)}`,
+        indexName,
+        tensor,
+      );
     }
     shards.add(file);
   }

@@ -10,16 +10,33 @@ export type MatrixDtype = WeightDtype | "q8_0" | "q4_0";
 
 /** Byte size of every safetensors dtype, so headers can be validated even for tensors we skip. */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 export function weightDtypeOf(safetensorsDtype: string): WeightDtype | null {
   switch (safetensorsDtype) {
-    case "F32": return "f32";
-    case "F16": return "f16";
-    case "BF16": return "bf16";
-    default: return null;
+    case "F32":
+      return "f32";
+    case "F16":
+      return "f16";
+    case "BF16":
+      return "bf16";
+    default:
+      return null;
   }
 }
 
@@ -67,12 +84,12 @@ export function f32ToF16(value: number): number {
     const half = 1 << (shift - 1);
     let rounded = mant >>> shift;
     const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (rounded & 1))) rounded++;
+    if (rest > half || (rest === half && rounded & 1)) rounded++;
     return sign | rounded;
   }
   let rounded = mant >>> 13;
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (rounded & 1))) {
+  if (rest > 0x1000 || (rest === 0x1000 && rounded & 1)) {
     rounded++;
     if (rounded === 0x400) {
       rounded = 0;

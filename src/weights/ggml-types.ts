@@ -30,7 +30,14 @@ const TYPES: ReadonlyMap<number, GgmlType> = new Map([
 ]);
 
 export const GGML_TYPE_ID = {
-  F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30,
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q8_0: 8,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  BF16: 30,
 } as const;
 
 export function ggmlType(id: number): GgmlType | undefined {

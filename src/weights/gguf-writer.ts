@@ -66,8 +66,12 @@ export function ggufParts(metadata: Record<string, GgufValue>, tensors: readonly
   let headerBytes = head.length;
   for (const t of tensors) {
     const type = ggmlType(GGML_TYPE_ID[t.type])!;
-    const bytes = ggmlBytes(type, t.shape.reduce((a, b) => a * b, 1));
-    if (bytes !== t.data.byteLength) throw new Error(`${t.name}: ${t.type} [${t.shape.join(", ")}] needs ${bytes} bytes, got ${t.data.byteLength}`);
+    const bytes = ggmlBytes(
+      type,
+      t.shape.reduce((a, b) => a * b, 1),
+    );
+    if (bytes !== t.data.byteLength)
+      throw new Error(`${t.name}: ${t.type} [${t.shape.join(", ")}] needs ${bytes} bytes, got ${t.data.byteLength}`);
     const info = tensorInfo(t, offset);
     parts.push(info);
     headerBytes += info.length;

@@ -44,8 +44,18 @@ export class GgufFile {
     // The spec: a multiple of 8 (32 by default); a power of two because offsets are padded to it.
     // An unchecked 2^31 overflowed the parser's padding to a negative offset that passed the bounds.
     const alignment = (parsed.metadata as Record<string, unknown>)["general.alignment"];
-    if (alignment !== undefined && (typeof alignment !== "number" || !Number.isInteger(alignment) || alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)) !== 0)) {
-      throw new CheckpointError(`${name}: general.alignment ${JSON.stringify(alignment)} is not a power of two from 8 to 65536; corrupt file`, name);
+    if (
+      alignment !== undefined &&
+      (typeof alignment !== "number" ||
+        !Number.isInteger(alignment) ||
+        alignment < 8 ||
+        alignment > 65536 ||
+        (alignment & (alignment - 1)) !== 0)
+    ) {
+      throw new CheckpointError(
+        `${name}: general.alignment ${JSON.stringify(alignment)} is not a power of two from 8 to 65536; corrupt file`,
+        name,
+      );
     }
     const align = typeof alignment === "number" ? alignment : 32;
     const dataStart = Number(parsed.tensorDataOffset);
@@ -160,7 +170,10 @@ function rangeFetch(source: ByteSource): typeof fetch {
     const from = match ? Math.min(Number(match[1]), source.size) : 0;
     const to = match ? Math.min(Number(match[2]) + 1, source.size) : source.size;
     const body = await source.read(from, to - from, new Uint8Array(new ArrayBuffer(to - from)));
-    return new Response(body.buffer as ArrayBuffer, { status: 206, headers: { "content-range": `bytes ${from}-${to - 1}/${source.size}` } });
+    return new Response(body.buffer as ArrayBuffer, {
+      status: 206,
+      headers: { "content-range": `bytes ${from}-${to - 1}/${source.size}` },
+    });
   }) as typeof fetch;
 }
 
@@ -196,7 +209,8 @@ export class GgufMetadataReader {
 
   string(key: string): string {
     const v = this.metadata[key];
-    if (typeof v !== "string") throw new CheckpointError(`${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : "must be a string"}`, this.source);
+    if (typeof v !== "string")
+      throw new CheckpointError(`${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : "must be a string"}`, this.source);
     return v;
   }
 
@@ -228,7 +242,10 @@ export class GgufMetadataReader {
   array<T extends "string" | "number">(key: string, kind: T): (T extends "string" ? string : number)[] {
     const v = this.metadata[key];
     if (!Array.isArray(v) || !v.every((x) => typeof x === kind)) {
-      throw new CheckpointError(`${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : `must be a list of ${kind}s`}`, this.source);
+      throw new CheckpointError(
+        `${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : `must be a list of ${kind}s`}`,
+        this.source,
+      );
     }
     return v as (T extends "string" ? string : number)[];
   }

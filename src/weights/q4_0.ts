@@ -28,10 +28,10 @@ export function quantizeQ4_0Row(values: Float32Array, out: Uint8Array, offset: n
     out[at] = bits & 0xff;
     out[at + 1] = bits >>> 8;
     const nibble = (v: number) => Math.min(15, Math.trunc(v * inverse + 8.5));
-    for (let j = 0; j < 16; j++) out[at + Q4_0.quantsOffset + j] = nibble(values[b * Q4_0_BLOCK + j]!) | (nibble(values[b * Q4_0_BLOCK + 16 + j]!) << 4);
+    for (let j = 0; j < 16; j++)
+      out[at + Q4_0.quantsOffset + j] = nibble(values[b * Q4_0_BLOCK + j]!) | (nibble(values[b * Q4_0_BLOCK + 16 + j]!) << 4);
   }
 }
-
 
 /** Block b of row r as 32 signed values (nibble − 8) and its scale. */
 export function q4_0Block(data: Uint8Array, r: number, b: number, cols: number, values: Int8Array): number {

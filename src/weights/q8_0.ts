@@ -33,7 +33,6 @@ export function quantizeQ8_0Row(values: Float32Array, out: Uint8Array, offset: n
   }
 }
 
-
 /** Row r of a Q8_0 matrix as f32 values in `out`. */
 export function dequantizeQ8_0Row(data: Uint8Array, r: number, cols: number, out: Float32Array): void {
   const table = f16LookupTable();

@@ -60,10 +60,16 @@ export class SafetensorsFile {
     const lengthBytes = await source.read(0, 8);
     const headerLength = Number(new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true));
     if (headerLength < 2 || headerLength > MAX_HEADER_BYTES) {
-      throw new CheckpointError(`${file}: header length ${headerLength} is not sane (expected 2..${MAX_HEADER_BYTES} bytes); not a safetensors file or corrupt`, file);
+      throw new CheckpointError(
+        `${file}: header length ${headerLength} is not sane (expected 2..${MAX_HEADER_BYTES} bytes); not a safetensors file or corrupt`,
+        file,
+      );
     }
     if (8 + headerLength > source.size) {
-      throw new CheckpointError(`${file}: header length ${headerLength} runs past the end of the ${source.size}-byte file (truncated or corrupt)`, file);
+      throw new CheckpointError(
+        `${file}: header length ${headerLength} runs past the end of the ${source.size}-byte file (truncated or corrupt)`,
+        file,
+      );
     }
     const headerText = new TextDecoder("utf-8", { fatal: false }).decode(await source.read(8, headerLength));
     let header: unknown;
@@ -97,7 +103,11 @@ export class SafetensorsFile {
     if (!entry) throw new CheckpointError(`${this.source.name}: no tensor named ${name}`, this.source.name, name);
     const dtype = weightDtypeOf(entry.dtype);
     if (!dtype) {
-      throw new CheckpointError(`${this.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16`, this.source.name, name);
+      throw new CheckpointError(
+        `${this.source.name}: tensor ${name} has dtype ${entry.dtype}; gemma-ts reads F32, F16 and BF16`,
+        this.source.name,
+        name,
+      );
     }
     const bytes = entry.end - entry.start;
     // A fresh ArrayBuffer per tensor keeps the typed-array views aligned.
@@ -119,7 +129,8 @@ function parseEntry(file: string, name: string, raw: unknown, dataSize: number):
   if (typeof raw !== "object" || raw === null) fail("header entry is not an object");
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== "string" || !(dtype in SAFETENSORS_DTYPE_BYTES)) fail(`unknown dtype ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
     fail(`data_offsets ${JSON.stringify(offsets)} must be two non-negative integers`);
   }
@@ -145,14 +156,26 @@ function checkCoverage(file: string, entries: TensorEntry[], dataStart: number, 
   let at = dataStart;
   for (const cur of sorted) {
     if (cur.start < at) {
-      throw new CheckpointError(`${file}: tensor ${cur.name} overlaps the tensor before it (bytes ${cur.start - dataStart}..${at - dataStart} of the data area)`, file, cur.name);
+      throw new CheckpointError(
+        `${file}: tensor ${cur.name} overlaps the tensor before it (bytes ${cur.start - dataStart}..${at - dataStart} of the data area)`,
+        file,
+        cur.name,
+      );
     }
     if (cur.start > at) {
-      throw new CheckpointError(`${file}: ${cur.start - at} bytes before tensor ${cur.name} belong to no tensor (data area offset ${at - dataStart}); the header length or offsets are wrong`, file, cur.name);
+      throw new CheckpointError(
+        `${file}: ${cur.start - at} bytes before tensor ${cur.name} belong to no tensor (data area offset ${at - dataStart}); the ` +
+          `header length or offsets are wrong`,
+        file,
+        cur.name,
+      );
     }
     at = cur.end;
   }
   if (at !== fileSize) {
-    throw new CheckpointError(`${file}: the tensors end at byte ${at} of the file but it has ${fileSize}; the header length or offsets are wrong (corrupt file?)`, file);
+    throw new CheckpointError(
+      `${file}: the tensors end at byte ${at} of the file but it has ${fileSize}; the header length or offsets are wrong (corrupt file?)`,
+      file,
+    );
   }
 }

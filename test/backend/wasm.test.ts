@@ -63,7 +63,12 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   }
 
   // Q8_0 rows are whole 32-value blocks; rows still odd.
-  for (const [rows, cols, seqLen] of [[1, 32, 1], [7, 64, 3], [33, 96, 5], [130, 288, 2]] as [number, number, number][]) {
+  for (const [rows, cols, seqLen] of [
+    [1, 32, 1],
+    [7, 64, 3],
+    [33, 96, 5],
+    [130, 288, 2],
+  ] as [number, number, number][]) {
     it(`matmul q8_0 [${rows}x${cols}] x ${seqLen} tokens (int8 activations, as llama.cpp)`, async () => {
       const { w, reference, x, actual } = await checkAgainstReference("q8_0", rows, cols, seqLen);
       assert.ok(w.data.buffer !== reference.data.buffer, "moved into wasm memory");
@@ -78,7 +83,11 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     });
   }
 
-  for (const [rows, cols, seqLen] of [[1, 32, 1], [7, 64, 3], [130, 288, 2]] as [number, number, number][]) {
+  for (const [rows, cols, seqLen] of [
+    [1, 32, 1],
+    [7, 64, 3],
+    [130, 288, 2],
+  ] as [number, number, number][]) {
     it(`matmul q4_0 [${rows}x${cols}] x ${seqLen} tokens`, async () => {
       const { reference, x, actual } = await checkAgainstReference("q4_0", rows, cols, seqLen);
       const floats = new Float32Array(rows * cols);

@@ -62,9 +62,15 @@ describe("browser loaders (in Node)", () => {
   after(() => server.close());
 
   const sameModel = async (browser: GemmaModel, node: GemmaModel, prompt: string) => {
-    assert.deepEqual(await browser.logits(ids.filter((id) => id < node.config.vocabSize)), await node.logits(ids.filter((id) => id < node.config.vocabSize)));
+    assert.deepEqual(
+      await browser.logits(ids.filter((id) => id < node.config.vocabSize)),
+      await node.logits(ids.filter((id) => id < node.config.vocabSize)),
+    );
     const options = { maxTokens: 12, seed: 3 };
-    assert.equal(await browser.generate([{ role: "user", content: prompt }], options).complete(), await node.generate([{ role: "user", content: prompt }], options).complete());
+    assert.equal(
+      await browser.generate([{ role: "user", content: prompt }], options).complete(),
+      await node.generate([{ role: "user", content: prompt }], options).complete(),
+    );
   };
 
   it("loads a GGUF by URL through range requests, exactly as from disk", async () => {
@@ -110,7 +116,10 @@ describe("browser loaders (in Node)", () => {
       return true;
     });
     await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/`, { cache: null }), jsKernels), /no config\.json/);
-    await assert.rejects(loadModelFromFiles(urlFiles(`${server.url}models/absent.gguf`, { cache: null }), jsKernels), /absent\.gguf: HTTP 404/);
+    await assert.rejects(
+      loadModelFromFiles(urlFiles(`${server.url}models/absent.gguf`, { cache: null }), jsKernels),
+      /absent\.gguf: HTTP 404/,
+    );
     await assert.rejects(loadModelFromFiles(pickedFiles([new File(["{}"], "notes.txt")]), jsKernels), /no config\.json/);
   });
 
@@ -125,10 +134,20 @@ describe("browser loaders (in Node)", () => {
       const origin = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
       const url = modelAddress("org/model/kjv.gguf", server.url, origin);
       const gated = await loadModelFromFiles(urlFiles(url, { cache: null, authorization: { origin, token: "hf_secret" } }), jsKernels);
-      assert.equal(await gated.generate("And God said", { maxTokens: 8, seed: 2 }).complete(), await (await loadModel(BUNDLED_MODEL, { kernels: "js" })).generate("And God said", { maxTokens: 8, seed: 2 }).complete());
-      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null }), jsKernels), /HTTP 401 Unauthorized \(a gated or private model: give a Hugging Face token that has access to it\)/);
+      assert.equal(
+        await gated.generate("And God said", { maxTokens: 8, seed: 2 }).complete(),
+        await (await loadModel(BUNDLED_MODEL, { kernels: "js" })).generate("And God said", { maxTokens: 8, seed: 2 }).complete(),
+      );
+      await assert.rejects(
+        loadModelFromFiles(urlFiles(url, { cache: null }), jsKernels),
+        /HTTP 401 Unauthorized \(a gated or private model: give a Hugging Face token that has access to it\)/,
+      );
       const elsewhere = { origin: "https://huggingface.co", token: "hf_secret" };
-      await assert.rejects(loadModelFromFiles(urlFiles(url, { cache: null, authorization: elsewhere }), jsKernels), /HTTP 401/, "the token is not sent to another origin");
+      await assert.rejects(
+        loadModelFromFiles(urlFiles(url, { cache: null, authorization: elsewhere }), jsKernels),
+        /HTTP 401/,
+        "the token is not sent to another origin",
+      );
     } finally {
       hub.close();
     }
@@ -143,8 +162,14 @@ describe("browser loaders (in Node)", () => {
     await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
     try {
       const base = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
-      await assert.rejects(loadModelFromFiles(urlFiles(`${base}/model.gguf`, { cache: null }), jsKernels), /does not answer range requests \(status 200\); turn on caching/);
-      await assert.rejects(loadModelFromFiles(urlFiles(`${base}/partial/model.gguf`, { cache: null }), jsKernels), /shows this page no Content-Range header \(CORS\)/);
+      await assert.rejects(
+        loadModelFromFiles(urlFiles(`${base}/model.gguf`, { cache: null }), jsKernels),
+        /does not answer range requests \(status 200\); turn on caching/,
+      );
+      await assert.rejects(
+        loadModelFromFiles(urlFiles(`${base}/partial/model.gguf`, { cache: null }), jsKernels),
+        /shows this page no Content-Range header \(CORS\)/,
+      );
     } finally {
       plain.close();
     }

@@ -14,7 +14,10 @@ describe("the page's model address", () => {
   it("turns Hub repo ids and their GGUF files into resolve URLs", () => {
     assert.equal(modelAddress("google/gemma-2-2b-it", page), "https://huggingface.co/google/gemma-2-2b-it/resolve/main/");
     assert.equal(modelAddress("google/gemma-2-2b-it@v1.0", page), "https://huggingface.co/google/gemma-2-2b-it/resolve/v1.0/");
-    assert.equal(modelAddress("org/repo-GGUF/sub dir/model-Q4_0.gguf", page), "https://huggingface.co/org/repo-GGUF/resolve/main/sub%20dir/model-Q4_0.gguf");
+    assert.equal(
+      modelAddress("org/repo-GGUF/sub dir/model-Q4_0.gguf", page),
+      "https://huggingface.co/org/repo-GGUF/resolve/main/sub%20dir/model-Q4_0.gguf",
+    );
     assert.equal(modelAddress("org/repo/m.gguf@abc", page, "http://hub.local"), "http://hub.local/org/repo/resolve/abc/m.gguf");
   });
 

@@ -20,7 +20,17 @@ describe("gemma-ts CLI", () => {
 
   it("generate --prompt-ids prints the reference greedy tokens for tiny_a", () => {
     const fixture = JSON.parse(readFileSync(`${FIXTURES}tiny_a/fixture.json`, "utf8"));
-    const r = cli(["generate", "--model", `${FIXTURES}tiny_a`, "--prompt-ids", fixture.input_ids.join(","), "-n", "16", "--temperature", "0"]);
+    const r = cli([
+      "generate",
+      "--model",
+      `${FIXTURES}tiny_a`,
+      "--prompt-ids",
+      fixture.input_ids.join(","),
+      "-n",
+      "16",
+      "--temperature",
+      "0",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), fixture.greedy.generated_ids.join(" "));
     assert.match(r.stderr, /24 prompt tokens, 16 generated .* finish: length/);
@@ -31,7 +41,10 @@ describe("gemma-ts CLI", () => {
     const r = cli(["generate", "--model", `${FIXTURES}rg_tiny`, "--prompt-ids", fixture.input_ids.join(","), "-n", "16", "-t", "0"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), fixture.greedy_tokens.join(" "));
-    assert.match(cli(["info", "--model", `${FIXTURES}rg_tiny`]).stdout, /RecurrentGemma .*\n.*4 recurrent RG-LRU width 64, 2 local attention with window 8/);
+    assert.match(
+      cli(["info", "--model", `${FIXTURES}rg_tiny`]).stdout,
+      /RecurrentGemma .*\n.*4 recurrent RG-LRU width 64, 2 local attention with window 8/,
+    );
   });
 
   it("generate --prompt streams text, the same for the same seed", () => {
@@ -70,7 +83,8 @@ describe("gemma-ts CLI", () => {
       assert.match(r.stdout, /--model <dir\|file\|repo>/);
       assert.match(r.stdout.replace(/\s+/g, " "), /default: the bundled demo model/);
     }
-    for (const command of ["bench", "train", "teacher-targets", "finetune", "pull", "web"]) assert.equal(cli([command, "--help"]).code, 0, command);
+    for (const command of ["bench", "train", "teacher-targets", "finetune", "pull", "web"])
+      assert.equal(cli([command, "--help"]).code, 0, command);
   });
 
   it("fails with one clear line and a non-zero exit on bad input", () => {
@@ -112,13 +126,36 @@ describe("gemma-ts generate --chat", () => {
 });
 
 describe("gemma-ts bench", () => {
-  interface Row { shape: string; weights: string; threads: number; test: string; tokensPerSecond: number; bandwidthFraction: number | null; peakRssMB: number; stateMB: number; position: number }
+  interface Row {
+    shape: string;
+    weights: string;
+    threads: number;
+    test: string;
+    tokensPerSecond: number;
+    bandwidthFraction: number | null;
+    peakRssMB: number;
+    stateMB: number;
+    position: number;
+  }
   it("reports speed and memory per position; RecurrentGemma's state stays flat, Gemma's KV cache grows", () => {
-    const r = cli(["bench", "--shape", "recurrentgemma-tiny", "--tests", "pp4,tg1@1k,tg1@8k,tg1@32k", "--threads", "1", "--no-bandwidth", "--json"]);
+    const r = cli([
+      "bench",
+      "--shape",
+      "recurrentgemma-tiny",
+      "--tests",
+      "pp4,tg1@1k,tg1@8k,tg1@32k",
+      "--threads",
+      "1",
+      "--no-bandwidth",
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const recurrent = JSON.parse(r.stdout) as { results: Row[] };
     const decodeRows = recurrent.results.filter((row) => row.test.startsWith("tg1@"));
-    assert.deepEqual(decodeRows.map((row) => row.position), [1024, 8192, 32768]);
+    assert.deepEqual(
+      decodeRows.map((row) => row.position),
+      [1024, 8192, 32768],
+    );
     assert.ok(decodeRows.every((row) => row.tokensPerSecond > 0 && row.bandwidthFraction === null));
     assert.equal(new Set(decodeRows.map((row) => row.stateMB)).size, 1);
     assert.equal(recurrent.results[0]!.test, "pp4");
@@ -136,7 +173,10 @@ describe("gemma-ts bench", () => {
     const out = JSON.parse(r.stdout) as { machine: string; bandwidthGBps: number; results: Row[] };
     assert.ok(out.bandwidthGBps > 0.1, `bandwidth ${out.bandwidthGBps}`);
     assert.match(out.machine, /node v/);
-    assert.deepEqual(out.results.map((row) => `${row.weights}/${row.threads}/${row.test}`), ["f32/1/pp8", "f32/1/tg4", "f32/2/pp8", "f32/2/tg4", "q8_0/1/pp8", "q8_0/1/tg4", "q8_0/2/pp8", "q8_0/2/tg4"]);
+    assert.deepEqual(
+      out.results.map((row) => `${row.weights}/${row.threads}/${row.test}`),
+      ["f32/1/pp8", "f32/1/tg4", "f32/2/pp8", "f32/2/tg4", "q8_0/1/pp8", "q8_0/1/tg4", "q8_0/2/pp8", "q8_0/2/tg4"],
+    );
     for (const row of out.results) {
       assert.equal(row.shape, "gemma2-tiny");
       assert.ok(row.tokensPerSecond > 0 && row.peakRssMB > 0);
@@ -158,15 +198,22 @@ describe("gemma-ts CLI on a GGUF file", () => {
     const { writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const dir = await writeTokenizerModel(33);
-    const chatTemplate = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template;
+    const chatTemplate = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string })
+      .chat_template;
     const ckpt = await openCheckpointFolder(dir);
     const config = await loadConfig(dir);
-    const bytes = await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "F32", vocabulary: { ...gemmaGgufVocab(), chatTemplate } });
+    const bytes = await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], {
+      matrixType: "F32",
+      vocabulary: { ...gemmaGgufVocab(), chatTemplate },
+    });
     await ckpt.close();
     const gguf = join(dir, "model-f32.gguf");
     writeFileSync(gguf, bytes);
 
-    for (const args of [["-p", "The weather today is"], ["--chat", "-p", "Tell me a joke"]]) {
+    for (const args of [
+      ["-p", "The weather today is"],
+      ["--chat", "-p", "Tell me a joke"],
+    ]) {
       const fromFolder = cli(["generate", "-m", dir, ...args, "-n", "12", "--seed", "9"]);
       const fromGguf = cli(["generate", "-m", gguf, ...args, "-n", "12", "--seed", "9"]);
       assert.equal(fromGguf.code, 0, fromGguf.stderr);

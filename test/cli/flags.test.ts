@@ -52,9 +52,11 @@ describe("every accepted CLI flag changes what happens", () => {
       system: ["--temperature", "0", "--chat", "--system", "Speak of Egypt."],
     };
     const out: Record<string, string> = {};
-    await Promise.all(Object.entries(variants).map(async ([name, flags]) => {
-      out[name] = (await ok([...GENERATE, ...flags])).stdout;
-    }));
+    await Promise.all(
+      Object.entries(variants).map(async ([name, flags]) => {
+        out[name] = (await ok([...GENERATE, ...flags])).stdout;
+      }),
+    );
     const differs = (a: string, b: string) => assert.notEqual(out[a], out[b], `${a} vs ${b}: ${JSON.stringify(out[a])}`);
     differs("greedy", "base");
     differs("seed", "base");
@@ -79,8 +81,15 @@ describe("every accepted CLI flag changes what happens", () => {
     const dir = mkdtempSync(join(tmpdir(), "gemma-ts-flags-"));
     const text = join(dir, "text.txt");
     writeFileSync(text, "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
-    const ppl = async (flags: string[]) => (JSON.parse((await ok(["perplexity", "--data", text, "--json", ...flags])).stdout) as { perplexity: number; tokens: number });
-    const [none, q8, q4, js, shortContext] = await Promise.all([ppl([]), ppl(["--quant", "q8_0"]), ppl(["--quant", "q4_0"]), ppl(["--backend", "js"]), ppl(["--context", "8", "--stride", "4"])]);
+    const ppl = async (flags: string[]) =>
+      JSON.parse((await ok(["perplexity", "--data", text, "--json", ...flags])).stdout) as { perplexity: number; tokens: number };
+    const [none, q8, q4, js, shortContext] = await Promise.all([
+      ppl([]),
+      ppl(["--quant", "q8_0"]),
+      ppl(["--quant", "q4_0"]),
+      ppl(["--backend", "js"]),
+      ppl(["--context", "8", "--stride", "4"]),
+    ]);
     assert.notEqual(q8.perplexity, none.perplexity, "--quant q8_0 changes the weights");
     assert.notEqual(q4.perplexity, q8.perplexity, "--quant q4_0 differs from q8_0");
     assert.ok(Math.abs(q8.perplexity / none.perplexity - 1) < 0.02, `q8_0 stays close: ${q8.perplexity} vs ${none.perplexity}`);
@@ -110,7 +119,19 @@ describe("every accepted CLI flag changes what happens", () => {
     const info = await cli(["info", "--quant", "q8_0"]);
     assert.equal(info.code, 1);
     assert.match(info.stderr, /unknown option '--quant'/);
-    const alpha = await cli(["train", "--config", "x.json", "--tokenizer", "t", "--data", "d.txt", "--alpha", "0.5", "--out", join(tmpdir(), "never")]);
+    const alpha = await cli([
+      "train",
+      "--config",
+      "x.json",
+      "--tokenizer",
+      "t",
+      "--data",
+      "d.txt",
+      "--alpha",
+      "0.5",
+      "--out",
+      join(tmpdir(), "never"),
+    ]);
     assert.equal(alpha.code, 1);
     assert.match(alpha.stderr, /--alpha weighs the distillation loss and needs --targets/);
   });

@@ -36,7 +36,9 @@ describe("CLI rough edges", () => {
   });
 
   it("generate into a pipe that closes early exits quietly", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "generate", "--prompt", "And God", "-n", "200", "--seed", "1"], { cwd: ROOT });
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "generate", "--prompt", "And God", "-n", "200", "--seed", "1"], {
+      cwd: ROOT,
+    });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
@@ -56,8 +58,30 @@ describe("CLI rough edges", () => {
 
   it("finetune takes a GGUF model; info names the tokenizer file a folder really has", () => {
     const dir = mkdtempSync(join(tmpdir(), "gemma-ts-ft-gguf-"));
-    writeFileSync(join(dir, "chat.jsonl"), `${JSON.stringify({ messages: [{ role: "user", content: "Who?" }, { role: "assistant", content: "God." }] })}\n`);
-    const ft = cli(["finetune", "--model", BUNDLED_MODEL, "--data", join(dir, "chat.jsonl"), "--lora-rank", "2", "--steps", "2", "--batch", "1", "--out", join(dir, "adapter")]);
+    writeFileSync(
+      join(dir, "chat.jsonl"),
+      `${JSON.stringify({
+        messages: [
+          { role: "user", content: "Who?" },
+          { role: "assistant", content: "God." },
+        ],
+      })}\n`,
+    );
+    const ft = cli([
+      "finetune",
+      "--model",
+      BUNDLED_MODEL,
+      "--data",
+      join(dir, "chat.jsonl"),
+      "--lora-rank",
+      "2",
+      "--steps",
+      "2",
+      "--batch",
+      "1",
+      "--out",
+      join(dir, "adapter"),
+    ]);
     assert.equal(ft.code, 0, ft.stderr);
     const withAdapter = cli(["perplexity", "--lora", join(dir, "adapter"), "--data", join(dir, "chat.jsonl"), "--json"]);
     const without = cli(["perplexity", "--data", join(dir, "chat.jsonl"), "--json"]);
@@ -69,8 +93,42 @@ describe("CLI rough edges", () => {
     const tok = join(dir, "tok");
     mkdirSync(tok);
     writeFileSync(join(dir, "text.txt"), "In the beginning God created the heaven and the earth. ".repeat(40));
-    writeFileSync(join(dir, "student.json"), JSON.stringify(tinyGemma2Json({ vocab_size: 4000, hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, query_pre_attn_scalar: 8, num_hidden_layers: 1, sliding_window: 8, max_position_embeddings: 64 })));
-    const trained = cli(["train", "--config", join(dir, "student.json"), "--tokenizer", BUNDLED_MODEL, "--data", join(dir, "text.txt"), "--seq-len", "16", "--batch", "1", "--steps", "2", "--backend", "js", "--out", folder]);
+    writeFileSync(
+      join(dir, "student.json"),
+      JSON.stringify(
+        tinyGemma2Json({
+          vocab_size: 4000,
+          hidden_size: 16,
+          intermediate_size: 32,
+          num_attention_heads: 2,
+          num_key_value_heads: 1,
+          head_dim: 8,
+          query_pre_attn_scalar: 8,
+          num_hidden_layers: 1,
+          sliding_window: 8,
+          max_position_embeddings: 64,
+        }),
+      ),
+    );
+    const trained = cli([
+      "train",
+      "--config",
+      join(dir, "student.json"),
+      "--tokenizer",
+      BUNDLED_MODEL,
+      "--data",
+      join(dir, "text.txt"),
+      "--seq-len",
+      "16",
+      "--batch",
+      "1",
+      "--steps",
+      "2",
+      "--backend",
+      "js",
+      "--out",
+      folder,
+    ]);
     assert.equal(trained.code, 0, trained.stderr);
     assert.match(cli(["info", "--model", folder]).stdout, /^tokenizer +tokenizer\.gguf$/m);
   });

@@ -16,10 +16,19 @@ async function collect(generation: Generation): Promise<GeneratedToken[]> {
 describe("stop strings", () => {
   it("holds back text that may start a stop string and cuts at the stop", () => {
     const filter = new StopStringFilter(["END"]);
-    assert.deepEqual(filter.push({ id: 1, text: "hello " }).ready.map((t) => t.text), ["hello "]);
+    assert.deepEqual(
+      filter.push({ id: 1, text: "hello " }).ready.map((t) => t.text),
+      ["hello "],
+    );
     assert.deepEqual(filter.push({ id: 2, text: "E" }).ready, []);
-    assert.deepEqual(filter.push({ id: 3, text: "x" }).ready.map((t) => t.text), ["E", "x"]);
-    assert.deepEqual(filter.push({ id: 4, text: "aE" }).ready.map((t) => t.text), []);
+    assert.deepEqual(
+      filter.push({ id: 3, text: "x" }).ready.map((t) => t.text),
+      ["E", "x"],
+    );
+    assert.deepEqual(
+      filter.push({ id: 4, text: "aE" }).ready.map((t) => t.text),
+      [],
+    );
     const end = filter.push({ id: 5, text: "NDing" });
     assert.equal(end.stopped, true);
     assert.deepEqual(end.ready, [{ id: 4, text: "a" }]);
@@ -86,7 +95,10 @@ describe("generation", () => {
   });
 
   it("rejects bad requests before starting", async () => {
-    assert.throws(() => model.generate("hi", { maxTokens: 0 }), (e: unknown) => e instanceof GenerationError && /maxTokens must be a positive integer/.test(e.message));
+    assert.throws(
+      () => model.generate("hi", { maxTokens: 0 }),
+      (e: unknown) => e instanceof GenerationError && /maxTokens must be a positive integer/.test(e.message),
+    );
     assert.throws(() => model.generate("hi", { topP: 2 }), /invalid topP: 2/);
     assert.throws(() => model.generate("hi", { stop: [""] }), /stop strings must be non-empty/);
     assert.throws(() => model.generate(new Array(600).fill(5)), /the prompt has 600 tokens; the model's context holds 512/);
@@ -98,7 +110,10 @@ describe("generation", () => {
     assert.equal(plain.tokenizer, null);
     const tokens = await collect(plain.generate([2, 194, 93], { temperature: 0, maxTokens: 4 }));
     assert.equal(tokens.length, 4);
-    assert.throws(() => plain.generate("hello"), (e: unknown) => e instanceof TokenizerError && /no tokenizer\.json; pass token ids/.test(e.message));
+    assert.throws(
+      () => plain.generate("hello"),
+      (e: unknown) => e instanceof TokenizerError && /no tokenizer\.json; pass token ids/.test(e.message),
+    );
   });
 });
 
@@ -133,10 +148,15 @@ describe("chat sessions", () => {
 
 describe("non-finite logits", () => {
   it("a NaN in the weights is an error naming the likely cause, never token 0", async () => {
-    const dir = writeRandomModel(tinyGemma2Json(), 3, (ts) => ts.map((t) => (t.name === "model.norm.weight" ? { ...t, data: new Float32Array(t.data.length).fill(Number.NaN) } : t)));
+    const dir = writeRandomModel(tinyGemma2Json(), 3, (ts) =>
+      ts.map((t) => (t.name === "model.norm.weight" ? { ...t, data: new Float32Array(t.data.length).fill(Number.NaN) } : t)),
+    );
     for (const kernels of ["js", "wasm"] as const) {
       const model = await loadModel(dir, { kernels });
-      await assert.rejects(model.generate([2, 5, 7], { maxTokens: 2, temperature: 0 }).complete(), /non-finite logit \(NaN\).*corrupt or wrongly converted checkpoint/);
+      await assert.rejects(
+        model.generate([2, 5, 7], { maxTokens: 2, temperature: 0 }).complete(),
+        /non-finite logit \(NaN\).*corrupt or wrongly converted checkpoint/,
+      );
       await assert.rejects(model.logits([2, 5]), /non-finite logit/);
     }
   });

@@ -77,7 +77,10 @@ describe("sampler", () => {
   });
 
   it("rejects invalid options by name", () => {
-    assert.throws(() => new Sampler({ temperature: -1 }), (e: unknown) => e instanceof GenerationError && /invalid temperature: -1/.test(e.message));
+    assert.throws(
+      () => new Sampler({ temperature: -1 }),
+      (e: unknown) => e instanceof GenerationError && /invalid temperature: -1/.test(e.message),
+    );
     assert.throws(() => new Sampler({ topP: 0 }), /invalid topP/);
     assert.throws(() => new Sampler({ topK: 1.5 }), /invalid topK/);
     assert.throws(() => new Sampler({ seed: 1.5 }), /seed must be an integer/);

@@ -74,15 +74,18 @@ export class FakeHub {
     const tree = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)/.exec(url.pathname);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
-    if (tree) return this.tree(res, decodeURIComponent(tree[1]!));
-    if (resolve) return this.resolve(req, res, decodeURIComponent(resolve[1]!), decodeURIComponent(resolve[3]!));
-    if (cdn) return this.cdn(req, res, cdn[1]!);
-    res.writeHead(404).end();
+    if (tree) this.tree(res, decodeURIComponent(tree[1]!));
+    else if (resolve) this.resolve(req, res, decodeURIComponent(resolve[1]!), decodeURIComponent(resolve[3]!));
+    else if (cdn) this.cdn(req, res, cdn[1]!);
+    else res.writeHead(404).end();
   }
 
   private tree(res: ServerResponse, repo: string): void {
     const hosted = this.repos.get(repo);
-    if (!hosted) return void res.writeHead(401, { "content-type": "application/json", "x-error-code": "RepoNotFound" }).end(JSON.stringify({ error: "Repository not found" }));
+    if (!hosted)
+      return void res
+        .writeHead(401, { "content-type": "application/json", "x-error-code": "RepoNotFound" })
+        .end(JSON.stringify({ error: "Repository not found" }));
     const items = [...hosted.files].map(([path, f]) => ({
       type: "file",
       oid: f.gitSha1,
@@ -105,7 +108,15 @@ export class FakeHub {
     if (!file) return void res.writeHead(404, { "x-error-code": "EntryNotFound" }).end();
     const common = { "x-repo-commit": hosted.commit };
     if (file.lfs) {
-      res.writeHead(302, { ...common, location: `/cdn/${file.sha256}`, "x-linked-etag": `"${file.sha256}"`, "x-linked-size": String(file.data.length), etag: `"${file.gitSha1}"` }).end();
+      res
+        .writeHead(302, {
+          ...common,
+          location: `/cdn/${file.sha256}`,
+          "x-linked-etag": `"${file.sha256}"`,
+          "x-linked-size": String(file.data.length),
+          etag: `"${file.gitSha1}"`,
+        })
+        .end();
       return;
     }
     res.writeHead(200, { ...common, etag: `"${file.gitSha1}"`, "content-length": String(file.data.length) });

@@ -28,7 +28,18 @@ export function addGemmaTokenizer(dir: string): void {
 export async function writeTokenizerModel(seed = 21): Promise<string> {
   const { writeRandomModel, tinyGemma2Json } = await import("./random-model.js");
   const dir = writeRandomModel(
-    tinyGemma2Json({ vocab_size: 256000, hidden_size: 8, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, query_pre_attn_scalar: 4, intermediate_size: 16, num_hidden_layers: 2, sliding_window: 16, max_position_embeddings: 512 }),
+    tinyGemma2Json({
+      vocab_size: 256000,
+      hidden_size: 8,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 4,
+      query_pre_attn_scalar: 4,
+      intermediate_size: 16,
+      num_hidden_layers: 2,
+      sliding_window: 16,
+      max_position_embeddings: 512,
+    }),
     seed,
   );
   addGemmaTokenizer(dir);

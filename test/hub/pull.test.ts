@@ -41,7 +41,10 @@ async function ggufFolder(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "gemma-ts-gguf-repo-"));
   const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
   const config = await loadConfig(`${FIXTURES}tiny_a`);
-  writeFileSync(join(dir, "tiny-a-q8_0.gguf"), await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "Q8_0" }));
+  writeFileSync(
+    join(dir, "tiny-a-q8_0.gguf"),
+    await encodeGgufModel(ckpt, config as Parameters<typeof encodeGgufModel>[1], { matrixType: "Q8_0" }),
+  );
   await ckpt.close();
   return dir;
 }
@@ -60,7 +63,13 @@ describe("Hub pull into the HF cache", () => {
   });
   after(() => hub.close());
 
-  const opts = (cacheDir: string, extra: Record<string, unknown> = {}) => ({ endpoint: hub.url, cacheDir, token: undefined, offline: false, ...extra });
+  const opts = (cacheDir: string, extra: Record<string, unknown> = {}) => ({
+    endpoint: hub.url,
+    cacheDir,
+    token: undefined,
+    offline: false,
+    ...extra,
+  });
 
   it("loads one GGUF file of a repo by org/name/file.gguf, then from the cache offline", async () => {
     const cacheDir = freshCache();
@@ -112,7 +121,12 @@ describe("Hub pull into the HF cache", () => {
     const sha = hub.fileSha256("acme/tiny-chat", "model.safetensors");
     const size = statSync(join(chatDir, "model.safetensors")).size;
     hub.cutAfter.set(sha, Math.floor(size / 2));
-    await assert.rejects(pullModel("acme/tiny-chat", opts(cacheDir)), (e: unknown) => e instanceof HubError && /model\.safetensors: download (interrupted|incomplete).*run the same command again to resume/.test(e.message));
+    await assert.rejects(
+      pullModel("acme/tiny-chat", opts(cacheDir)),
+      (e: unknown) =>
+        e instanceof HubError &&
+        /model\.safetensors: download (interrupted|incomplete).*run the same command again to resume/.test(e.message),
+    );
     const partial = join(cacheDir, "models--acme--tiny-chat", "blobs", `${sha}.incomplete`);
     const kept = statSync(partial).size;
     assert.ok(kept > 0 && kept <= size / 2, `partial file of ${kept} bytes`);
@@ -128,7 +142,10 @@ describe("Hub pull into the HF cache", () => {
     const sha = hub.fileSha256("acme/tiny-chat", "model.safetensors");
     hub.corrupt.add(sha);
     try {
-      await assert.rejects(pullModel("acme/tiny-chat", opts(cacheDir)), /model\.safetensors: integrity check failed \(expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\); the corrupt download was deleted/);
+      await assert.rejects(
+        pullModel("acme/tiny-chat", opts(cacheDir)),
+        /model\.safetensors: integrity check failed \(expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\); the corrupt download was deleted/,
+      );
       const blobs = join(cacheDir, "models--acme--tiny-chat", "blobs");
       assert.ok(!existsSync(join(blobs, sha)));
       assert.ok(!existsSync(join(blobs, `${sha}.incomplete`)));
@@ -141,22 +158,39 @@ describe("Hub pull into the HF cache", () => {
   it("pulls a sharded checkpoint: the index and exactly the shards it names", async () => {
     const cacheDir = freshCache();
     const result = await pullModel("acme/tiny-a-sharded", opts(cacheDir));
-    assert.deepEqual(result.files.sort(), ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    assert.deepEqual(result.files.sort(), [
+      "config.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+    ]);
     const model = await loadModel(result.dir);
     const reference = await loadModel(`${FIXTURES}tiny_a`);
     assert.deepEqual(await model.logits([2, 3, 4]), await reference.logits([2, 3, 4]));
   });
 
   it("explains gated repos instead of failing with a stack trace", async () => {
-    await assert.rejects(pullModel("google/gemma-gated", opts(freshCache())), /google\/gemma-gated is gated: accept the licence on http:\/\/127\.0\.0\.1:\d+\/google\/gemma-gated, then set HF_TOKEN/);
-    await assert.rejects(pullModel("google/gemma-gated", opts(freshCache(), { token: "hf_someone_else" })), /is gated and this token has no access yet: accept the licence/);
+    await assert.rejects(
+      pullModel("google/gemma-gated", opts(freshCache())),
+      /google\/gemma-gated is gated: accept the licence on http:\/\/127\.0\.0\.1:\d+\/google\/gemma-gated, then set HF_TOKEN/,
+    );
+    await assert.rejects(
+      pullModel("google/gemma-gated", opts(freshCache(), { token: "hf_someone_else" })),
+      /is gated and this token has no access yet: accept the licence/,
+    );
     const ok = await pullModel("google/gemma-gated", opts(freshCache(), { token: "hf_granted" }));
     assert.ok(existsSync(join(ok.dir, "model.safetensors")));
   });
 
   it("names missing repos, files and revisions", async () => {
-    await assert.rejects(pullModel("acme/nothing-here", opts(freshCache())), /repository acme\/nothing-here not found on http:\/\/127\.0\.0\.1:\d+ \(and no such local folder\); if it is private, set HF_TOKEN/);
-    await assert.rejects(pullModel("acme/tiny-chat", opts(freshCache(), { file: "model-q4_0.gguf" })), /acme\/tiny-chat@main has no file model-q4_0\.gguf/);
+    await assert.rejects(
+      pullModel("acme/nothing-here", opts(freshCache())),
+      /repository acme\/nothing-here not found on http:\/\/127\.0\.0\.1:\d+ \(and no such local folder\); if it is private, set HF_TOKEN/,
+    );
+    await assert.rejects(
+      pullModel("acme/tiny-chat", opts(freshCache(), { file: "model-q4_0.gguf" })),
+      /acme\/tiny-chat@main has no file model-q4_0\.gguf/,
+    );
     await assert.rejects(pullModel("not a repo", opts(freshCache())), /is not a Hub repo id/);
   });
 
@@ -168,9 +202,15 @@ describe("Hub pull into the HF cache", () => {
     assert.equal(cached.config.vocabSize, 256000);
     const commit = hub.repos.get("acme/tiny-chat")!.commit;
     assert.ok(await loadModel(`acme/tiny-chat@${commit}`, { cacheDir, offline: true }));
-    await assert.rejects(loadModel("acme/tiny-a-sharded", { cacheDir, offline: true, endpoint: hub.url }), /offline: acme\/tiny-a-sharded is neither a local folder nor complete in the HF cache/);
+    await assert.rejects(
+      loadModel("acme/tiny-a-sharded", { cacheDir, offline: true, endpoint: hub.url }),
+      /offline: acme\/tiny-a-sharded is neither a local folder nor complete in the HF cache/,
+    );
     const served = hub.servedBytes;
-    await assert.rejects(pullModel("acme/tiny-a-sharded", opts(cacheDir, { offline: true })), /offline: acme\/tiny-a-sharded@main \(the model files\) is not in the HF cache/);
+    await assert.rejects(
+      pullModel("acme/tiny-a-sharded", opts(cacheDir, { offline: true })),
+      /offline: acme\/tiny-a-sharded@main \(the model files\) is not in the HF cache/,
+    );
     assert.equal(hub.servedBytes, served);
   });
 

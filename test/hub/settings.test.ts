@@ -6,7 +6,17 @@ import { afterEach, describe, it } from "node:test";
 import { looksLikeRepoId, parseRepoSpec } from "../../src/hub/repo-id.js";
 import { hubSettings } from "../../src/hub/settings.js";
 
-const VARS = ["HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "XDG_CACHE_HOME"];
+const VARS = [
+  "HF_ENDPOINT",
+  "HF_TOKEN",
+  "HUGGING_FACE_HUB_TOKEN",
+  "HF_TOKEN_PATH",
+  "HF_HOME",
+  "HF_HUB_CACHE",
+  "HUGGINGFACE_HUB_CACHE",
+  "HF_HUB_OFFLINE",
+  "XDG_CACHE_HOME",
+];
 const saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]));
 
 describe("Hub settings from the environment", () => {
@@ -16,7 +26,9 @@ describe("Hub settings from the environment", () => {
       else process.env[v] = saved[v];
     }
   });
-  const clear = () => VARS.forEach((v) => delete process.env[v]);
+  const clear = () => {
+    for (const v of VARS) delete process.env[v];
+  };
 
   it("reads HF_HOME for the cache and the token file huggingface-cli login writes", () => {
     clear();
@@ -53,6 +65,7 @@ describe("repo ids", () => {
   it("parses org/name and org/name@revision", () => {
     assert.deepEqual(parseRepoSpec("google/gemma-2-2b-it"), { repo: "google/gemma-2-2b-it", revision: "main" });
     assert.deepEqual(parseRepoSpec("google/gemma-2-9b@refs/pr/3"), { repo: "google/gemma-2-9b", revision: "refs/pr/3" });
-    for (const notRepo of ["./models/x", "/abs/path", "just-a-name", "a/b/c", "../x/y", "a/b@"]) assert.equal(looksLikeRepoId(notRepo), false, notRepo);
+    for (const notRepo of ["./models/x", "/abs/path", "just-a-name", "a/b/c", "../x/y", "a/b@"])
+      assert.equal(looksLikeRepoId(notRepo), false, notRepo);
   });
 });

@@ -5,7 +5,7 @@ import { geluExact, geluTanh } from "../../src/backend/js/elementwise.js";
 import { GenerationError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
-import { embeddingNormalizer, GemmaForward } from "../../src/model/gemma/forward.js";
+import { embeddingNormalizer, type GemmaForward } from "../../src/model/gemma/forward.js";
 import { KvCache } from "../../src/model/kv-cache.js";
 import { f32ToBf16 } from "../../src/weights/dtype.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
@@ -25,40 +25,40 @@ function maxAbsDiff(actual: Float32Array, expected: number[][] | Float32Array, o
 
 for (const backend of ["js", "wasm"] as const) {
   describe(`forward pass against gemma_pytorch reference logits (${backend} backend)`, () => {
-  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny"]) {
-    const fixture = JSON.parse(readFileSync(`${FIXTURES}${name}/fixture.json`, "utf8")) as Fixture;
-    const loadOnBackend = (dir: string) => loadModel(dir, { kernels: backend });
+    for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny"]) {
+      const fixture = JSON.parse(readFileSync(`${FIXTURES}${name}/fixture.json`, "utf8")) as Fixture;
+      const loadOnBackend = (dir: string) => loadModel(dir, { kernels: backend });
 
-    it(`${name}: prompt logits within 1e-2 of the reference`, async () => {
-      const model = await loadOnBackend(`${FIXTURES}${name}`);
-      const logits = await model.logits(fixture.input_ids);
-      assert.equal(logits.length, fixture.input_ids.length * model.config.vocabSize);
-      const diff = maxAbsDiff(logits, fixture.logits);
-      assert.ok(diff <= 1e-2, `max |Δlogit| = ${diff}`);
-    });
+      it(`${name}: prompt logits within 1e-2 of the reference`, async () => {
+        const model = await loadOnBackend(`${FIXTURES}${name}`);
+        const logits = await model.logits(fixture.input_ids);
+        assert.equal(logits.length, fixture.input_ids.length * model.config.vocabSize);
+        const diff = maxAbsDiff(logits, fixture.logits);
+        assert.ok(diff <= 1e-2, `max |Δlogit| = ${diff}`);
+      });
 
-    it(`${name}: 16 greedy tokens through the KV cache equal the reference`, async () => {
-      const model = await loadOnBackend(`${FIXTURES}${name}`);
-      const generation = model.generate(fixture.input_ids, { temperature: 0, maxTokens: 16 });
-      const ids: number[] = [];
-      for await (const token of generation) ids.push(token.id);
-      assert.deepEqual(ids, fixture.greedy.generated_ids);
-      assert.equal(generation.finishReason, "length");
-    });
+      it(`${name}: 16 greedy tokens through the KV cache equal the reference`, async () => {
+        const model = await loadOnBackend(`${FIXTURES}${name}`);
+        const generation = model.generate(fixture.input_ids, { temperature: 0, maxTokens: 16 });
+        const ids: number[] = [];
+        for await (const token of generation) ids.push(token.id);
+        assert.deepEqual(ids, fixture.greedy.generated_ids);
+        assert.equal(generation.finishReason, "length");
+      });
 
-    it(`${name}: decode-step logits match the reference step logits`, async () => {
-      const model = await loadOnBackend(`${FIXTURES}${name}`);
-      const sequence = model.createSequence();
-      let logits = sequence.prefill(fixture.input_ids);
-      let worst = 0;
-      for (const [step, id] of fixture.greedy.generated_ids.entries()) {
-        worst = Math.max(worst, maxAbsDiff(logits, [fixture.greedy.step_logits[step]!]));
-        logits = sequence.feed([id]);
-      }
-      assert.ok(worst <= 1e-2, `max |Δlogit| over decode steps = ${worst}`);
-    });
-  }
-});
+      it(`${name}: decode-step logits match the reference step logits`, async () => {
+        const model = await loadOnBackend(`${FIXTURES}${name}`);
+        const sequence = model.createSequence();
+        let logits = sequence.prefill(fixture.input_ids);
+        let worst = 0;
+        for (const [step, id] of fixture.greedy.generated_ids.entries()) {
+          worst = Math.max(worst, maxAbsDiff(logits, [fixture.greedy.step_logits[step]!]));
+          logits = sequence.feed([id]);
+        }
+        assert.ok(worst <= 1e-2, `max |Δlogit| over decode steps = ${worst}`);
+      });
+    }
+  });
 }
 
 describe("sliding window and KV cache", () => {
@@ -124,7 +124,10 @@ describe("sliding window and KV cache", () => {
     model.forwardPass.forward(ids.slice(0, 40), exact, "last");
     assert.equal(exact.canRewindTo(39), true);
     assert.equal(exact.canRewindTo(38), false);
-    assert.throws(() => exact.rewindTo(30), (e: unknown) => e instanceof GenerationError && /ring buffer has already dropped/.test(e.message));
+    assert.throws(
+      () => exact.rewindTo(30),
+      (e: unknown) => e instanceof GenerationError && /ring buffer has already dropped/.test(e.message),
+    );
     assert.throws(() => exact.rewindTo(41), /outside the cached range/);
 
     const slack = new KvCache(model.config as GemmaConfig, { rewindSlack: 8 });

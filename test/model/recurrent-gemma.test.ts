@@ -42,7 +42,10 @@ describe("RecurrentGemma config", () => {
 
   it("rejects inconsistent configs, naming the field", () => {
     const bad = (overrides: Record<string, unknown>, pattern: RegExp) =>
-      assert.throws(() => parseModelConfigJson(JSON.stringify(tinyRecurrentGemmaJson(overrides))), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+      assert.throws(
+        () => parseModelConfigJson(JSON.stringify(tinyRecurrentGemmaJson(overrides))),
+        (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+      );
     bad({ block_types: ["recurrent", "mamba"] }, /block_types must be a non-empty list/);
     bad({ lru_width: 30 }, /lru_width \(30\) must be a multiple of num_attention_heads \(4\)/);
     bad({ intermediate_size: 127 }, /intermediate_size must be even/);
@@ -53,8 +56,13 @@ describe("RecurrentGemma config", () => {
   });
 
   it("rejects a checkpoint missing a recurrent tensor, naming it and its shape", async () => {
-    const dir = writeRandomModel(tinyRecurrentGemmaJson(), 2, (ts) => ts.filter((t) => t.name !== "model.layers.1.temporal_block.rg_lru.recurrent_gate_weight"));
-    await assert.rejects(loadModel(dir), /missing tensor model\.layers\.1\.temporal_block\.rg_lru\.recurrent_gate_weight \(expected shape \[4, 8, 8\]\)/);
+    const dir = writeRandomModel(tinyRecurrentGemmaJson(), 2, (ts) =>
+      ts.filter((t) => t.name !== "model.layers.1.temporal_block.rg_lru.recurrent_gate_weight"),
+    );
+    await assert.rejects(
+      loadModel(dir),
+      /missing tensor model\.layers\.1\.temporal_block\.rg_lru\.recurrent_gate_weight \(expected shape \[4, 8, 8\]\)/,
+    );
     const wrongConv = writeRandomModel(tinyRecurrentGemmaJson(), 2, (ts) =>
       ts.map((t) => (t.name === "model.layers.0.temporal_block.conv_1d.weight" ? { ...t, shape: [32, 4, 1] } : t)),
     );
@@ -130,7 +138,10 @@ describe("RecurrentGemma forward against the reference (rg_tiny)", () => {
     for (let i = 0; i < 100; i++) sequence.feed([(i * 7) % 512]);
     assert.equal(state.bytes(), bytes);
     assert.equal(state.canRewindTo(state.length - 1), false);
-    assert.throws(() => state.rewindTo(10), (e: unknown) => e instanceof GenerationError && /a recurrence keeps no history/.test(e.message));
+    assert.throws(
+      () => state.rewindTo(10),
+      (e: unknown) => e instanceof GenerationError && /a recurrence keeps no history/.test(e.message),
+    );
     state.rewindTo(0);
     assert.equal(state.length, 0);
     // After starting over the state gives the same logits as a fresh one.
@@ -163,7 +174,17 @@ describe("RecurrentGemma kernels", () => {
     const state = new Float32Array([5]);
     const out = new Float32Array(2);
     // Gates at +∞ make σ = 1: a = exp(-8·softplus), multiplier sqrt(1 - a²).
-    rgLruScan(out, new Float32Array([2, 3]), new Float32Array([50, 50]), new Float32Array([50, 50]), new Float32Array([0.1]), state, 2, 1, 0);
+    rgLruScan(
+      out,
+      new Float32Array([2, 3]),
+      new Float32Array([50, 50]),
+      new Float32Array([50, 50]),
+      new Float32Array([0.1]),
+      state,
+      2,
+      1,
+      0,
+    );
     const a = Math.exp(-0.8);
     assert.equal(out[0], 2); // reset: a = 0, multiplier 1, the old state 5 is dropped
     assert.ok(Math.abs(out[1]! - (a * 2 + Math.sqrt(1 - a * a) * 3)) < 1e-6);
@@ -173,22 +194,47 @@ describe("RecurrentGemma kernels", () => {
 describe("RecurrentGemma through the generation API", () => {
   it("runs under the OpenAI server unchanged", async () => {
     const { startServer } = await import("../../src/server/serve.js");
-    const dir = writeRandomModel(tinyRecurrentGemmaJson({ vocab_size: 256000, hidden_size: 8, lru_width: 8, head_dim: 4, num_attention_heads: 2, intermediate_size: 32 }), 5);
+    const dir = writeRandomModel(
+      tinyRecurrentGemmaJson({
+        vocab_size: 256000,
+        hidden_size: 8,
+        lru_width: 8,
+        head_dim: 4,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+      }),
+      5,
+    );
     addGemmaTokenizer(dir);
     const model = await loadModel(dir);
     const server = await startServer(model, { modelName: "rg", port: 0 });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
-      const reply = await (await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })).json();
+      const reply = await (
+        await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })
+      ).json();
       assert.equal(reply.usage.completion_tokens, 3);
-      assert.equal(reply.choices[0].message.content, await model.generate([{ role: "user", content: "Hi" }], { temperature: 0, maxTokens: 3 }).complete());
+      assert.equal(
+        reply.choices[0].message.content,
+        await model.generate([{ role: "user", content: "Hi" }], { temperature: 0, maxTokens: 3 }).complete(),
+      );
     } finally {
       await server.close(0);
     }
   });
 
   it("chats with cache reuse and answers like a fresh run", async () => {
-    const dir = writeRandomModel(tinyRecurrentGemmaJson({ vocab_size: 256000, hidden_size: 8, lru_width: 8, head_dim: 4, num_attention_heads: 2, intermediate_size: 32 }), 4);
+    const dir = writeRandomModel(
+      tinyRecurrentGemmaJson({
+        vocab_size: 256000,
+        hidden_size: 8,
+        lru_width: 8,
+        head_dim: 4,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+      }),
+      4,
+    );
     addGemmaTokenizer(dir);
     const model = await loadModel(dir);
     const chat = model.chat();

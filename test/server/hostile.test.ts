@@ -17,8 +17,12 @@ import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 
-const post = (server: RunningServer, path: string, body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) =>
-  fetch(`${server.url}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+const post = (
+  server: RunningServer,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = { "content-type": "application/json" },
+) => fetch(`${server.url}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
 
 /** Milliseconds /health takes to answer while `busy` runs. */
 async function healthLatencyDuring(server: RunningServer, busy: Promise<unknown>): Promise<number> {
@@ -57,10 +61,14 @@ describe("the server under hostile input", () => {
 
   it("a runaway chat template fails its request with a clear error; the server keeps serving", async () => {
     const config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
-    for (const template of ["{% for i in range(100000000) %}x{% endfor %}", "{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}"]) {
+    for (const template of [
+      "{% for i in range(100000000) %}x{% endfor %}",
+      "{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}",
+    ]) {
       const hostileDir = join(mkdtempSync(join(tmpdir(), "gemma-ts-hostile-")), "m");
       mkdirSync(hostileDir);
-      for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) writeFileSync(join(hostileDir, f), readFileSync(join(dir, f)));
+      for (const f of ["config.json", "model.safetensors", "tokenizer.json"])
+        writeFileSync(join(hostileDir, f), readFileSync(join(dir, f)));
       writeFileSync(join(hostileDir, "tokenizer_config.json"), JSON.stringify({ ...config, chat_template: template }));
       const hostile = await startServer(await loadModel(hostileDir), { modelName: "m", port: 0 });
       try {
@@ -131,7 +139,11 @@ describe("the server under hostile input", () => {
   });
 
   it("serve --allow-host adds a Host name the server answers", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "serve", "--model", dir, "--port", "0", "--allow-host", "gemma.local"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", MAIN, "serve", "--model", dir, "--port", "0", "--allow-host", "gemma.local"],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     try {
       let stderr = "";
       const url = await new Promise<string>((resolve, reject) => {
@@ -150,7 +162,10 @@ describe("the server under hostile input", () => {
   });
 
   it("serve on a busy port says so in one line", async () => {
-    const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "serve", "--port", String(server.port)], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "serve", "--port", String(server.port)], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(r.status, 1);
     assert.equal(r.stderr.trim(), `gemma-ts: port ${server.port} on 127.0.0.1 is in use; pick another with --port (0: any free port)`);
   });

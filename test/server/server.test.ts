@@ -24,18 +24,28 @@ describe("gemma-ts serve (OpenAI API)", () => {
   after(() => server.close(0));
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}, target = server) =>
-    fetch(`${target.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+    fetch(`${target.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
 
   it("binds to 127.0.0.1 and lists its model", async () => {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     const models = await client.models.list();
-    assert.deepEqual(models.data.map((m) => m.id), [MODEL]);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      [MODEL],
+    );
     const health = await (await fetch(`${server.url}/health`)).json();
     assert.equal(health.status, "ok");
   });
 
   it("answers a chat completion with usage and finish_reason", async () => {
-    const messages = [{ role: "system" as const, content: "Be brief." }, { role: "user" as const, content: "Hello!" }];
+    const messages = [
+      { role: "system" as const, content: "Be brief." },
+      { role: "user" as const, content: "Hello!" },
+    ];
     const reply = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 });
     const choice = reply.choices[0]!;
     assert.equal(choice.finish_reason, "length");
@@ -50,7 +60,14 @@ describe("gemma-ts serve (OpenAI API)", () => {
   it("streams the same answer as server-sent chunks, with usage on request", async () => {
     const messages = [{ role: "user" as const, content: "Tell me a story" }];
     const whole = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 8, temperature: 0 });
-    const stream = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages,
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | null | undefined = null;
@@ -73,7 +90,13 @@ describe("gemma-ts serve (OpenAI API)", () => {
     assert.ok(choice.logprobs!.token_logprobs!.every((lp) => lp! <= 0));
     // Greedy: the chosen token is the most likely one.
     assert.equal(choice.logprobs!.token_logprobs![0], Math.max(...Object.values(choice.logprobs!.top_logprobs![0]!)));
-    const stream = await client.completions.create({ model: MODEL, prompt: "Once upon a time", max_tokens: 5, temperature: 0, stream: true });
+    const stream = await client.completions.create({
+      model: MODEL,
+      prompt: "Once upon a time",
+      max_tokens: 5,
+      temperature: 0,
+      stream: true,
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     assert.equal(text, choice.text);
@@ -81,7 +104,14 @@ describe("gemma-ts serve (OpenAI API)", () => {
   });
 
   it("returns chat logprobs with the requested alternatives", async () => {
-    const reply = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const reply = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 4,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+    });
     const content = reply.choices[0]!.logprobs!.content!;
     assert.equal(content.length, 4);
     for (const entry of content) {
@@ -95,7 +125,8 @@ describe("gemma-ts serve (OpenAI API)", () => {
 
   it("stops before a stop string", async () => {
     const messages = [{ role: "user" as const, content: "Count" }];
-    const free = (await client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0 })).choices[0]!.message.content!;
+    const free = (await client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0 })).choices[0]!.message
+      .content!;
     const stop = free.slice(5, 8);
     const stopped = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0, stop: [stop] });
     assert.equal(stopped.choices[0]!.message.content, free.slice(0, free.indexOf(stop)));
@@ -104,7 +135,9 @@ describe("gemma-ts serve (OpenAI API)", () => {
 
   it("is reproducible with a seed", async () => {
     const ask = (seed: number) =>
-      client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Surprise me" }], max_tokens: 10, temperature: 1, seed }).then((r) => r.choices[0]!.message.content);
+      client.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: "Surprise me" }], max_tokens: 10, temperature: 1, seed })
+        .then((r) => r.choices[0]!.message.content);
     assert.equal(await ask(11), await ask(11));
     assert.notEqual(await ask(11), await ask(12));
   });
@@ -112,7 +145,11 @@ describe("gemma-ts serve (OpenAI API)", () => {
   it("reuses the KV cache for a follow-up turn of the same conversation", async () => {
     const first = [{ role: "user" as const, content: "My name is Ada." }];
     const reply = await client.chat.completions.create({ model: MODEL, messages: first, max_tokens: 6, temperature: 0 });
-    const followUp = [...first, { role: "assistant" as const, content: reply.choices[0]!.message.content! }, { role: "user" as const, content: "What is my name?" }];
+    const followUp = [
+      ...first,
+      { role: "assistant" as const, content: reply.choices[0]!.message.content! },
+      { role: "user" as const, content: "What is my name?" },
+    ];
     const second = await client.chat.completions.create({ model: MODEL, messages: followUp, max_tokens: 6, temperature: 0 });
     const cached = second.usage!.prompt_tokens_details!.cached_tokens!;
     assert.ok(cached >= reply.usage!.prompt_tokens, `cached ${cached} of ${second.usage!.prompt_tokens}`);
@@ -138,7 +175,12 @@ describe("gemma-ts serve (OpenAI API)", () => {
     const line = logLines.find((l) => l.includes(" aborted "))!;
     assert.ok(Number(/ out=(\d+) /.exec(line)![1]) < 400, line);
     const started = Date.now();
-    const next = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 2, temperature: 0 });
+    const next = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 2,
+      temperature: 0,
+    });
     assert.equal(next.choices[0]!.finish_reason, "length");
     assert.ok(Date.now() - started < 5000);
     assert.equal(server.api.pool.busy, 0);
@@ -146,7 +188,9 @@ describe("gemma-ts serve (OpenAI API)", () => {
 
   it("answers 8 concurrent clients, each correctly", async () => {
     const prompts = Array.from({ length: 8 }, (_, i) => [{ role: "user" as const, content: `Question number ${i}` }]);
-    const answers = await Promise.all(prompts.map((messages) => client.chat.completions.create({ model: MODEL, messages, max_tokens: 5, temperature: 0 })));
+    const answers = await Promise.all(
+      prompts.map((messages) => client.chat.completions.create({ model: MODEL, messages, max_tokens: 5, temperature: 0 })),
+    );
     for (const [i, answer] of answers.entries()) {
       assert.equal(answer.choices[0]!.message.content, await model.generate(prompts[i]!, { temperature: 0, maxTokens: 5 }).complete());
       assert.equal(answer.usage!.completion_tokens, 5);
@@ -169,17 +213,49 @@ describe("gemma-ts serve (OpenAI API)", () => {
       assert.match(body.error.message, pattern);
       if (param !== undefined) assert.equal(body.error.param, param);
     };
-    const chat = (extra: Record<string, unknown>) => ({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 1, ...extra });
+    const chat = (extra: Record<string, unknown>) => ({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 1,
+      ...extra,
+    });
 
     it("rejects malformed JSON, wrong types, unknown roles and n > 1 with 400", async () => {
       await expectError(await post("/v1/chat/completions", "{ nope"), 400, /not valid JSON/);
       await expectError(await post("/v1/chat/completions", "[1]"), 400, /must be a JSON object/);
-      await expectError(await post("/v1/chat/completions", chat({ temperature: "hot" })), 400, /'temperature' must be a number from 0 to 2/, "temperature");
-      await expectError(await post("/v1/chat/completions", chat({ max_tokens: -3 })), 400, /'max_tokens' must be a positive integer/, "max_tokens");
+      await expectError(
+        await post("/v1/chat/completions", chat({ temperature: "hot" })),
+        400,
+        /'temperature' must be a number from 0 to 2/,
+        "temperature",
+      );
+      await expectError(
+        await post("/v1/chat/completions", chat({ max_tokens: -3 })),
+        400,
+        /'max_tokens' must be a positive integer/,
+        "max_tokens",
+      );
       await expectError(await post("/v1/chat/completions", chat({ stop: [1] })), 400, /'stop' must be/, "stop");
-      await expectError(await post("/v1/chat/completions", chat({ messages: [{ role: "tool", content: "x" }] })), 400, /role "tool" is not supported/, "messages[0].role");
+      await expectError(
+        await post("/v1/chat/completions", chat({ messages: [{ role: "tool", content: "x" }] })),
+        400,
+        /role "tool" is not supported/,
+        "messages[0].role",
+      );
       await expectError(await post("/v1/chat/completions", chat({ messages: [] })), 400, /'messages' must be a non-empty list/, "messages");
-      await expectError(await post("/v1/chat/completions", chat({ messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }] })), 400, /roles must alternate/);
+      await expectError(
+        await post(
+          "/v1/chat/completions",
+          chat({
+            messages: [
+              { role: "user", content: "a" },
+              { role: "user", content: "b" },
+            ],
+          }),
+        ),
+        400,
+        /roles must alternate/,
+      );
       await expectError(await post("/v1/chat/completions", chat({ n: 2 })), 400, /only n = 1 is supported/, "n");
       await expectError(await post("/v1/completions", { model: MODEL, prompt: 42 }), 400, /'prompt' must be a string/, "prompt");
     });
@@ -192,11 +268,20 @@ describe("gemma-ts serve (OpenAI API)", () => {
 
     it("rejects a prompt longer than the context window, naming the lengths", async () => {
       const long = "word ".repeat(600);
-      await expectError(await post("/v1/chat/completions", chat({ messages: [{ role: "user", content: long }] })), 400, /the prompt has \d+ tokens but the model's context window is 512 tokens/, "messages");
+      await expectError(
+        await post("/v1/chat/completions", chat({ messages: [{ role: "user", content: long }] })),
+        400,
+        /the prompt has \d+ tokens but the model's context window is 512 tokens/,
+        "messages",
+      );
     });
 
     it("rejects a body over the size limit with 413", async () => {
-      await expectError(await post("/v1/chat/completions", chat({ messages: [{ role: "user", content: "x".repeat(5 * 1024 * 1024) }] })), 413, /larger than/);
+      await expectError(
+        await post("/v1/chat/completions", chat({ messages: [{ role: "user", content: "x".repeat(5 * 1024 * 1024) }] })),
+        413,
+        /larger than/,
+      );
     });
 
     it("still serves normally after all of that", async () => {
@@ -216,7 +301,12 @@ describe("serve limits and auth", () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, apiKey: "s3cret" });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
-      const send = (auth?: string) => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) } });
+      const send = (auth?: string) =>
+        fetch(`${server.url}/v1/chat/completions`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+        });
       for (const auth of [undefined, "Bearer wrong", "s3cret", "Bearer s3cret2"]) {
         const r = await send(auth);
         assert.equal(r.status, 401, String(auth));
@@ -235,7 +325,9 @@ describe("serve limits and auth", () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, parallel: 1, maxQueue: 1 });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 40, temperature: 0 });
-      const responses = await Promise.all(Array.from({ length: 6 }, () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE })));
+      const responses = await Promise.all(
+        Array.from({ length: 6 }, () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body, headers: JSON_TYPE })),
+      );
       const statuses = responses.map((r) => r.status);
       assert.ok(statuses.filter((s) => s === 200).length >= 2, String(statuses));
       const refused = responses.filter((r) => r.status === 503);
@@ -255,7 +347,9 @@ describe("serve limits and auth", () => {
     try {
       const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "x", maxRetries: 0 });
       const prompts = ["a", "b", "c", "d"].map((c) => [{ role: "user" as const, content: `Letter ${c}` }]);
-      const answers = await Promise.all(prompts.map((messages) => client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 })));
+      const answers = await Promise.all(
+        prompts.map((messages) => client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 })),
+      );
       for (const [i, answer] of answers.entries()) {
         assert.equal(answer.choices[0]!.message.content, await model.generate(prompts[i]!, { temperature: 0, maxTokens: 6 }).complete());
       }
@@ -280,12 +374,33 @@ describe("serve limits and auth", () => {
 describe("gemma-ts serve command", () => {
   it("prints its URL, serves, and exits 0 on SIGTERM", async () => {
     const dir = await writeTokenizerModel();
-    const child = spawn(process.execPath, ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname, "serve", "-m", dir, "--port", "0", "--model-name", "cli-model"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        new URL("../../src/cli/main.ts", import.meta.url).pathname,
+        "serve",
+        "-m",
+        dir,
+        "--port",
+        "0",
+        "--model-name",
+        "cli-model",
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     await waitFor(() => /serving cli-model at (http:\S+)\/v1/.test(stderr), 30_000);
     const url = /serving cli-model at (http:\S+)\/v1/.exec(stderr)![1]!;
-    const reply = await (await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ model: "cli-model", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }) })).json();
+    const reply = await (
+      await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: JSON_TYPE,
+        body: JSON.stringify({ model: "cli-model", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }),
+      })
+    ).json();
     assert.equal(reply.usage.completion_tokens, 2);
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");

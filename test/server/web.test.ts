@@ -56,7 +56,10 @@ describe("gemma-ts web server", () => {
   it("lists .gguf files and checkpoint folders", async () => {
     const listed = await (await fetch(`${server.url}models/index.json`)).json();
     assert.deepEqual(listed, await listServedModels(models));
-    assert.deepEqual(listed.map((m: { url: string }) => m.url), ["models/folder/", "models/kjv.gguf"]);
+    assert.deepEqual(
+      listed.map((m: { url: string }) => m.url),
+      ["models/folder/", "models/kjv.gguf"],
+    );
   });
 
   it("answers range requests with 206, and 416 past the end", async () => {

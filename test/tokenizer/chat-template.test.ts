@@ -47,17 +47,39 @@ describe("chat template", () => {
   });
 
   it("accepts 'model' as the assistant role and can omit the generation prompt", () => {
-    const text = renderChat(tokenizer, [{ role: "user", content: " hi " }, { role: "model", content: "hello" }], { addGenerationPrompt: false });
+    const text = renderChat(
+      tokenizer,
+      [
+        { role: "user", content: " hi " },
+        { role: "model", content: "hello" },
+      ],
+      { addGenerationPrompt: false },
+    );
     assert.equal(text, "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\nhello<end_of_turn>\n");
   });
 
   it("rejects unknown roles, non-alternating turns and empty conversations with clear errors", () => {
     const bad = (messages: unknown, pattern: RegExp) =>
-      assert.throws(() => encodeChat(tokenizer, messages as ChatMessage[]), (e: unknown) => e instanceof TokenizerError && pattern.test(e.message));
+      assert.throws(
+        () => encodeChat(tokenizer, messages as ChatMessage[]),
+        (e: unknown) => e instanceof TokenizerError && pattern.test(e.message),
+      );
     bad([{ role: "tool", content: "x" }], /unknown role "tool"/);
-    bad([{ role: "user", content: "a" }, { role: "user", content: "b" }], /roles must alternate/);
+    bad(
+      [
+        { role: "user", content: "a" },
+        { role: "user", content: "b" },
+      ],
+      /roles must alternate/,
+    );
     bad([], /at least one message/);
     bad([{ role: "user", content: 5 }], /string content/);
-    bad([{ role: "user", content: "a" }, { role: "system", content: "b" }], /only allowed first/);
+    bad(
+      [
+        { role: "user", content: "a" },
+        { role: "system", content: "b" },
+      ],
+      /only allowed first/,
+    );
   });
 });

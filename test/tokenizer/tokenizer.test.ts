@@ -68,7 +68,10 @@ describe("Gemma tokenizer", () => {
     const loaded = await loadTokenizer(GEMMA_TOKENIZER_DIR);
     assert.deepEqual(loaded.encode("Hello world"), [2, 4521, 2134]);
     const empty = mkdtempSync(join(tmpdir(), "gemma-ts-tok-"));
-    await assert.rejects(loadTokenizer(empty), (e: unknown) => e instanceof TokenizerError && /tokenizer\.json: cannot read \(ENOENT\)/.test(e.message));
+    await assert.rejects(
+      loadTokenizer(empty),
+      (e: unknown) => e instanceof TokenizerError && /tokenizer\.json: cannot read \(ENOENT\)/.test(e.message),
+    );
     writeFileSync(join(empty, "tokenizer.json"), "{ broken");
     await assert.rejects(loadTokenizer(empty), /tokenizer\.json: not valid JSON/);
     writeFileSync(join(empty, "tokenizer.json"), "{}");
@@ -99,7 +102,10 @@ describe("corrupt tokenizer files", () => {
     json.added_tokens[5]!.id = 2 ** 31;
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
     const t0 = performance.now();
-    await assert.rejects(loadTokenizer(dir), (e: Error) => e instanceof TokenizerError && /tokenizer\.json: token id 2147483648 is not an integer from 0 to \d+/.test(e.message));
+    await assert.rejects(
+      loadTokenizer(dir),
+      (e: Error) => e instanceof TokenizerError && /tokenizer\.json: token id 2147483648 is not an integer from 0 to \d+/.test(e.message),
+    );
     assert.ok(performance.now() - t0 < 10_000, `refused in ${performance.now() - t0} ms`);
   });
 });

@@ -96,7 +96,11 @@ describe("backward passes against finite differences (float64)", () => {
     expectSmall("rope dx", check(x, loss, dx));
   });
 
-  for (const [label, softcap, window] of [["global, soft-capped", 0.7, null], ["sliding window 2, soft-capped", 0.7, 2], ["no soft-cap", null, null]] as const) {
+  for (const [label, softcap, window] of [
+    ["global, soft-capped", 0.7, null],
+    ["sliding window 2, soft-capped", 0.7, 2],
+    ["no soft-cap", null, null],
+  ] as const) {
     it(`attention with GQA (${label}) for q, k and v`, () => {
       const shape: ops.AttentionShape = { tokens: 5, nHeads: 4, nKvHeads: 2, headDim: 3, scale: 0.6, softcap, window };
       const qn = shape.tokens * shape.nHeads * shape.headDim;
@@ -164,7 +168,11 @@ describe("backward passes against finite differences (float64)", () => {
     expectSmall("soft-cap + cross-entropy", check(logits, ceLoss, dce));
 
     // Top-3 of a teacher distribution (30% of its mass outside them).
-    const teacher = { k: 3, ids: Int32Array.from([0, 4, 7, 8, 1, 2, 5, 6, 3]), probs: Float32Array.from([0.4, 0.2, 0.1, 0.5, 0.1, 0.1, 0.3, 0.3, 0.1]) };
+    const teacher = {
+      k: 3,
+      ids: Int32Array.from([0, 4, 7, 8, 1, 2, 5, 6, 3]),
+      probs: Float32Array.from([0.4, 0.2, 0.1, 0.5, 0.1, 0.1, 0.3, 0.3, 0.1]),
+    };
     const kdLoss = () => distillation(null, capped(), teacher, T, V);
     const dkd = new Float64Array(T * V);
     distillation(dkd, capped(), teacher, T, V);
@@ -174,13 +182,31 @@ describe("backward passes against finite differences (float64)", () => {
 
   it("the whole Gemma 2 model, every parameter, on a fixture-sized config", () => {
     const config = parseConfigJson(
-      JSON.stringify(tinyGemma2Json({ vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, query_pre_attn_scalar: 4, num_hidden_layers: 2, sliding_window: 3, attn_logit_softcapping: 1.5, final_logit_softcapping: 3 })),
+      JSON.stringify(
+        tinyGemma2Json({
+          vocab_size: 11,
+          hidden_size: 8,
+          intermediate_size: 12,
+          num_attention_heads: 2,
+          num_key_value_heads: 1,
+          head_dim: 4,
+          query_pre_attn_scalar: 4,
+          num_hidden_layers: 2,
+          sliding_window: 3,
+          attn_logit_softcapping: 1.5,
+          final_logit_softcapping: 3,
+        }),
+      ),
     );
     const model = new TrainableGemma(config, "f64").initRandom(5, 0.5);
     for (const [name, p] of model.params) if (name.endsWith("norm.weight")) p.set(random(p.length, 0.3));
     const ids = [2, 5, 7, 1, 9];
     const next = [5, 7, 1, 9, 3];
-    const teacher = { k: 2, ids: Int32Array.from(ids.flatMap((id) => [id, (id + 1) % 11])), probs: Float32Array.from(ids.flatMap(() => [0.6, 0.3])) };
+    const teacher = {
+      k: 2,
+      ids: Int32Array.from(ids.flatMap((id) => [id, (id + 1) % 11])),
+      probs: Float32Array.from(ids.flatMap(() => [0.6, 0.3])),
+    };
     const target = { nextTokens: next, teacher, alpha: 0.5 };
     const loss = () => {
       const logits = model.logits(ids);
@@ -199,7 +225,19 @@ describe("backward passes against finite differences (float64)", () => {
 
   it("LoRA adapters (A and B) on a frozen model, with a loss mask", () => {
     const config = parseConfigJson(
-      JSON.stringify(tinyGemma2Json({ vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, query_pre_attn_scalar: 4, num_hidden_layers: 1, sliding_window: 3 })),
+      JSON.stringify(
+        tinyGemma2Json({
+          vocab_size: 11,
+          hidden_size: 8,
+          intermediate_size: 12,
+          num_attention_heads: 2,
+          num_key_value_heads: 1,
+          head_dim: 4,
+          query_pre_attn_scalar: 4,
+          num_hidden_layers: 1,
+          sliding_window: 3,
+        }),
+      ),
     );
     const model = new TrainableGemma(config, "f64").initRandom(6, 0.5);
     model.addLora(2, 4);
@@ -220,7 +258,11 @@ describe("backward passes against finite differences (float64)", () => {
     }
     errors["LoRA adapters, worst"] = worst;
     assert.ok([...model.grads.values()].every((g) => g.every((v) => v === 0 || !Number.isNaN(v))));
-    assert.equal(model.grads.get("model.embed_tokens.weight")!.some((v) => v !== 0), false, "frozen base gets no embedding gradient");
+    assert.equal(
+      model.grads.get("model.embed_tokens.weight")!.some((v) => v !== 0),
+      false,
+      "frozen base gets no embedding gradient",
+    );
   });
 
   it("every check ran, all within the 3e-9 docs/distillation.md reports (bound 1e-8)", () => {

@@ -23,18 +23,60 @@ describe("teacher-targets + train --targets + perplexity", () => {
     mkdirSync(tok);
     const vocab = writeCharTokenizer(tok, readFileSync(TEXT, "utf8"));
     const shape = (d: number, layers: number, extra: Record<string, unknown> = {}) =>
-      tinyGemma2Json({ vocab_size: vocab, hidden_size: d, intermediate_size: 2 * d, num_attention_heads: 2, num_key_value_heads: 1, head_dim: d / 2, query_pre_attn_scalar: d / 2, num_hidden_layers: layers, sliding_window: 8, max_position_embeddings: 64, ...extra });
+      tinyGemma2Json({
+        vocab_size: vocab,
+        hidden_size: d,
+        intermediate_size: 2 * d,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        head_dim: d / 2,
+        query_pre_attn_scalar: d / 2,
+        num_hidden_layers: layers,
+        sliding_window: 8,
+        max_position_embeddings: 64,
+        ...extra,
+      });
     writeFileSync(join(dir, "teacher.json"), JSON.stringify(shape(32, 2)));
     writeFileSync(join(dir, "student.json"), JSON.stringify(shape(16, 1)));
     writeFileSync(join(dir, "other-vocab.json"), JSON.stringify(shape(16, 1, { vocab_size: vocab + 5 })));
     const common = ["--tokenizer", tok, "--data", TEXT, "--seq-len", "32", "--batch", "2", "--warmup", "2", "--lr", "0.003"];
 
-    const teacher = cli(["train", "--config", join(dir, "teacher.json"), ...common, "--steps", "20", "--eval-every", "10", "--out", join(dir, "teacher")]);
+    const teacher = cli([
+      "train",
+      "--config",
+      join(dir, "teacher.json"),
+      ...common,
+      "--steps",
+      "20",
+      "--eval-every",
+      "10",
+      "--out",
+      join(dir, "teacher"),
+    ]);
     assert.equal(teacher.code, 0, teacher.stderr);
     assert.match(teacher.stderr, /step 20: train loss [\d.]+, validation loss [\d.]+ \(perplexity [\d.]+\)/);
-    assert.equal(readFileSync(join(dir, "teacher", "train_log.jsonl"), "utf8").trim().split("\n").length, 20);
+    assert.equal(
+      readFileSync(join(dir, "teacher", "train_log.jsonl"), "utf8")
+        .trim()
+        .split("\n").length,
+      20,
+    );
 
-    const targets = cli(["teacher-targets", "--teacher", join(dir, "teacher"), "--data", TEXT, "--top-k", "8", "--seq-len", "32", "--backend", "js", "--out", join(dir, "targets")]);
+    const targets = cli([
+      "teacher-targets",
+      "--teacher",
+      join(dir, "teacher"),
+      "--data",
+      TEXT,
+      "--top-k",
+      "8",
+      "--seq-len",
+      "32",
+      "--backend",
+      "js",
+      "--out",
+      join(dir, "targets"),
+    ]);
     assert.equal(targets.code, 0, targets.stderr);
     assert.match(targets.stderr, /wrote top-8 targets for \d+ sequences of 32 tokens/);
     const meta = JSON.parse(readFileSync(join(dir, "targets", "meta.json"), "utf8")) as { sequences: number };
@@ -42,26 +84,76 @@ describe("teacher-targets + train --targets + perplexity", () => {
     // An interrupted run (cut mid-record) continues after the last complete record, to the same bytes.
     const complete = readFileSync(join(dir, "targets", "targets.bin"));
     truncateSync(join(dir, "targets", "targets.bin"), Math.floor(2.5 * 32 * 8 * 8));
-    const again = cli(["teacher-targets", "--teacher", join(dir, "teacher"), "--data", TEXT, "--top-k", "8", "--seq-len", "32", "--backend", "js", "--out", join(dir, "targets")]);
+    const again = cli([
+      "teacher-targets",
+      "--teacher",
+      join(dir, "teacher"),
+      "--data",
+      TEXT,
+      "--top-k",
+      "8",
+      "--seq-len",
+      "32",
+      "--backend",
+      "js",
+      "--out",
+      join(dir, "targets"),
+    ]);
     assert.equal(again.code, 0, again.stderr);
     assert.ok(readFileSync(join(dir, "targets", "targets.bin")).equals(complete), "resumed targets equal an uninterrupted run's");
 
-    const student = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--targets", join(dir, "targets"), "--alpha", "0.5", "--out", join(dir, "student")]);
+    const student = cli([
+      "train",
+      "--config",
+      join(dir, "student.json"),
+      ...common,
+      "--steps",
+      "10",
+      "--targets",
+      join(dir, "targets"),
+      "--alpha",
+      "0.5",
+      "--out",
+      join(dir, "student"),
+    ]);
     assert.equal(student.code, 0, student.stderr);
     assert.match(student.stderr, /by distillation \(alpha 0\.5, top-8 targets\)/);
     // The targets must reach the loss: the same run without them (or with another alpha) ends in
     // other weights, and the distillation term is logged and falls.
     const plain = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--out", join(dir, "student-plain")]);
     assert.equal(plain.code, 0, plain.stderr);
-    const alphaOne = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--targets", join(dir, "targets"), "--alpha", "1", "--out", join(dir, "student-alpha1")]);
+    const alphaOne = cli([
+      "train",
+      "--config",
+      join(dir, "student.json"),
+      ...common,
+      "--steps",
+      "10",
+      "--targets",
+      join(dir, "targets"),
+      "--alpha",
+      "1",
+      "--out",
+      join(dir, "student-alpha1"),
+    ]);
     assert.equal(alphaOne.code, 0, alphaOne.stderr);
     const weights = (run: string) => readFileSync(join(dir, run, "model.safetensors"));
     assert.ok(!weights("student").equals(weights("student-plain")), "distilled weights differ from next-token weights");
     assert.ok(!weights("student").equals(weights("student-alpha1")), "--alpha changes the weights");
-    const log = (run: string) => readFileSync(join(dir, run, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { trainLoss: number; nextTokenLoss: number; distillationLoss: number | null });
+    const log = (run: string) =>
+      readFileSync(join(dir, run, "train_log.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { trainLoss: number; nextTokenLoss: number; distillationLoss: number | null });
     const distilled = log("student-alpha1");
-    assert.ok(distilled.every((l) => l.distillationLoss !== null && Math.abs(l.trainLoss - l.distillationLoss) < 1e-9), "alpha 1: the loss is the distillation term");
-    assert.ok(distilled.at(-1)!.distillationLoss! < distilled[0]!.distillationLoss! - 0.01, `distillation loss ${distilled[0]!.distillationLoss} → ${distilled.at(-1)!.distillationLoss}`);
+    assert.ok(
+      distilled.every((l) => l.distillationLoss !== null && Math.abs(l.trainLoss - l.distillationLoss) < 1e-9),
+      "alpha 1: the loss is the distillation term",
+    );
+    assert.ok(
+      distilled.at(-1)!.distillationLoss! < distilled[0]!.distillationLoss! - 0.01,
+      `distillation loss ${distilled[0]!.distillationLoss} → ${distilled.at(-1)!.distillationLoss}`,
+    );
     assert.ok(log("student-plain").every((l) => l.distillationLoss === null && l.trainLoss === l.nextTokenLoss));
 
     const generated = cli(["generate", "--model", join(dir, "student"), "--prompt", "And God", "-n", "8", "--seed", "1"]);
@@ -73,24 +165,93 @@ describe("teacher-targets + train --targets + perplexity", () => {
     assert.ok(result.perplexity > 1 && result.perplexity < vocab, `perplexity ${result.perplexity}`);
     assert.ok(result.tokens > 1000);
 
-    writeFileSync(join(dir, "chat.jsonl"), `${JSON.stringify({ messages: [{ role: "user", content: "Who?" }, { role: "assistant", content: "God." }] })}\n`);
-    const finetuned = cli(["finetune", "--model", join(dir, "teacher"), "--data", join(dir, "chat.jsonl"), "--lora-rank", "2", "--steps", "3", "--batch", "1", "--out", join(dir, "adapter")]);
+    writeFileSync(
+      join(dir, "chat.jsonl"),
+      `${JSON.stringify({
+        messages: [
+          { role: "user", content: "Who?" },
+          { role: "assistant", content: "God." },
+        ],
+      })}\n`,
+    );
+    const finetuned = cli([
+      "finetune",
+      "--model",
+      join(dir, "teacher"),
+      "--data",
+      join(dir, "chat.jsonl"),
+      "--lora-rank",
+      "2",
+      "--steps",
+      "3",
+      "--batch",
+      "1",
+      "--out",
+      join(dir, "adapter"),
+    ]);
     assert.equal(finetuned.code, 0, finetuned.stderr);
     assert.match(finetuned.stderr, /saved the adapter to .*adapter/);
-    const withAdapter = cli(["generate", "--model", join(dir, "teacher"), "--lora", join(dir, "adapter"), "--chat", "--prompt", "Who?", "-n", "4", "--seed", "1"]);
+    const withAdapter = cli([
+      "generate",
+      "--model",
+      join(dir, "teacher"),
+      "--lora",
+      join(dir, "adapter"),
+      "--chat",
+      "--prompt",
+      "Who?",
+      "-n",
+      "4",
+      "--seed",
+      "1",
+    ]);
     assert.equal(withAdapter.code, 0, withAdapter.stderr);
     writeFileSync(join(dir, "bad.jsonl"), "{not json}\n");
     const badChat = cli(["finetune", "--model", join(dir, "teacher"), "--data", join(dir, "bad.jsonl"), "--out", join(dir, "adapter2")]);
     assert.equal(badChat.code, 1);
     assert.match(badChat.stderr, /bad\.jsonl:1: /);
 
-    const mismatched = cli(["train", "--config", join(dir, "other-vocab.json"), ...common, "--steps", "1", "--targets", join(dir, "targets"), "--out", join(dir, "bad")]);
+    const mismatched = cli([
+      "train",
+      "--config",
+      join(dir, "other-vocab.json"),
+      ...common,
+      "--steps",
+      "1",
+      "--targets",
+      join(dir, "targets"),
+      "--out",
+      join(dir, "bad"),
+    ]);
     assert.equal(mismatched.code, 1);
     assert.match(mismatched.stderr, /targets were made by a teacher with a vocabulary of \d+ tokens, but the student has \d+/);
-    const noData = cli(["train", "--config", join(dir, "student.json"), ...common.slice(0, 2), "--seq-len", "32", "--data", join(dir, "missing.txt"), "--out", join(dir, "bad2")]);
+    const noData = cli([
+      "train",
+      "--config",
+      join(dir, "student.json"),
+      ...common.slice(0, 2),
+      "--seq-len",
+      "32",
+      "--data",
+      join(dir, "missing.txt"),
+      "--out",
+      join(dir, "bad2"),
+    ]);
     assert.equal(noData.code, 1);
     assert.match(noData.stderr, /missing\.txt: no such data file/);
-    const tooSmall = cli(["train", "--config", join(dir, "student.json"), "--tokenizer", tok, "--data", TEXT, "--seq-len", "128", "--out", join(dir, "bad3")]);
+    const tooSmall = cli([
+      "train",
+      "--config",
+      join(dir, "student.json"),
+      "--tokenizer",
+      tok,
+      "--data",
+      TEXT,
+      "--seq-len",
+      "128",
+      "--out",
+      join(dir, "bad3"),
+    ]);
     assert.equal(tooSmall.code, 1);
     assert.match(tooSmall.stderr, /--seq-len 128 exceeds the student's max_position_embeddings 64/);
   });

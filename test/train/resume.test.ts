@@ -16,15 +16,58 @@ function cli(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const logSteps = (dir: string) => readFileSync(join(dir, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
+const logSteps = (dir: string) =>
+  readFileSync(join(dir, "train_log.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => (JSON.parse(l) as { step: number }).step);
 
 describe("train --resume", () => {
   const dir = mkdtempSync(join(tmpdir(), "gemma-ts-resume-"));
   const tok = join(dir, "tokenizer");
   mkdirSync(tok);
   const vocab = writeCharTokenizer(tok, readFileSync(TEXT, "utf8"));
-  writeFileSync(join(dir, "student.json"), JSON.stringify(tinyGemma2Json({ vocab_size: vocab, hidden_size: 16, intermediate_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, query_pre_attn_scalar: 8, num_hidden_layers: 1, sliding_window: 8, max_position_embeddings: 64 })));
-  const args = (out: string, extra: string[] = []) => ["train", "--config", join(dir, "student.json"), "--tokenizer", tok, "--data", TEXT, "--seq-len", "16", "--batch", "1", "--steps", "400", "--save-every", "40", "--eval-every", "1000", "--backend", "js", "--out", out, ...extra];
+  writeFileSync(
+    join(dir, "student.json"),
+    JSON.stringify(
+      tinyGemma2Json({
+        vocab_size: vocab,
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        head_dim: 8,
+        query_pre_attn_scalar: 8,
+        num_hidden_layers: 1,
+        sliding_window: 8,
+        max_position_embeddings: 64,
+      }),
+    ),
+  );
+  const args = (out: string, extra: string[] = []) => [
+    "train",
+    "--config",
+    join(dir, "student.json"),
+    "--tokenizer",
+    tok,
+    "--data",
+    TEXT,
+    "--seq-len",
+    "16",
+    "--batch",
+    "1",
+    "--steps",
+    "400",
+    "--save-every",
+    "40",
+    "--eval-every",
+    "1000",
+    "--backend",
+    "js",
+    "--out",
+    out,
+    ...extra,
+  ];
 
   it("an interrupted run resumes to the uninterrupted run's weights, each step logged once", async () => {
     const straight = join(dir, "straight");
@@ -49,8 +92,15 @@ describe("train --resume", () => {
     await new Promise((r) => child.on("close", r));
     const resumed = cli(args(cut, ["--resume"]));
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.deepEqual(logSteps(cut), Array.from({ length: 400 }, (_, i) => i + 1), "every step once, in order");
-    assert.ok(readFileSync(join(cut, "model.safetensors")).equals(readFileSync(join(straight, "model.safetensors"))), "same weights as the uninterrupted run");
+    assert.deepEqual(
+      logSteps(cut),
+      Array.from({ length: 400 }, (_, i) => i + 1),
+      "every step once, in order",
+    );
+    assert.ok(
+      readFileSync(join(cut, "model.safetensors")).equals(readFileSync(join(straight, "model.safetensors"))),
+      "same weights as the uninterrupted run",
+    );
   });
 
   it("refuses another run's settings, names a torn state file, and discards a half-written save", () => {

@@ -19,7 +19,21 @@ const TEXT = join(FIXTURES, "text/genesis.txt");
 
 function tinyStudent(vocab: number, overrides: Record<string, unknown> = {}) {
   return parseConfigJson(
-    JSON.stringify(tinyGemma2Json({ vocab_size: vocab, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, query_pre_attn_scalar: 16, num_hidden_layers: 2, sliding_window: 8, max_position_embeddings: 64, ...overrides })),
+    JSON.stringify(
+      tinyGemma2Json({
+        vocab_size: vocab,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        head_dim: 16,
+        query_pre_attn_scalar: 16,
+        num_hidden_layers: 2,
+        sliding_window: 8,
+        max_position_embeddings: 64,
+        ...overrides,
+      }),
+    ),
   );
 }
 
@@ -30,7 +44,18 @@ async function charSetup() {
   return { dir, vocab, tokenizer };
 }
 
-const settings = (overrides: Partial<TrainSettings> = {}): TrainSettings => ({ steps: 200, batch: 4, seqLen: 32, lr: 3e-3, warmup: 10, seed: 1, alpha: 0, evalEvery: 50, evalSequences: 0, ...overrides });
+const settings = (overrides: Partial<TrainSettings> = {}): TrainSettings => ({
+  steps: 200,
+  batch: 4,
+  seqLen: 32,
+  lr: 3e-3,
+  warmup: 10,
+  seed: 1,
+  alpha: 0,
+  evalEvery: 50,
+  evalSequences: 0,
+  ...overrides,
+});
 
 describe("training", () => {
   it("the training forward pass gives the inference logits on the reference fixtures", async () => {
@@ -98,7 +123,14 @@ describe("training", () => {
     const base = new TrainableGemma(tinyStudent(vocab)).initRandom(4, 0.5);
     await saveTrainedModel(dir, base, { tokenizerDir: dir });
     const chat = join(dir, "chat.jsonl");
-    const lines = ["What is the first day?", "Who made the earth?", "Say something."].map((q) => JSON.stringify({ messages: [{ role: "user", content: q }, { role: "assistant", content: "Let there be light." }] }));
+    const lines = ["What is the first day?", "Who made the earth?", "Say something."].map((q) =>
+      JSON.stringify({
+        messages: [
+          { role: "user", content: q },
+          { role: "assistant", content: "Let there be light." },
+        ],
+      }),
+    );
     writeFileSync(chat, `${lines.join("\n")}\n`);
     const examples = await loadChatExamples(chat, tokenizer, 64);
     // Only the reply and its turn end are scored.
@@ -113,11 +145,18 @@ describe("training", () => {
 
     const adapter = join(dir, "adapter");
     await saveLoraAdapter(adapter, model, { rank: 4, alpha: 8 }, dir);
-    const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8")) as { peft_type: string; r: number; target_modules: string[] };
+    const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8")) as {
+      peft_type: string;
+      r: number;
+      target_modules: string[];
+    };
     assert.equal(config.peft_type, "LORA");
     assert.deepEqual(config.target_modules.sort(), ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]);
     const header = readFileSync(join(adapter, "adapter_model.safetensors"));
-    assert.match(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString(), /base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight/);
+    assert.match(
+      header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString(),
+      /base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight/,
+    );
 
     const ids = [2, 10, 20, 30];
     const merged = await (await loadModel(dir, { kernels: "js", lora: adapter })).logits(ids);
@@ -141,7 +180,10 @@ describe("training", () => {
     (await import("node:fs")).writeFileSync(empty, "  \n");
     await assert.rejects(loadTextDataset(empty, tokenizer, 16), /the data file is empty/);
     await assert.rejects(loadTextDataset(TEXT, tokenizer, 4096), /too few for one training sequence/);
-    assert.throws(() => new TrainableGemma(parseConfigJson(JSON.stringify({ ...tinyGemma2Json(), model_type: "gemma" }))), /training supports Gemma 2/);
+    assert.throws(
+      () => new TrainableGemma(parseConfigJson(JSON.stringify({ ...tinyGemma2Json(), model_type: "gemma" }))),
+      /training supports Gemma 2/,
+    );
   });
 });
 

@@ -25,7 +25,16 @@ const SEED = 1;
 const MAX_TOKENS = 24;
 
 /** The probe's flags: no sandbox as root, and no background connections to a closed network. */
-const CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--headless",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 /** Starts `gemma-ts web` on a free port; resolves with its URL once it prints it. */
 function startCli(args: string[], log: string[]): Promise<{ child: ChildProcess; url: string }> {
@@ -44,7 +53,11 @@ function startCli(args: string[], log: string[]): Promise<{ child: ChildProcess;
 
 /** What Node prints for the same model, prompt, seed and sampling defaults. */
 function nodeReply(model: string, prompt = PROMPT): string {
-  const run = spawnSync(process.execPath, [...CLI, "generate", "--model", model, "--chat", "--prompt", prompt, "--seed", String(SEED), "--max-tokens", String(MAX_TOKENS)], { encoding: "utf8" });
+  const run = spawnSync(
+    process.execPath,
+    [...CLI, "generate", "--model", model, "--chat", "--prompt", prompt, "--seed", String(SEED), "--max-tokens", String(MAX_TOKENS)],
+    { encoding: "utf8" },
+  );
   assert.equal(run.status, 0, run.stderr);
   return run.stdout.replace(/\n$/, "");
 }
@@ -81,7 +94,11 @@ async function ask(page: Page, prompt = PROMPT): Promise<{ text: string; updates
   await answer.and(page.locator("[data-done]")).waitFor({ timeout: 120_000 });
   assert.match((await answer.getAttribute("data-done"))!, /^(length|stop)$/);
   const text = await answer.evaluate((el) => el.lastChild!.textContent!);
-  return { text, updates: await page.evaluate(() => (window as unknown as { updates: number }).updates), stats: (await page.textContent("#reply-stats"))! };
+  return {
+    text,
+    updates: await page.evaluate(() => (window as unknown as { updates: number }).updates),
+    stats: (await page.textContent("#reply-stats"))!,
+  };
 }
 
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
@@ -156,7 +173,10 @@ describe("the chat page in headless Chromium", { skip }, () => {
     assert.equal(await loadUrl(page, `${server.url}models/corrupt.gguf`), "error");
     const error = (await page.textContent("#error"))!;
     assert.ok(await page.isVisible("#error"));
-    assert.match(error, /^Could not load .*corrupt\.gguf:\n.*corrupt\.gguf: tensor \S+: bytes \d+\.\.\d+ run past the end of the file \(100000 bytes\): truncated\?$/s);
+    assert.match(
+      error,
+      /^Could not load .*corrupt\.gguf:\n.*corrupt\.gguf: tensor \S+: bytes \d+\.\.\d+ run past the end of the file \(100000 bytes\): truncated\?$/s,
+    );
     assert.doesNotMatch(error, /undefined|\[object/);
     assert.equal(await loadUrl(page, `${server.url}models/missing.gguf`, false), "error");
     assert.match((await page.textContent("#error"))!, /missing\.gguf: HTTP 404/);
@@ -233,7 +253,10 @@ describe("the chat page in headless Chromium", { skip }, () => {
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Storage.overrideQuotaForOrigin", { origin: new URL(server.url).origin, quotaSize: 1_000_000 });
     assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`, true), "loaded", (await page.textContent("#error")) ?? "");
-    assert.match((await page.textContent("#load-status"))!, /kjv\.gguf is not kept in this browser \(.*kjv\.gguf: (the browser lets this page store \d+ MiB more, the file has 5 MiB|the browser's storage quota ran out after \d+ MiB)\); it is read from the network instead/);
+    assert.match(
+      (await page.textContent("#load-status"))!,
+      /kjv\.gguf is not kept in this browser \(.*kjv\.gguf: (the browser lets this page store \d+ MiB more, the file has 5 MiB|the browser's storage quota ran out after \d+ MiB)\); it is read from the network instead/,
+    );
     assert.equal((await ask(page)).text, expected);
     // Nothing was kept (the range requests themselves may be answered by the HTTP cache).
     const listing = await cacheListAfter(page, () => page.click("#clear-cache"));

@@ -78,11 +78,14 @@ describe("safetensors validation", () => {
   });
 
   it("rejects a header that is not JSON", async () => {
-    await rejects(openRaw(rawFile("{\"a\": [1, 2", 0)), /header is not valid JSON/);
+    await rejects(openRaw(rawFile('{"a": [1, 2', 0)), /header is not valid JSON/);
   });
 
   it("rejects overlapping tensors", async () => {
-    await rejects(openRaw(rawFile({ a: tensor("F32", [4], [0, 16]), b: tensor("F32", [4], [8, 24]) }, 24)), /tensor b overlaps the tensor before it/);
+    await rejects(
+      openRaw(rawFile({ a: tensor("F32", [4], [0, 16]), b: tensor("F32", [4], [8, 24]) }, 24)),
+      /tensor b overlaps the tensor before it/,
+    );
   });
 
   it("requires the tensors to tile the data area exactly: a header length off by one fails", async () => {
@@ -91,9 +94,15 @@ describe("safetensors validation", () => {
     await (await openRaw(good)).close();
     const length = BigInt(new TextEncoder().encode(header).length);
     // One byte short still parses (the padding is spaces), and would read every tensor one byte early.
-    await rejects(openRaw(rawFile(header, 12, length - 1n)), /the tensors end at byte \d+ of the file but it has \d+; the header length or offsets are wrong/);
+    await rejects(
+      openRaw(rawFile(header, 12, length - 1n)),
+      /the tensors end at byte \d+ of the file but it has \d+; the header length or offsets are wrong/,
+    );
     await rejects(openRaw(rawFile({ a: tensor("F32", [2], [4, 12]) }, 12)), /4 bytes before tensor a belong to no tensor/);
-    await rejects(openRaw(rawFile({ a: tensor("F32", [1], [0, 4]), b: tensor("F32", [1], [8, 12]) }, 12)), /4 bytes before tensor b belong to no tensor/);
+    await rejects(
+      openRaw(rawFile({ a: tensor("F32", [1], [0, 4]), b: tensor("F32", [1], [8, 12]) }, 12)),
+      /4 bytes before tensor b belong to no tensor/,
+    );
     await rejects(openRaw(rawFile({ a: tensor("F32", [2], [0, 8]) }, 12)), /the tensors end at byte \d+ of the file but it has \d+/);
   });
 
@@ -145,12 +154,15 @@ describe("checkpoint folders", () => {
   });
 
   it("rejects a malformed config.json and an unknown model_type", async () => {
-    await rejects(loadModel(folderWith(fixture, "{ \"model_type\": ")), /config\.json: not valid JSON/);
+    await rejects(loadModel(folderWith(fixture, '{ "model_type": ')), /config\.json: not valid JSON/);
     await rejects(loadModel(folderWith(fixture, JSON.stringify({ model_type: "mistral" }))), /unsupported model: model_type "mistral"/);
   });
 
   it("ignores harmless extra tensors; refuses weights the config does not use unless allowed", async () => {
-    const dir = writeRandomModel(tinyGemma2Json(), 1, (ts) => [...ts, { name: "lm_head.weight", dtype: "f32", shape: [2], data: new Float32Array(2) } as NamedTensor]);
+    const dir = writeRandomModel(tinyGemma2Json(), 1, (ts) => [
+      ...ts,
+      { name: "lm_head.weight", dtype: "f32", shape: [2], data: new Float32Array(2) } as NamedTensor,
+    ]);
     const messages: string[] = [];
     const model = await loadModel(dir, { onDebug: (m) => messages.push(m) });
     assert.equal(model.config.nLayers, 4);
@@ -160,7 +172,10 @@ describe("checkpoint folders", () => {
     const gemma2 = writeRandomModel(tinyGemma2Json(), 1);
     const config = JSON.parse(readFileSync(join(gemma2, "config.json"), "utf8")) as Record<string, unknown>;
     writeFileSync(join(gemma2, "config.json"), JSON.stringify({ ...config, model_type: "gemma" }));
-    await rejects(loadModel(gemma2), /tensor\(s\) are not used by a gemma model with this config \(model\.layers\.0\.pre_feedforward_layernorm\.weight, .*--allow-unused-tensors/);
+    await rejects(
+      loadModel(gemma2),
+      /tensor\(s\) are not used by a gemma model with this config \(model\.layers\.0\.pre_feedforward_layernorm\.weight, .*--allow-unused-tensors/,
+    );
     // A config that claims fewer layers than the weights hold, or far more.
     writeFileSync(join(gemma2, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 }));
     await rejects(loadModel(gemma2), /the config says 2 layers but the weights hold 4/);
@@ -200,7 +215,10 @@ describe("checkpoint folders", () => {
   it("rejects an index naming a missing shard or a path outside the folder", async () => {
     const dir = tmp();
     copyFileSync(`${FIXTURES}tiny_a/config.json`, join(dir, "config.json"));
-    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": "model-00001-of-00002.safetensors" } }));
+    writeFileSync(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ weight_map: { "model.norm.weight": "model-00001-of-00002.safetensors" } }),
+    );
     await rejects(loadModel(dir), /model-00001-of-00002\.safetensors: cannot open \(ENOENT\); listed in model\.safetensors\.index\.json/);
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": "../../etc/passwd" } }));
     await rejects(loadModel(dir), /must be a file name in the same folder/);

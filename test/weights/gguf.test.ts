@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CheckpointError, ConfigError, GemmaError } from "../../src/errors.js";
+import { CheckpointError, ConfigError, type GemmaError } from "../../src/errors.js";
 import { loadConfig, loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
 import { GgufCheckpoint, ggufTensorName } from "../../src/model/gguf-checkpoint.js";
@@ -74,7 +74,9 @@ describe("GGUF models", () => {
     // F16 matrices read as the same f16 values in a safetensors file (norms kept f32 in both).
     const f16 = await loadModel(await exportGguf(dir, "F16"), { kernels: "js" });
     const f16Dir = writeRandomModel(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>, 1, () =>
-      readFixtureTensors(dir).map((t) => (t.shape.length === 2 ? { ...t, dtype: "f16", data: Uint16Array.from(t.data, (v) => f32ToF16(v)) } : t)),
+      readFixtureTensors(dir).map((t) =>
+        t.shape.length === 2 ? { ...t, dtype: "f16", data: Uint16Array.from(t.data, (v) => f32ToF16(v)) } : t,
+      ),
     );
     const f16Reference = await loadModel(f16Dir, { kernels: "js" });
     assert.equal(maxAbsDiff(await f16.logits(fixture.input_ids), await f16Reference.logits(fixture.input_ids)), 0);
@@ -99,8 +101,20 @@ describe("GGUF models", () => {
   it("re-quantizes Q4_K / Q5_K / Q6_K tensors to Q8_0 of their dequantized values", async () => {
     // A 256-wide model whose matrices are random K-quant blocks; the reference is the same values
     // dequantized to f32 in a safetensors file, loaded with --quant q8_0.
-    const hf = tinyGemma2Json({ hidden_size: 256, head_dim: 64, num_attention_heads: 4, num_key_value_heads: 2, query_pre_attn_scalar: 64, intermediate_size: 256, num_hidden_layers: 2 });
-    const kinds = [["Q4_K", 144], ["Q5_K", 176], ["Q6_K", 210]] as const;
+    const hf = tinyGemma2Json({
+      hidden_size: 256,
+      head_dim: 64,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      query_pre_attn_scalar: 64,
+      intermediate_size: 256,
+      num_hidden_layers: 2,
+    });
+    const kinds = [
+      ["Q4_K", 144],
+      ["Q5_K", 176],
+      ["Q6_K", 210],
+    ] as const;
     let counter = 0;
     const blocks = new Map<string, { type: (typeof kinds)[number][0]; bytes: Uint8Array }>();
     const dir = writeRandomModel(hf, 3, (tensors: NamedTensor[]) =>
@@ -132,7 +146,11 @@ describe("GGUF models", () => {
     for (const [hfName] of expectedTensors(config)) {
       const entry = reread.file.tensors.get(ggufTensorName(hfName, "gemma2"))!;
       const k = blocks.get(hfName);
-      tensors.push(k ? { name: entry.name, type: k.type, shape: entry.shape, data: k.bytes } : { name: entry.name, type: "F32" as const, shape: entry.shape, data: await reread.file.readBytes(entry) });
+      tensors.push(
+        k
+          ? { name: entry.name, type: k.type, shape: entry.shape, data: k.bytes }
+          : { name: entry.name, type: "F32" as const, shape: entry.shape, data: await reread.file.readBytes(entry) },
+      );
     }
     const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-gguf-")), "kquant.gguf");
     writeFileSync(path, encodeGguf(metadataOf(reread), tensors));
@@ -148,7 +166,8 @@ describe("GGUF models", () => {
     // The tiny model's embedding has 512 rows, so only the vocabulary is checked here, not generation.
     const config = (await loadConfig(dir)) as GemmaConfig;
     const ckpt = await openCheckpointFolder(dir);
-    const template = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template;
+    const template = (JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer_config.json"), "utf8")) as { chat_template: string })
+      .chat_template;
     const bytes = await encodeGgufModel(ckpt, { ...config }, { matrixType: "F32", vocabulary: { ...vocab, chatTemplate: template } });
     await ckpt.close();
     const gguf = await GgufCheckpoint.fromSource(memorySource(bytes, "vocab.gguf"));
@@ -197,7 +216,8 @@ describe("corrupt GGUF files give clear errors", () => {
     });
   };
   /** Byte offset of a tensor info's type field. */
-  const typeField = (bytes: Uint8Array, tensor: string, dims: number) => Buffer.from(bytes).indexOf(Buffer.from(tensor)) + tensor.length + 4 + 8 * dims;
+  const typeField = (bytes: Uint8Array, tensor: string, dims: number) =>
+    Buffer.from(bytes).indexOf(Buffer.from(tensor)) + tensor.length + 4 + 8 * dims;
 
   it("bad magic", async () => {
     const bytes = await good();
@@ -258,14 +278,28 @@ describe("corrupt GGUF files give clear errors", () => {
 function readFixtureTensors(dir: string): NamedTensor[] {
   const bytes = readFileSync(join(dir, "model.safetensors"));
   const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8")) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   return Object.entries(header)
     .filter(([name]) => name !== "__metadata__")
-    .map(([name, { dtype, shape, data_offsets: [from, to] }]) => {
-      assert.equal(dtype, "F32");
-      const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + headerLength + from, bytes.byteOffset + 8 + headerLength + to));
-      return { name, dtype: "f32" as const, shape, data };
-    });
+    .map(
+      ([
+        name,
+        {
+          dtype,
+          shape,
+          data_offsets: [from, to],
+        },
+      ]) => {
+        assert.equal(dtype, "F32");
+        const data = new Float32Array(
+          bytes.buffer.slice(bytes.byteOffset + 8 + headerLength + from, bytes.byteOffset + 8 + headerLength + to),
+        );
+        return { name, dtype: "f32" as const, shape, data };
+      },
+    );
 }
 
 function memorySource(bytes: Uint8Array, name: string) {
@@ -284,7 +318,8 @@ function memorySource(bytes: Uint8Array, name: string) {
 function metadataOf(ckpt: GgufCheckpoint) {
   const out: Record<string, ReturnType<typeof gguv.u32>> = {};
   for (const [key, value] of Object.entries(ckpt.file.metadata)) {
-    out[key] = typeof value === "string" ? gguv.str(value) : Number.isInteger(value) ? gguv.u32(value as number) : gguv.f32(value as number);
+    out[key] =
+      typeof value === "string" ? gguv.str(value) : Number.isInteger(value) ? gguv.u32(value as number) : gguv.f32(value as number);
   }
   return out;
 }

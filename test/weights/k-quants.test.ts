@@ -6,7 +6,10 @@ import { dequantizeKQuant, QK_K, type KQuantName } from "../../src/weights/k-qua
 import { FIXTURES } from "../helpers/random-model.js";
 
 /** Random blocks dequantized by gguf-py (scripts/make-kquant-fixture.py). */
-const reference = JSON.parse(readFileSync(join(FIXTURES, "kquants.json"), "utf8")) as Record<KQuantName, { blockBytes: number; bytes: string; values: string }>;
+const reference = JSON.parse(readFileSync(join(FIXTURES, "kquants.json"), "utf8")) as Record<
+  KQuantName,
+  { blockBytes: number; bytes: string; values: string }
+>;
 
 for (const type of ["Q4_K", "Q5_K", "Q6_K"] as const) {
   test(`${type} dequantization equals gguf-py's`, () => {
@@ -19,6 +22,9 @@ for (const type of ["Q4_K", "Q5_K", "Q6_K"] as const) {
     let worst = 0;
     for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - expected[i]!) / Math.max(1e-6, Math.abs(expected[i]!)));
     assert.ok(worst < 1e-5, `${type}: worst relative difference ${worst}`);
-    assert.ok(expected.some((v) => v !== 0), "fixture holds non-zero values");
+    assert.ok(
+      expected.some((v) => v !== 0),
+      "fixture holds non-zero values",
+    );
   });
 }

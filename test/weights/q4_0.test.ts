@@ -16,7 +16,11 @@ describe("Q4_0 blocks (llama.cpp layout)", () => {
     const back = new Float32Array(64);
     dequantizeQ4_0Row(q, 0, 64, back);
     // Within one step (the positive end clamps at 7 · d).
-    for (let i = 0; i < 64; i++) assert.ok(Math.abs(back[i]! - values[i]!) <= Math.abs(f16ToF32(q[i < 32 ? 0 : 18]! | (q[i < 32 ? 1 : 19]! << 8))) + 1e-6, `value ${i}`);
+    for (let i = 0; i < 64; i++)
+      assert.ok(
+        Math.abs(back[i]! - values[i]!) <= Math.abs(f16ToF32(q[i < 32 ? 0 : 18]! | (q[i < 32 ? 1 : 19]! << 8))) + 1e-6,
+        `value ${i}`,
+      );
     assert.ok(Math.abs(back[3]! - 0.4) < 1e-3);
   });
 });

@@ -21,7 +21,7 @@ export function attention(a: AttentionArgs): void {
       for (let j = first; j <= pos; j++) {
         const fromPast = j < startPos;
         const keys = fromPast ? pastK : newK;
-        const kBase = (fromPast ? (j % pastCapacity) : j - startPos) * kvWidth + kvOffset;
+        const kBase = (fromPast ? j % pastCapacity : j - startPos) * kvWidth + kvOffset;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qOffset + d]! * keys[kBase + d]!;
         let score = dot * scale;
@@ -41,7 +41,7 @@ export function attention(a: AttentionArgs): void {
         const p = scores[j - first]! / sum;
         const fromPast = j < startPos;
         const values = fromPast ? pastV : newV;
-        const vBase = (fromPast ? (j % pastCapacity) : j - startPos) * kvWidth + kvOffset;
+        const vBase = (fromPast ? j % pastCapacity : j - startPos) * kvWidth + kvOffset;
         for (let d = 0; d < headDim; d++) out[oOffset + d]! += p * values[vBase + d]!;
       }
     }

@@ -26,7 +26,8 @@ function widenRowsToScratch(w: Weight, firstRow: number, rowCount: number): void
   ensureScratch(count);
   if (w.dtype === "q8_0" || w.dtype === "q4_0") {
     const dequantize = w.dtype === "q8_0" ? dequantizeQ8_0Row : dequantizeQ4_0Row;
-    for (let i = 0; i < rowCount; i++) dequantize(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
+    for (let i = 0; i < rowCount; i++)
+      dequantize(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
     return;
   }
   const start = firstRow * w.cols;
@@ -47,8 +48,10 @@ export function weightRow(w: Weight, r: number): Float32Array {
 }
 
 export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
-  if (w.dtype === "q8_0") return matmulQ8_0(out, x, w, seqLen);
-  if (w.dtype === "q4_0") return matmulQ4_0(out, x, w, seqLen);
+  if (w.dtype === "q8_0" || w.dtype === "q4_0") {
+    (w.dtype === "q8_0" ? matmulQ8_0 : matmulQ4_0)(out, x, w, seqLen);
+    return;
+  }
   const { rows, cols } = w;
   for (let r = 0; r < rows; r += BLOCK_ROWS) {
     const n = Math.min(BLOCK_ROWS, rows - r);
@@ -63,10 +66,15 @@ export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: nu
       o0 = 0;
     }
     if (n === BLOCK_ROWS) {
-      const o1 = o0 + cols, o2 = o1 + cols, o3 = o2 + cols;
+      const o1 = o0 + cols,
+        o2 = o1 + cols,
+        o3 = o2 + cols;
       for (let s = 0; s < seqLen; s++) {
         const xs = s * cols;
-        let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        let a0 = 0,
+          a1 = 0,
+          a2 = 0,
+          a3 = 0;
         for (let c = 0; c < cols; c++) {
           const xv = x[xs + c]!;
           a0 += xv * rowsData[o0 + c]!;

@@ -1,6 +1,14 @@
 /** Reference kernels of RecurrentGemma's recurrent block (RECURRENTGEMMA.md §4). */
 
-export function blockDiagonalLinear(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, seqLen: number, nBlocks: number, blockWidth: number): void {
+export function blockDiagonalLinear(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array,
+  seqLen: number,
+  nBlocks: number,
+  blockWidth: number,
+): void {
   const width = nBlocks * blockWidth;
   for (let s = 0; s < seqLen; s++) {
     for (let h = 0; h < nBlocks; h++) {
@@ -15,7 +23,16 @@ export function blockDiagonalLinear(out: Float32Array, x: Float32Array, weight: 
   }
 }
 
-export function conv1d(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, history: Float32Array, seqLen: number, channels: number, width: number): void {
+export function conv1d(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array,
+  history: Float32Array,
+  seqLen: number,
+  channels: number,
+  width: number,
+): void {
   const past = width - 1;
   // Input at time t - d: from this call's x, or from the history of earlier calls.
   const input = (t: number, c: number) => (t >= 0 ? x[t * channels + c]! : history[(past + t) * channels + c]!);
@@ -37,7 +54,17 @@ export function conv1d(out: Float32Array, x: Float32Array, weight: Float32Array,
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
-export function rgLruScan(out: Float32Array, x: Float32Array, inputGate: Float32Array, recurrentGate: Float32Array, softplusLambda: Float32Array, state: Float32Array, seqLen: number, width: number, startPos: number): void {
+export function rgLruScan(
+  out: Float32Array,
+  x: Float32Array,
+  inputGate: Float32Array,
+  recurrentGate: Float32Array,
+  softplusLambda: Float32Array,
+  state: Float32Array,
+  seqLen: number,
+  width: number,
+  startPos: number,
+): void {
   for (let t = 0; t < seqLen; t++) {
     const reset = startPos + t === 0;
     const base = t * width;

@@ -69,6 +69,11 @@ export class WasmArena {
     const buffer = this.memory.buffer;
     // A shared memory's buffer is a SharedArrayBuffer; views over it read the same.
     const bytes = buffer as ArrayBuffer;
-    weight.data = weight.dtype === "f32" ? new Float32Array(bytes, ptr, length) : weight.dtype === "q8_0" || weight.dtype === "q4_0" ? new Uint8Array(bytes, ptr, length) : new Uint16Array(bytes, ptr, length);
+    weight.data =
+      weight.dtype === "f32"
+        ? new Float32Array(bytes, ptr, length)
+        : weight.dtype === "q8_0" || weight.dtype === "q4_0"
+          ? new Uint8Array(bytes, ptr, length)
+          : new Uint16Array(bytes, ptr, length);
   }
 }

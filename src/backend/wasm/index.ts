@@ -42,7 +42,10 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
 
   const matmul = (out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void => {
     const placed = placements.get(w);
-    if (!placed) return jsKernels.matmul(out, x, w, seqLen);
+    if (!placed) {
+      jsKernels.matmul(out, x, w, seqLen);
+      return;
+    }
     const arena = arenas[placed.arena]!;
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
@@ -58,7 +61,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen);
       kernel = w.dtype === "q8_0" ? "matmulQ8_0" : "matmulQ4_0";
     }
-    if (pool && pool.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
+    if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
       pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen);
     } else {
       arena.kernels[kernel](outPtr, input, placed.ptr, w.rows, w.cols, seqLen, w.rows);
@@ -71,7 +74,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     for (const w of weights) {
       if (placements.has(w)) continue;
       let arena = arenas.at(-1);
-      if (!arena || !arena.fits(w.data.byteLength)) {
+      if (!arena?.fits(w.data.byteLength)) {
         arena = new WasmArena(module, threaded);
         arenas.push(arena);
       }

@@ -54,5 +54,13 @@ export function runSlice(kernels: SliceKernels, control: Uint32Array, index: num
   const cols = control[COLS]!;
   const [start, end] = rowSlice(rows, control[THREADS]!, index);
   if (end <= start) return;
-  kernels[kernel](control[OUT]! + start * 4, control[X]!, control[W]! + start * rowBytes(kernel, cols), end - start, cols, control[SEQ_LEN]!, rows);
+  kernels[kernel](
+    control[OUT]! + start * 4,
+    control[X]!,
+    control[W]! + start * rowBytes(kernel, cols),
+    end - start,
+    cols,
+    control[SEQ_LEN]!,
+    rows,
+  );
 }

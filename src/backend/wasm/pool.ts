@@ -5,7 +5,25 @@
  */
 import { GemmaError } from "../../errors.js";
 import type { KernelWorker, WasmHost } from "./host.js";
-import { ARENA, FAILED, CONTROL_INTS, COLS, DONE, GENERATION, KERNEL, KERNELS, OUT, ROWS, SEQ_LEN, THREADS, W, X, runSlice, type KernelName, type SliceKernels } from "./pool-protocol.js";
+import {
+  ARENA,
+  FAILED,
+  CONTROL_INTS,
+  COLS,
+  DONE,
+  GENERATION,
+  KERNEL,
+  KERNELS,
+  OUT,
+  ROWS,
+  SEQ_LEN,
+  THREADS,
+  W,
+  X,
+  runSlice,
+  type KernelName,
+  type SliceKernels,
+} from "./pool-protocol.js";
 
 /** A slice takes milliseconds; this long means a worker is gone. */
 const WORKER_TIMEOUT_MS = 60_000;
@@ -16,7 +34,10 @@ export class KernelPool {
   private registered = 0;
   private started = false;
 
-  private constructor(private readonly workers: KernelWorker[], buffer: SharedArrayBuffer) {
+  private constructor(
+    private readonly workers: KernelWorker[],
+    buffer: SharedArrayBuffer,
+  ) {
     this.control = new Uint32Array(buffer);
     this.signals = new Int32Array(buffer);
   }
@@ -53,7 +74,17 @@ export class KernelPool {
     return this.started && arena < this.registered;
   }
 
-  run(arena: number, kernels: SliceKernels, kernel: KernelName, out: number, x: number, w: number, rows: number, cols: number, seqLen: number): void {
+  run(
+    arena: number,
+    kernels: SliceKernels,
+    kernel: KernelName,
+    out: number,
+    x: number,
+    w: number,
+    rows: number,
+    cols: number,
+    seqLen: number,
+  ): void {
     const c = this.control;
     c[KERNEL] = KERNELS.indexOf(kernel);
     c[ARENA] = arena;

@@ -10,7 +10,11 @@ import { ARENA, DONE, FAILED, GENERATION, THREADS, runSlice, type SliceKernels }
  * Returns the worker's message handler. `reply` answers an arena message; `schedule` runs the
  * blocking loop after the current message (so the "start" message itself is acknowledged first).
  */
-export function kernelWorkerHandler(init: KernelWorkerInit, reply: (arenas: number) => void, schedule: (loop: () => void) => void): (message: KernelWorkerMessage) => void {
+export function kernelWorkerHandler(
+  init: KernelWorkerInit,
+  reply: (arenas: number) => void,
+  schedule: (loop: () => void) => void,
+): (message: KernelWorkerMessage) => void {
   const control = new Uint32Array(init.control);
   const signals = new Int32Array(init.control);
   const arenas: SliceKernels[] = [];
@@ -33,7 +37,9 @@ export function kernelWorkerHandler(init: KernelWorkerInit, reply: (arenas: numb
 
   return (message) => {
     if (message === "start") return schedule(loop);
-    arenas.push(new WebAssembly.Instance(init.module, { env: { memory: message.memory, abort: () => {} } }).exports as unknown as SliceKernels);
+    arenas.push(
+      new WebAssembly.Instance(init.module, { env: { memory: message.memory, abort: () => {} } }).exports as unknown as SliceKernels,
+    );
     reply(arenas.length);
   };
 }

@@ -5,5 +5,9 @@ import { kernelWorkerHandler } from "./worker-loop.js";
 
 parentPort!.on(
   "message",
-  kernelWorkerHandler(workerData as KernelWorkerInit, (arenas) => parentPort!.postMessage(arenas), (loop) => void setImmediate(loop)),
+  kernelWorkerHandler(
+    workerData as KernelWorkerInit,
+    (arenas) => parentPort!.postMessage(arenas),
+    (loop) => void setImmediate(loop),
+  ),
 );

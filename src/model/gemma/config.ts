@@ -38,7 +38,6 @@ export interface GemmaConfig {
   padTokenId: number;
 }
 
-
 /** Fields every Gemma 1 and 2 release shares (a fresh object each time: presets must not share arrays). */
 function sharedPresetFields() {
   return {
@@ -164,9 +163,16 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
     padTokenId: read.optionalTokenId("pad_token_id") ?? 0,
   };
   if (hf["tie_word_embeddings"] === false) {
-    throw new ConfigError(`${source}: tie_word_embeddings false is not a Gemma checkpoint (Gemma ties input and output embeddings)`, "tie_word_embeddings");
+    throw new ConfigError(
+      `${source}: tie_word_embeddings false is not a Gemma checkpoint (Gemma ties input and output embeddings)`,
+      "tie_word_embeddings",
+    );
   }
-  for (const [field, id] of [["bos_token_id", config.bosTokenId], ["pad_token_id", config.padTokenId], ...config.eosTokenIds.map((id) => ["eos_token_id", id] as const)] as const) {
+  for (const [field, id] of [
+    ["bos_token_id", config.bosTokenId],
+    ["pad_token_id", config.padTokenId],
+    ...config.eosTokenIds.map((id) => ["eos_token_id", id] as const),
+  ] as const) {
     if (id >= config.vocabSize) {
       throw new ConfigError(`${source}: ${field} ${id} is outside the vocabulary of ${config.vocabSize}`, field);
     }
@@ -183,7 +189,10 @@ function readLayerTypes(hf: Json, nLayers: number, source: string): AttentionKin
   return raw.map((t, i) => {
     if (t === "sliding_attention") return "local";
     if (t === "full_attention") return "global";
-    throw new ConfigError(`${source}: layer_types[${i}] is ${JSON.stringify(t)}; expected "sliding_attention" or "full_attention"`, "layer_types");
+    throw new ConfigError(
+      `${source}: layer_types[${i}] is ${JSON.stringify(t)}; expected "sliding_attention" or "full_attention"`,
+      "layer_types",
+    );
   });
 }
 
@@ -207,7 +216,10 @@ function readRopeTheta(read: FieldReader, hf: Json, source: string): number {
     }
     const p = params as Json;
     if (p["rope_type"] !== undefined && p["rope_type"] !== "default") {
-      throw new ConfigError(`${source}: rope_parameters.rope_type ${JSON.stringify(p["rope_type"])} is not supported (only "default")`, "rope_parameters.rope_type");
+      throw new ConfigError(
+        `${source}: rope_parameters.rope_type ${JSON.stringify(p["rope_type"])} is not supported (only "default")`,
+        "rope_parameters.rope_type",
+      );
     }
     const theta = p["rope_theta"];
     if (typeof theta !== "number" || !(theta > 0)) {
@@ -221,7 +233,6 @@ function readRopeTheta(read: FieldReader, hf: Json, source: string): number {
   }
   return read.optionalPositiveNumber("rope_theta") ?? 10000;
 }
-
 
 /** A Hugging Face config.json object for a Gemma 1/2 config (what a trained checkpoint saves). */
 export function configToHf(c: GemmaConfig): Record<string, unknown> {

@@ -54,7 +54,8 @@ export class GemmaForward implements CausalLM {
       throw new GenerationError(`sequence of ${startPos + seqLen} tokens exceeds the model's context of ${c.maxPositions} positions`);
     }
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
     }
     const h = new Float32Array(seqLen * c.dModel);
     k.embed(h, this.weights.embedding, ids, this.embedScale);

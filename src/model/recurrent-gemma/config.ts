@@ -37,7 +37,6 @@ export interface RecurrentGemmaConfig {
   padTokenId: number;
 }
 
-
 function preset(p: { dModel: number; nLayers: number; nHeads: number }): RecurrentGemmaConfig {
   return {
     family: "recurrent_gemma",
@@ -70,7 +69,8 @@ export const RECURRENT_PRESETS = {
 export function recurrentConfigFromHf(hf: Json, source = "config.json"): RecurrentGemmaConfig {
   const read = new FieldReader(hf, source);
   const fail = (field: string, expected: string): never => read.reject(field, expected);
-  const int = (field: string, fallback?: number): number => (fallback === undefined ? read.positiveInt(field) : read.positiveIntOr(field, fallback));
+  const int = (field: string, fallback?: number): number =>
+    fallback === undefined ? read.positiveInt(field) : read.positiveIntOr(field, fallback);
   const num = (field: string, fallback: number): number => read.positiveNumberOr(field, fallback);
   const dModel = int("hidden_size");
   const nLayers = int("num_hidden_layers");
@@ -78,8 +78,16 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
   const nKvHeads = int("num_key_value_heads", 1);
   const headDim = int("head_dim", dModel / nHeads);
   const lruWidth = int("lru_width", dModel);
-  if (nHeads % nKvHeads !== 0) throw new ConfigError(`${source}: num_attention_heads (${nHeads}) must be a multiple of num_key_value_heads (${nKvHeads})`, "num_key_value_heads");
-  if (lruWidth % nHeads !== 0) throw new ConfigError(`${source}: lru_width (${lruWidth}) must be a multiple of num_attention_heads (${nHeads}) for the block-diagonal gates`, "lru_width");
+  if (nHeads % nKvHeads !== 0)
+    throw new ConfigError(
+      `${source}: num_attention_heads (${nHeads}) must be a multiple of num_key_value_heads (${nKvHeads})`,
+      "num_key_value_heads",
+    );
+  if (lruWidth % nHeads !== 0)
+    throw new ConfigError(
+      `${source}: lru_width (${lruWidth}) must be a multiple of num_attention_heads (${nHeads}) for the block-diagonal gates`,
+      "lru_width",
+    );
   const intermediate = int("intermediate_size");
   if (intermediate % 2 !== 0) fail("intermediate_size", "even (HF stores twice the MLP width)");
   const rawTypes = hf["block_types"];
@@ -90,9 +98,11 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
   const factor = hf["partial_rotary_factor"] ?? 0.5;
   if (typeof factor !== "number" || !(factor > 0 && factor <= 1)) fail("partial_rotary_factor", "a number in (0, 1]");
   const rotaryDim = Math.round(headDim * (factor as number));
-  if (rotaryDim % 2 !== 0) throw new ConfigError(`${source}: partial_rotary_factor × head_dim must be even, found ${rotaryDim}`, "partial_rotary_factor");
+  if (rotaryDim % 2 !== 0)
+    throw new ConfigError(`${source}: partial_rotary_factor × head_dim must be even, found ${rotaryDim}`, "partial_rotary_factor");
   const cap = hf["logits_soft_cap"];
-  if (hf["embeddings_scale_by_sqrt_dim"] === false) throw new ConfigError(`${source}: embeddings_scale_by_sqrt_dim false is not supported`, "embeddings_scale_by_sqrt_dim");
+  if (hf["embeddings_scale_by_sqrt_dim"] === false)
+    throw new ConfigError(`${source}: embeddings_scale_by_sqrt_dim false is not supported`, "embeddings_scale_by_sqrt_dim");
   const activation = hf["hidden_activation"] ?? "gelu_pytorch_tanh";
   if (activation !== "gelu_pytorch_tanh" && activation !== "gelu_new") fail("hidden_activation", '"gelu_pytorch_tanh"');
   const eosTokenIds = read.tokenIds("eos_token_id", [1]);
@@ -122,7 +132,12 @@ export function recurrentConfigFromHf(hf: Json, source = "config.json"): Recurre
 
 export function recurrentParameterCount(c: RecurrentGemmaConfig): number {
   const mlp = 2 * (c.dModel * c.ffnDim + c.ffnDim) + c.ffnDim * c.dModel + c.dModel;
-  const recurrent = 2 * (c.dModel * c.lruWidth + c.lruWidth) + (c.lruWidth * c.dModel + c.dModel) + c.lruWidth * (c.convWidth + 1) + c.lruWidth + 2 * (c.lruWidth * (c.lruWidth / c.nHeads) + c.lruWidth);
+  const recurrent =
+    2 * (c.dModel * c.lruWidth + c.lruWidth) +
+    (c.lruWidth * c.dModel + c.dModel) +
+    c.lruWidth * (c.convWidth + 1) +
+    c.lruWidth +
+    2 * (c.lruWidth * (c.lruWidth / c.nHeads) + c.lruWidth);
   const attention = c.dModel * c.nHeads * c.headDim + 2 * c.dModel * c.nKvHeads * c.headDim + c.nHeads * c.headDim * c.dModel + c.dModel;
   const blocks = c.blockTypes.reduce((s, t) => s + mlp + 2 * c.dModel + (t === "recurrent" ? recurrent : attention), 0);
   return c.vocabSize * c.dModel + blocks + c.dModel;

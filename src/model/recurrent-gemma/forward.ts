@@ -25,7 +25,9 @@ export class RecurrentState implements DecodeState {
     this.convHistory = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array((c.convWidth - 1) * c.lruWidth) : null));
     this.rnn = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array(c.lruWidth) : null));
     // W rows suffice for W+1 visible keys because new keys are written after attention (§6).
-    this.kv = c.blockTypes.map((t) => (t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim) : null));
+    this.kv = c.blockTypes.map((t) =>
+      t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim) : null,
+    );
   }
 
   /** A copy of the whole state at one position (taken by `mark`), the only way back in a recurrence. */
@@ -47,9 +49,15 @@ export class RecurrentState implements DecodeState {
 
   rewindTo(position: number): void {
     if (position === this.length) return;
-    if (position === 0) return this.clear();
+    if (position === 0) {
+      this.clear();
+      return;
+    }
     if (this.saved === null || position !== this.saved.length) {
-      throw new GenerationError(`cannot rewind a RecurrentGemma state from ${this.length} to ${position}: a recurrence keeps no history (only to 0 or a marked position)`);
+      throw new GenerationError(
+        `cannot rewind a RecurrentGemma state from ${this.length} to ${position}: a recurrence keeps no history (only to 0 or a marked ` +
+          `position)`,
+      );
     }
     const arrays = this.arrays();
     // Ring buffers may have grown since the mark; copy what was saved into the front.
@@ -100,13 +108,15 @@ export class RecurrentGemmaForward implements CausalLM {
   }
 
   forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
-    if (state !== null && !(state instanceof RecurrentState)) throw new GenerationError("a RecurrentGemma model needs a RecurrentState as its decode state");
+    if (state !== null && !(state instanceof RecurrentState))
+      throw new GenerationError("a RecurrentGemma model needs a RecurrentState as its decode state");
     const c = this.config;
     const k = this.kernels;
     const seqLen = ids.length;
     if (seqLen === 0) throw new GenerationError("forward needs at least one token");
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
     }
     // Without a state (logits() of a whole sequence), run on a fresh one.
     const s = state ?? new RecurrentState(c);
@@ -139,7 +149,15 @@ export class RecurrentGemmaForward implements CausalLM {
   }
 
   /** y = gelu(W_y n + b_y); u = RG-LRU(Conv1D(W_x n + b_x)); out = W_out (u ⊙ y) + b_out (§4). */
-  private recurrent(index: number, w: RecurrentWeights, n: Float32Array, out: Float32Array, s: RecurrentState, seqLen: number, startPos: number): void {
+  private recurrent(
+    index: number,
+    w: RecurrentWeights,
+    n: Float32Array,
+    out: Float32Array,
+    s: RecurrentState,
+    seqLen: number,
+    startPos: number,
+  ): void {
     const c = this.config;
     const k = this.kernels;
     const width = c.lruWidth;
@@ -164,7 +182,15 @@ export class RecurrentGemmaForward implements CausalLM {
   }
 
   /** Local multi-query attention over the W previous tokens plus itself, partial RoPE, no soft-cap (§5). */
-  private attention(index: number, w: AttentionWeights, n: Float32Array, out: Float32Array, s: RecurrentState, seqLen: number, startPos: number): void {
+  private attention(
+    index: number,
+    w: AttentionWeights,
+    n: Float32Array,
+    out: Float32Array,
+    s: RecurrentState,
+    seqLen: number,
+    startPos: number,
+  ): void {
     const c = this.config;
     const k = this.kernels;
     const q = new Float32Array(seqLen * c.nHeads * c.headDim);

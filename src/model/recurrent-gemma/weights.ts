@@ -90,7 +90,11 @@ export function expectedRecurrentTensors(c: RecurrentGemmaConfig): Map<string, n
   return shapes;
 }
 
-export async function loadRecurrentWeights(ckpt: TensorSource, config: RecurrentGemmaConfig, options: LoadWeightsOptions = {}): Promise<RecurrentGemmaWeights> {
+export async function loadRecurrentWeights(
+  ckpt: TensorSource,
+  config: RecurrentGemmaConfig,
+  options: LoadWeightsOptions = {},
+): Promise<RecurrentGemmaWeights> {
   checkLayerCount(ckpt, config.nLayers, options);
   const totalBytes = validateTensors(ckpt, expectedRecurrentTensors(config), config.family, options);
   const { matrix, vector, gain } = tensorReader(ckpt, totalBytes, options);
@@ -103,7 +107,8 @@ export async function loadRecurrentWeights(ckpt: TensorSource, config: Recurrent
       // HF conv weight [R, 1, K] with hf[c, 0, k] = w[k, c]: transpose to tap-major [K, R].
       const hfConv = await vector(`${t}conv_1d.weight`);
       const convWeight = new Float32Array(hfConv.length);
-      for (let c = 0; c < config.lruWidth; c++) for (let k = 0; k < config.convWidth; k++) convWeight[k * config.lruWidth + c] = hfConv[c * config.convWidth + k]!;
+      for (let c = 0; c < config.lruWidth; c++)
+        for (let k = 0; k < config.convWidth; k++) convWeight[k * config.lruWidth + c] = hfConv[c * config.convWidth + k]!;
       const lambda = await vector(`${t}rg_lru.recurrent_param`);
       temporal = {
         kind: "recurrent",
