@@ -20,7 +20,10 @@ const CHROMIUM = process.env["GEMMA_TS_CHROMIUM"] ?? "/usr/bin/chromium";
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const CLI = ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname];
 /** The docs' screenshot is refreshed only when asked (GEMMA_TS_SCREENSHOT=1): each run's port and speed differ. */
-const SCREENSHOT = process.env["GEMMA_TS_SCREENSHOT"] === "1" ? new URL("../../docs/web-chat.png", import.meta.url).pathname : join(tmpdir(), "gemma-ts-web-chat.png");
+const SCREENSHOT =
+  process.env["GEMMA_TS_SCREENSHOT"] === "1"
+    ? new URL("../../docs/web-chat.png", import.meta.url).pathname
+    : join(tmpdir(), "gemma-ts-web-chat.png");
 const PROMPT = "And God said";
 const SEED = 1;
 const MAX_TOKENS = 24;
