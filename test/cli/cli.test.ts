@@ -1,16 +1,9 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { FIXTURES } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-function cli(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", input, timeout: 60_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { cli } from "../helpers/cli.js";
 
 describe("gemma-ts CLI", () => {
   let chatModel: string;

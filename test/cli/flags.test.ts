@@ -3,29 +3,15 @@
  * model with one flag set and checks its effect on the output against a run without it.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
 import { tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-const run = promisify(execFile);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { cliAsync } from "../helpers/cli.js";
 
 async function ok(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const r = await cli(args);
+  const r = await cliAsync(args);
   assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
   return r;
 }
@@ -108,7 +94,7 @@ describe("every accepted CLI flag changes what happens", () => {
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 }));
     const args = ["generate", "--model", dir, "--prompt-ids", "2,5,7", "-n", "2", "--temperature", "0"];
-    const refused = await cli(args);
+    const refused = await cliAsync(args);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /the config says 2 layers but the weights hold 4/);
     const loaded = await ok([...args, "--allow-unused-tensors"]);
@@ -116,10 +102,10 @@ describe("every accepted CLI flag changes what happens", () => {
   });
 
   it("flags a command does not use are refused, not ignored", async () => {
-    const info = await cli(["info", "--quant", "q8_0"]);
+    const info = await cliAsync(["info", "--quant", "q8_0"]);
     assert.equal(info.code, 1);
     assert.match(info.stderr, /unknown option '--quant'/);
-    const alpha = await cli([
+    const alpha = await cliAsync([
       "train",
       "--config",
       "x.json",

@@ -7,14 +7,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { tinyGemma2Json } from "../helpers/random-model.js";
+import { cli, MAIN } from "../helpers/cli.js";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", input, timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("CLI rough edges", () => {
   it("chat: a conversation that outgrows the context drops its oldest turns and keeps answering", () => {

@@ -4,7 +4,7 @@
  * the models folder, a busy port.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -13,9 +13,8 @@ import { after, before, describe, it } from "node:test";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { startWebServer } from "../../src/server/web.js";
+import { cli, MAIN } from "../helpers/cli.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 
 const post = (
   server: RunningServer,
@@ -162,11 +161,8 @@ describe("the server under hostile input", () => {
   });
 
   it("serve on a busy port says so in one line", async () => {
-    const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "serve", "--port", String(server.port)], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    assert.equal(r.status, 1);
+    const r = cli(["serve", "--port", String(server.port)]);
+    assert.equal(r.code, 1);
     assert.equal(r.stderr.trim(), `gemma-ts: port ${server.port} on 127.0.0.1 is in use; pick another with --port (0: any free port)`);
   });
 });

@@ -1,20 +1,14 @@
 /** The distillation pipeline as commands: train a teacher, store its targets, distil a student, use it. */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
+import { cli } from "../helpers/cli.js";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const TEXT = join(FIXTURES, "text/genesis.txt");
-
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("teacher-targets + train --targets + perplexity", () => {
   it("distils a student from a teacher trained here, end to end", () => {
@@ -62,7 +56,7 @@ describe("teacher-targets + train --targets + perplexity", () => {
       20,
     );
 
-    const targets = cli([
+    const targetsArgs = [
       "teacher-targets",
       "--teacher",
       join(dir, "teacher"),
@@ -76,7 +70,8 @@ describe("teacher-targets + train --targets + perplexity", () => {
       "js",
       "--out",
       join(dir, "targets"),
-    ]);
+    ];
+    const targets = cli(targetsArgs);
     assert.equal(targets.code, 0, targets.stderr);
     assert.match(targets.stderr, /wrote top-8 targets for \d+ sequences of 32 tokens/);
     const meta = JSON.parse(readFileSync(join(dir, "targets", "meta.json"), "utf8")) as { sequences: number };
@@ -84,21 +79,7 @@ describe("teacher-targets + train --targets + perplexity", () => {
     // An interrupted run (cut mid-record) continues after the last complete record, to the same bytes.
     const complete = readFileSync(join(dir, "targets", "targets.bin"));
     truncateSync(join(dir, "targets", "targets.bin"), Math.floor(2.5 * 32 * 8 * 8));
-    const again = cli([
-      "teacher-targets",
-      "--teacher",
-      join(dir, "teacher"),
-      "--data",
-      TEXT,
-      "--top-k",
-      "8",
-      "--seq-len",
-      "32",
-      "--backend",
-      "js",
-      "--out",
-      join(dir, "targets"),
-    ]);
+    const again = cli(targetsArgs);
     assert.equal(again.code, 0, again.stderr);
     assert.ok(readFileSync(join(dir, "targets", "targets.bin")).equals(complete), "resumed targets equal an uninterrupted run's");
 

@@ -1,20 +1,15 @@
 /** `train --resume`: exact continuation, one log line per step, and refusal of another run's settings or torn state. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
+import { cli, MAIN } from "../helpers/cli.js";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const TEXT = join(FIXTURES, "text/genesis.txt");
-
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const logSteps = (dir: string) =>
   readFileSync(join(dir, "train_log.jsonl"), "utf8")
