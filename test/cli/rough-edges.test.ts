@@ -1,7 +1,7 @@
 /** CLI and library rough edges: chats that outgrow the context, closed pipes, odd ways to start. */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -28,6 +28,35 @@ describe("CLI rough edges", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /gemma-ts: the prompt has \d+ tokens; the model's context holds 256/);
     assert.equal(r.stderr.split("\n").filter((l) => /^\[\d+ tokens, /.test(l)).length, 1);
+  });
+
+  it("chat in a terminal: after a turn too long for the context, Ctrl-C still ends the chat", {
+    skip: !existsSync("/usr/bin/script") && "needs script(1) for a terminal",
+  }, async () => {
+    // script(1) gives the chat a pseudo-terminal, so readline runs in terminal mode as for a user.
+    const command = `${process.execPath} --import tsx ${MAIN} chat --seed 1 -n 8`;
+    const child = spawn("/usr/bin/script", ["-qfec", command, "/dev/null"], { cwd: ROOT });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const until = async (pattern: RegExp) => {
+      const t0 = Date.now();
+      while (!pattern.test(out)) {
+        assert.ok(Date.now() - t0 < 60_000, `waiting for ${pattern}: ${out.slice(-300)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await until(/> /);
+      child.stdin.write("And God said\r");
+      await until(/tokens\/s/);
+      child.stdin.write(`${"And God said, Let there be light. ".repeat(80)}\r`);
+      await until(/context holds 256/);
+      child.stdin.write("\x03");
+      const code = await Promise.race([new Promise((r) => child.on("close", r)), new Promise((r) => setTimeout(() => r("hung"), 10_000))]);
+      assert.equal(code, 0);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   it("generate into a pipe that closes early exits quietly", async () => {

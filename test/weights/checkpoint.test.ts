@@ -81,6 +81,21 @@ describe("safetensors validation", () => {
     await rejects(openRaw(rawFile('{"a": [1, 2', 0)), /header is not valid JSON/);
   });
 
+  it("closes its source when the header is refused (no file handle left to the garbage collector)", async () => {
+    const bytes = rawFile('{"a": [1, 2', 0);
+    let closed = 0;
+    const source = {
+      name: "bad.safetensors",
+      size: bytes.length,
+      read: async (offset: number, length: number) => bytes.slice(offset, offset + length),
+      close: async () => {
+        closed++;
+      },
+    };
+    await rejects(SafetensorsFile.open(source), /header is not valid JSON/);
+    assert.equal(closed, 1);
+  });
+
   it("rejects overlapping tensors", async () => {
     await rejects(
       openRaw(rawFile({ a: tensor("F32", [4], [0, 16]), b: tensor("F32", [4], [8, 24]) }, 24)),
