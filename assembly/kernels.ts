@@ -14,6 +14,9 @@ import {
   QK,
 } from "./block-layout";
 
+// RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
+// (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
+
 // Exported as globals of the module, so a test can check them against the TypeScript layouts.
 export {
   ACTIVATION_BLOCK_BYTES,
@@ -189,73 +192,85 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   );
 }
 
-// One Q8_0 weight block against one activation block: Σ q_w·q_x as f32x4 lanes.
-@inline function blockDot(wb: usize, xb: usize): v128 {
-  const wq = wb + <usize>Q8_0_QUANTS_OFFSET;
-  const xq = xb + <usize>ACTIVATION_QUANTS_OFFSET;
-  const isum = i32x4.add(dot16(v128.load(wq), v128.load(xq)), dot16(v128.load(wq + 16), v128.load(xq + 16)));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
+// The 32 weight values of a block as two i8x16 halves (values 0..15 and 16..31), chosen at compile
+// time: T = i8 for Q8_0 (int8 as stored), T = u8 for Q4_0 (nibbles; low nibbles are values 0..15,
+// high nibbles 16..31, value = nibble − 8).
+@inline function weightsLow<T>(wb: usize): v128 {
+  if (isSigned<T>()) return v128.load(wb + <usize>Q8_0_QUANTS_OFFSET);
+  return i8x16.sub(v128.and(v128.load(wb + <usize>Q4_0_QUANTS_OFFSET), i8x16.splat(0x0f)), i8x16.splat(8));
 }
 
-// One Q4_0 weight block (f16 scale, 16 bytes of nibbles; low nibbles are values 0..15,
-// high nibbles 16..31, value = nibble − 8) against one activation block: Σ q_w·q_x as f32x4.
-@inline function blockDotQ4(wb: usize, xb: usize): v128 {
-  const packed = v128.load(wb + <usize>Q4_0_QUANTS_OFFSET);
-  const xq = xb + <usize>ACTIVATION_QUANTS_OFFSET;
-  const eight = i8x16.splat(8);
-  const low = i8x16.sub(v128.and(packed, i8x16.splat(0x0f)), eight);
-  const high = i8x16.sub(i8x16.shr_u(packed, 4), eight);
-  const isum = i32x4.add(dot16(low, v128.load(xq)), dot16(high, v128.load(xq + 16)));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * load<f32>(xb)));
+@inline function weightsHigh<T>(wb: usize): v128 {
+  if (isSigned<T>()) return v128.load(wb + <usize>Q8_0_QUANTS_OFFSET + 16);
+  return i8x16.sub(i8x16.shr_u(v128.load(wb + <usize>Q4_0_QUANTS_OFFSET), 4), i8x16.splat(8));
 }
 
-// Quantized weights against activations quantized by quantizeActivations; the block type is
-// chosen at compile time: T = i8 for Q8_0 blocks, T = u8 for Q4_0 blocks.
-// cols is a multiple of 32. Four rows share each load.
 @inline function blockBytes<T>(): usize {
   return isSigned<T>() ? <usize>Q8_0_BLOCK_BYTES : <usize>Q4_0_BLOCK_BYTES;
 }
 
-@inline function blockDotOf<T>(wb: usize, xb: usize): v128 {
-  if (isSigned<T>()) return blockDot(wb, xb);
-  return blockDotQ4(wb, xb);
+// Σ q_w·q_x of one weight block against one activation block, as four i32 lanes. The activation
+// halves come in as x0/x1 (int8 in -127..127) and, for relaxed SIMD, split as x = pos − neg with
+// pos, neg in 0..127: the relaxed dot's second operand is only exact without its sign bit.
+// Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening.
+@inline function blockSum<T>(wb: usize, x0: v128, x1: v128, pos0: v128, neg0: v128, pos1: v128, neg1: v128): v128 {
+  const w0 = weightsLow<T>(wb);
+  const w1 = weightsHigh<T>(wb);
+  if (RELAXED) {
+    // Each dot on its own, then added: feeding one relaxed dot into another's accumulator operand
+    // computed the wrong half here (asc 0.28 / V8, seen in test/backend/wasm.test.ts).
+    const zero = i32x4.splat(0);
+    const pos = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, pos0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, pos1, zero));
+    const neg = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, neg0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, neg1, zero));
+    return i32x4.sub(pos, neg);
+  }
+  return i32x4.add(dot16(w0, x0), dot16(w1, x1));
 }
 
+// One block's contribution as f32x4 lanes: the integer sum scaled by d_w · d_x.
+@inline function blockDot<T>(wb: usize, xScale: f32, x0: v128, x1: v128, pos0: v128, neg0: v128, pos1: v128, neg1: v128): v128 {
+  const isum = blockSum<T>(wb, x0, x1, pos0, neg0, pos1, neg1);
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * xScale));
+}
+
+// Quantized weights (T = i8: Q8_0, T = u8: Q4_0) against activations quantized by
+// quantizeActivations; cols is a multiple of QK. Four rows share each activation block's loads
+// (and, for relaxed SIMD, its split into positive and negative parts).
 @inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols / QK;
   const size = blockBytes<T>();
   const rowBytes = <usize>blocks * size;
+  const zero = i8x16.splat(0);
   let r = 0;
-  for (; r + 3 < rows; r += 4) {
+  for (; r < rows; r += 4) {
+    // The last group may have fewer than four rows: its missing rows repeat the last real one.
     const w0 = w + <usize>r * rowBytes;
-    const w1 = w0 + rowBytes;
-    const w2 = w1 + rowBytes;
-    const w3 = w2 + rowBytes;
+    const w1 = w + <usize>min(r + 1, rows - 1) * rowBytes;
+    const w2 = w + <usize>min(r + 2, rows - 1) * rowBytes;
+    const w3 = w + <usize>min(r + 3, rows - 1) * rowBytes;
     for (let s = 0; s < seqLen; s++) {
       const xs = xq + <usize>s * <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b = 0; b < blocks; b++) {
         const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
+        const xScale = load<f32>(xb);
+        const x0 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET);
+        const x1 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET + 16);
+        const pos0 = i8x16.max_s(x0, zero);
+        const neg0 = i8x16.max_s(i8x16.neg(x0), zero);
+        const pos1 = i8x16.max_s(x1, zero);
+        const neg1 = i8x16.max_s(i8x16.neg(x1), zero);
         const off = <usize>b * size;
-        a0 = f32x4.add(a0, blockDotOf<T>(w0 + off, xb));
-        a1 = f32x4.add(a1, blockDotOf<T>(w1 + off, xb));
-        a2 = f32x4.add(a2, blockDotOf<T>(w2 + off, xb));
-        a3 = f32x4.add(a3, blockDotOf<T>(w3 + off, xb));
+        a0 = f32x4.add(a0, blockDot<T>(w0 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
+        a1 = f32x4.add(a1, blockDot<T>(w1 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
+        a2 = f32x4.add(a2, blockDot<T>(w2 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
+        a3 = f32x4.add(a3, blockDot<T>(w3 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
       }
       const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       store<f32>(o, sum4(a0));
-      store<f32>(o, sum4(a1), 4);
-      store<f32>(o, sum4(a2), 8);
-      store<f32>(o, sum4(a3), 12);
-    }
-  }
-  for (; r < rows; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
-      let a = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) a = f32x4.add(a, blockDotOf<T>(wr + <usize>b * size, xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES));
-      store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sum4(a));
+      if (r + 1 < rows) store<f32>(o, sum4(a1), 4);
+      if (r + 2 < rows) store<f32>(o, sum4(a2), 8);
+      if (r + 3 < rows) store<f32>(o, sum4(a3), 12);
     }
   }
 }

@@ -36,6 +36,13 @@ await build({
   minify: true,
 });
 await build({ ...common, entryPoints: [at("src/browser/index.ts")], outfile: at("dist/browser/gemma-ts.js") });
-for (const file of ["web/index.html", "web/style.css", "wasm/kernels.wasm", "wasm/kernels-mt.wasm"]) {
+for (const file of [
+  "web/index.html",
+  "web/style.css",
+  "wasm/kernels.wasm",
+  "wasm/kernels-mt.wasm",
+  "wasm/kernels-relaxed.wasm",
+  "wasm/kernels-relaxed-mt.wasm",
+]) {
   await copyFile(at(file), at(`dist/web/${file.split("/").pop()}`));
 }

@@ -42,6 +42,8 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   lora?: string;
   /** Load even when the file holds tensors the config does not use (default false: an error naming them). */
   allowUnusedTensors?: boolean;
+  /** Relaxed SIMD int8 dot products in the wasm backend where the engine has them (default true; false: plain SIMD). */
+  relaxedSimd?: boolean;
   /** Threads for the wasm backend's matmuls (default: the number of cores). */
   threads?: number;
   /** Progress of a Hub download, when the model is a repo id not yet in the cache. */
@@ -54,7 +56,7 @@ export async function buildForward(
   config: ModelConfig,
   options: LoadModelOptions = {},
 ): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
-  const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
+  const kernels = await resolveKernels(options.kernels, options);
   options.onDebug?.(`kernels: ${kernels.name}`);
   return assembleForward(source, config, kernels, await assembleOptions(options));
 }
@@ -67,13 +69,17 @@ async function assembleOptions(options: LoadModelOptions): Promise<AssembleOptio
 /** A Kernels object for the option; "wasm" (and the default) fall back to "js" when the module is unavailable. */
 export async function resolveKernels(
   choice: Kernels | "js" | "wasm" | undefined,
-  onDebug?: (message: string) => void,
-  threads?: number,
+  options: Pick<LoadModelOptions, "onDebug" | "threads" | "relaxedSimd"> = {},
 ): Promise<Kernels> {
+  const { onDebug, threads, relaxedSimd } = options;
   if (typeof choice === "object") return choice;
   if (choice === "js") return jsKernels;
   try {
-    return await createWasmKernels(threads === undefined ? { host: nodeWasmHost } : { host: nodeWasmHost, threads });
+    return await createWasmKernels({
+      host: nodeWasmHost,
+      ...(threads === undefined ? {} : { threads }),
+      ...(relaxedSimd === undefined ? {} : { relaxedSimd }),
+    });
   } catch (e) {
     if (choice === "wasm") throw new GemmaError(`the WebAssembly backend is unavailable: ${(e as Error).message}`);
     onDebug?.(`using the TypeScript kernels: ${(e as Error).message}`);
@@ -96,7 +102,7 @@ export async function loadModel(model: string = BUNDLED_MODEL, options: LoadMode
   const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));
   const { checkpoint, config, tokenizer } = await openCheckpoint(dir);
   try {
-    const kernels = await resolveKernels(options.kernels, options.onDebug, options.threads);
+    const kernels = await resolveKernels(options.kernels, options);
     options.onDebug?.(`kernels: ${kernels.name}`);
     return await assembleModel(checkpoint, config, tokenizer, kernels, await assembleOptions(options));
   } finally {

@@ -6,26 +6,27 @@
 import type { KernelWorker, KernelWorkerInit, KernelWorkerMessage, WasmHost } from "../backend/wasm/host.js";
 
 export interface BrowserWasmHostOptions {
-  /** Where kernels.wasm and kernels-mt.wasm are served. */
+  /** Where kernels.wasm, kernels-mt.wasm and their relaxed-SIMD builds are served. */
   wasmBase: URL;
   /** The bundled kernel worker script (kernel-worker.ts). */
   kernelWorker: URL;
 }
 
 export function browserWasmHost({ wasmBase, kernelWorker }: BrowserWasmHostOptions): WasmHost {
-  const modules = new Map<boolean, Promise<WebAssembly.Module>>();
+  const modules = new Map<string, Promise<WebAssembly.Module>>();
   return {
     cores: () => (typeof navigator === "object" && navigator.hardwareConcurrency) || 1,
     canShareMemory: () => globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === "function",
-    loadModule(threaded) {
-      let module = modules.get(threaded);
+    loadModule(threaded, relaxed) {
+      const file = `kernels${relaxed ? "-relaxed" : ""}${threaded ? "-mt" : ""}.wasm`;
+      let module = modules.get(file);
       if (!module) {
-        const url = new URL(threaded ? "kernels-mt.wasm" : "kernels.wasm", wasmBase);
+        const url = new URL(file, wasmBase);
         module = fetch(url).then(async (response) => {
           if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
           return WebAssembly.compile(await response.arrayBuffer());
         });
-        modules.set(threaded, module);
+        modules.set(file, module);
       }
       return module;
     },

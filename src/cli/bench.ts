@@ -27,6 +27,7 @@ interface BenchFlags {
   threads: number[];
   tests: BenchTest[];
   backend: "js" | "wasm";
+  relaxedSimd: boolean;
   bandwidth: boolean;
   profile: boolean;
   json: boolean;
@@ -74,6 +75,7 @@ export function benchCommand(): Command {
       parseTests("pp128,pp512,tg64"),
     )
     .addOption(backendOption())
+    .option("--no-relaxed-simd", "use the plain SIMD kernels even where relaxed SIMD's int8 dot products are available")
     .option("--no-bandwidth", "skip the memory bandwidth measurement")
     .option("--profile", "time every kernel call and print where each test's time goes", false)
     .option("--json", "print one JSON object", false)
@@ -101,7 +103,14 @@ export function benchCommand(): Command {
         );
       }
       const results: BenchRow[] = [];
-      const configs: { weights: BenchWeights; threads: number; weightsMB: number; loadSeconds: number; skipped: string[] }[] = [];
+      const configs: {
+        weights: BenchWeights;
+        threads: number;
+        weightsMB: number;
+        loadSeconds: number;
+        skipped: string[];
+        kernels: string;
+      }[] = [];
       for (const weights of flags.weights) {
         for (const threads of flags.backend === "wasm" ? flags.threads : [1]) {
           const result = await spawnChild(shape, weights, threads, flags, bandwidthGBps);
@@ -111,11 +120,12 @@ export function benchCommand(): Command {
             weightsMB: result.weightsMB,
             loadSeconds: round(result.loadSeconds, 2),
             skipped: result.skipped,
+            kernels: result.kernels,
           });
           results.push(...result.rows);
           log(
             `  ${weights} (${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
-              `thread${threads === 1 ? "" : "s"}`,
+              `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels`,
           );
           for (const row of result.rows) {
             const fraction = row.bandwidthFraction === null ? "" : `   ${(100 * row.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
@@ -161,6 +171,7 @@ async function runChild(shape: string, flags: BenchFlags): Promise<void> {
     threads,
     tests: flags.tests,
     backend: flags.backend,
+    relaxedSimd: flags.relaxedSimd,
     profile: flags.profile,
     ...(bandwidthGBps ? { bandwidthGBps } : {}),
   });
@@ -188,6 +199,7 @@ function spawnChild(
     "--tests",
     flags.tests.map((t) => t.name).join(","),
     ...(flags.profile ? ["--profile"] : []),
+    ...(flags.relaxedSimd ? [] : ["--no-relaxed-simd"]),
     "--child",
     JSON.stringify({ weights, threads, bandwidthGBps }),
   ];

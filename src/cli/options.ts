@@ -162,6 +162,7 @@ export interface ModelFlags {
   threads?: number;
   lora?: string;
   allowUnusedTensors?: boolean;
+  relaxedSimd?: boolean;
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
@@ -177,6 +178,7 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.lora ? { lora: flags.lora } : {}),
     ...(flags.allowUnusedTensors ? { allowUnusedTensors: true } : {}),
+    ...(flags.relaxedSimd === false ? { relaxedSimd: false } : {}),
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
@@ -200,6 +202,7 @@ export function addModelOptions(cmd: Command, what = "checkpoint folder"): Comma
   return addModelSourceOptions(cmd, what)
     .addOption(backendOption())
     .addOption(threadsOption())
+    .option("--no-relaxed-simd", "use the plain SIMD kernels even where relaxed SIMD's int8 dot products are available")
     .addOption(
       new Option(
         "--quant <type>",

@@ -96,6 +96,8 @@ export interface BenchConfigResult {
   weightsMB: number;
   loadSeconds: number;
   skipped: string[];
+  /** The kernels that ran (`wasm-relaxed×2`, `wasm`, `js`, ...). */
+  kernels: string;
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1048576);
@@ -119,6 +121,8 @@ export async function runBenchConfig(
     threads: number;
     tests: BenchTest[];
     backend?: "js" | "wasm";
+    /** false: the plain SIMD kernels even where relaxed SIMD is available. */
+    relaxedSimd?: boolean;
     bandwidthGBps?: number;
     profile?: boolean;
     onRow?: (row: BenchRow) => void;
@@ -131,7 +135,10 @@ export async function runBenchConfig(
   const stored = weights === "q8_0" || weights === "q4_0" ? "bf16" : weights;
   const quant = weights === "q8_0" || weights === "q4_0" ? weights : "none";
   const profile = options.profile ? new KernelProfile() : null;
-  const backend = await resolveKernels(options.backend ?? "wasm", undefined, threads);
+  const backend = await resolveKernels(options.backend ?? "wasm", {
+    threads,
+    ...(options.relaxedSimd === false ? { relaxedSimd: false } : {}),
+  });
   const kernels = profile ? profile.wrap(backend, config.vocabSize) : backend;
   const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config, 1, stored), config, { kernels, quant, threads });
   const loadSeconds = (performance.now() - started) / 1000;
@@ -171,5 +178,5 @@ export async function runBenchConfig(
     rows.push(row);
     options.onRow?.(row);
   }
-  return { rows, weightsMB: mb(weightBytes), loadSeconds, skipped };
+  return { rows, weightsMB: mb(weightBytes), loadSeconds, skipped, kernels: backend.name };
 }

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { jsKernels } from "../../src/backend/js/index.js";
 import type { Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
+import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
 import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
 import { Rng } from "../../src/generate/rng.js";
@@ -12,6 +13,9 @@ import { dequantizeQ8_0Row } from "../../src/weights/q8_0.js";
 import { toBlocks } from "../../src/weights/matrix-rows.js";
 
 const rng = new Rng(9);
+/** Node ≥ 22 and Chromium have relaxed SIMD; Node 20 runs the plain kernels for both settings (features.ts). */
+const RELAXED = relaxedSimdSupported();
+if (Number(process.versions.node.split(".")[0]) >= 22) assert.ok(RELAXED, "Node >= 22 has relaxed SIMD");
 const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 
 function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weight {
@@ -30,8 +34,8 @@ function maxRelativeDiff(a: Float32Array, b: Float32Array): number {
 }
 
 /** Adopts a random weight into fresh wasm kernels and checks its matmul against the TS reference. */
-async function checkAgainstReference(dtype: Weight["dtype"], rows: number, cols: number, seqLen: number) {
-  const wasm = await createWasmKernels({ host: nodeWasmHost });
+async function checkAgainstReference(dtype: Weight["dtype"], rows: number, cols: number, seqLen: number, relaxedSimd = true) {
+  const wasm = await createWasmKernels({ host: nodeWasmHost, relaxedSimd });
   const w = randomWeight(dtype, rows, cols);
   const reference = structuredClone(w);
   wasm.adopt!([w]);
@@ -69,18 +73,20 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     [33, 96, 5],
     [130, 288, 2],
   ] as [number, number, number][]) {
-    it(`matmul q8_0 [${rows}x${cols}] x ${seqLen} tokens (int8 activations, as llama.cpp)`, async () => {
-      const { w, reference, x, actual } = await checkAgainstReference("q8_0", rows, cols, seqLen);
-      assert.ok(w.data.buffer !== reference.data.buffer, "moved into wasm memory");
-      // And close to the float product: 8-bit weights and activations, relative error well under 2%.
-      const exact = new Float32Array(seqLen * rows);
-      const floats = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r++) dequantizeQ8_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
-      jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
-      let worst = 0;
-      for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
-      assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
-    });
+    for (const relaxed of [true, false]) {
+      it(`matmul q8_0 [${rows}x${cols}] x ${seqLen} tokens (int8 activations, as llama.cpp), ${relaxed ? "relaxed SIMD" : "plain SIMD"}`, async () => {
+        const { w, reference, x, actual } = await checkAgainstReference("q8_0", rows, cols, seqLen, relaxed);
+        assert.ok(w.data.buffer !== reference.data.buffer, "moved into wasm memory");
+        // And close to the float product: 8-bit weights and activations, relative error well under 2%.
+        const exact = new Float32Array(seqLen * rows);
+        const floats = new Float32Array(rows * cols);
+        for (let r = 0; r < rows; r++) dequantizeQ8_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
+        jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
+        let worst = 0;
+        for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
+        assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
+      });
+    }
   }
 
   for (const [rows, cols, seqLen] of [
@@ -88,17 +94,44 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     [7, 64, 3],
     [130, 288, 2],
   ] as [number, number, number][]) {
-    it(`matmul q4_0 [${rows}x${cols}] x ${seqLen} tokens`, async () => {
-      const { reference, x, actual } = await checkAgainstReference("q4_0", rows, cols, seqLen);
-      const floats = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r++) dequantizeQ4_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
-      const exact = new Float32Array(seqLen * rows);
-      jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
-      let worst = 0;
-      for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
-      assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
-    });
+    for (const relaxed of [true, false]) {
+      it(`matmul q4_0 [${rows}x${cols}] x ${seqLen} tokens, ${relaxed ? "relaxed SIMD" : "plain SIMD"}`, async () => {
+        const { reference, x, actual } = await checkAgainstReference("q4_0", rows, cols, seqLen, relaxed);
+        const floats = new Float32Array(rows * cols);
+        for (let r = 0; r < rows; r++) dequantizeQ4_0Row(reference.data as Uint8Array, r, cols, floats.subarray(r * cols, (r + 1) * cols));
+        const exact = new Float32Array(seqLen * rows);
+        jsKernels.matmul(exact, x, { dtype: "f32", rows, cols, data: floats }, seqLen);
+        let worst = 0;
+        for (let i = 0; i < exact.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - exact[i]!));
+        assert.ok(worst <= 0.02 * Math.sqrt(cols / 3), `activation quantization error ${worst}`);
+      });
+    }
   }
+
+  it("relaxed SIMD's int8 dot products give the plain SIMD kernels' results, and say so in their name", async () => {
+    const relaxed = await createWasmKernels({ host: nodeWasmHost, relaxedSimd: true, threads: 1 });
+    const plain = await createWasmKernels({ host: nodeWasmHost, relaxedSimd: false, threads: 1 });
+    assert.equal(relaxed.name, RELAXED ? "wasm-relaxed" : "wasm", "relaxed SIMD is used exactly where the engine has it");
+    assert.equal(plain.name, "wasm");
+    for (const dtype of ["q8_0", "q4_0"] as const) {
+      for (const [rows, cols, seqLen] of [
+        [5, 96, 3],
+        [130, 2304, 1],
+      ] as [number, number, number][]) {
+        const w = randomWeight(dtype, rows, cols);
+        const copy = structuredClone(w);
+        relaxed.adopt!([w]);
+        plain.adopt!([copy]);
+        const x = randomF32(seqLen * cols);
+        const a = new Float32Array(seqLen * rows);
+        const b = new Float32Array(seqLen * rows);
+        relaxed.matmul(a, x, w, seqLen);
+        plain.matmul(b, x, copy, seqLen);
+        // The same integer sums; only the order of the f32 lane additions differs.
+        assert.ok(maxRelativeDiff(a, b) <= 1e-5, `${dtype} [${rows}x${cols}]: ${maxRelativeDiff(a, b)}`);
+      }
+    }
+  });
 
   it("keeps every weight view valid while its memory grows", async () => {
     const arena = new WasmArena(await kernelModule(), false, 64 * 1024);
@@ -131,19 +164,23 @@ describe("worker threads", () => {
     }
   });
 
-  it("split a large matmul across threads exactly", async () => {
-    const kernels = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
-    for (const dtype of ["f32", "bf16", "q8_0", "q4_0"] as const) {
-      const w = randomWeight(dtype, 301, 256);
-      const reference = structuredClone(w);
-      kernels.adopt!([w]);
-      await kernels.ready!();
-      const x = randomF32(3 * 256);
-      const expected = new Float32Array(3 * 301);
-      const actual = new Float32Array(3 * 301);
-      jsKernels.matmul(expected, x, reference, 3);
-      kernels.matmul(actual, x, w, 3);
-      assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${dtype}: ${maxRelativeDiff(actual, expected)}`);
+  it("split a large matmul across threads exactly, with relaxed and with plain SIMD", async () => {
+    for (const relaxedSimd of [true, false]) {
+      const kernels = await createWasmKernels({ host: nodeWasmHost, threads: 2, relaxedSimd });
+      assert.equal(kernels.name, relaxedSimd && RELAXED ? "wasm-relaxed×2" : "wasm×2");
+      for (const dtype of ["f32", "bf16", "q8_0", "q4_0"] as const) {
+        const w = randomWeight(dtype, 301, 256);
+        const reference = structuredClone(w);
+        kernels.adopt!([w]);
+        await kernels.ready!();
+        const x = randomF32(3 * 256);
+        const expected = new Float32Array(3 * 301);
+        const actual = new Float32Array(3 * 301);
+        jsKernels.matmul(expected, x, reference, 3);
+        kernels.matmul(actual, x, w, 3);
+        assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${dtype}: ${maxRelativeDiff(actual, expected)}`);
+      }
+      await kernels.release!();
     }
   });
 

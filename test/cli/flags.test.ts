@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { cliAsync } from "../helpers/cli.js";
 
@@ -84,8 +85,11 @@ describe("every accepted CLI flag changes what happens", () => {
 
     const kernels = async (flags: string[]) => /kernels: (\S+)/.exec((await ok([...GENERATE, "-n", "2", "--debug", ...flags])).stderr)?.[1];
     assert.equal(await kernels(["--backend", "js"]), "js");
-    assert.equal(await kernels(["--threads", "1"]), "wasm");
-    assert.equal(await kernels(["--threads", "3"]), "wasm×3");
+    // Relaxed SIMD where the engine has it (Node >= 22; features.ts), and --no-relaxed-simd turns it off.
+    const relaxed = relaxedSimdSupported() ? "wasm-relaxed" : "wasm";
+    assert.equal(await kernels(["--threads", "1"]), relaxed);
+    assert.equal(await kernels(["--threads", "3"]), `${relaxed}×3`);
+    assert.equal(await kernels(["--threads", "3", "--no-relaxed-simd"]), "wasm×3");
     assert.equal((await ok([...GENERATE, "-n", "2"])).stderr.includes("kernels:"), false, "no diagnostics without --debug");
   });
 

@@ -26,7 +26,10 @@ export interface WasmHost {
   cores(): number;
   /** Whether memories can be shared with workers (browsers: only when cross-origin isolated). */
   canShareMemory(): boolean;
-  /** The kernels compiled; `threaded` picks the shared-memory build. Rejects with a reason. */
-  loadModule(threaded: boolean): Promise<WebAssembly.Module>;
+  /**
+   * The kernels compiled; `threaded` picks the shared-memory build, `relaxed` the relaxed-SIMD one
+   * (asked for only when the engine validates relaxed SIMD). Rejects with a reason.
+   */
+  loadModule(threaded: boolean, relaxed: boolean): Promise<WebAssembly.Module>;
   startWorker(init: KernelWorkerInit): KernelWorker;
 }

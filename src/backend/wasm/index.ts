@@ -8,6 +8,7 @@ import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { WasmArena } from "./arena.js";
 import type { WasmHost } from "./host.js";
+import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
 import type { KernelName } from "./pool-protocol.js";
 
@@ -16,6 +17,11 @@ export interface WasmKernelOptions {
   host: WasmHost;
   /** Threads for matmuls, the main thread included (default: the number of cores). */
   threads?: number;
+  /**
+   * Use relaxed SIMD's int8 dot products where the engine has them (default true); false forces
+   * the plain SIMD kernels, which give the same integer sums.
+   */
+  relaxedSimd?: boolean;
 }
 
 interface Placement {
@@ -34,7 +40,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const threads = Math.max(1, Math.floor(options.threads ?? host.cores()));
   if (!Number.isFinite(threads)) throw new Error(`threads must be a positive integer, found ${options.threads}`);
   const threaded = threads > 1 && host.canShareMemory();
-  const module = await host.loadModule(threaded);
+  const relaxed = options.relaxedSimd !== false && relaxedSimdSupported();
+  const module = await host.loadModule(threaded, relaxed);
   // Workers start with `ready`, once a model is loaded: kernels used on their own stay single-threaded.
   let pool: KernelPool | null = null;
   const arenas: WasmArena[] = [];
@@ -100,6 +107,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     }
   };
 
-  const kernels: Kernels = { ...jsKernels, name: threaded ? `wasm×${threads}` : "wasm", matmul, adopt, ready, release };
+  const name = `wasm${relaxed ? "-relaxed" : ""}${threaded ? `×${threads}` : ""}`;
+  const kernels: Kernels = { ...jsKernels, name, matmul, adopt, ready, release };
   return kernels;
 }

@@ -7,12 +7,12 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { KernelWorker, KernelWorkerInit, KernelWorkerMessage, WasmHost } from "./host.js";
 
-const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
-/** The compiled module (the threaded build uses shared memory), or an Error saying why not. */
-export function kernelModule(threaded = false): Promise<WebAssembly.Module> {
-  const file = threaded ? "kernels-mt.wasm" : "kernels.wasm";
-  let module = compiled.get(threaded);
+/** The compiled module (threaded: on shared memory; relaxed: relaxed SIMD), or an Error saying why not. */
+export function kernelModule(threaded = false, relaxed = false): Promise<WebAssembly.Module> {
+  const file = `kernels${relaxed ? "-relaxed" : ""}${threaded ? "-mt" : ""}.wasm`;
+  let module = compiled.get(file);
   if (!module) {
     module = readFile(new URL(`../../../wasm/${file}`, import.meta.url)).then(
       (bytes) => WebAssembly.compile(bytes),
@@ -20,7 +20,7 @@ export function kernelModule(threaded = false): Promise<WebAssembly.Module> {
         throw new Error(`wasm/${file} is missing (${e.code ?? e.message}); run npm run build:wasm`);
       },
     );
-    compiled.set(threaded, module);
+    compiled.set(file, module);
   }
   return module;
 }
