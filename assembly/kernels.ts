@@ -218,7 +218,7 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   const w1 = weightsHigh<T>(wb);
   if (RELAXED) {
     // Each dot on its own, then added: feeding one relaxed dot into another's accumulator operand
-    // computed the wrong half here (asc 0.28 / V8, seen in test/backend/wasm.test.ts).
+    // computed the wrong half on Node 20's V8 (features.ts); kept apart, the code is plain.
     const zero = i32x4.splat(0);
     const pos = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, pos0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, pos1, zero));
     const neg = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, neg0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, neg1, zero));

@@ -33,8 +33,8 @@ export interface LoadWeightsOptions {
   allowUnusedTensors?: boolean;
 }
 
-/** Tensors some exporters add that a Gemma model rightly ignores: the tied head's copy, RoPE buffers. */
-const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/];
+/** Tensors some exporters add that a Gemma model rightly ignores: the tied head's copy (HF lm_head, GGUF output), RoPE buffers. */
+const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /^output\.weight$/, /\.rotary_emb\.inv_freq$/];
 
 export interface ValidateOptions {
   onDebug?: (message: string) => void;

@@ -146,7 +146,7 @@ describe("the chat page in headless Chromium", { skip }, () => {
     await page.goto(server.url);
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`), "loaded", (await page.textContent("#error")) ?? "");
-    assert.match((await page.textContent("#model-info"))!, /gemma2, 3 layers × 128.*kernelswasm×\d \(\d threads\)/);
+    assert.match((await page.textContent("#model-info"))!, /gemma2, 3 layers × 128.*kernelswasm-relaxed×\d \(\d threads\)/);
 
     const reply = await ask(page);
     assert.ok(expected.length > 20, `a real reply to compare: ${JSON.stringify(expected)}`);
@@ -278,7 +278,7 @@ describe("the chat page in headless Chromium", { skip }, () => {
       assert.equal(await page.evaluate(() => crossOriginIsolated), false);
       assert.match((await page.textContent("#runtime-status"))!, /not cross-origin isolated: one thread/);
       await page.waitForFunction(() => document.body.dataset["model"] === "loaded", null, { timeout: 60_000 });
-      assert.match((await page.textContent("#model-info"))!, /kernelswasm \(1 thread\)/);
+      assert.match((await page.textContent("#model-info"))!, /kernelswasm-relaxed \(1 thread\)/);
       assert.equal((await ask(page)).text, expected);
       await page.close();
     } finally {
