@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
-import { tinyGemma2Json } from "../helpers/random-model.js";
+import { CHAT_EXAMPLE_LINE, tinyStudentJson } from "../helpers/random-model.js";
 import { cli, MAIN } from "../helpers/cli.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -82,15 +82,7 @@ describe("CLI rough edges", () => {
 
   it("finetune takes a GGUF model; info names the tokenizer file a folder really has", () => {
     const dir = mkdtempSync(join(tmpdir(), "gemma-ts-ft-gguf-"));
-    writeFileSync(
-      join(dir, "chat.jsonl"),
-      `${JSON.stringify({
-        messages: [
-          { role: "user", content: "Who?" },
-          { role: "assistant", content: "God." },
-        ],
-      })}\n`,
-    );
+    writeFileSync(join(dir, "chat.jsonl"), CHAT_EXAMPLE_LINE);
     const ft = cli([
       "finetune",
       "--model",
@@ -117,23 +109,7 @@ describe("CLI rough edges", () => {
     const tok = join(dir, "tok");
     mkdirSync(tok);
     writeFileSync(join(dir, "text.txt"), "In the beginning God created the heaven and the earth. ".repeat(40));
-    writeFileSync(
-      join(dir, "student.json"),
-      JSON.stringify(
-        tinyGemma2Json({
-          vocab_size: 4000,
-          hidden_size: 16,
-          intermediate_size: 32,
-          num_attention_heads: 2,
-          num_key_value_heads: 1,
-          head_dim: 8,
-          query_pre_attn_scalar: 8,
-          num_hidden_layers: 1,
-          sliding_window: 8,
-          max_position_embeddings: 64,
-        }),
-      ),
-    );
+    writeFileSync(join(dir, "student.json"), JSON.stringify(tinyStudentJson(4000)));
     const trained = cli([
       "train",
       "--config",

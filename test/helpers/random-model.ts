@@ -11,6 +11,30 @@ import type { ModelConfig } from "../../src/model/causal-lm.js";
 import { expectedTensorsFor } from "../../src/model/families.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
 
+/** A one-layer Gemma 2 student of d_model 16 and context 64: the smallest config the CLI training tests train. */
+export function tinyStudentJson(vocab: number): Record<string, unknown> {
+  return tinyGemma2Json({
+    vocab_size: vocab,
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 8,
+    query_pre_attn_scalar: 8,
+    num_hidden_layers: 1,
+    sliding_window: 8,
+    max_position_embeddings: 64,
+  });
+}
+
+/** One chat example in finetune's JSONL format, with its newline. */
+export const CHAT_EXAMPLE_LINE = `${JSON.stringify({
+  messages: [
+    { role: "user", content: "Who?" },
+    { role: "assistant", content: "God." },
+  ],
+})}\n`;
+
 export function tinyGemma2Json(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     model_type: "gemma2",

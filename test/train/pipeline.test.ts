@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
+import { CHAT_EXAMPLE_LINE, FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
 import { cli } from "../helpers/cli.js";
 
@@ -146,15 +146,7 @@ describe("teacher-targets + train --targets + perplexity", () => {
     assert.ok(result.perplexity > 1 && result.perplexity < vocab, `perplexity ${result.perplexity}`);
     assert.ok(result.tokens > 1000);
 
-    writeFileSync(
-      join(dir, "chat.jsonl"),
-      `${JSON.stringify({
-        messages: [
-          { role: "user", content: "Who?" },
-          { role: "assistant", content: "God." },
-        ],
-      })}\n`,
-    );
+    writeFileSync(join(dir, "chat.jsonl"), CHAT_EXAMPLE_LINE);
     const finetuned = cli([
       "finetune",
       "--model",

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
+import { FIXTURES, tinyStudentJson } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
 import { cli, MAIN } from "../helpers/cli.js";
 
@@ -22,23 +22,7 @@ describe("train --resume", () => {
   const tok = join(dir, "tokenizer");
   mkdirSync(tok);
   const vocab = writeCharTokenizer(tok, readFileSync(TEXT, "utf8"));
-  writeFileSync(
-    join(dir, "student.json"),
-    JSON.stringify(
-      tinyGemma2Json({
-        vocab_size: vocab,
-        hidden_size: 16,
-        intermediate_size: 32,
-        num_attention_heads: 2,
-        num_key_value_heads: 1,
-        head_dim: 8,
-        query_pre_attn_scalar: 8,
-        num_hidden_layers: 1,
-        sliding_window: 8,
-        max_position_embeddings: 64,
-      }),
-    ),
-  );
+  writeFileSync(join(dir, "student.json"), JSON.stringify(tinyStudentJson(vocab)));
   const args = (out: string, extra: string[] = []) => [
     "train",
     "--config",
