@@ -4,6 +4,7 @@ import { before, describe, it } from "node:test";
 import { FIXTURES } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 import { cli } from "../helpers/cli.js";
+import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 
 describe("gemma-ts CLI", () => {
   let chatModel: string;
@@ -176,6 +177,27 @@ describe("gemma-ts bench", () => {
       if (row.test === "tg4") assert.ok(row.bandwidthFraction! > 0, JSON.stringify(row));
       else assert.equal(row.bandwidthFraction, null);
     }
+    // The kernels that ran: relaxed SIMD where the engine has it, the plain kernels with --no-relaxed-simd.
+    const kernelsOf = (flags: string[]) => {
+      const run = cli([
+        "bench",
+        "--shape",
+        "tiny",
+        "--weights",
+        "q8_0",
+        "--threads",
+        "1",
+        "--tests",
+        "tg1",
+        "--no-bandwidth",
+        "--json",
+        ...flags,
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      return (JSON.parse(run.stdout) as { configs: { kernels: string }[] }).configs[0]!.kernels;
+    };
+    assert.equal(kernelsOf([]), relaxedSimdSupported() ? "wasm-relaxed" : "wasm");
+    assert.equal(kernelsOf(["--no-relaxed-simd"]), "wasm");
     const bad = cli(["bench", "--tests", "pp0"]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--tests must be a comma-separated list/);

@@ -83,40 +83,18 @@ describe("teacher-targets + train --targets + perplexity", () => {
     assert.equal(again.code, 0, again.stderr);
     assert.ok(readFileSync(join(dir, "targets", "targets.bin")).equals(complete), "resumed targets equal an uninterrupted run's");
 
-    const student = cli([
-      "train",
-      "--config",
-      join(dir, "student.json"),
-      ...common,
-      "--steps",
-      "10",
-      "--targets",
-      join(dir, "targets"),
-      "--alpha",
-      "0.5",
-      "--out",
-      join(dir, "student"),
-    ]);
+    /** The student for 10 steps into `out`, with `flags` (targets, alpha) or by next-token prediction. */
+    const trainStudent = (out: string, flags: string[] = []) =>
+      cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", ...flags, "--out", join(dir, out)]);
+    const distil = (alpha: string) => ["--targets", join(dir, "targets"), "--alpha", alpha];
+    const student = trainStudent("student", distil("0.5"));
     assert.equal(student.code, 0, student.stderr);
     assert.match(student.stderr, /by distillation \(alpha 0\.5, top-8 targets\)/);
     // The targets must reach the loss: the same run without them (or with another alpha) ends in
     // other weights, and the distillation term is logged and falls.
-    const plain = cli(["train", "--config", join(dir, "student.json"), ...common, "--steps", "10", "--out", join(dir, "student-plain")]);
+    const plain = trainStudent("student-plain");
     assert.equal(plain.code, 0, plain.stderr);
-    const alphaOne = cli([
-      "train",
-      "--config",
-      join(dir, "student.json"),
-      ...common,
-      "--steps",
-      "10",
-      "--targets",
-      join(dir, "targets"),
-      "--alpha",
-      "1",
-      "--out",
-      join(dir, "student-alpha1"),
-    ]);
+    const alphaOne = trainStudent("student-alpha1", distil("1"));
     assert.equal(alphaOne.code, 0, alphaOne.stderr);
     const weights = (run: string) => readFileSync(join(dir, run, "model.safetensors"));
     assert.ok(!weights("student").equals(weights("student-plain")), "distilled weights differ from next-token weights");
