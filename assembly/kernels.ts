@@ -7,11 +7,15 @@
 import {
   ACTIVATION_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,
+  ACTIVATION_SUM_OFFSET,
   Q4_0_BLOCK_BYTES,
   Q4_0_QUANTS_OFFSET,
   Q8_0_BLOCK_BYTES,
   Q8_0_QUANTS_OFFSET,
   QK,
+  SPLIT_BLOCK_BYTES,
+  SPLIT_NEG_OFFSET,
+  SPLIT_POS_OFFSET,
 } from "./block-layout";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
@@ -21,11 +25,15 @@ import {
 export {
   ACTIVATION_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,
+  ACTIVATION_SUM_OFFSET,
   Q4_0_BLOCK_BYTES,
   Q4_0_QUANTS_OFFSET,
   Q8_0_BLOCK_BYTES,
   Q8_0_QUANTS_OFFSET,
   QK,
+  SPLIT_BLOCK_BYTES,
+  SPLIT_NEG_OFFSET,
+  SPLIT_POS_OFFSET,
 } from "./block-layout";
 
 @inline function sum4(v: v128): f32 {
@@ -44,7 +52,11 @@ export {
 // scaled by 2^-112 (subnormals included), so one multiply fixes the exponent. Inf/NaN halves come
 // out as large finite values; weights hold none.
 @inline function loadF16x4(ptr: usize): v128 {
-  const h = v128.load16x4_u(ptr);
+  return halvesToF32(v128.load16x4_u(ptr));
+}
+
+// Four f16 bit patterns, one in the low half of each i32 lane, as f32x4.
+@inline function halvesToF32(h: v128): v128 {
   const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
   const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
   return v128.or(magnitude, sign);
@@ -149,7 +161,7 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
   }
 }
 
-// f16 bits → f32 (scales of Q8_0 blocks, f16 weights' tails).
+// f16 bits → f32 (f16 weights' tails).
 @inline function f16ToF32(h: u32): f32 {
   const sign = (h & 0x8000) << 16;
   const exponent = (h >> 10) & 0x1f;
@@ -162,24 +174,50 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
   return reinterpret<f32>(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
-// Activations are quantized per QK values too, into blocks of an f32 scale then QK int8
-// (round half away from zero, computed in f32), so Q8_0 rows can be dotted in integers.
-export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32): void {
+// Whether Q8_0 weights read split activations: relaxed SIMD's int8 dot is exact only when its
+// second operand lies in 0..127, so signed activations go in as x = pos − neg.
+@inline function splitFor<T>(): bool {
+  return RELAXED && isSigned<T>();
+}
+
+@inline function activationBytes<T>(): usize {
+  return splitFor<T>() ? <usize>SPLIT_BLOCK_BYTES : <usize>ACTIVATION_BLOCK_BYTES;
+}
+
+// Activations are quantized per QK values too (an f32 scale per block, round half away from zero,
+// computed in f32), so quantized rows can be dotted in integers; in the layout the weight type's
+// kernel reads (q8 != 0: Q8_0 weights, else Q4_0). Once per matmul, not per weight row.
+export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32, q8: i32): void {
+  if (q8) quantizeActivationsFor<i8>(x, out, cols, seqLen);
+  else quantizeActivationsFor<u8>(x, out, cols, seqLen);
+}
+
+@inline function quantizeActivationsFor<T>(x: usize, out: usize, cols: i32, seqLen: i32): void {
   const blocks = cols / QK;
+  const bytes = activationBytes<T>();
   for (let s = 0; s < seqLen; s++) {
     for (let b = 0; b < blocks; b++) {
       const src = x + ((<usize>s * <usize>cols + <usize>b * <usize>QK) << 2);
-      const dst = out + (<usize>s * <usize>blocks + <usize>b) * <usize>ACTIVATION_BLOCK_BYTES;
+      const dst = out + (<usize>s * <usize>blocks + <usize>b) * bytes;
       let amax: f32 = 0;
       for (let i = 0; i < QK; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
       const d: f32 = amax / 127;
       const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
       store<f32>(dst, d);
+      let sum = 0;
       for (let i = 0; i < QK; i++) {
         const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
-        const q: f32 = Mathf.floor(abs(v) + 0.5);
-        store<i8>(dst + <usize>ACTIVATION_QUANTS_OFFSET + <usize>i, <i8>(<i32>(v < 0 ? -q : q)));
+        const magnitude = <i32>Mathf.floor(abs(v) + 0.5);
+        const q = v < 0 ? -magnitude : magnitude;
+        sum += q;
+        if (splitFor<T>()) {
+          store<u8>(dst + <usize>SPLIT_POS_OFFSET + <usize>i, <u8>(v < 0 ? 0 : magnitude));
+          store<u8>(dst + <usize>SPLIT_NEG_OFFSET + <usize>i, <u8>(v < 0 ? magnitude : 0));
+        } else {
+          store<i8>(dst + <usize>ACTIVATION_QUANTS_OFFSET + <usize>i, <i8>q);
+        }
       }
+      store<i32>(dst + <usize>ACTIVATION_SUM_OFFSET, sum);
     }
   }
 }
@@ -192,85 +230,232 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   );
 }
 
-// The 32 weight values of a block as two i8x16 halves (values 0..15 and 16..31), chosen at compile
-// time: T = i8 for Q8_0 (int8 as stored), T = u8 for Q4_0 (nibbles; low nibbles are values 0..15,
-// high nibbles 16..31, value = nibble − 8).
-@inline function weightsLow<T>(wb: usize): v128 {
-  if (isSigned<T>()) return v128.load(wb + <usize>Q8_0_QUANTS_OFFSET);
-  return i8x16.sub(v128.and(v128.load(wb + <usize>Q4_0_QUANTS_OFFSET), i8x16.splat(0x0f)), i8x16.splat(8));
+// Quantized matrices live in WebAssembly memory as groups of four rows (packRows4): for each
+// block column b, the four rows' f16 scales (8 bytes) then their four quant arrays, so one
+// sequential stream feeds four rows (row-major, four rows are four streams, and decode read
+// a quarter of the bandwidth). A last group with fewer rows repeats its last row.
+@inline function quantBytes<T>(): usize {
+  return isSigned<T>() ? <usize>QK : <usize>(QK / 2);
 }
 
-@inline function weightsHigh<T>(wb: usize): v128 {
-  if (isSigned<T>()) return v128.load(wb + <usize>Q8_0_QUANTS_OFFSET + 16);
-  return i8x16.sub(i8x16.shr_u(v128.load(wb + <usize>Q4_0_QUANTS_OFFSET), 4), i8x16.splat(8));
+@inline function groupBlockBytes<T>(): usize {
+  return 8 + 4 * quantBytes<T>();
+}
+
+// Row i's 32 weight values in group block gb as two i8x16 halves (values 0..15 and 16..31),
+// chosen at compile time: T = i8 for Q8_0 (int8 as stored), T = u8 for Q4_0 (the raw nibbles
+// 0..15: low nibbles are values 0..15, high 16..31; the −8 offset is applied once per block
+// through the activations' sum).
+@inline function weightsLow<T>(gb: usize, i: usize): v128 {
+  const q = gb + 8 + i * quantBytes<T>();
+  if (isSigned<T>()) return v128.load(q);
+  return v128.and(v128.load(q), i8x16.splat(0x0f));
+}
+
+@inline function weightsHigh<T>(gb: usize, i: usize): v128 {
+  const q = gb + 8 + i * quantBytes<T>();
+  if (isSigned<T>()) return v128.load(q, 16);
+  return i8x16.shr_u(v128.load(q), 4);
+}
+
+// Rearranges a row-major matrix of Q8_0 (q8 != 0) or Q4_0 blocks at w, in place, into groups of
+// four rows; the memory after it must hold the last group's missing rows, and `scratch` four
+// rows. A group takes exactly the bytes of its four rows, so no second copy of a matrix exists.
+export function packRows4(w: usize, rows: i32, cols: i32, q8: i32, scratch: usize): void {
+  if (q8) packRows4For<i8>(w, rows, cols, scratch);
+  else packRows4For<u8>(w, rows, cols, scratch);
+}
+
+@inline function packRows4For<T>(w: usize, rows: i32, cols: i32, scratch: usize): void {
+  const blocks = <usize>(cols / QK);
+  const size = blockBytes<T>();
+  const quants = quantBytes<T>();
+  const rowBytes = blocks * size;
+  for (let r = 0; r < rows; r += 4) {
+    const group = w + <usize>r * rowBytes;
+    const have = <usize>min(4, rows - r);
+    memory.copy(scratch, group, have * rowBytes);
+    for (let i = have; i < 4; i++) memory.copy(scratch + i * rowBytes, scratch + (have - 1) * rowBytes, rowBytes);
+    for (let b: usize = 0; b < blocks; b++) {
+      const gb = group + b * groupBlockBytes<T>();
+      for (let i: usize = 0; i < 4; i++) {
+        const src = scratch + i * rowBytes + b * size;
+        store<u16>(gb + (i << 1), load<u16>(src));
+        v128.store(gb + 8 + i * quants, v128.load(src + 2));
+        if (isSigned<T>()) v128.store(gb + 8 + i * quants, v128.load(src + 2, 16), 16);
+      }
+    }
+  }
+}
+
+// out[c] = scale · row `row` of a packed Q8_0 (q8 != 0) or Q4_0 matrix: the embedding lookup.
+export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, scale: f32): void {
+  if (q8) embedRowFor<i8>(out, w, row, cols, scale);
+  else embedRowFor<u8>(out, w, row, cols, scale);
+}
+
+@inline function embedRowFor<T>(out: usize, w: usize, row: i32, cols: i32, scale: f32): void {
+  const blocks = <usize>(cols / QK);
+  const group = w + <usize>(row >> 2) * blocks * groupBlockBytes<T>();
+  const i = <usize>(row & 3);
+  for (let b: usize = 0; b < blocks; b++) {
+    const gb = group + b * groupBlockBytes<T>();
+    // The row's scale is lane i; value = d·q then × scale, as the TypeScript reference rounds.
+    const d = f32x4.splat(f16ToF32(<u32>load<u16>(gb + (i << 1))));
+    const by = f32x4.splat(scale);
+    const dst = out + (b << 7);
+    const lo = weightsLow<T>(gb, i);
+    const hi = weightsHigh<T>(gb, i);
+    const offset = isSigned<T>() ? i16x8.splat(0) : i16x8.splat(8);
+    // Each half of 16 values as four f32x4.
+    for (let h = 0; h < 2; h++) {
+      const q = h ? hi : lo;
+      const wide0 = i16x8.sub(i16x8.extend_low_i8x16_s(q), offset);
+      const wide1 = i16x8.sub(i16x8.extend_high_i8x16_s(q), offset);
+      const o = dst + (<usize>h << 6);
+      v128.store(o, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(wide0)), d), by));
+      v128.store(o, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(wide0)), d), by), 16);
+      v128.store(o, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(wide1)), d), by), 32);
+      v128.store(o, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(wide1)), d), by), 48);
+    }
+  }
 }
 
 @inline function blockBytes<T>(): usize {
   return isSigned<T>() ? <usize>Q8_0_BLOCK_BYTES : <usize>Q4_0_BLOCK_BYTES;
 }
 
-// Σ q_w·q_x of one weight block against one activation block, as four i32 lanes. The activation
-// halves come in as x0/x1 (int8 in -127..127) and, for relaxed SIMD, split as x = pos − neg with
-// pos, neg in 0..127: the relaxed dot's second operand is only exact without its sign bit.
-// Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening.
-@inline function blockSum<T>(wb: usize, x0: v128, x1: v128, pos0: v128, neg0: v128, pos1: v128, neg1: v128): v128 {
-  const w0 = weightsLow<T>(wb);
-  const w1 = weightsHigh<T>(wb);
+// One activation block's operands: (a0, a1) its two halves, or for split activations the positive
+// halves, and (b0, b1) the negative halves.
+@inline function operandA0<T>(xb: usize): v128 {
+  return v128.load(xb + (splitFor<T>() ? <usize>SPLIT_POS_OFFSET : <usize>ACTIVATION_QUANTS_OFFSET));
+}
+
+@inline function operandA1<T>(xb: usize): v128 {
+  return v128.load(xb + (splitFor<T>() ? <usize>SPLIT_POS_OFFSET : <usize>ACTIVATION_QUANTS_OFFSET) + 16);
+}
+
+@inline function operandB0<T>(xb: usize): v128 {
+  return splitFor<T>() ? v128.load(xb + <usize>SPLIT_NEG_OFFSET) : i32x4.splat(0);
+}
+
+@inline function operandB1<T>(xb: usize): v128 {
+  return splitFor<T>() ? v128.load(xb + <usize>SPLIT_NEG_OFFSET + 16) : i32x4.splat(0);
+}
+
+// Σ q_w·q_x of one weight block (halves w0, w1) against one activation block, as four i32 lanes.
+// Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening; its
+// second operand must lie in 0..127: the positive and negative parts of split activations (Q8_0),
+// or Q4_0's nibbles.
+@inline function blockInts<T>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128): v128 {
   if (RELAXED) {
     // Each dot on its own, then added: feeding one relaxed dot into another's accumulator operand
     // computed the wrong half on Node 20's V8 (features.ts); kept apart, the code is plain.
     const zero = i32x4.splat(0);
-    const pos = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, pos0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, pos1, zero));
-    const neg = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, neg0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, neg1, zero));
-    return i32x4.sub(pos, neg);
+    if (isSigned<T>()) {
+      const pos = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, zero));
+      const neg = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, b0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, b1, zero));
+      return i32x4.sub(pos, neg);
+    }
+    return i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(a0, w0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(a1, w1, zero));
   }
-  return i32x4.add(dot16(w0, x0), dot16(w1, x1));
+  return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
 
-// One block's contribution as f32x4 lanes: the integer sum scaled by d_w · d_x.
-@inline function blockDot<T>(wb: usize, xScale: f32, x0: v128, x1: v128, pos0: v128, neg0: v128, pos1: v128, neg1: v128): v128 {
-  const isum = blockSum<T>(wb, x0, x1, pos0, neg0, pos1, neg1);
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(f16ToF32(<u32>load<u16>(wb)) * xScale));
+// Four rows' lane sums as one vector [Σa, Σb, Σc, Σd].
+@inline function rowSums(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 1, 4, 5), v128.shuffle<i32>(c, d, 2, 3, 6, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
 }
 
-// Quantized weights (T = i8: Q8_0, T = u8: Q4_0) against activations quantized by
-// quantizeActivations; cols is a multiple of QK. Four rows share each activation block's loads
-// (and, for relaxed SIMD, its split into positive and negative parts).
+// Four rows' integer block sums scaled by d_w · d_x, added to acc (Q4_0: minus 8·Σq_x first).
+@inline function accumulate<T>(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
+  let sums = ints;
+  if (!isSigned<T>()) sums = i32x4.sub(sums, i32x4.splat(load<i32>(xb + <usize>ACTIVATION_SUM_OFFSET) << 3));
+  const scale = f32x4.mul(scales, f32x4.splat(load<f32>(xb)));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+}
+
+// Stores four rows' results of one token; a last group with fewer rows stores only those.
+@inline function storeRows(o: usize, acc: v128, valid: i32): void {
+  if (valid >= 4) {
+    v128.store(o, acc);
+    return;
+  }
+  store<f32>(o, f32x4.extract_lane(acc, 0));
+  if (valid > 1) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
+  if (valid > 2) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
+}
+
+// Activation bytes a chunk of tokens may take so that every row group finds them in cache.
+const CHUNK_BYTES: usize = 192 * 1024;
+
+// Packed quantized weights (T = i8: Q8_0, T = u8: Q4_0; packRows4) against activations
+// quantized by quantizeActivations; cols is a multiple of QK and rows start at a multiple of 4.
+// Tiles of four rows × two tokens share every weight load, unpacked nibble and scale; the four
+// rows' sums go through one vector per token. Tokens run in chunks whose activations stay in
+// cache while all row groups pass over them.
 @inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols / QK;
-  const size = blockBytes<T>();
-  const rowBytes = <usize>blocks * size;
-  const zero = i8x16.splat(0);
-  let r = 0;
-  for (; r < rows; r += 4) {
-    // The last group may have fewer than four rows: its missing rows repeat the last real one.
-    const w0 = w + <usize>r * rowBytes;
-    const w1 = w + <usize>min(r + 1, rows - 1) * rowBytes;
-    const w2 = w + <usize>min(r + 2, rows - 1) * rowBytes;
-    const w3 = w + <usize>min(r + 3, rows - 1) * rowBytes;
-    for (let s = 0; s < seqLen; s++) {
-      const xs = xq + <usize>s * <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let b = 0; b < blocks; b++) {
-        const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
-        const xScale = load<f32>(xb);
-        const x0 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET);
-        const x1 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET + 16);
-        const pos0 = i8x16.max_s(x0, zero);
-        const neg0 = i8x16.max_s(i8x16.neg(x0), zero);
-        const pos1 = i8x16.max_s(x1, zero);
-        const neg1 = i8x16.max_s(i8x16.neg(x1), zero);
-        const off = <usize>b * size;
-        a0 = f32x4.add(a0, blockDot<T>(w0 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
-        a1 = f32x4.add(a1, blockDot<T>(w1 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
-        a2 = f32x4.add(a2, blockDot<T>(w2 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
-        a3 = f32x4.add(a3, blockDot<T>(w3 + off, xScale, x0, x1, pos0, neg0, pos1, neg1));
+  const groupBytes = <usize>blocks * groupBlockBytes<T>();
+  const xBytes = activationBytes<T>();
+  const xRowBytes = <usize>blocks * xBytes;
+  const chunk = max(2, min(seqLen, <i32>(CHUNK_BYTES / xRowBytes) & ~1));
+  for (let s0 = 0; s0 < seqLen; s0 += chunk) {
+    const sEnd = min(seqLen, s0 + chunk);
+    for (let r = 0; r < rows; r += 4) {
+      const group = w + <usize>(r >> 2) * groupBytes;
+      const valid = rows - r;
+      let s = s0;
+      for (; s + 1 < sEnd; s += 2) {
+        const xs = xq + <usize>s * xRowBytes;
+        const xt = xs + xRowBytes;
+        let accS = f32x4.splat(0);
+        let accT = f32x4.splat(0);
+        for (let b = 0; b < blocks; b++) {
+          const gb = group + <usize>b * groupBlockBytes<T>();
+          const xb = xs + <usize>b * xBytes;
+          const yb = xt + <usize>b * xBytes;
+          const sa0 = operandA0<T>(xb), sa1 = operandA1<T>(xb), sb0 = operandB0<T>(xb), sb1 = operandB1<T>(xb);
+          const ta0 = operandA0<T>(yb), ta1 = operandA1<T>(yb), tb0 = operandB0<T>(yb), tb1 = operandB1<T>(yb);
+          let lo = weightsLow<T>(gb, 0), hi = weightsHigh<T>(gb, 0);
+          const s0i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
+          const t0i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          lo = weightsLow<T>(gb, 1);
+          hi = weightsHigh<T>(gb, 1);
+          const s1i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
+          const t1i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          lo = weightsLow<T>(gb, 2);
+          hi = weightsHigh<T>(gb, 2);
+          const s2i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
+          const t2i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          lo = weightsLow<T>(gb, 3);
+          hi = weightsHigh<T>(gb, 3);
+          const s3i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
+          const t3i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          const scales = halvesToF32(v128.load16x4_u(gb));
+          accS = accumulate<T>(accS, rowSums(s0i, s1i, s2i, s3i), xb, scales);
+          accT = accumulate<T>(accT, rowSums(t0i, t1i, t2i, t3i), yb, scales);
+        }
+        storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), accS, valid);
+        storeRows(out + ((<usize>(s + 1) * <usize>outStride + <usize>r) << 2), accT, valid);
       }
-      const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
-      store<f32>(o, sum4(a0));
-      if (r + 1 < rows) store<f32>(o, sum4(a1), 4);
-      if (r + 2 < rows) store<f32>(o, sum4(a2), 8);
-      if (r + 3 < rows) store<f32>(o, sum4(a3), 12);
+      if (s < sEnd) {
+        const xs = xq + <usize>s * xRowBytes;
+        let acc = f32x4.splat(0);
+        for (let b = 0; b < blocks; b++) {
+          const gb = group + <usize>b * groupBlockBytes<T>();
+          const xb = xs + <usize>b * xBytes;
+          const a0 = operandA0<T>(xb), a1 = operandA1<T>(xb), b0 = operandB0<T>(xb), b1 = operandB1<T>(xb);
+          const i0 = blockInts<T>(weightsLow<T>(gb, 0), weightsHigh<T>(gb, 0), a0, a1, b0, b1);
+          const i1 = blockInts<T>(weightsLow<T>(gb, 1), weightsHigh<T>(gb, 1), a0, a1, b0, b1);
+          const i2 = blockInts<T>(weightsLow<T>(gb, 2), weightsHigh<T>(gb, 2), a0, a1, b0, b1);
+          const i3 = blockInts<T>(weightsLow<T>(gb, 3), weightsHigh<T>(gb, 3), a0, a1, b0, b1);
+          acc = accumulate<T>(acc, rowSums(i0, i1, i2, i3), xb, halvesToF32(v128.load16x4_u(gb)));
+        }
+        storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
+      }
     }
   }
 }

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { ACTIVATION_Q8, Q4_0, Q8_0, QK } from "../../src/weights/block-layout.js";
+import { ACTIVATION_Q8, ACTIVATION_SPLIT, Q4_0, Q8_0, QK } from "../../src/weights/block-layout.js";
 import { GGML_TYPE_ID, ggmlType } from "../../src/weights/ggml-types.js";
 
 const WASM = new URL("../../wasm/kernels.wasm", import.meta.url);
@@ -19,12 +19,18 @@ describe("quantized block layouts", () => {
     assert.equal(global("Q4_0_QUANTS_OFFSET"), Q4_0.quantsOffset);
     assert.equal(global("ACTIVATION_BLOCK_BYTES"), ACTIVATION_Q8.blockBytes);
     assert.equal(global("ACTIVATION_QUANTS_OFFSET"), ACTIVATION_Q8.quantsOffset);
+    assert.equal(global("ACTIVATION_SUM_OFFSET"), ACTIVATION_Q8.sumOffset);
+    assert.equal(global("SPLIT_BLOCK_BYTES"), ACTIVATION_SPLIT.blockBytes);
+    assert.equal(global("SPLIT_POS_OFFSET"), ACTIVATION_SPLIT.posOffset);
+    assert.equal(global("SPLIT_NEG_OFFSET"), ACTIVATION_SPLIT.negOffset);
   });
 
-  it("are ggml's: a 2-byte f16 scale before QK int8 (Q8_0) or QK/2 nibble bytes (Q4_0), a 4-byte f32 scale before QK int8 (activations)", () => {
+  it("are ggml's: a 2-byte f16 scale before QK int8 (Q8_0) or QK/2 nibble bytes (Q4_0); activations: f32 scale, i32 sum, QK int8 (or QK positive and QK negative parts)", () => {
     assert.equal(Q8_0.blockBytes, 2 + QK);
     assert.equal(Q4_0.blockBytes, 2 + QK / 2);
-    assert.equal(ACTIVATION_Q8.blockBytes, 4 + QK);
+    assert.equal(ACTIVATION_Q8.blockBytes, 8 + QK);
+    assert.equal(ACTIVATION_SPLIT.blockBytes, 8 + 2 * QK);
+    assert.equal(ACTIVATION_SPLIT.negOffset, ACTIVATION_SPLIT.posOffset + QK);
     assert.deepEqual(ggmlType(GGML_TYPE_ID.Q8_0), { name: "Q8_0", blockValues: QK, blockBytes: Q8_0.blockBytes });
     assert.deepEqual(ggmlType(GGML_TYPE_ID.Q4_0), { name: "Q4_0", blockValues: QK, blockBytes: Q4_0.blockBytes });
   });

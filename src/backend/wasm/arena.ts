@@ -3,6 +3,7 @@
  * memory holds at most 4 GiB, so a large model is spread over several arenas, each owning whole
  * matrices; only activations are copied in and out per call. Memory grows as matrices arrive, so
  * each JS copy can be dropped right after it is placed (no second copy of the model in RAM).
+ * Q8_0/Q4_0 matrices are rearranged in place into the kernels' groups of four rows (packedBytes).
  */
 import type { Weight } from "../kernels.js";
 import { instantiate, type KernelExports } from "./module.js";
@@ -16,6 +17,18 @@ const LOW_RESERVED = PAGE;
 const GROW_STEP = 256 * 1024 * 1024;
 
 const align = (n: number) => Math.ceil(n / 16) * 16;
+
+const isBlocks = (w: Weight) => w.dtype === "q8_0" || w.dtype === "q4_0";
+
+/**
+ * Bytes of a matrix in the arena: float matrices as stored; block matrices in groups of four rows
+ * (assembly/kernels.ts packRows4), a last partial group padded to four rows.
+ */
+export function packedBytes(w: Weight): number {
+  if (!isBlocks(w)) return w.data.byteLength;
+  const rowBytes = w.data.byteLength / w.rows;
+  return Math.ceil(w.rows / 4) * 4 * rowBytes;
+}
 
 export class WasmArena {
   readonly memory: WebAssembly.Memory;
@@ -37,14 +50,21 @@ export class WasmArena {
     return this.top + bytes <= ARENA_WEIGHT_LIMIT || this.placed.length === 0;
   }
 
-  /** Copies a matrix in and makes `weight.data` a view of it, so the JS copy can be freed. */
+  /**
+   * Copies a matrix in and makes `weight.data` a view of it, so the JS copy can be freed. A block
+   * matrix's view is then in the kernels' packed layout, which only these kernels read.
+   */
   place(weight: Weight): number {
     const ptr = this.top;
     const bytes = weight.data.byteLength;
-    this.ensure(ptr + bytes, this.growStep);
+    const packed = packedBytes(weight);
+    // A block matrix is packed in place, four rows at a time through scratch above it.
+    const scratch = align(ptr + packed);
+    this.ensure(isBlocks(weight) ? scratch + 4 * (bytes / weight.rows) : ptr + bytes, this.growStep);
     new Uint8Array(this.memory.buffer, ptr, bytes).set(new Uint8Array(weight.data.buffer, weight.data.byteOffset, bytes));
-    this.top = align(ptr + bytes);
-    const placed = { weight, ptr, length: weight.data.length };
+    if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, weight.dtype === "q8_0" ? 1 : 0, scratch);
+    this.top = align(ptr + packed);
+    const placed = { weight, ptr, length: packed / weight.data.BYTES_PER_ELEMENT };
     this.placed.push(placed);
     this.view(placed);
     return ptr;
@@ -72,7 +92,7 @@ export class WasmArena {
     weight.data =
       weight.dtype === "f32"
         ? new Float32Array(bytes, ptr, length)
-        : weight.dtype === "q8_0" || weight.dtype === "q4_0"
+        : isBlocks(weight)
           ? new Uint8Array(bytes, ptr, length)
           : new Uint16Array(bytes, ptr, length);
   }

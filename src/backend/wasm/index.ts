@@ -3,10 +3,11 @@
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores; every other kernel is the TypeScript reference for now.
  */
-import { ACTIVATION_Q8, blockRowBytes } from "../../weights/block-layout.js";
+import { ACTIVATION_SPLIT, blockRowBytes } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
-import { WasmArena } from "./arena.js";
+import { GemmaError } from "../../errors.js";
+import { packedBytes, WasmArena } from "./arena.js";
 import type { WasmHost } from "./host.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
@@ -57,7 +58,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
     const quantized = w.dtype === "q8_0" || w.dtype === "q4_0";
-    const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_Q8, inCount) : 0;
+    // Room for either activation layout (the kernel picks its own: block-layout.ts).
+    const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_SPLIT, inCount) : 0;
     const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
@@ -65,7 +67,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : w.dtype === "f16" ? "matmulF16" : "matmulBf16";
     if (quantized) {
       input = outPtr + 4 * outCount;
-      arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen);
+      arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
       kernel = w.dtype === "q8_0" ? "matmulQ8_0" : "matmulQ4_0";
     }
     if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
@@ -81,11 +83,29 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     for (const w of weights) {
       if (placements.has(w)) continue;
       let arena = arenas.at(-1);
-      if (!arena?.fits(w.data.byteLength)) {
+      if (!arena?.fits(packedBytes(w))) {
         arena = new WasmArena(module, threaded);
         arenas.push(arena);
       }
       placements.set(w, { arena: arenas.length - 1, ptr: arena.place(w) });
+    }
+  };
+
+  /** Rows of a packed Q8_0/Q4_0 table are read by the kernels that know its layout. */
+  const embed = (out: Float32Array, table: Weight, ids: ArrayLike<number>, scale: number): void => {
+    const placed = placements.get(table);
+    if (!placed || (table.dtype !== "q8_0" && table.dtype !== "q4_0")) {
+      jsKernels.embed(out, table, ids, scale);
+      return;
+    }
+    const arena = arenas[placed.arena]!;
+    const { rows, cols } = table;
+    const rowPtr = arena.scratch(4 * cols);
+    for (let s = 0; s < ids.length; s++) {
+      const id = ids[s]!;
+      if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new GemmaError(`token id ${id} is outside the embedding's ${rows} rows`);
+      arena.kernels.embedRow(rowPtr, placed.ptr, id, cols, table.dtype === "q8_0" ? 1 : 0, scale);
+      out.set(new Float32Array(arena.memory.buffer, rowPtr, cols), s * cols);
     }
   };
 
@@ -108,6 +128,6 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   };
 
   const name = `wasm${relaxed ? "-relaxed" : ""}${threaded ? `×${threads}` : ""}`;
-  const kernels: Kernels = { ...jsKernels, name, matmul, adopt, ready, release };
+  const kernels: Kernels = { ...jsKernels, name, matmul, embed, adopt, ready, release };
   return kernels;
 }

@@ -2,8 +2,16 @@
 import type { SliceKernels } from "./pool-protocol.js";
 
 export interface KernelExports extends SliceKernels {
-  /** Quantizes seqLen rows of f32 activations to int8 blocks (block-layout.ts ACTIVATION_Q8) for the block matmuls. */
-  quantizeActivations(x: number, out: number, cols: number, seqLen: number): void;
+  /**
+   * Quantizes seqLen rows of f32 activations to int8 blocks for the block matmuls, in the layout
+   * the kernel for Q8_0 (q8 = 1) or Q4_0 (q8 = 0) weights reads (block-layout.ts: ACTIVATION_Q8,
+   * or ACTIVATION_SPLIT for relaxed SIMD's Q8_0 kernel).
+   */
+  quantizeActivations(x: number, out: number, cols: number, seqLen: number, q8: number): void;
+  /** Rearranges a Q8_0 (q8 = 1) or Q4_0 matrix in place into groups of four rows (arena.ts). */
+  packRows4(w: number, rows: number, cols: number, q8: number, scratch: number): void;
+  /** out = scale · row `row` of a packed Q8_0 (q8 = 1) or Q4_0 matrix, as f32. */
+  embedRow(out: number, w: number, row: number, cols: number, q8: number, scale: number): void;
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
