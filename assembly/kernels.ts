@@ -467,3 +467,77 @@ export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   matmulBlocks<u8>(out, xq, w, rows, cols, seqLen, outStride);
 }
+
+// e^z in f32x4, z clamped to [-87, 88] (normal f32 results): z = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts, Cephes' split),
+// e^r by its Taylor series to r^7 (relative error < 2^-24 there), then scaled by 2^k.
+@inline function exp4(x: v128): v128 {
+  const z = f32x4.max(f32x4.min(x, f32x4.splat(88)), f32x4.splat(-87));
+  const k = f32x4.nearest(f32x4.mul(z, f32x4.splat(1.4426950408889634)));
+  const r = f32x4.sub(f32x4.sub(z, f32x4.mul(k, f32x4.splat(0.693359375))), f32x4.mul(k, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(<f32>(1.0 / 5040));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 720)));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 120)));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 24)));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 6)));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
+  const twoToK = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
+  return f32x4.mul(p, twoToK);
+}
+
+// tanh in f32x4: an odd Taylor series below |y| = 0.3 (where 1 − 2/(e^2|y| + 1) would cancel),
+// above it 1 − 2/(e^2|y| + 1) with the sign of y; e^2|y| is capped at e^40 (tanh is 1 in f32
+// long before). NaN stays NaN.
+@inline function tanh4(y: v128): v128 {
+  const a = f32x4.abs(y);
+  const y2 = f32x4.mul(y, y);
+  let t = f32x4.splat(<f32>(-1382.0 / 155925));
+  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(62.0 / 2835)));
+  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(-17.0 / 315)));
+  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(2.0 / 15)));
+  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(-1.0 / 3)));
+  const series = f32x4.add(f32x4.mul(f32x4.mul(t, y2), y), y);
+  const e = exp4(f32x4.min(f32x4.add(a, a), f32x4.splat(40)));
+  const magnitude = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
+  const signed = v128.or(magnitude, v128.and(y, i32x4.splat(0x80000000)));
+  return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.3)));
+}
+
+@inline function tanh1(y: f32): f32 {
+  return f32x4.extract_lane(tanh4(f32x4.splat(y)), 0);
+}
+
+// gelu_tanh(v) = v/2 · (1 + tanh(u)), u = √(2/π) · (v + 0.044715 v³), computed as the equal
+// v / (1 + e^(−2u)): 1 + tanh(u) would cancel for negative v.
+@inline function geluTanh4(v: v128): v128 {
+  const u = f32x4.mul(f32x4.splat(<f32>0.7978845608028654), f32x4.add(v, f32x4.mul(f32x4.splat(<f32>0.044715), f32x4.mul(f32x4.mul(v, v), v))));
+  return f32x4.div(v, f32x4.add(f32x4.splat(1), exp4(f32x4.mul(u, f32x4.splat(-2)))));
+}
+
+// out[i] = gelu_tanh(gate[i]) · up[i].
+export function gegluTanh(out: usize, gate: usize, up: usize, n: i32): void {
+  const end = n & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, f32x4.mul(geluTanh4(v128.load(gate + at)), v128.load(up + at)));
+  }
+  for (let i = end; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(out + at, f32x4.extract_lane(geluTanh4(f32x4.splat(load<f32>(gate + at))), 0) * load<f32>(up + at));
+  }
+}
+
+// x[i] = cap · tanh(x[i] / cap), in place.
+export function softcapInPlace(x: usize, n: i32, cap: f32): void {
+  const c = f32x4.splat(cap);
+  const end = n & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const at = x + (<usize>i << 2);
+    v128.store(at, f32x4.mul(c, tanh4(f32x4.div(v128.load(at), c))));
+  }
+  for (let i = end; i < n; i++) {
+    const at = x + (<usize>i << 2);
+    store<f32>(at, cap * tanh1(load<f32>(at) / cap));
+  }
+}

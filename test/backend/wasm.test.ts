@@ -126,6 +126,44 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   }
 
+  it("GeGLU (tanh form) and soft-capping in f32 SIMD against the f64 reference, odd lengths, every range of inputs", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    for (const n of [1, 3, 4, 37, 9216 + 3]) {
+      // Magnitudes from 1e-6 (tanh's series) through 0.3 (the switch to e^x) to 200 (saturated).
+      const spread = (i: number) => (rng.next() * 2 - 1) * 10 ** (rng.next() * 8.3 - 6);
+      const gate = Float32Array.from({ length: n }, (_, i) => spread(i));
+      const up = randomF32(n);
+      const expected = new Float32Array(n);
+      const actual = new Float32Array(n);
+      jsKernels.geglu(expected, gate, up, n, "gelu_tanh");
+      wasm.geglu(actual, gate, up, n, "gelu_tanh");
+      let worst = 0;
+      // The reference's 1 + tanh(u) cancels to 0 below v ≈ -8 (f64): allow that much absolute error.
+      const allowance = (i: number) => Math.abs(expected[i]!) + 1e-10 * Math.abs(gate[i]! * up[i]!) + 1e-30;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / allowance(i));
+      // u = √(2/π)(v + 0.044715v³) in f32 (the reference: f64) carries ~|2u|·2^-24 into e^-2u, which
+      // is the whole result for very negative v: relative error up to ~4e-6 there.
+      assert.ok(worst <= 1e-5, `geglu n=${n}: relative error ${worst}`);
+      for (const cap of [30, 50]) {
+        const logits = Float32Array.from({ length: n }, (_, i) => spread(i) * 5);
+        const reference = logits.slice();
+        jsKernels.softcap(reference, n, cap);
+        wasm.softcap(logits, n, cap);
+        let error = 0;
+        for (let i = 0; i < n; i++) error = Math.max(error, Math.abs(logits[i]! - reference[i]!) / (Math.abs(reference[i]!) + 1e-30));
+        assert.ok(error <= 2e-6, `softcap ${cap} n=${n}: relative error ${error}`);
+      }
+    }
+    const bad = Float32Array.of(Number.NaN, 1, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0);
+    wasm.softcap(bad, 5, 30);
+    assert.ok(Number.isNaN(bad[0]!), "NaN stays NaN (the forward pass reports non-finite logits)");
+    assert.deepEqual(
+      [...bad.subarray(1)].map((v) => Math.round(v * 1e4) / 1e4),
+      [0.9996, 30, -30, 0],
+    );
+  });
+
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {
     for (const relaxedSimd of [true, false]) {
       const wasm = await createWasmKernels({ host: nodeWasmHost, relaxedSimd, threads: 1 });

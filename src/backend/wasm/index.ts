@@ -1,7 +1,9 @@
 /**
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0 and Q4_0 weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
- * threads when there are several cores; every other kernel is the TypeScript reference for now.
+ * threads when there are several cores. Embedding rows of quantized tables, GeGLU (tanh form) and
+ * soft-capping run in WebAssembly on the main thread; every other kernel is the TypeScript
+ * reference for now.
  */
 import { ACTIVATION_SPLIT, blockRowBytes } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
@@ -9,6 +11,7 @@ import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
 import { packedBytes, WasmArena } from "./arena.js";
 import type { WasmHost } from "./host.js";
+import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
 import type { KernelName } from "./pool-protocol.js";
@@ -109,6 +112,33 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     }
   };
 
+  /**
+   * Runs an element-wise kernel on copies of its inputs in the first arena's scratch (cheap next to
+   * the tanh it saves); returns false before any weights are adopted (the reference runs then).
+   */
+  const inScratch = (inputs: Float32Array[], n: number, run: (k: KernelExports, ptrs: number[]) => void, out: Float32Array): boolean => {
+    const arena = arenas[0];
+    if (!arena) return false;
+    const base = arena.scratch(4 * n * inputs.length);
+    const memory = new Float32Array(arena.memory.buffer);
+    const ptrs = inputs.map((input, i) => {
+      memory.set(input.subarray(0, n), base / 4 + i * n);
+      return base + 4 * i * n;
+    });
+    run(arena.kernels, ptrs);
+    out.set(new Float32Array(arena.memory.buffer, base, n));
+    return true;
+  };
+
+  const geglu: Kernels["geglu"] = (out, gate, up, n, activation) => {
+    const done = activation === "gelu_tanh" && inScratch([gate, up], n, (k, [g, u]) => k.gegluTanh(g!, g!, u!, n), out);
+    if (!done) jsKernels.geglu(out, gate, up, n, activation);
+  };
+
+  const softcap: Kernels["softcap"] = (x, n, cap) => {
+    if (!inScratch([x], n, (k, [p]) => k.softcapInPlace(p!, n, cap), x)) jsKernels.softcap(x, n, cap);
+  };
+
   /** Hands every arena to the workers and starts them. */
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
@@ -128,6 +158,6 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   };
 
   const name = `wasm${relaxed ? "-relaxed" : ""}${threaded ? `×${threads}` : ""}`;
-  const kernels: Kernels = { ...jsKernels, name, matmul, embed, adopt, ready, release };
+  const kernels: Kernels = { ...jsKernels, name, matmul, embed, geglu, softcap, adopt, ready, release };
   return kernels;
 }

@@ -12,6 +12,10 @@ export interface KernelExports extends SliceKernels {
   packRows4(w: number, rows: number, cols: number, q8: number, scratch: number): void;
   /** out = scale · row `row` of a packed Q8_0 (q8 = 1) or Q4_0 matrix, as f32. */
   embedRow(out: number, w: number, row: number, cols: number, q8: number, scale: number): void;
+  /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
+  gegluTanh(out: number, gate: number, up: number, n: number): void;
+  /** x = cap · tanh(x / cap) over n floats. */
+  softcapInPlace(x: number, n: number, cap: number): void;
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
