@@ -511,7 +511,8 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 // gelu_tanh(v) = v/2 · (1 + tanh(u)), u = √(2/π) · (v + 0.044715 v³), computed as the equal
 // v / (1 + e^(−2u)): 1 + tanh(u) would cancel for negative v.
 @inline function geluTanh4(v: v128): v128 {
-  const u = f32x4.mul(f32x4.splat(<f32>0.7978845608028654), f32x4.add(v, f32x4.mul(f32x4.splat(<f32>0.044715), f32x4.mul(f32x4.mul(v, v), v))));
+  const cubic = f32x4.mul(f32x4.splat(<f32>0.044715), f32x4.mul(f32x4.mul(v, v), v));
+  const u = f32x4.mul(f32x4.splat(<f32>0.7978845608028654), f32x4.add(v, cubic));
   return f32x4.div(v, f32x4.add(f32x4.splat(1), exp4(f32x4.mul(u, f32x4.splat(-2)))));
 }
 
