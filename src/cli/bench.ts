@@ -1,16 +1,22 @@
 /**
  * `gemma-ts bench`: prompt processing and decode speed, time to first token, load time and peak RSS
- * of a published model shape on synthetic weights (no download), per weight type and thread count,
- * with decode put against this machine's memory read bandwidth measured in the same run. Each
- * weights × threads configuration runs in a child process so its peak RSS is its own.
+ * of a published model shape on synthetic weights (no download) or of a real model file, per
+ * weight type and thread count, with decode put against this machine's memory read bandwidth
+ * measured in the same run. Each weights × threads configuration runs in a child process so its
+ * peak RSS is its own. `--compare llama-bench=PATH` runs llama.cpp's llama-bench on the same GGUF
+ * after each of ours (alternating, `--rounds` times) and reports the ratio per test.
  */
 import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
+import { basename } from "node:path";
 import { availableParallelism, cpus } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { measureReadBandwidth } from "../measure/bandwidth.js";
+import { llamaBenchArgs, llamaSpeedFor, runLlamaBench, type LlamaBenchRun } from "../measure/llama-bench.js";
 import {
   BENCH_SHAPES,
   BENCH_WEIGHTS,
+  MODEL_WEIGHTS,
   parseBenchTest,
   runBenchConfig,
   SHAPE_ALIASES,
@@ -22,8 +28,11 @@ import {
 import { backendOption, isThreadCount, MAX_THREADS, UsageError } from "./options.js";
 
 interface BenchFlags {
-  shape: string;
-  weights: BenchWeights[];
+  shape?: string;
+  model?: string;
+  compare?: string;
+  rounds: number;
+  weights?: BenchWeights[];
   threads: number[];
   tests: BenchTest[];
   backend: "js" | "wasm";
@@ -48,25 +57,38 @@ function listOf<T>(name: string, parse: (item: string) => T | null, expected: st
   };
 }
 
+const ALL_WEIGHTS: readonly string[] = [...new Set([...BENCH_WEIGHTS, ...MODEL_WEIGHTS])];
 const parseWeights = listOf<BenchWeights>(
   "--weights",
-  (s) => ((BENCH_WEIGHTS as readonly string[]).includes(s) ? (s as BenchWeights) : null),
-  BENCH_WEIGHTS.join(" / "),
+  (s) => (ALL_WEIGHTS.includes(s) ? (s as BenchWeights) : null),
+  ALL_WEIGHTS.join(" / "),
 );
 const parseThreads = listOf<number>(
   "--threads",
   (s) => (/^\d+$/.test(s) && isThreadCount(Number(s)) ? Number(s) : null),
   `integers from 1 to ${MAX_THREADS}`,
 );
+const parseRounds = (raw: string): number => {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) throw new InvalidArgumentError(`--rounds must be 1 to 100, got "${raw}"`);
+  return Number(raw);
+};
 const parseTests = listOf<BenchTest>("--tests", parseBenchTest, "ppN, tgN or tgN@POSITION (e.g. pp128,tg64,tg4@8k)");
 
 export function benchCommand(): Command {
   return new Command("bench")
-    .description("measure prompt processing, decode speed, time to first token and memory on synthetic weights of a published shape")
-    .option("--shape <name>", `one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}`, "gemma2-2b")
-    .option("--weights <list>", `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (q8_0/q4_0 are quantized on load)`, parseWeights, [
-      "bf16",
-    ] as BenchWeights[])
+    .description(
+      "measure prompt processing, decode speed, time to first token and memory on synthetic weights of a published shape or on a model file",
+    )
+    .option("--shape <name>", `one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")} (default: gemma2-2b)`)
+    .option("--model <path>", "time this model (a .gguf file or a Hugging Face folder) instead of synthetic weights")
+    .option(
+      "--weights <list>",
+      `weight types to compare: ${BENCH_WEIGHTS.join(", ")} (default bf16); with --model: ${MODEL_WEIGHTS.join(", ")} ` +
+        "(default stored); q8_0/q4_0 are quantized on load",
+      parseWeights,
+    )
+    .option("--compare <tool=path>", "also run llama.cpp's llama-bench on the --model GGUF: llama-bench=/path/to/llama-bench")
+    .option("--rounds <n>", "with --compare: alternate both tools this many times and report medians", parseRounds, 1)
     .option("--threads <list>", "thread counts to compare (default: all cores)", parseThreads, [availableParallelism()])
     .option(
       "--tests <list>",
@@ -81,16 +103,12 @@ export function benchCommand(): Command {
     .option("--json", "print one JSON object", false)
     .addOption(new Option("--child <config>").hideHelp())
     .action(async (flags: BenchFlags) => {
-      const shape = SHAPE_ALIASES[flags.shape] ?? flags.shape;
-      if (!BENCH_SHAPES[shape])
-        throw new UsageError(
-          `--shape must be one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")}, got "${flags.shape}"`,
-        );
+      const { shape, weights, llamaBench } = checkTarget(flags);
       if (flags.child) return runChild(shape, flags);
 
       const machine = `${cpus()[0]?.model ?? "unknown cpu"} × ${cpus().length}, node ${process.version}`;
       const log = (line: string) => flags.json || process.stdout.write(`${line}\n`);
-      log(`gemma-ts bench  shape ${shape}, ${flags.backend} backend  ${machine}`);
+      log(`gemma-ts bench  ${flags.model ? `model ${flags.model}` : `shape ${shape}`}, ${flags.backend} backend  ${machine}`);
       let bandwidthGBps: number | null = null;
       const bandwidthByThreads: Record<string, number> = {};
       if (flags.bandwidth && flags.backend === "wasm") {
@@ -102,38 +120,81 @@ export function benchCommand(): Command {
             .join(", ")}`,
         );
       }
-      const results: BenchRow[] = [];
+      const results: ComparedRow[] = [];
       const configs: {
         weights: BenchWeights;
         threads: number;
         weightsMB: number;
+        weightBytes: number;
         loadSeconds: number;
         skipped: string[];
         kernels: string;
       }[] = [];
-      for (const weights of flags.weights) {
+      let llamaCpp: { commit: string; cpu: string } | null = null;
+      for (const w of weights) {
         for (const threads of flags.backend === "wasm" ? flags.threads : [1]) {
-          const result = await spawnChild(shape, weights, threads, flags, bandwidthGBps);
+          // Alternating: ours, then llama-bench, `rounds` times; medians per test.
+          const ours: BenchConfigResult[] = [];
+          const theirs: LlamaBenchRun[] = [];
+          for (let round = 0; round < flags.rounds; round++) {
+            ours.push(await spawnChild(shape, w, threads, flags, bandwidthGBps));
+            const args = llamaBench && llamaBenchArgs(flags.model!, flags.tests, threads, 3);
+            if (llamaBench && args) theirs.push(await runLlamaBench(llamaBench, args));
+          }
+          const result = ours.at(-1)!;
+          llamaCpp ??= theirs[0] ? { commit: theirs[0].commit, cpu: theirs[0].cpu } : null;
           configs.push({
-            weights,
+            weights: w,
             threads,
             weightsMB: result.weightsMB,
-            loadSeconds: round(result.loadSeconds, 2),
+            weightBytes: result.weightBytes,
+            loadSeconds: round(median(ours.map((o) => o.loadSeconds)), 2),
             skipped: result.skipped,
             kernels: result.kernels,
           });
-          results.push(...result.rows);
           log(
-            `  ${weights} (${result.weightsMB} MB, built in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
+            `  ${w} (${result.weightsMB} MB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
               `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels`,
           );
-          for (const row of result.rows) {
-            const fraction = row.bandwidthFraction === null ? "" : `   ${(100 * row.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
+          for (const [i, row] of result.rows.entries()) {
+            const tokensPerSecond = median(ours.map((o) => o.rows[i]!.tokensPerSecond));
+            const scale = tokensPerSecond / row.tokensPerSecond;
+            const test = flags.tests.find((t) => t.name === row.test)!;
+            const llama = theirs.length ? median(theirs.map((t) => llamaSpeedFor(t, test, threads) ?? Number.NaN)) : Number.NaN;
+            // Decode reads every tensor once per token (llama-bench's model_size; the file's size if it has none).
+            const llamaBytes = theirs[0] && Number.isFinite(theirs[0].modelBytes) ? theirs[0].modelBytes : statSync(flags.model!).size;
+            const compared: ComparedRow = {
+              ...row,
+              tokensPerSecond,
+              bandwidthFraction: row.bandwidthFraction === null ? null : row.bandwidthFraction * scale,
+              ...(llamaBench
+                ? {
+                    llamaCpp: Number.isNaN(llama)
+                      ? null
+                      : {
+                          tokensPerSecond: llama,
+                          bandwidthFraction: test.kind === "tg" && bandwidthGBps ? (llama * llamaBytes) / (bandwidthGBps * 1e9) : null,
+                        },
+                    ratio: Number.isNaN(llama) ? null : tokensPerSecond / llama,
+                  }
+                : {}),
+            };
+            results.push(compared);
+            const fraction =
+              compared.bandwidthFraction === null ? "" : `   ${(100 * compared.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
             const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
             log(
-              `    ${row.test.padEnd(12)} ${row.tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ` +
+              `    ${row.test.padEnd(12)} ${tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ` +
                 `${row.stateMB} MB   peak rss ${row.peakRssMB} MB`,
             );
+            if (compared.llamaCpp) {
+              const theirFraction = compared.llamaCpp.bandwidthFraction;
+              log(
+                `      llama.cpp ${compared.llamaCpp.tokensPerSecond.toFixed(2).padStart(9)} tokens/s` +
+                  `${theirFraction === null ? "" : ` (${(100 * theirFraction).toFixed(0)}% of the bandwidth bound)`}` +
+                  `   gemma-ts / llama.cpp ${compared.ratio!.toFixed(2)}`,
+              );
+            } else if (llamaBench) log("      llama.cpp: no matching llama-bench test");
             const total = row.profile?.reduce((s, k) => s + k.seconds, 0) ?? 0;
             for (const k of row.profile ?? [])
               log(
@@ -144,21 +205,70 @@ export function benchCommand(): Command {
           for (const line of result.skipped) log(`    skipped ${line}`);
         }
       }
+      if (llamaCpp) log(`  llama.cpp ${llamaCpp.commit} (llama-bench -r 3 per round, ${llamaCpp.cpu})`);
       if (flags.json) {
         const rounded = results.map((r) => ({
           ...r,
           tokensPerSecond: round(r.tokensPerSecond, 3),
           bandwidthFraction: r.bandwidthFraction === null ? null : round(r.bandwidthFraction, 3),
           ttftSeconds: r.ttftSeconds === null ? null : round(r.ttftSeconds, 3),
+          ...(r.llamaCpp === undefined
+            ? {}
+            : {
+                llamaCpp: r.llamaCpp && {
+                  tokensPerSecond: round(r.llamaCpp.tokensPerSecond, 3),
+                  bandwidthFraction: r.llamaCpp.bandwidthFraction === null ? null : round(r.llamaCpp.bandwidthFraction, 3),
+                },
+                ratio: r.ratio === null || r.ratio === undefined ? null : round(r.ratio, 3),
+              }),
         }));
+        const model = flags.model ?? null;
         process.stdout.write(
-          `${JSON.stringify({ machine, bandwidthGBps, bandwidthByThreads, backend: flags.backend, configs, results: rounded })}\n`,
+          `${JSON.stringify({ machine, model, bandwidthGBps, bandwidthByThreads, backend: flags.backend, llamaCpp, configs, results: rounded })}\n`,
         );
       }
     });
 }
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** A row of ours, with llama.cpp's figure for the same test under --compare. */
+interface ComparedRow extends BenchRow {
+  llamaCpp?: { tokensPerSecond: number; bandwidthFraction: number | null } | null;
+  /** gemma-ts tokens/s over llama.cpp's. */
+  ratio?: number | null;
+}
+
+/** The shape or model file to run, its weight types, and llama-bench's path under --compare. */
+function checkTarget(flags: BenchFlags): { shape: string; weights: BenchWeights[]; llamaBench: string | null } {
+  const shapes = [...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)];
+  let llamaBench: string | null = null;
+  if (flags.compare !== undefined) {
+    const m = /^llama-bench=(.+)$/.exec(flags.compare);
+    if (!m) throw new UsageError(`--compare must be llama-bench=PATH, got "${flags.compare}"`);
+    if (!flags.model?.endsWith(".gguf")) throw new UsageError("--compare needs --model FILE.gguf: llama-bench runs the same file");
+    llamaBench = m[1]!;
+  }
+  if (flags.rounds !== 1 && !llamaBench) throw new UsageError("--rounds alternates gemma-ts with llama-bench: it needs --compare");
+  if (flags.model !== undefined) {
+    if (flags.shape !== undefined) throw new UsageError("--shape and --model are alternatives: the model file has its own shape");
+    const weights = flags.weights ?? ["stored"];
+    const wrong = weights.find((w) => !(MODEL_WEIGHTS as readonly string[]).includes(w));
+    if (wrong) throw new UsageError(`with --model, --weights must be among ${MODEL_WEIGHTS.join(", ")}, got "${wrong}"`);
+    return { shape: basename(flags.model), weights, llamaBench };
+  }
+  const shape = SHAPE_ALIASES[flags.shape ?? "gemma2-2b"] ?? flags.shape!;
+  if (!BENCH_SHAPES[shape]) throw new UsageError(`--shape must be one of ${shapes.join(", ")}, got "${flags.shape}"`);
+  const weights = flags.weights ?? ["bf16"];
+  const wrong = weights.find((w) => !(BENCH_WEIGHTS as readonly string[]).includes(w));
+  if (wrong) throw new UsageError(`--weights must be among ${BENCH_WEIGHTS.join(", ")}, got "${wrong}"`);
+  return { shape, weights, llamaBench };
+}
 
 async function runChild(shape: string, flags: BenchFlags): Promise<void> {
   const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as {
@@ -167,6 +277,7 @@ async function runChild(shape: string, flags: BenchFlags): Promise<void> {
     bandwidthGBps: number | null;
   };
   const result = await runBenchConfig(shape, {
+    ...(flags.model ? { model: flags.model } : {}),
     weights,
     threads,
     tests: flags.tests,
@@ -192,8 +303,7 @@ function spawnChild(
     ...process.execArgv,
     process.argv[1]!,
     "bench",
-    "--shape",
-    shape,
+    ...(flags.model ? ["--model", flags.model] : ["--shape", shape]),
     "--backend",
     flags.backend,
     "--tests",

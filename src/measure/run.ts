@@ -1,10 +1,10 @@
 /**
  * One benchmark configuration (shape × weights × threads): builds a synthetic model of a published
- * shape and runs its tests: `ppN` (prompt processing of N tokens from an empty state), `tgN`
- * (decoding N tokens one by one from an empty state) and `tgN@P` (decoding N tokens with the state
- * advanced to position P, for long-context cost and memory).
+ * shape, or loads a real model file, and runs its tests: `ppN` (prompt processing of N tokens from
+ * an empty state), `tgN` (decoding N tokens one by one from an empty state) and `tgN@P` (decoding N
+ * tokens with the state advanced to position P, for long-context cost and memory).
  */
-import { buildForward, resolveKernels } from "../gemma.js";
+import { buildForward, openCheckpoint, resolveKernels } from "../gemma.js";
 import { KernelProfile, type KernelTiming } from "./profile.js";
 import { PRESETS } from "../model/gemma/config.js";
 import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
@@ -53,7 +53,9 @@ export const SHAPE_ALIASES: Readonly<Record<string, string>> = {
 };
 
 export const BENCH_WEIGHTS = ["f32", "bf16", "f16", "q8_0", "q4_0"] as const;
-export type BenchWeights = (typeof BENCH_WEIGHTS)[number];
+/** With a model file: its weights as stored, or quantized on load. */
+export const MODEL_WEIGHTS = ["stored", "q8_0", "q4_0"] as const;
+export type BenchWeights = (typeof BENCH_WEIGHTS)[number] | (typeof MODEL_WEIGHTS)[number];
 
 export interface BenchTest {
   kind: "pp" | "tg";
@@ -94,6 +96,8 @@ export interface BenchRow {
 export interface BenchConfigResult {
   rows: BenchRow[];
   weightsMB: number;
+  /** The same, exactly. */
+  weightBytes: number;
   loadSeconds: number;
   skipped: string[];
   /** The kernels that ran (`wasm-relaxed×2`, `wasm`, `js`, ...). */
@@ -114,9 +118,12 @@ function advanceTo(state: DecodeState, position: number): void {
   state.length = position;
 }
 
+/** `shape` names a synthetic model of that shape; with `model`, it is only the label of the file's rows. */
 export async function runBenchConfig(
   shape: string,
   options: {
+    /** A model file or folder to time instead of synthetic weights. */
+    model?: string;
     weights: BenchWeights;
     threads: number;
     tests: BenchTest[];
@@ -128,11 +135,12 @@ export async function runBenchConfig(
     onRow?: (row: BenchRow) => void;
   },
 ): Promise<BenchConfigResult> {
-  const config = BENCH_SHAPES[shape];
-  if (!config) throw new Error(`unknown shape ${shape}`);
   const { weights, threads } = options;
   const started = performance.now();
-  const stored = weights === "q8_0" || weights === "q4_0" ? "bf16" : weights;
+  const opened = options.model ? await openCheckpoint(options.model) : null;
+  const config = opened?.config ?? BENCH_SHAPES[shape];
+  if (!config) throw new Error(`unknown shape ${shape}`);
+  const stored = weights === "q8_0" || weights === "q4_0" || weights === "stored" ? "bf16" : weights;
   const quant = weights === "q8_0" || weights === "q4_0" ? weights : "none";
   const profile = options.profile ? new KernelProfile() : null;
   const backend = await resolveKernels(options.backend ?? "wasm", {
@@ -140,7 +148,10 @@ export async function runBenchConfig(
     ...(options.relaxedSimd === false ? { relaxedSimd: false } : {}),
   });
   const kernels = profile ? profile.wrap(backend, config.vocabSize) : backend;
-  const { forwardPass, weightBytes } = await buildForward(new SyntheticSource(config, 1, stored), config, { kernels, quant, threads });
+  const source = opened?.checkpoint ?? new SyntheticSource(config, 1, stored);
+  const { forwardPass, weightBytes } = await buildForward(source, config, { kernels, quant, threads }).finally(() =>
+    opened?.checkpoint.close(),
+  );
   const loadSeconds = (performance.now() - started) / 1000;
   const rows: BenchRow[] = [];
   const skipped: string[] = [];
@@ -178,5 +189,5 @@ export async function runBenchConfig(
     rows.push(row);
     options.onRow?.(row);
   }
-  return { rows, weightsMB: mb(weightBytes), loadSeconds, skipped, kernels: backend.name };
+  return { rows, weightsMB: mb(weightBytes), weightBytes, loadSeconds, skipped, kernels: backend.name };
 }
