@@ -76,9 +76,7 @@ const parseTests = listOf<BenchTest>("--tests", parseBenchTest, "ppN, tgN or tgN
 
 export function benchCommand(): Command {
   return new Command("bench")
-    .description(
-      "measure prompt processing, decode speed, time to first token and memory on synthetic weights of a published shape or on a model file",
-    )
+    .description("measure prompt processing, decode speed, time to first token and memory on synthetic weights or a model file")
     .option("--shape <name>", `one of ${[...Object.keys(SHAPE_ALIASES), ...Object.keys(BENCH_SHAPES)].join(", ")} (default: gemma2-2b)`)
     .option("--model <path>", "time this model (a .gguf file or a Hugging Face folder) instead of synthetic weights")
     .option(
@@ -223,9 +221,8 @@ export function benchCommand(): Command {
               }),
         }));
         const model = flags.model ?? null;
-        process.stdout.write(
-          `${JSON.stringify({ machine, model, bandwidthGBps, bandwidthByThreads, backend: flags.backend, llamaCpp, configs, results: rounded })}\n`,
-        );
+        const report = { machine, model, bandwidthGBps, bandwidthByThreads, backend: flags.backend, llamaCpp, configs, results: rounded };
+        process.stdout.write(`${JSON.stringify(report)}\n`);
       }
     });
 }
