@@ -542,3 +542,135 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
     store<f32>(at, cap * tanh1(load<f32>(at) / cap));
   }
 }
+
+// Σ a[i]·b[i] over n floats (four lanes, then the tail).
+@inline function dotF32(a: usize, b: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  const end = n & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const at = <usize>i << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + at), v128.load(b + at)));
+  }
+  let total = sum4(acc);
+  for (let i = end; i < n; i++) total += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
+  return total;
+}
+
+// out[i] += p · v[i] over n floats.
+@inline function axpyF32(out: usize, p: f32, v: usize, n: i32): void {
+  const pv = f32x4.splat(p);
+  const end = n & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, f32x4.add(v128.load(out + at), f32x4.mul(pv, v128.load(v + at))));
+  }
+  for (let i = end; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(out + at, load<f32>(out + at) + p * load<f32>(v + at));
+  }
+}
+
+// An attention job's parameters, as consecutive 32-bit words at `params` (see attendItems).
+const P_OUT = 0;
+const P_Q = 4;
+const P_K = 8;
+const P_V = 12;
+const P_SCORES = 16;
+const P_SEQ_LEN = 20;
+const P_START_POS = 24;
+const P_P0 = 28;
+const P_HEADS = 32;
+const P_KV_HEADS = 36;
+const P_HEAD_DIM = 40;
+const P_SCALE = 44;
+const P_SOFTCAP = 48;
+const P_WINDOW = 52;
+const P_SCORES_STRIDE = 56;
+
+// Attention of seqLen queries (positions startPos..) over keys and values of positions p0..
+// startPos+seqLen−1, held as consecutive rows of nKvHeads·headDim floats (k, v): GQA (consecutive
+// query heads share a KV head), scale, soft-cap (0: none) before the causal and sliding-window
+// mask (window 0: none), softmax in f32, as the TypeScript reference. Work items are (query, KV
+// head) pairs, item = s · nKvHeads + kvh; a thread runs items [from, to) with its own scores area
+// (scores + thread · scoresStride bytes, nHeads / nKvHeads floats per visible key). The query heads
+// of one KV head go together, so each key and value row is read once per query.
+export function attendItems(params: usize, from: i32, to: i32, thread: i32): void {
+  const nKvHeads = load<i32>(params + P_KV_HEADS);
+  const scores = load<u32>(params + P_SCORES) + <usize>thread * load<u32>(params + P_SCORES_STRIDE);
+  for (let item = from; item < to; item++) attendItem(params, item / nKvHeads, item % nKvHeads, scores);
+}
+
+@inline function attendItem(params: usize, s: i32, kvh: i32, scores: usize): void {
+  const out = <usize>load<u32>(params + P_OUT);
+  const q = <usize>load<u32>(params + P_Q);
+  const k = <usize>load<u32>(params + P_K);
+  const v = <usize>load<u32>(params + P_V);
+  const startPos = load<i32>(params + P_START_POS);
+  const p0 = load<i32>(params + P_P0);
+  const nHeads = load<i32>(params + P_HEADS);
+  const nKvHeads = load<i32>(params + P_KV_HEADS);
+  const headDim = load<i32>(params + P_HEAD_DIM);
+  const scale = load<f32>(params + P_SCALE);
+  const softcap = load<f32>(params + P_SOFTCAP);
+  const window = load<i32>(params + P_WINDOW);
+  const group = nHeads / nKvHeads;
+  const qWidth = nHeads * headDim;
+  const rowBytes = <usize>(nKvHeads * headDim) << 2;
+  const pos = startPos + s;
+  const first = window > 0 ? max(p0, pos - window + 1) : p0;
+  const n = pos - first + 1;
+  const headScores = <usize>n << 2;
+  const kvOffset = <usize>(kvh * headDim) << 2;
+  const qRows = q + (<usize>(s * qWidth + kvh * group * headDim) << 2);
+  const oRows = out + (<usize>(s * qWidth + kvh * group * headDim) << 2);
+  const headBytes = <usize>headDim << 2;
+  let kRow = k + <usize>(first - p0) * rowBytes + kvOffset;
+  for (let j = 0; j < n; j++) {
+    for (let g = 0; g < group; g++) {
+      const score = dotF32(qRows + <usize>g * headBytes, kRow, headDim) * scale;
+      store<f32>(scores + <usize>g * headScores + (<usize>j << 2), score);
+    }
+    kRow += rowBytes;
+  }
+  for (let g = 0; g < group; g++) {
+    const row = scores + <usize>g * headScores;
+    if (softcap > 0) softcapInPlace(row, n, softcap);
+    // Softmax: the max, then e^(x − max), their sum, and the probabilities.
+    let top = f32.NEGATIVE_INFINITY;
+    for (let j = 0; j < n; j++) top = max(top, load<f32>(row + (<usize>j << 2)));
+    const topV = f32x4.splat(top);
+    let sumV = f32x4.splat(0);
+    const end = n & ~3;
+    for (let j = 0; j < end; j += 4) {
+      const at = row + (<usize>j << 2);
+      const e = exp4(f32x4.sub(v128.load(at), topV));
+      v128.store(at, e);
+      sumV = f32x4.add(sumV, e);
+    }
+    let sum = sum4(sumV);
+    for (let j = end; j < n; j++) {
+      const at = row + (<usize>j << 2);
+      const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(at) - top)), 0);
+      store<f32>(at, e);
+      sum += e;
+    }
+    const inverse = f32x4.splat(<f32>1 / sum);
+    for (let j = 0; j < end; j += 4) {
+      const at = row + (<usize>j << 2);
+      v128.store(at, f32x4.mul(v128.load(at), inverse));
+    }
+    for (let j = end; j < n; j++) {
+      const at = row + (<usize>j << 2);
+      store<f32>(at, load<f32>(at) * f32x4.extract_lane(inverse, 0));
+    }
+    memory.fill(oRows + <usize>g * headBytes, 0, headBytes);
+  }
+  // out_g = Σ_j p_gj · v_j, each value row read once for the whole group.
+  let vRow = v + <usize>(first - p0) * rowBytes + kvOffset;
+  for (let j = 0; j < n; j++) {
+    for (let g = 0; g < group; g++) {
+      axpyF32(oRows + <usize>g * headBytes, load<f32>(scores + <usize>g * headScores + (<usize>j << 2)), vRow, headDim);
+    }
+    vRow += rowBytes;
+  }
+}

@@ -164,6 +164,53 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     );
   });
 
+  it("attention against the reference: GQA, soft-cap, sliding window over a wrapped ring buffer, odd head sizes; 2 threads as 1", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
+    two.adopt!([randomWeight("f32", 4, 4)]);
+    await two.ready!();
+    const cases = [
+      // [nHeads, nKvHeads, headDim, startPos, seqLen, window, capacity, softcap]
+      [4, 2, 16, 0, 7, null, 1, 50],
+      [4, 2, 13, 5, 3, null, 64, null],
+      // Positions 40..46 in a ring of 9: rows 4..8 then 0..1.
+      [8, 2, 36, 47, 1, 8, 9, 50],
+      [2, 1, 20, 30, 6, 12, 13, null],
+      [4, 4, 256, 100, 2, null, 128, 50],
+    ] as const;
+    for (const [nHeads, nKvHeads, headDim, startPos, seqLen, window, capacity, softcap] of cases) {
+      const kvWidth = nKvHeads * headDim;
+      const args = {
+        q: randomF32(seqLen * nHeads * headDim).map((x) => 3 * x),
+        newK: randomF32(seqLen * kvWidth),
+        newV: randomF32(seqLen * kvWidth),
+        pastK: randomF32(capacity * kvWidth),
+        pastV: randomF32(capacity * kvWidth),
+        pastCapacity: capacity,
+        startPos,
+        seqLen,
+        nHeads,
+        nKvHeads,
+        headDim,
+        scale: headDim ** -0.5,
+        softcap,
+        window,
+      };
+      const expected = new Float32Array(seqLen * nHeads * headDim);
+      const actual = new Float32Array(seqLen * nHeads * headDim);
+      jsKernels.attention({ ...args, out: expected });
+      wasm.attention({ ...args, out: actual });
+      const label = `heads ${nHeads}/${nKvHeads}, head_dim ${headDim}, at ${startPos}+${seqLen}, window ${window}, ring ${capacity}`;
+      assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${label}: ${maxRelativeDiff(actual, expected)}`);
+      // Split into (query, KV head) items across the worker and the main thread: the same numbers.
+      const split = new Float32Array(actual.length);
+      two.attention({ ...args, out: split });
+      assert.deepEqual([...split], [...actual], label);
+    }
+    await two.release!();
+  });
+
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {
     for (const relaxedSimd of [true, false]) {
       const wasm = await createWasmKernels({ host: nodeWasmHost, relaxedSimd, threads: 1 });

@@ -1,9 +1,9 @@
 /**
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0 and Q4_0 weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
- * threads when there are several cores. Embedding rows of quantized tables, GeGLU (tanh form) and
- * soft-capping run in WebAssembly on the main thread; every other kernel is the TypeScript
- * reference for now.
+ * threads when there are several cores. Attention, embedding rows of quantized tables, GeGLU (tanh
+ * form) and soft-capping run in WebAssembly on the main thread; every other kernel is the
+ * TypeScript reference for now.
  */
 import { ACTIVATION_SPLIT, blockRowBytes } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
@@ -139,6 +139,59 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     if (!inScratch([x], n, (k, [p]) => k.softcapInPlace(p!, n, cap), x)) jsKernels.softcap(x, n, cap);
   };
 
+  /**
+   * Attention in WebAssembly on copies of the queries, the keys and values its queries can see
+   * (the cache's ring rows put back in position order, then the new ones) and the output.
+   */
+  const attention: Kernels["attention"] = (a) => {
+    const arena = arenas[0];
+    if (!arena) return jsKernels.attention(a);
+    const { seqLen, startPos, nHeads, nKvHeads, headDim, pastCapacity } = a;
+    const qWidth = nHeads * headDim;
+    const kvWidth = nKvHeads * headDim;
+    // The oldest position any of these queries sees.
+    const p0 = a.window === null ? 0 : Math.max(0, startPos - a.window + 1);
+    const past = startPos - p0;
+    if (past > pastCapacity) throw new GemmaError(`attention needs ${past} cached positions but the cache holds ${pastCapacity}`);
+    const rows = past + seqLen;
+    const group = nHeads / nKvHeads;
+    const items = seqLen * nKvHeads;
+    const parallel = pool?.canRun(0) && seqLen * rows * nHeads * headDim >= MIN_PARALLEL_WORK;
+    const threadCount = parallel ? pool!.threads : 1;
+    // Parameters (16 words), queries, keys, values, output, then each thread's scores.
+    const floats = 16 + 2 * seqLen * qWidth + 2 * rows * kvWidth + threadCount * group * rows;
+    const base = arena.scratch(4 * floats) / 4;
+    const memory = new Float32Array(arena.memory.buffer);
+    const words = new Int32Array(arena.memory.buffer);
+    const q = base + 16;
+    const k = q + seqLen * qWidth;
+    const v = k + rows * kvWidth;
+    const out = v + rows * kvWidth;
+    const scores = out + seqLen * qWidth;
+    memory.set(a.q.subarray(0, seqLen * qWidth), q);
+    // Ring rows p0 % capacity onwards, wrapping to row 0.
+    const first = p0 % pastCapacity;
+    const before = Math.min(past, pastCapacity - first);
+    for (const [from, to] of [
+      [a.pastK, k],
+      [a.pastV, v],
+    ] as const) {
+      memory.set(from.subarray(first * kvWidth, (first + before) * kvWidth), to);
+      memory.set(from.subarray(0, (past - before) * kvWidth), to + before * kvWidth);
+    }
+    memory.set(a.newK.subarray(0, seqLen * kvWidth), k + past * kvWidth);
+    memory.set(a.newV.subarray(0, seqLen * kvWidth), v + past * kvWidth);
+    words.set(
+      [out * 4, q * 4, k * 4, v * 4, scores * 4, seqLen, startPos, p0, nHeads, nKvHeads, headDim, 0, 0, a.window ?? 0, group * rows * 4],
+      base,
+    );
+    memory[base + 11] = a.scale;
+    memory[base + 12] = a.softcap ?? 0;
+    if (parallel) pool!.run(0, arena.kernels, "attendItems", 0, base * 4, 0, items, 0, 0);
+    else arena.kernels.attendItems(base * 4, 0, items, 0);
+    a.out.set(memory.subarray(out, out + seqLen * qWidth));
+  };
+
   /** Hands every arena to the workers and starts them. */
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
@@ -158,6 +211,6 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   };
 
   const name = `wasm${relaxed ? "-relaxed" : ""}${threaded ? `×${threads}` : ""}`;
-  const kernels: Kernels = { ...jsKernels, name, matmul, embed, geglu, softcap, adopt, ready, release };
+  const kernels: Kernels = { ...jsKernels, name, matmul, embed, geglu, softcap, attention, adopt, ready, release };
   return kernels;
 }

@@ -20,11 +20,11 @@ export const THREADS = 10;
 export const FAILED = 11;
 export const CONTROL_INTS = 16;
 
-export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows"] as const;
+export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows", "attendItems"] as const;
 export type KernelName = (typeof KERNELS)[number];
 
-/** Bytes of one weight row, per kernel (the block kernels: block-layout.ts). */
-export function rowBytes(kernel: KernelName, cols: number): number {
+/** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
+export function rowBytes(kernel: Exclude<KernelName, "attendItems">, cols: number): number {
   if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
   if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
   return blockRowBytes(kernel === "matmulQ8_0" ? Q8_0 : Q4_0, cols);
@@ -45,12 +45,27 @@ export interface SliceKernels {
   streamRows(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ4_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  /** Attention work items [from, to) of the job whose parameters are at `params` (assembly/kernels.ts). */
+  attendItems(params: number, from: number, to: number, thread: number): void;
 }
 
-/** Runs this thread's slice of the job in the control block. */
+/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs). */
+export function itemSlice(items: number, threads: number, index: number): [number, number] {
+  return [Math.floor((items * index) / threads), Math.floor((items * (index + 1)) / threads)];
+}
+
+/**
+ * Runs this thread's slice of the job in the control block: a matmul's rows, or for attention its
+ * work items (ROWS of them, parameters at X).
+ */
 export function runSlice(kernels: SliceKernels, control: Uint32Array, index: number): void {
   const kernel = KERNELS[control[KERNEL]!]!;
   const rows = control[ROWS]!;
+  if (kernel === "attendItems") {
+    const [from, to] = itemSlice(rows, control[THREADS]!, index);
+    if (to > from) kernels.attendItems(control[X]!, from, to, index);
+    return;
+  }
   const cols = control[COLS]!;
   const [start, end] = rowSlice(rows, control[THREADS]!, index);
   if (end <= start) return;
