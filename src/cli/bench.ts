@@ -160,7 +160,7 @@ export function benchCommand(): Command {
             const test = flags.tests.find((t) => t.name === row.test)!;
             const llama = theirs.length ? median(theirs.map((t) => llamaSpeedFor(t, test, threads) ?? Number.NaN)) : Number.NaN;
             // Decode reads every tensor once per token (llama-bench's model_size; the file's size if it has none).
-            const llamaBytes = theirs[0] && Number.isFinite(theirs[0].modelBytes) ? theirs[0].modelBytes : statSync(flags.model!).size;
+            const llamaBytes = () => (Number.isFinite(theirs[0]!.modelBytes) ? theirs[0]!.modelBytes : statSync(flags.model!).size);
             const compared: ComparedRow = {
               ...row,
               tokensPerSecond,
@@ -171,7 +171,7 @@ export function benchCommand(): Command {
                       ? null
                       : {
                           tokensPerSecond: llama,
-                          bandwidthFraction: test.kind === "tg" && bandwidthGBps ? (llama * llamaBytes) / (bandwidthGBps * 1e9) : null,
+                          bandwidthFraction: test.kind === "tg" && bandwidthGBps ? (llama * llamaBytes()) / (bandwidthGBps * 1e9) : null,
                         },
                     ratio: Number.isNaN(llama) ? null : tokensPerSecond / llama,
                   }
