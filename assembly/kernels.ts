@@ -673,3 +673,104 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
     vRow += rowBytes;
   }
 }
+
+// f32 → f16 bits, round to nearest even (as src/weights/dtype.ts f32ToF16, which the TypeScript
+// quantizers use: the scales must come out bit for bit the same).
+@inline function f32ToF16Bits(value: f32): u32 {
+  const x = reinterpret<u32>(value);
+  const sign = (x >>> 16) & 0x8000;
+  const exponent = <i32>((x >>> 23) & 0xff);
+  let mantissa = x & 0x7fffff;
+  if (exponent == 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const e = exponent - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = <u32>(14 - e);
+    const half: u32 = 1 << (shift - 1);
+    let rounded = mantissa >>> shift;
+    const rest = mantissa & ((1 << shift) - 1);
+    if (rest > half || (rest == half && (rounded & 1) != 0)) rounded++;
+    return sign | rounded;
+  }
+  let rounded = mantissa >>> 13;
+  const rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (rounded & 1) != 0)) {
+    rounded++;
+    if (rounded == 0x400) return sign | ((<u32>e + 1) << 10);
+  }
+  return sign | (<u32>e << 10) | rounded;
+}
+
+// An integral f64 as i32; NaN and ±∞ (a broken weight) give 0, as JavaScript's `| 0` does in the
+// TypeScript quantizers, instead of trapping.
+@inline function toInt(v: f64): i32 {
+  return isFinite<f64>(v) ? <i32>v : 0;
+}
+
+// Value i of a source row: f32 (type 0), bf16 (1) or f16 (2).
+@inline function sourceValue(row: usize, i: i32, type: i32): f64 {
+  if (type == 0) return <f64>load<f32>(row + (<usize>i << 2));
+  const bits = <u32>load<u16>(row + (<usize>i << 1));
+  return <f64>(type == 1 ? reinterpret<f32>(bits << 16) : f16ToF32(bits));
+}
+
+// Quantizes `rows` rows of `cols` values (a multiple of 32) at src into row-major Q8_0 (q8 != 0)
+// or Q4_0 blocks at dst, computing exactly as src/weights/q8_0.ts and q4_0.ts do (in f64, then the
+// scale rounded to f32 and f16), so a matrix quantized here equals one quantized there.
+export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type: i32, q8: i32): void {
+  const blocks = cols / QK;
+  const width: usize = type == 0 ? 4 : 2;
+  for (let r = 0; r < rows; r++) {
+    const row = src + <usize>r * <usize>cols * width;
+    for (let b = 0; b < blocks; b++) {
+      const first = b * QK;
+      if (q8) {
+        const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q8_0_BLOCK_BYTES;
+        let amax: f64 = 0;
+        for (let i = 0; i < QK; i++) amax = max(amax, abs(sourceValue(row, first + i, type)));
+        const d = amax / 127;
+        const inverse = d == 0 ? 0 : 1 / d;
+        store<u16>(out, <u16>f32ToF16Bits(<f32>d));
+        for (let i = 0; i < QK; i++) {
+          const v = sourceValue(row, first + i, type) * inverse;
+          const q = toInt(Math.floor(abs(v) + 0.5));
+          store<i8>(out + <usize>Q8_0_QUANTS_OFFSET + <usize>i, <i8>(v < 0 ? -q : q));
+        }
+      } else {
+        const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q4_0_BLOCK_BYTES;
+        let top: f64 = 0;
+        for (let i = 0; i < QK; i++) {
+          const v = sourceValue(row, first + i, type);
+          if (abs(v) > abs(top)) top = v;
+        }
+        const d = top / -8;
+        const inverse = d == 0 ? 0 : 1 / d;
+        store<u16>(out, <u16>f32ToF16Bits(<f32>d));
+        for (let j = 0; j < 16; j++) {
+          const low = toInt(min<f64>(15, Math.trunc(sourceValue(row, first + j, type) * inverse + 8.5)));
+          const high = toInt(min<f64>(15, Math.trunc(sourceValue(row, first + 16 + j, type) * inverse + 8.5)));
+          store<u8>(out + <usize>Q4_0_QUANTS_OFFSET + <usize>j, <u8>((low & 0xf) | ((high & 0xf) << 4)));
+        }
+      }
+    }
+  }
+}
+
+// RG-LRU gate projection (Kernels.blockDiagonalLinear): x split into nBlocks chunks of blockWidth,
+// out chunk h = bias[h] + x chunk h · w[h], w [nBlocks, in, out] f32: each input value scales a
+// contiguous weight row into the output chunk, so every weight is read once per token.
+export function blockDiagonal(out: usize, x: usize, w: usize, bias: usize, seqLen: i32, nBlocks: i32, blockWidth: i32): void {
+  const width = nBlocks * blockWidth;
+  const chunkBytes = <usize>blockWidth << 2;
+  for (let s = 0; s < seqLen; s++) {
+    for (let h = 0; h < nBlocks; h++) {
+      const o = out + (<usize>(s * width + h * blockWidth) << 2);
+      memory.copy(o, bias + <usize>h * chunkBytes, chunkBytes);
+      const xs = x + (<usize>(s * width + h * blockWidth) << 2);
+      const wh = w + <usize>h * <usize>blockWidth * chunkBytes;
+      for (let i = 0; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
+    }
+  }
+}

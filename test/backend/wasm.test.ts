@@ -211,6 +211,27 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     await two.release!();
   });
 
+  it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    for (const [nBlocks, blockWidth, seqLen] of [
+      [1, 1, 1],
+      [3, 7, 2],
+      [10, 256, 3],
+    ] as const) {
+      const weight = randomF32(nBlocks * blockWidth * blockWidth);
+      const bias = randomF32(nBlocks * blockWidth);
+      for (let call = 0; call < 2; call++) {
+        const x = randomF32(seqLen * nBlocks * blockWidth);
+        const expected = new Float32Array(x.length);
+        const actual = new Float32Array(x.length);
+        jsKernels.blockDiagonalLinear(expected, x, weight, bias, seqLen, nBlocks, blockWidth);
+        wasm.blockDiagonalLinear(actual, x, weight, bias, seqLen, nBlocks, blockWidth);
+        assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${nBlocks}x${blockWidth}: ${maxRelativeDiff(actual, expected)}`);
+      }
+    }
+  });
+
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {
     for (const relaxedSimd of [true, false]) {
       const wasm = await createWasmKernels({ host: nodeWasmHost, relaxedSimd, threads: 1 });

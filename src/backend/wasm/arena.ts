@@ -70,6 +70,15 @@ export class WasmArena {
     return ptr;
   }
 
+  /** Copies a plain array in for good (the caller keeps its own copy); returns its address. */
+  placeArray(values: Float32Array): number {
+    const ptr = this.top;
+    this.ensure(ptr + values.byteLength, this.growStep);
+    new Float32Array(this.memory.buffer, ptr, values.length).set(values);
+    this.top = align(ptr + values.byteLength);
+    return ptr;
+  }
+
   /** Start of a scratch area of at least `bytes`, above every weight. */
   scratch(bytes: number): number {
     this.ensure(this.top + bytes, 0);

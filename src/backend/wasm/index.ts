@@ -1,9 +1,9 @@
 /**
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0 and Q4_0 weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
- * threads when there are several cores. Attention, embedding rows of quantized tables, GeGLU (tanh
- * form) and soft-capping run in WebAssembly on the main thread; every other kernel is the
- * TypeScript reference for now.
+ * threads when there are several cores, and so does attention. Embedding rows of quantized tables,
+ * GeGLU (tanh form), soft-capping and RG-LRU gate projections run in WebAssembly on the main
+ * thread; every other kernel is the TypeScript reference for now.
  */
 import { ACTIVATION_SPLIT, blockRowBytes } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
@@ -192,6 +192,25 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     a.out.set(memory.subarray(out, out + seqLen * qWidth));
   };
 
+  /** RG-LRU gate weights (plain arrays of the model), copied into the first arena on first use. */
+  const gateWeights = new WeakMap<Float32Array, number>();
+  const blockDiagonalLinear: Kernels["blockDiagonalLinear"] = (out, x, weight, bias, seqLen, nBlocks, blockWidth) => {
+    const arena = arenas[0];
+    if (!arena) return jsKernels.blockDiagonalLinear(out, x, weight, bias, seqLen, nBlocks, blockWidth);
+    let w = gateWeights.get(weight);
+    if (w === undefined) {
+      w = arena.placeArray(weight);
+      gateWeights.set(weight, w);
+    }
+    const n = seqLen * nBlocks * blockWidth;
+    const base = arena.scratch(4 * (2 * n + bias.length)) / 4;
+    const memory = new Float32Array(arena.memory.buffer);
+    memory.set(x.subarray(0, n), base);
+    memory.set(bias, base + 2 * n);
+    arena.kernels.blockDiagonal(4 * (base + n), 4 * base, w, 4 * (base + 2 * n), seqLen, nBlocks, blockWidth);
+    out.set(memory.subarray(base + n, base + 2 * n));
+  };
+
   /** Hands every arena to the workers and starts them. */
   const ready = async (): Promise<void> => {
     if (!threaded || pool) return;
@@ -211,6 +230,18 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   };
 
   const name = `wasm${relaxed ? "-relaxed" : ""}${threaded ? `×${threads}` : ""}`;
-  const kernels: Kernels = { ...jsKernels, name, matmul, embed, geglu, softcap, attention, adopt, ready, release };
+  const kernels: Kernels = {
+    ...jsKernels,
+    name,
+    matmul,
+    embed,
+    geglu,
+    softcap,
+    attention,
+    blockDiagonalLinear,
+    adopt,
+    ready,
+    release,
+  };
   return kernels;
 }
