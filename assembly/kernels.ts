@@ -709,32 +709,36 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
   return isFinite<f64>(v) ? <i32>v : 0;
 }
 
-// Value i of a source row: f32 (type 0), bf16 (1) or f16 (2).
-@inline function sourceValue(row: usize, i: i32, type: i32): f64 {
-  if (type == 0) return <f64>load<f32>(row + (<usize>i << 2));
-  const bits = <u32>load<u16>(row + (<usize>i << 1));
-  return <f64>(type == 1 ? reinterpret<f32>(bits << 16) : f16ToF32(bits));
+// Value i of a source row: f32 (T = f32), bf16 (T = u16) or f16 (T = i16), as f64.
+@inline function sourceValue<T>(row: usize, i: i32): f64 {
+  return <f64>loadW1<T>(row + (<usize>i) * sizeof<T>());
 }
 
-// Quantizes `rows` rows of `cols` values (a multiple of 32) at src into row-major Q8_0 (q8 != 0)
-// or Q4_0 blocks at dst, computing exactly as src/weights/q8_0.ts and q4_0.ts do (in f64, then the
-// scale rounded to f32 and f16), so a matrix quantized here equals one quantized there.
+// Quantizes `rows` rows of `cols` values (a multiple of 32) at src, of type f32 (type 0), bf16 (1)
+// or f16 (2), into row-major Q8_0 (q8 != 0) or Q4_0 blocks at dst, computing exactly as
+// src/weights/q8_0.ts and q4_0.ts do (in f64, then the scale rounded to f32 and f16), so a matrix
+// quantized here equals one quantized there.
 export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type: i32, q8: i32): void {
+  if (type == 0) quantizeRowsOf<f32>(dst, src, rows, cols, q8);
+  else if (type == 1) quantizeRowsOf<u16>(dst, src, rows, cols, q8);
+  else quantizeRowsOf<i16>(dst, src, rows, cols, q8);
+}
+
+@inline function quantizeRowsOf<T>(dst: usize, src: usize, rows: i32, cols: i32, q8: i32): void {
   const blocks = cols / QK;
-  const width: usize = type == 0 ? 4 : 2;
   for (let r = 0; r < rows; r++) {
-    const row = src + <usize>r * <usize>cols * width;
+    const row = src + <usize>r * <usize>cols * sizeof<T>();
     for (let b = 0; b < blocks; b++) {
       const first = b * QK;
       if (q8) {
         const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q8_0_BLOCK_BYTES;
         let amax: f64 = 0;
-        for (let i = 0; i < QK; i++) amax = max(amax, abs(sourceValue(row, first + i, type)));
+        for (let i = 0; i < QK; i++) amax = max(amax, abs(sourceValue<T>(row, first + i)));
         const d = amax / 127;
         const inverse = d == 0 ? 0 : 1 / d;
         store<u16>(out, <u16>f32ToF16Bits(<f32>d));
         for (let i = 0; i < QK; i++) {
-          const v = sourceValue(row, first + i, type) * inverse;
+          const v = sourceValue<T>(row, first + i) * inverse;
           const q = toInt(Math.floor(abs(v) + 0.5));
           store<i8>(out + <usize>Q8_0_QUANTS_OFFSET + <usize>i, <i8>(v < 0 ? -q : q));
         }
@@ -742,15 +746,15 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
         const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q4_0_BLOCK_BYTES;
         let top: f64 = 0;
         for (let i = 0; i < QK; i++) {
-          const v = sourceValue(row, first + i, type);
+          const v = sourceValue<T>(row, first + i);
           if (abs(v) > abs(top)) top = v;
         }
         const d = top / -8;
         const inverse = d == 0 ? 0 : 1 / d;
         store<u16>(out, <u16>f32ToF16Bits(<f32>d));
         for (let j = 0; j < 16; j++) {
-          const low = toInt(min<f64>(15, Math.trunc(sourceValue(row, first + j, type) * inverse + 8.5)));
-          const high = toInt(min<f64>(15, Math.trunc(sourceValue(row, first + 16 + j, type) * inverse + 8.5)));
+          const low = toInt(min<f64>(15, Math.trunc(sourceValue<T>(row, first + j) * inverse + 8.5)));
+          const high = toInt(min<f64>(15, Math.trunc(sourceValue<T>(row, first + 16 + j) * inverse + 8.5)));
           store<u8>(out + <usize>Q4_0_QUANTS_OFFSET + <usize>j, <u8>((low & 0xf) | ((high & 0xf) << 4)));
         }
       }

@@ -51,6 +51,12 @@ export interface Kernels {
    * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own.
    */
   adopt?(weights: Weight[]): void;
+  /**
+   * Quantizes an f32, bf16 or f16 matrix to Q8_0 or Q4_0 straight into the backend's memory (the blocks
+   * weights/matrix-rows.ts toBlocks makes, bit for bit) and adopts the result; without it the
+   * loader quantizes in TypeScript and adopts.
+   */
+  quantize?(w: Weight, target: "q8_0" | "q4_0"): Weight;
   /** Called once the model is loaded (a threaded backend hands its memories to its workers). */
   ready?(): Promise<void>;
   /** Stops worker threads now instead of when the kernels are garbage-collected; the kernels then run on one thread. */

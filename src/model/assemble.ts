@@ -13,7 +13,7 @@ import { RecurrentGemmaForward } from "./recurrent-gemma/forward.js";
 import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./recurrent-gemma/weights.js";
 import { heldBytes, type LoadWeightsOptions } from "./tensors.js";
 
-export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions, "onMatrix" | "lora"> {
+export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions, "onMatrix" | "quantizeMatrix" | "lora"> {
   /** LoRA updates to merge (read by the platform's adapter reader). */
   lora?: ReadonlyMap<string, LoraDelta>;
 }
@@ -27,7 +27,11 @@ export async function assembleForward(
 ): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
   if (options.lora && config.family === "recurrent_gemma")
     throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
-  const loadOptions = { ...options, onMatrix: (w: Weight) => kernels.adopt?.([w]) };
+  const loadOptions = {
+    ...options,
+    onMatrix: (w: Weight) => kernels.adopt?.([w]),
+    ...(kernels.quantize ? { quantizeMatrix: kernels.quantize.bind(kernels) } : {}),
+  };
   const weights =
     config.family === "recurrent_gemma"
       ? await loadRecurrentWeights(source, config, loadOptions)

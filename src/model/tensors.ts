@@ -22,6 +22,8 @@ export interface LoadWeightsOptions {
   onDebug?: (message: string) => void;
   /** Each matrix as soon as it is read (a backend moves it into its own memory: Kernels.adopt). */
   onMatrix?: (weight: Weight) => void;
+  /** Quantizes a float matrix on load where the backend can (Kernels.quantize); else TypeScript's toBlocks. */
+  quantizeMatrix?: (weight: Weight, target: "q8_0" | "q4_0") => Weight;
   /** "q8_0" / "q4_0" quantize every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
   quant?: Quantization;
   /** LoRA updates merged into their weights as they load (merged matrices are held in f32 unless quantized). */
@@ -130,7 +132,11 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
     let weight: Weight = { dtype: t.dtype, rows, cols, data: t.data };
     // Q8_0 and Q4_0 share a 32-value block; a matrix already smaller than asked stays as it is.
     if (quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(t.dtype, quant)) {
-      weight = { dtype: quant, rows, cols, data: toBlocks(t.data, t.dtype, rows, cols, quant) };
+      const fromFloats = t.dtype === "f32" || t.dtype === "bf16" || t.dtype === "f16";
+      weight =
+        options.quantizeMatrix && fromFloats
+          ? options.quantizeMatrix(weight, quant)
+          : { dtype: quant, rows, cols, data: toBlocks(t.data, t.dtype, rows, cols, quant) };
     }
     onMatrix?.(weight);
     return weight;

@@ -232,6 +232,28 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
+  it("quantizes f32, bf16 and f16 matrices on load into the same Q8_0 and Q4_0 blocks as the TypeScript quantizers", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    for (const from of ["f32", "bf16", "f16"] as const) {
+      for (const target of ["q8_0", "q4_0"] as const) {
+        for (const rows of [1, 5, 130]) {
+          const source = randomWeight(from, rows, 96);
+          if (rows === 5) (source.data as Float32Array | Uint16Array)[7] = from === "f32" ? Number.NaN : 0x7fc0; // a broken value: no trap
+          const expected = toBlocks(source.data, from, rows, 96, target);
+          const quantized = wasm.quantize!(source, target);
+          assert.equal(quantized.dtype, target);
+          // Read back through the packed layout, row by row, against the TypeScript blocks' values.
+          const ids = Array.from({ length: rows }, (_, i) => i);
+          const actual = new Float32Array(rows * 96);
+          const reference = new Float32Array(rows * 96);
+          wasm.embed(actual, quantized, ids, 1);
+          jsKernels.embed(reference, { dtype: target, rows, cols: 96, data: expected }, ids, 1);
+          assert.deepEqual([...actual], [...reference], `${from} -> ${target}, ${rows} rows`);
+        }
+      }
+    }
+  });
+
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {
     for (const relaxedSimd of [true, false]) {
       const wasm = await createWasmKernels({ host: nodeWasmHost, relaxedSimd, threads: 1 });

@@ -6,6 +6,7 @@
  * Q8_0/Q4_0 matrices are rearranged in place into the kernels' groups of four rows (packedBytes).
  */
 import type { Weight } from "../kernels.js";
+import { blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
 import { instantiate, type KernelExports } from "./module.js";
 
 const PAGE = 65536;
@@ -26,8 +27,7 @@ const isBlocks = (w: Weight) => w.dtype === "q8_0" || w.dtype === "q4_0";
  */
 export function packedBytes(w: Weight): number {
   if (!isBlocks(w)) return w.data.byteLength;
-  const rowBytes = w.data.byteLength / w.rows;
-  return Math.ceil(w.rows / 4) * 4 * rowBytes;
+  return Math.ceil(w.rows / 4) * 4 * blockRowBytes(w.dtype === "q8_0" ? Q8_0 : Q4_0, w.cols);
 }
 
 export class WasmArena {
@@ -55,16 +55,28 @@ export class WasmArena {
    * matrix's view is then in the kernels' packed layout, which only these kernels read.
    */
   place(weight: Weight): number {
-    const ptr = this.top;
     const bytes = weight.data.byteLength;
+    const source = new Uint8Array(weight.data.buffer, weight.data.byteOffset, bytes);
+    return this.placeFilled(weight, 0, (ptr) => new Uint8Array(this.memory.buffer, ptr, bytes).set(source));
+  }
+
+  /**
+   * Places `weight` (its dtype and shape; its data is replaced) by letting `fill` write its
+   * row-major contents at `ptr`, with `scratchBytes` free at `scratch` above it; block matrices are
+   * then packed in place, four rows at a time through scratch.
+   */
+  placeFilled(weight: Weight, scratchBytes: number, fill: (ptr: number, scratch: number) => void): number {
+    const ptr = this.top;
     const packed = packedBytes(weight);
-    // A block matrix is packed in place, four rows at a time through scratch above it.
     const scratch = align(ptr + packed);
-    this.ensure(isBlocks(weight) ? scratch + 4 * (bytes / weight.rows) : ptr + bytes, this.growStep);
-    new Uint8Array(this.memory.buffer, ptr, bytes).set(new Uint8Array(weight.data.buffer, weight.data.byteOffset, bytes));
+    // Packing takes four rows' bytes: one group.
+    const packScratch = isBlocks(weight) ? packed / Math.ceil(weight.rows / 4) : 0;
+    this.ensure(scratch + Math.max(scratchBytes, packScratch), this.growStep);
+    fill(ptr, scratch);
     if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, weight.dtype === "q8_0" ? 1 : 0, scratch);
-    this.top = align(ptr + packed);
-    const placed = { weight, ptr, length: packed / weight.data.BYTES_PER_ELEMENT };
+    this.top = scratch;
+    const elementBytes = weight.dtype === "f32" ? 4 : isBlocks(weight) ? 1 : 2;
+    const placed = { weight, ptr, length: packed / elementBytes };
     this.placed.push(placed);
     this.view(placed);
     return ptr;

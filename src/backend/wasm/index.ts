@@ -5,7 +5,7 @@
  * GeGLU (tanh form), soft-capping and RG-LRU gate projections run in WebAssembly on the main
  * thread; every other kernel is the TypeScript reference for now.
  */
-import { ACTIVATION_SPLIT, blockRowBytes } from "../../weights/block-layout.js";
+import { ACTIVATION_SPLIT, blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
@@ -92,6 +92,34 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       }
       placements.set(w, { arena: arenas.length - 1, ptr: arena.place(w) });
     }
+  };
+
+  /** Source rows per quantization pass: their f32/bf16/f16 copy in scratch stays near 16 MB. */
+  const QUANTIZE_CHUNK_BYTES = 16 << 20;
+
+  /** Quantizes on load in WebAssembly, straight into the arena the matrix will live in. */
+  const quantize = (source: Weight, target: "q8_0" | "q4_0"): Weight => {
+    if (source.dtype === "q8_0" || source.dtype === "q4_0") throw new GemmaError(`cannot re-quantize a ${source.dtype} matrix`);
+    const { rows, cols, data } = source;
+    const weight: Weight = { dtype: target, rows, cols, data: new Uint8Array(0) };
+    const last = arenas.at(-1);
+    const arena = last?.fits(packedBytes(weight)) ? last : new WasmArena(module, threaded);
+    if (arena !== last) arenas.push(arena);
+    const rowBytes = blockRowBytes(target === "q8_0" ? Q8_0 : Q4_0, cols);
+    const sourceRowBytes = cols * data.BYTES_PER_ELEMENT;
+    const chunkRows = Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / sourceRowBytes));
+    const type = source.dtype === "f32" ? 0 : source.dtype === "bf16" ? 1 : 2;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const target8 = target === "q8_0" ? 1 : 0;
+    const ptr = arena.placeFilled(weight, Math.min(rows, chunkRows) * sourceRowBytes, (dst, scratch) => {
+      for (let r = 0; r < rows; r += chunkRows) {
+        const n = Math.min(chunkRows, rows - r);
+        new Uint8Array(arena.memory.buffer, scratch, n * sourceRowBytes).set(bytes.subarray(r * sourceRowBytes, (r + n) * sourceRowBytes));
+        arena.kernels.quantizeRows(dst + r * rowBytes, scratch, n, cols, type, target8);
+      }
+    });
+    placements.set(weight, { arena: arenas.indexOf(arena), ptr });
+    return weight;
   };
 
   /** Rows of a packed Q8_0/Q4_0 table are read by the kernels that know its layout. */
@@ -239,6 +267,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     softcap,
     attention,
     blockDiagonalLinear,
+    quantize,
     adopt,
     ready,
     release,
