@@ -724,6 +724,51 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
   else quantizeRowsOf<i16>(dst, src, rows, cols, q8);
 }
 
+// Four source values as f32x4, exactly as the TypeScript widening does (f16 Inf and NaN kept).
+@inline function widenExact4<T>(ptr: usize): v128 {
+  if (sizeof<T>() == 4) return v128.load(ptr);
+  const h = v128.load16x4_u(ptr);
+  if (!isSigned<T>()) return i32x4.shl(h, 16);
+  const special = v128.or(i32x4.shl(v128.and(h, i32x4.splat(0x83ff)), 13), i32x4.splat(0x7f800000));
+  const signed = v128.or(v128.and(special, i32x4.splat(0x7fffffff)), i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+  return v128.bitselect(signed, halvesToF32(h), i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00)));
+}
+
+// round half away from zero of f64x2 lanes, as i32 in the low two lanes (NaN → 0).
+@inline function roundHalfAway2(m: v128): v128 {
+  const magnitude = f64x2.floor(f64x2.add(f64x2.abs(m), f64x2.splat(0.5)));
+  const rounded = v128.bitselect(f64x2.neg(magnitude), magnitude, f64x2.lt(m, f64x2.splat(0)));
+  return i32x4.trunc_sat_f64x2_s_zero(rounded);
+}
+
+// Four f32 values times an f64 factor, rounded half away from zero, as i32x4 (the f64 products
+// the TypeScript quantizer computes).
+@inline function scaleRound4(v: v128, inverse: v128): v128 {
+  const low = roundHalfAway2(f64x2.mul(f64x2.promote_low_f32x4(v), inverse));
+  const high = roundHalfAway2(f64x2.mul(f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 0, 1)), inverse));
+  return v128.shuffle<i32>(low, high, 0, 1, 4, 5);
+}
+
+// One Q8_0 block of 32 source values at src, in SIMD with the TypeScript quantizer's arithmetic:
+// amax in f32 (exact), d = amax / 127 and the quants in f64.
+@inline function quantizeQ8_0Block<T>(out: usize, src: usize): void {
+  const step = <usize>4 * sizeof<T>();
+  let top = f32x4.splat(0);
+  for (let k: usize = 0; k < 8; k++) top = f32x4.max(top, f32x4.abs(widenExact4<T>(src + k * step)));
+  const amax = max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3)));
+  const d = <f64>amax / 127;
+  const inverse = f64x2.splat(d == 0 ? 0 : 1 / d);
+  store<u16>(out, <u16>f32ToF16Bits(<f32>d));
+  for (let k: usize = 0; k < 8; k += 4) {
+    const q0 = scaleRound4(widenExact4<T>(src + k * step), inverse);
+    const q1 = scaleRound4(widenExact4<T>(src + (k + 1) * step), inverse);
+    const q2 = scaleRound4(widenExact4<T>(src + (k + 2) * step), inverse);
+    const q3 = scaleRound4(widenExact4<T>(src + (k + 3) * step), inverse);
+    const bytes = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+    v128.store(out + <usize>Q8_0_QUANTS_OFFSET + k * 4, bytes);
+  }
+}
+
 @inline function quantizeRowsOf<T>(dst: usize, src: usize, rows: i32, cols: i32, q8: i32): void {
   const blocks = cols / QK;
   for (let r = 0; r < rows; r++) {
@@ -731,17 +776,7 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
     for (let b = 0; b < blocks; b++) {
       const first = b * QK;
       if (q8) {
-        const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q8_0_BLOCK_BYTES;
-        let amax: f64 = 0;
-        for (let i = 0; i < QK; i++) amax = max(amax, abs(sourceValue<T>(row, first + i)));
-        const d = amax / 127;
-        const inverse = d == 0 ? 0 : 1 / d;
-        store<u16>(out, <u16>f32ToF16Bits(<f32>d));
-        for (let i = 0; i < QK; i++) {
-          const v = sourceValue<T>(row, first + i) * inverse;
-          const q = toInt(Math.floor(abs(v) + 0.5));
-          store<i8>(out + <usize>Q8_0_QUANTS_OFFSET + <usize>i, <i8>(v < 0 ? -q : q));
-        }
+        quantizeQ8_0Block<T>(dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q8_0_BLOCK_BYTES, row + <usize>first * sizeof<T>());
       } else {
         const out = dst + (<usize>r * <usize>blocks + <usize>b) * <usize>Q4_0_BLOCK_BYTES;
         let top: f64 = 0;

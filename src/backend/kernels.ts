@@ -57,6 +57,16 @@ export interface Kernels {
    * loader quantizes in TypeScript and adopts.
    */
   quantize?(w: Weight, target: "q8_0" | "q4_0"): Weight;
+  /**
+   * Reads a matrix's stored bytes (`dtype` as stored) straight into the backend's memory through
+   * `read` (into.length bytes from byteOffset), quantizing to `quantizeTo` on the way when given
+   * (from f32/bf16/f16 only), and adopts the result: no copy of the matrix in JavaScript memory.
+   */
+  receive?(
+    matrix: { dtype: MatrixDtype; rows: number; cols: number },
+    read: (into: Uint8Array, byteOffset: number) => Promise<void>,
+    quantizeTo: "q8_0" | "q4_0" | null,
+  ): Promise<Weight>;
   /** Called once the model is loaded (a threaded backend hands its memories to its workers). */
   ready?(): Promise<void>;
   /** Stops worker threads now instead of when the kernels are garbage-collected; the kernels then run on one thread. */

@@ -13,7 +13,9 @@ import { RecurrentGemmaForward } from "./recurrent-gemma/forward.js";
 import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./recurrent-gemma/weights.js";
 import { heldBytes, type LoadWeightsOptions } from "./tensors.js";
 
-export interface AssembleOptions extends ForwardOptions, Omit<LoadWeightsOptions, "onMatrix" | "quantizeMatrix" | "lora"> {
+export interface AssembleOptions
+  extends ForwardOptions,
+    Omit<LoadWeightsOptions, "onMatrix" | "quantizeMatrix" | "receiveMatrix" | "lora"> {
   /** LoRA updates to merge (read by the platform's adapter reader). */
   lora?: ReadonlyMap<string, LoraDelta>;
 }
@@ -31,6 +33,7 @@ export async function assembleForward(
     ...options,
     onMatrix: (w: Weight) => kernels.adopt?.([w]),
     ...(kernels.quantize ? { quantizeMatrix: kernels.quantize.bind(kernels) } : {}),
+    ...(kernels.receive ? { receiveMatrix: kernels.receive.bind(kernels) } : {}),
   };
   const weights =
     config.family === "recurrent_gemma"

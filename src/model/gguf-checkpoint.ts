@@ -63,7 +63,11 @@ export class GgufCheckpoint implements TensorSource {
   ) {
     const byGgufName = new Map<string, string>();
     for (const hfName of expectedTensors(config).keys()) byGgufName.set(ggufTensorName(hfName, config.family), hfName);
-    const reader = { source: { name: file.source.name }, readTensor: (name: string) => this.readTensor(name) };
+    const reader = {
+      source: { name: file.source.name },
+      readTensor: (name: string) => this.readTensor(name),
+      readRange: (name: string, byteOffset: number, into: Uint8Array) => this.readRange(name, byteOffset, into),
+    };
     for (const entry of file.tensors.values()) {
       const hfName = byGgufName.get(entry.name);
       if (!hfName) continue;
@@ -107,6 +111,22 @@ export class GgufCheckpoint implements TensorSource {
     const tensor = storedTensor(entry, bytes);
     // llama.cpp's converter stores norm weights as 1 + w, which is the gain the forward pass uses.
     return isNorm(hfName) ? { ...tensor, storedAsGain: true } : tensor;
+  }
+
+  /** Stored bytes of a tensor the kernels take as they are (F32, F16, BF16, Q8_0, Q4_0), read into `into`. */
+  async readRange(hfName: string, byteOffset: number, into: Uint8Array): Promise<void> {
+    const entry = this.file.tensors.get(ggufTensorName(hfName, this.config.family))!;
+    if (
+      !["F32", "F16", "BF16", "Q8_0", "Q4_0"].includes(entry.type.name) ||
+      byteOffset < 0 ||
+      byteOffset + into.length > entry.end - entry.start
+    )
+      throw new CheckpointError(
+        `${this.file.source.name}: cannot read ${hfName} (${entry.type.name}) as stored bytes`,
+        this.file.source.name,
+        hfName,
+      );
+    await this.file.source.read(entry.start + byteOffset, into.length, into);
   }
 
   close(): Promise<void> {

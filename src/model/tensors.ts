@@ -3,7 +3,7 @@
  * needs (presence, shape, dtype, unused tensors, layer count), and reading them into memory in
  * their stored width or quantized, with LoRA updates merged.
  */
-import type { Weight } from "../backend/kernels.js";
+import type { Kernels, MatrixDtype, Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
@@ -13,6 +13,9 @@ import { Q8_0_BLOCK } from "../weights/q8_0.js";
 
 /** Stored types a matrix can be read from (K-quants are converted by the GGUF reader). */
 const READABLE_DTYPES = new Set(["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]);
+
+/** Stored types whose bytes the kernels take as they are. */
+const DIRECT_DTYPES: Readonly<Record<string, MatrixDtype>> = { F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0" };
 
 /** Weight quantization on load. */
 export type Quantization = "q8_0" | "q4_0" | "none";
@@ -24,6 +27,8 @@ export interface LoadWeightsOptions {
   onMatrix?: (weight: Weight) => void;
   /** Quantizes a float matrix on load where the backend can (Kernels.quantize); else TypeScript's toBlocks. */
   quantizeMatrix?: (weight: Weight, target: "q8_0" | "q4_0") => Weight;
+  /** Reads a matrix's stored bytes straight into the backend's memory where file and backend can (Kernels.receive). */
+  receiveMatrix?: Kernels["receive"];
   /** "q8_0" / "q4_0" quantize every matrix whose rows split into 32-value blocks; "none" keeps stored width (default). */
   quant?: Quantization;
   /** LoRA updates merged into their weights as they load (merged matrices are held in f32 unless quantized). */
@@ -125,6 +130,8 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
     return tensor;
   };
   const matrix = async (name: string): Promise<Weight> => {
+    const direct = await receive(name);
+    if (direct) return direct;
     let t = await read(name);
     const [rows, cols] = [t.shape[0]!, t.shape[1]!];
     const delta = lora?.get(name);
@@ -139,6 +146,27 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
           : { dtype: quant, rows, cols, data: toBlocks(t.data, t.dtype, rows, cols, quant) };
     }
     onMatrix?.(weight);
+    return weight;
+  };
+  /**
+   * A matrix read straight into the backend's memory: its stored bytes are what the kernels take
+   * (or f32/bf16/f16 to quantize on the way) and no LoRA update is merged into it; else null.
+   */
+  const receive = async (name: string): Promise<Weight | null> => {
+    const { file, entry } = ckpt.tensor(name)!;
+    const dtype = DIRECT_DTYPES[entry.dtype];
+    if (!options.receiveMatrix || !file.readRange || !dtype || lora?.has(name) || entry.shape.length !== 2) return null;
+    const [rows, cols] = [entry.shape[0]!, entry.shape[1]!];
+    const fromFloats = dtype === "f32" || dtype === "bf16" || dtype === "f16";
+    const target = quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(dtype, quant) ? quant : null;
+    if (target && !fromFloats) return null;
+    const weight = await options.receiveMatrix(
+      { dtype, rows, cols },
+      (into, byteOffset) => file.readRange!(name, byteOffset, into),
+      target,
+    );
+    loadedBytes += entry.end - entry.start;
+    onProgress?.(loadedBytes, totalBytes);
     return weight;
   };
   const widen = (t: StoredTensor): Float32Array => {

@@ -9,7 +9,15 @@ import { SafetensorsFile, type StoredTensor, type TensorEntry } from "./safetens
 
 export interface TensorLocation {
   /** The file holding the tensor (its name for messages, and a reader). */
-  file: { readTensor(name: string): Promise<StoredTensor>; source: { name: string } };
+  file: {
+    readTensor(name: string): Promise<StoredTensor>;
+    /**
+     * Reads `into.length` stored bytes of tensor `name` from `byteOffset` within it, unconverted,
+     * straight into `into` (a backend's memory); present where stored bytes are usable as they are.
+     */
+    readRange?(name: string, byteOffset: number, into: Uint8Array): Promise<void>;
+    source: { name: string };
+  };
   entry: TensorEntry;
 }
 

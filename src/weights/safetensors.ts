@@ -117,6 +117,15 @@ export class SafetensorsFile {
     return { dtype, shape: entry.shape, data };
   }
 
+  /** Stored bytes [byteOffset, byteOffset + into.length) of a tensor, read into `into`. */
+  async readRange(name: string, byteOffset: number, into: Uint8Array): Promise<void> {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new CheckpointError(`${this.source.name}: no tensor named ${name}`, this.source.name, name);
+    if (byteOffset < 0 || byteOffset + into.length > entry.end - entry.start)
+      throw new CheckpointError(`${this.source.name}: read past the end of tensor ${name}`, this.source.name, name);
+    await this.source.read(entry.start + byteOffset, into.length, into);
+  }
+
   close(): Promise<void> {
     return this.source.close();
   }

@@ -22,11 +22,11 @@ const align = (n: number) => Math.ceil(n / 16) * 16;
 const isBlocks = (w: Weight) => w.dtype === "q8_0" || w.dtype === "q4_0";
 
 /**
- * Bytes of a matrix in the arena: float matrices as stored; block matrices in groups of four rows
- * (assembly/kernels.ts packRows4), a last partial group padded to four rows.
+ * Bytes of a matrix in the arena, from its dtype and shape: float matrices as stored; block
+ * matrices in groups of four rows (assembly/kernels.ts packRows4), a last partial group padded.
  */
 export function packedBytes(w: Weight): number {
-  if (!isBlocks(w)) return w.data.byteLength;
+  if (!isBlocks(w)) return w.rows * w.cols * (w.dtype === "f32" ? 4 : 2);
   return Math.ceil(w.rows / 4) * 4 * blockRowBytes(w.dtype === "q8_0" ? Q8_0 : Q4_0, w.cols);
 }
 
@@ -66,13 +66,32 @@ export class WasmArena {
    * then packed in place, four rows at a time through scratch.
    */
   placeFilled(weight: Weight, scratchBytes: number, fill: (ptr: number, scratch: number) => void): number {
+    const { ptr, scratch } = this.reserve(weight, scratchBytes);
+    fill(ptr, scratch);
+    return this.finish(weight, ptr);
+  }
+
+  /** placeFilled with a fill that reads asynchronously (nothing else may place meanwhile). */
+  async placeFilledAsync(weight: Weight, scratchBytes: number, fill: (ptr: number, scratch: number) => Promise<void>): Promise<number> {
+    const { ptr, scratch } = this.reserve(weight, scratchBytes);
+    await fill(ptr, scratch);
+    return this.finish(weight, ptr);
+  }
+
+  /** Room for `weight` at the top, and scratch above it (packing needs one group of four rows). */
+  private reserve(weight: Weight, scratchBytes: number): { ptr: number; scratch: number } {
     const ptr = this.top;
     const packed = packedBytes(weight);
     const scratch = align(ptr + packed);
-    // Packing takes four rows' bytes: one group.
     const packScratch = isBlocks(weight) ? packed / Math.ceil(weight.rows / 4) : 0;
     this.ensure(scratch + Math.max(scratchBytes, packScratch), this.growStep);
-    fill(ptr, scratch);
+    return { ptr, scratch };
+  }
+
+  /** Packs a block matrix in place, makes `weight.data` its view and moves the top past it. */
+  private finish(weight: Weight, ptr: number): number {
+    const packed = packedBytes(weight);
+    const scratch = align(ptr + packed);
     if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, weight.dtype === "q8_0" ? 1 : 0, scratch);
     this.top = scratch;
     const elementBytes = weight.dtype === "f32" ? 4 : isBlocks(weight) ? 1 : 2;

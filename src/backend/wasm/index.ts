@@ -102,9 +102,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     if (source.dtype === "q8_0" || source.dtype === "q4_0") throw new GemmaError(`cannot re-quantize a ${source.dtype} matrix`);
     const { rows, cols, data } = source;
     const weight: Weight = { dtype: target, rows, cols, data: new Uint8Array(0) };
-    const last = arenas.at(-1);
-    const arena = last?.fits(packedBytes(weight)) ? last : new WasmArena(module, threaded);
-    if (arena !== last) arenas.push(arena);
+    const arena = arenaFor(weight);
     const rowBytes = blockRowBytes(target === "q8_0" ? Q8_0 : Q4_0, cols);
     const sourceRowBytes = cols * data.BYTES_PER_ELEMENT;
     const chunkRows = Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / sourceRowBytes));
@@ -118,6 +116,41 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
         arena.kernels.quantizeRows(dst + r * rowBytes, scratch, n, cols, type, target8);
       }
     });
+    placements.set(weight, { arena: arenas.indexOf(arena), ptr });
+    return weight;
+  };
+
+  /** The arena a new matrix goes to: the last one, or a fresh one when it is full. */
+  const arenaFor = (weight: Weight): WasmArena => {
+    const last = arenas.at(-1);
+    if (last?.fits(packedBytes(weight))) return last;
+    const arena = new WasmArena(module, threaded);
+    arenas.push(arena);
+    return arena;
+  };
+
+  /** Reads a matrix from its file straight into an arena, quantizing source rows in chunks through scratch. */
+  const receive: NonNullable<Kernels["receive"]> = async ({ dtype, rows, cols }, read, quantizeTo) => {
+    const weight: Weight = { dtype: quantizeTo ?? dtype, rows, cols, data: new Uint8Array(0) };
+    const arena = arenaFor(weight);
+    const storedRowBytes =
+      dtype === "q8_0" || dtype === "q4_0" ? blockRowBytes(dtype === "q8_0" ? Q8_0 : Q4_0, cols) : cols * (dtype === "f32" ? 4 : 2);
+    let ptr: number;
+    if (!quantizeTo) {
+      ptr = await arena.placeFilledAsync(weight, 0, (dst) => read(new Uint8Array(arena.memory.buffer, dst, rows * storedRowBytes), 0));
+    } else {
+      if (dtype !== "f32" && dtype !== "bf16" && dtype !== "f16") throw new GemmaError(`cannot re-quantize a ${dtype} matrix`);
+      const rowBytes = blockRowBytes(quantizeTo === "q8_0" ? Q8_0 : Q4_0, cols);
+      const chunkRows = Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / storedRowBytes));
+      const type = dtype === "f32" ? 0 : dtype === "bf16" ? 1 : 2;
+      ptr = await arena.placeFilledAsync(weight, Math.min(rows, chunkRows) * storedRowBytes, async (dst, scratch) => {
+        for (let r = 0; r < rows; r += chunkRows) {
+          const n = Math.min(chunkRows, rows - r);
+          await read(new Uint8Array(arena.memory.buffer, scratch, n * storedRowBytes), r * storedRowBytes);
+          arena.kernels.quantizeRows(dst + r * rowBytes, scratch, n, cols, type, quantizeTo === "q8_0" ? 1 : 0);
+        }
+      });
+    }
     placements.set(weight, { arena: arenas.indexOf(arena), ptr });
     return weight;
   };
@@ -268,6 +301,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     attention,
     blockDiagonalLinear,
     quantize,
+    receive,
     adopt,
     ready,
     release,
