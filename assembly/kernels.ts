@@ -755,7 +755,8 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
   const step = <usize>4 * sizeof<T>();
   let top = f32x4.splat(0);
   for (let k: usize = 0; k < 8; k++) top = f32x4.max(top, f32x4.abs(widenExact4<T>(src + k * step)));
-  const amax = max(max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1)), max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3)));
+  const pair = max(f32x4.extract_lane(top, 0), f32x4.extract_lane(top, 1));
+  const amax = max(pair, max(f32x4.extract_lane(top, 2), f32x4.extract_lane(top, 3)));
   const d = <f64>amax / 127;
   const inverse = f64x2.splat(d == 0 ? 0 : 1 / d);
   store<u16>(out, <u16>f32ToF16Bits(<f32>d));
