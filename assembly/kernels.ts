@@ -544,15 +544,30 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
 
 // Σ a[i]·b[i] over n floats (four lanes, then the tail).
 @inline function dotF32(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  const end = n & ~3;
-  for (let i = 0; i < end; i += 4) {
+  // Four independent accumulators: one would wait on each addition's latency.
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
+  const end16 = n & ~15;
+  for (let i = 0; i < end16; i += 16) {
     const at = <usize>i << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + at), v128.load(b + at)));
+    acc0 = madd(v128.load(a + at), v128.load(b + at), acc0);
+    acc1 = madd(v128.load(a + at, 16), v128.load(b + at, 16), acc1);
+    acc2 = madd(v128.load(a + at, 32), v128.load(b + at, 32), acc2);
+    acc3 = madd(v128.load(a + at, 48), v128.load(b + at, 48), acc3);
   }
-  let total = sum4(acc);
+  const end = n & ~3;
+  for (let i = end16; i < end; i += 4) {
+    const at = <usize>i << 2;
+    acc0 = madd(v128.load(a + at), v128.load(b + at), acc0);
+  }
+  let total = sum4(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
   for (let i = end; i < n; i++) total += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
   return total;
+}
+
+// a·b + c: fused where relaxed SIMD allows it (one instruction with FMA), else multiply then add.
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
 }
 
 // out[i] += p · v[i] over n floats.
@@ -561,7 +576,7 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
   const end = n & ~3;
   for (let i = 0; i < end; i += 4) {
     const at = <usize>i << 2;
-    v128.store(out + at, f32x4.add(v128.load(out + at), f32x4.mul(pv, v128.load(v + at))));
+    v128.store(out + at, madd(pv, v128.load(v + at), v128.load(out + at)));
   }
   for (let i = end; i < n; i++) {
     const at = <usize>i << 2;
@@ -800,17 +815,25 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
 
 // RG-LRU gate projection (Kernels.blockDiagonalLinear): x split into nBlocks chunks of blockWidth,
 // out chunk h = bias[h] + x chunk h · w[h], w [nBlocks, in, out] f32: each input value scales a
-// contiguous weight row into the output chunk, so every weight is read once per token.
-export function blockDiagonal(out: usize, x: usize, w: usize, bias: usize, seqLen: i32, nBlocks: i32, blockWidth: i32): void {
+// contiguous weight row into the output chunk, so every weight is read once per token. Work items
+// are (token, block) pairs, item = s · nBlocks + h; a thread runs items [from, to) of the job
+// whose parameters are at `params` (out, x, w, bias, seqLen, nBlocks, blockWidth as 32-bit words).
+export function blockDiagonalItems(params: usize, from: i32, to: i32, thread: i32): void {
+  const out = <usize>load<u32>(params);
+  const x = <usize>load<u32>(params + 4);
+  const w = <usize>load<u32>(params + 8);
+  const bias = <usize>load<u32>(params + 12);
+  const nBlocks = load<i32>(params + 20);
+  const blockWidth = load<i32>(params + 24);
   const width = nBlocks * blockWidth;
   const chunkBytes = <usize>blockWidth << 2;
-  for (let s = 0; s < seqLen; s++) {
-    for (let h = 0; h < nBlocks; h++) {
-      const o = out + (<usize>(s * width + h * blockWidth) << 2);
-      memory.copy(o, bias + <usize>h * chunkBytes, chunkBytes);
-      const xs = x + (<usize>(s * width + h * blockWidth) << 2);
-      const wh = w + <usize>h * <usize>blockWidth * chunkBytes;
-      for (let i = 0; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
-    }
+  for (let item = from; item < to; item++) {
+    const s = item / nBlocks;
+    const h = item % nBlocks;
+    const o = out + (<usize>(s * width + h * blockWidth) << 2);
+    memory.copy(o, bias + <usize>h * chunkBytes, chunkBytes);
+    const xs = x + (<usize>(s * width + h * blockWidth) << 2);
+    const wh = w + <usize>h * <usize>blockWidth * chunkBytes;
+    for (let i = 0; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
   }
 }

@@ -211,9 +211,12 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     await two.release!();
   });
 
-  it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls", async () => {
+  it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls; 2-thread kernels as 1", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
+    two.adopt!([randomWeight("f32", 4, 4)]);
+    await two.ready!();
     for (const [nBlocks, blockWidth, seqLen] of [
       [1, 1, 1],
       [3, 7, 2],
@@ -228,8 +231,12 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         jsKernels.blockDiagonalLinear(expected, x, weight, bias, seqLen, nBlocks, blockWidth);
         wasm.blockDiagonalLinear(actual, x, weight, bias, seqLen, nBlocks, blockWidth);
         assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${nBlocks}x${blockWidth}: ${maxRelativeDiff(actual, expected)}`);
+        const split = new Float32Array(x.length);
+        two.blockDiagonalLinear(split, x, weight, bias, seqLen, nBlocks, blockWidth);
+        assert.deepEqual([...split], [...actual], `${nBlocks}x${blockWidth} on 2 threads`);
       }
     }
+    await two.release!();
   });
 
   it("quantizes f32, bf16 and f16 matrices on load into the same Q8_0 and Q4_0 blocks as the TypeScript quantizers", async () => {

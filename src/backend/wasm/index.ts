@@ -264,12 +264,16 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       gateWeights.set(weight, w);
     }
     const n = seqLen * nBlocks * blockWidth;
-    const base = arena.scratch(4 * (2 * n + bias.length)) / 4;
+    // Parameters (8 words), input, output, bias.
+    const base = arena.scratch(4 * (8 + 2 * n + bias.length)) / 4;
     const memory = new Float32Array(arena.memory.buffer);
-    memory.set(x.subarray(0, n), base);
-    memory.set(bias, base + 2 * n);
-    arena.kernels.blockDiagonal(4 * (base + n), 4 * base, w, 4 * (base + 2 * n), seqLen, nBlocks, blockWidth);
-    out.set(memory.subarray(base + n, base + 2 * n));
+    const x0 = base + 8;
+    memory.set(x.subarray(0, n), x0);
+    memory.set(bias, x0 + 2 * n);
+    new Int32Array(arena.memory.buffer).set([4 * (x0 + n), 4 * x0, w, 4 * (x0 + 2 * n), seqLen, nBlocks, blockWidth], base);
+    // One thread: split across the pool it measured slower (a few MB per call, bandwidth-bound).
+    arena.kernels.blockDiagonalItems(4 * base, 0, seqLen * nBlocks, 0);
+    out.set(memory.subarray(x0 + n, x0 + 2 * n));
   };
 
   /** Hands every arena to the workers and starts them. */

@@ -16,8 +16,8 @@ export interface KernelExports extends SliceKernels {
   gegluTanh(out: number, gate: number, up: number, n: number): void;
   /** x = cap · tanh(x / cap) over n floats. */
   softcapInPlace(x: number, n: number, cap: number): void;
-  /** Kernels.blockDiagonalLinear on f32 arrays in this memory. */
-  blockDiagonal(out: number, x: number, w: number, bias: number, seqLen: number, nBlocks: number, blockWidth: number): void;
+  /** Kernels.blockDiagonalLinear's (token, block) items [from, to), parameters at `params` (assembly/kernels.ts). */
+  blockDiagonalItems(params: number, from: number, to: number, thread: number): void;
   /**
    * Quantizes rows of f32 (type 0), bf16 (1) or f16 (2) values into row-major Q8_0 (q8 = 1) or
    * Q4_0 blocks, bit for bit as src/weights/q8_0.ts and q4_0.ts do.
