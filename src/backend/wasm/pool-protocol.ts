@@ -19,6 +19,8 @@ export const THREADS = 10;
 /** Set by a worker whose slice threw; the main thread reports it after the job. */
 export const FAILED = 11;
 export const CONTROL_INTS = 16;
+/** Polls of the control block before a waiting thread sleeps (tens to hundreds of microseconds). */
+export const SPIN_POLLS = 20_000;
 
 export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows", "attendItems"] as const;
 export type KernelName = (typeof KERNELS)[number];

@@ -17,6 +17,7 @@ import {
   OUT,
   ROWS,
   SEQ_LEN,
+  SPIN_POLLS,
   THREADS,
   W,
   X,
@@ -100,7 +101,9 @@ export class KernelPool {
     Atomics.notify(this.signals, GENERATION);
     runSlice(kernels, c, 0);
     const deadline = Date.now() + WORKER_TIMEOUT_MS;
+    let spins = 0;
     for (let done = Atomics.load(this.signals, DONE); done < this.workers.length; done = Atomics.load(this.signals, DONE)) {
+      if (spins++ < SPIN_POLLS) continue;
       if (Atomics.wait(this.signals, DONE, done, 1000) === "timed-out" && Date.now() > deadline) {
         throw new GemmaError(`a kernel worker did not finish a matmul within ${WORKER_TIMEOUT_MS / 1000} s; run with --threads 1`);
       }

@@ -4,7 +4,7 @@
  * waiting on the control block and computing this worker's slice of each job.
  */
 import type { KernelWorkerInit, KernelWorkerMessage } from "./host.js";
-import { ARENA, DONE, FAILED, GENERATION, THREADS, runSlice, type SliceKernels } from "./pool-protocol.js";
+import { ARENA, DONE, FAILED, GENERATION, SPIN_POLLS, THREADS, runSlice, type SliceKernels } from "./pool-protocol.js";
 
 /**
  * Returns the worker's message handler. `reply` answers an arena message; `schedule` runs the
@@ -23,7 +23,11 @@ export function kernelWorkerHandler(
     // Generation 0 is "no job yet": a job posted before this loop began is still seen as new.
     let seen = 0;
     for (;;) {
-      while (Atomics.load(signals, GENERATION) === seen) Atomics.wait(signals, GENERATION, seen);
+      // Poll a while before sleeping: a decode step posts a job every few hundred microseconds, and
+      // waking from Atomics.wait costs tens of them.
+      for (let spins = 0; Atomics.load(signals, GENERATION) === seen; spins++) {
+        if (spins >= SPIN_POLLS) Atomics.wait(signals, GENERATION, seen);
+      }
       seen = Atomics.load(signals, GENERATION);
       try {
         runSlice(arenas[control[ARENA]!]!, control, init.index);
