@@ -11,23 +11,15 @@ import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../../src/gemma.js";
 import { encodeGgufModel } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
+import type { BenchReportRow } from "../helpers/bench-report.js";
 import { cli } from "../helpers/cli.js";
 import { FIXTURES } from "../helpers/random-model.js";
 
-interface Row {
-  shape: string;
-  weights: string;
-  threads: number;
-  test: string;
-  tokensPerSecond: number;
-  llamaCpp?: { tokensPerSecond: number; bandwidthFraction: number | null } | null;
-  ratio?: number | null;
-}
 interface Report {
   model: string | null;
   llamaCpp: { commit: string; cpu: string } | null;
   configs: { weights: string; weightBytes: number; kernels: string }[];
-  results: Row[];
+  results: BenchReportRow[];
 }
 
 /** A stand-in llama-bench: logs its arguments, prints 100 tokens/s per thread for prompts, 10 for decode. */

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { FIXTURES } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import type { BenchReportRow } from "../helpers/bench-report.js";
 import { cli } from "../helpers/cli.js";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 
@@ -120,17 +121,6 @@ describe("gemma-ts generate --chat", () => {
 });
 
 describe("gemma-ts bench", () => {
-  interface Row {
-    shape: string;
-    weights: string;
-    threads: number;
-    test: string;
-    tokensPerSecond: number;
-    bandwidthFraction: number | null;
-    peakRssMB: number;
-    stateMB: number;
-    position: number;
-  }
   it("reports speed and memory per position; RecurrentGemma's state stays flat, Gemma's KV cache grows", () => {
     const r = cli([
       "bench",
@@ -144,7 +134,7 @@ describe("gemma-ts bench", () => {
       "--json",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const recurrent = JSON.parse(r.stdout) as { results: Row[] };
+    const recurrent = JSON.parse(r.stdout) as { results: BenchReportRow[] };
     const decodeRows = recurrent.results.filter((row) => row.test.startsWith("tg1@"));
     assert.deepEqual(
       decodeRows.map((row) => row.position),
@@ -164,7 +154,7 @@ describe("gemma-ts bench", () => {
   it("--json has one row per shape × weights × threads × test, with decode against the measured bandwidth", () => {
     const r = cli(["bench", "--shape", "tiny", "--weights", "f32,q8_0", "--threads", "1,2", "--tests", "pp8,tg4", "--json"]);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { machine: string; bandwidthGBps: number; results: Row[] };
+    const out = JSON.parse(r.stdout) as { machine: string; bandwidthGBps: number; results: BenchReportRow[] };
     assert.ok(out.bandwidthGBps > 0.1, `bandwidth ${out.bandwidthGBps}`);
     assert.match(out.machine, /node v/);
     assert.deepEqual(
