@@ -97,23 +97,33 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   /** Source rows per quantization pass: their f32/bf16/f16 copy in scratch stays near 16 MB. */
   const QUANTIZE_CHUNK_BYTES = 16 << 20;
 
+  /** How `quantizeRows` takes a float matrix: bytes per stored and per quantized row, rows per chunk, its type codes. */
+  const quantizing = (dtype: Weight["dtype"], target: "q8_0" | "q4_0", cols: number) => {
+    if (dtype !== "f32" && dtype !== "bf16" && dtype !== "f16") throw new GemmaError(`cannot re-quantize a ${dtype} matrix`);
+    const storedRowBytes = cols * (dtype === "f32" ? 4 : 2);
+    return {
+      storedRowBytes,
+      rowBytes: blockRowBytes(target === "q8_0" ? Q8_0 : Q4_0, cols),
+      chunkRows: Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / storedRowBytes)),
+      type: dtype === "f32" ? 0 : dtype === "bf16" ? 1 : 2,
+      q8: target === "q8_0" ? 1 : 0,
+    };
+  };
+
   /** Quantizes on load in WebAssembly, straight into the arena the matrix will live in. */
   const quantize = (source: Weight, target: "q8_0" | "q4_0"): Weight => {
-    if (source.dtype === "q8_0" || source.dtype === "q4_0") throw new GemmaError(`cannot re-quantize a ${source.dtype} matrix`);
     const { rows, cols, data } = source;
+    const q = quantizing(source.dtype, target, cols);
     const weight: Weight = { dtype: target, rows, cols, data: new Uint8Array(0) };
     const arena = arenaFor(weight);
-    const rowBytes = blockRowBytes(target === "q8_0" ? Q8_0 : Q4_0, cols);
-    const sourceRowBytes = cols * data.BYTES_PER_ELEMENT;
-    const chunkRows = Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / sourceRowBytes));
-    const type = source.dtype === "f32" ? 0 : source.dtype === "bf16" ? 1 : 2;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const target8 = target === "q8_0" ? 1 : 0;
-    const ptr = arena.placeFilled(weight, Math.min(rows, chunkRows) * sourceRowBytes, (dst, scratch) => {
-      for (let r = 0; r < rows; r += chunkRows) {
-        const n = Math.min(chunkRows, rows - r);
-        new Uint8Array(arena.memory.buffer, scratch, n * sourceRowBytes).set(bytes.subarray(r * sourceRowBytes, (r + n) * sourceRowBytes));
-        arena.kernels.quantizeRows(dst + r * rowBytes, scratch, n, cols, type, target8);
+    const ptr = arena.placeFilled(weight, Math.min(rows, q.chunkRows) * q.storedRowBytes, (dst, scratch) => {
+      for (let r = 0; r < rows; r += q.chunkRows) {
+        const n = Math.min(q.chunkRows, rows - r);
+        new Uint8Array(arena.memory.buffer, scratch, n * q.storedRowBytes).set(
+          bytes.subarray(r * q.storedRowBytes, (r + n) * q.storedRowBytes),
+        );
+        arena.kernels.quantizeRows(dst + r * q.rowBytes, scratch, n, cols, q.type, q.q8);
       }
     });
     placements.set(weight, { arena: arenas.indexOf(arena), ptr });
@@ -133,21 +143,20 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const receive: NonNullable<Kernels["receive"]> = async ({ dtype, rows, cols }, read, quantizeTo) => {
     const weight: Weight = { dtype: quantizeTo ?? dtype, rows, cols, data: new Uint8Array(0) };
     const arena = arenaFor(weight);
-    const storedRowBytes =
-      dtype === "q8_0" || dtype === "q4_0" ? blockRowBytes(dtype === "q8_0" ? Q8_0 : Q4_0, cols) : cols * (dtype === "f32" ? 4 : 2);
     let ptr: number;
     if (!quantizeTo) {
-      ptr = await arena.placeFilledAsync(weight, 0, (dst) => read(new Uint8Array(arena.memory.buffer, dst, rows * storedRowBytes), 0));
+      const bytes =
+        dtype === "q8_0" || dtype === "q4_0"
+          ? rows * blockRowBytes(dtype === "q8_0" ? Q8_0 : Q4_0, cols)
+          : rows * cols * (dtype === "f32" ? 4 : 2);
+      ptr = await arena.placeFilledAsync(weight, 0, (dst) => read(new Uint8Array(arena.memory.buffer, dst, bytes), 0));
     } else {
-      if (dtype !== "f32" && dtype !== "bf16" && dtype !== "f16") throw new GemmaError(`cannot re-quantize a ${dtype} matrix`);
-      const rowBytes = blockRowBytes(quantizeTo === "q8_0" ? Q8_0 : Q4_0, cols);
-      const chunkRows = Math.max(1, Math.floor(QUANTIZE_CHUNK_BYTES / storedRowBytes));
-      const type = dtype === "f32" ? 0 : dtype === "bf16" ? 1 : 2;
-      ptr = await arena.placeFilledAsync(weight, Math.min(rows, chunkRows) * storedRowBytes, async (dst, scratch) => {
-        for (let r = 0; r < rows; r += chunkRows) {
-          const n = Math.min(chunkRows, rows - r);
-          await read(new Uint8Array(arena.memory.buffer, scratch, n * storedRowBytes), r * storedRowBytes);
-          arena.kernels.quantizeRows(dst + r * rowBytes, scratch, n, cols, type, quantizeTo === "q8_0" ? 1 : 0);
+      const q = quantizing(dtype, quantizeTo, cols);
+      ptr = await arena.placeFilledAsync(weight, Math.min(rows, q.chunkRows) * q.storedRowBytes, async (dst, scratch) => {
+        for (let r = 0; r < rows; r += q.chunkRows) {
+          const n = Math.min(q.chunkRows, rows - r);
+          await read(new Uint8Array(arena.memory.buffer, scratch, n * q.storedRowBytes), r * q.storedRowBytes);
+          arena.kernels.quantizeRows(dst + r * q.rowBytes, scratch, n, cols, q.type, q.q8);
         }
       });
     }
