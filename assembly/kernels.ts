@@ -1,9 +1,11 @@
 // Every WebAssembly SIMD kernel of the wasm backend (compiled with asc --enable simd): matmuls
 // out[s * outStride + r] = Σ_c x[s * cols + c] · w[r * cols + c], y = x Wᵀ with W in PyTorch
 // [out, in] layout, for weights in f32, bf16 and f16 (widened in registers) and in Q8_0 / Q4_0
-// blocks (against activations quantized to int8 blocks by quantizeActivations); and the
-// row-streaming kernel the bandwidth benchmark uses. outStride lets a thread compute a slice of
-// rows (w and out offset to it); four weight rows per pass share every load of x.
+// blocks packed in groups of four rows (packRows4; against activations quantized to int8 blocks
+// by quantizeActivations); attention, GeGLU, soft-cap, embedding rows, RG-LRU gate projections;
+// quantizing rows on load; and the row-streaming kernel the bandwidth benchmark uses. outStride
+// lets a thread compute a slice of rows (w and out offset to it); four weight rows per pass share
+// every load of x.
 import {
   ACTIVATION_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,

@@ -48,7 +48,9 @@ export interface Kernels {
   readonly name: string;
   /**
    * Called once with every weight matrix of a loaded model, so a backend can move them where its
-   * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own.
+   * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own, in
+   * its own layout (the wasm backend packs Q8_0/Q4_0 rows in groups of four): afterwards only that
+   * backend's kernels read the matrix.
    */
   adopt?(weights: Weight[]): void;
   /**
