@@ -24,19 +24,7 @@ import {
 // (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
 
 // Exported as globals of the module, so a test can check them against the TypeScript layouts.
-export {
-  ACTIVATION_BLOCK_BYTES,
-  ACTIVATION_QUANTS_OFFSET,
-  ACTIVATION_SUM_OFFSET,
-  Q4_0_BLOCK_BYTES,
-  Q4_0_QUANTS_OFFSET,
-  Q8_0_BLOCK_BYTES,
-  Q8_0_QUANTS_OFFSET,
-  QK,
-  SPLIT_BLOCK_BYTES,
-  SPLIT_NEG_OFFSET,
-  SPLIT_POS_OFFSET,
-} from "./block-layout";
+export * from "./block-layout";
 
 @inline function sum4(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);

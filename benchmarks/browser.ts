@@ -19,6 +19,7 @@ import type { GemmaConfig } from "../src/model/gemma/config.js";
 import { loadModel } from "../src/gemma.js";
 import { ggufModelParts, type GgufMatrixType } from "../src/model/gguf-export.js";
 import { startWebServer } from "../src/server/web.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../test/helpers/chromium.js";
 import { gemmaGgufVocab } from "../test/helpers/tokenizer.js";
 
 const { values } = parseArgs({
@@ -90,17 +91,8 @@ for (const threads of runtimes.includes("node") ? [1, 2] : []) {
 // A persistent profile, as a user's: a throwaway (incognito) one gets too little storage for a 2B.
 const browser = runtimes.includes("chromium")
   ? await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "gemma-ts-bench-profile-")), {
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--no-sandbox",
-        "--headless",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
     })
   : null;
 

@@ -116,6 +116,7 @@ describe("gemma-ts bench --model and --compare", () => {
       [["--compare", `llama-bench=${fake}`, "--shape", "tiny"], /--shape and --model are alternatives/],
       [["--compare", `llama.cpp=${fake}`], /--compare must be llama-bench=PATH/],
       [["--rounds", "3"], /--rounds alternates gemma-ts with llama-bench: it needs --compare/],
+      [["--compare", `llama-bench=${fake}`, "--rounds", "0"], /--rounds must be 1 to 100, got "0"/],
       [["--weights", "bf16"], /with --model, --weights must be among stored, q8_0, q4_0/],
     ];
     for (const [args, message] of cases) {

@@ -191,22 +191,18 @@ describe("RecurrentGemma kernels", () => {
   });
 });
 
+/** A tiny RecurrentGemma with random weights (seed) and the real Gemma tokenizer, loaded. */
+async function tinyRecurrentChatModel(seed: number) {
+  const config = { vocab_size: 256000, hidden_size: 8, lru_width: 8, head_dim: 4, num_attention_heads: 2, intermediate_size: 32 };
+  const dir = writeRandomModel(tinyRecurrentGemmaJson(config), seed);
+  addGemmaTokenizer(dir);
+  return loadModel(dir);
+}
+
 describe("RecurrentGemma through the generation API", () => {
   it("runs under the OpenAI server unchanged", async () => {
     const { startServer } = await import("../../src/server/serve.js");
-    const dir = writeRandomModel(
-      tinyRecurrentGemmaJson({
-        vocab_size: 256000,
-        hidden_size: 8,
-        lru_width: 8,
-        head_dim: 4,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-      }),
-      5,
-    );
-    addGemmaTokenizer(dir);
-    const model = await loadModel(dir);
+    const model = await tinyRecurrentChatModel(5);
     const server = await startServer(model, { modelName: "rg", port: 0 });
     try {
       const body = JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
@@ -224,19 +220,7 @@ describe("RecurrentGemma through the generation API", () => {
   });
 
   it("chats with cache reuse and answers like a fresh run", async () => {
-    const dir = writeRandomModel(
-      tinyRecurrentGemmaJson({
-        vocab_size: 256000,
-        hidden_size: 8,
-        lru_width: 8,
-        head_dim: 4,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-      }),
-      4,
-    );
-    addGemmaTokenizer(dir);
-    const model = await loadModel(dir);
+    const model = await tinyRecurrentChatModel(4);
     const chat = model.chat();
     await chat.send("Hello", { temperature: 0, maxTokens: 5 }).complete();
     const second = chat.send("And then?", { temperature: 0, maxTokens: 5 });

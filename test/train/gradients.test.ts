@@ -12,6 +12,14 @@ import { TrainableGemma } from "../../src/train/model.js";
 import * as ops from "../../src/train/ops.js";
 import { tinyGemma2Json } from "../helpers/random-model.js";
 
+/** A Gemma 2 config small enough to check every gradient by finite differences (11 tokens, width 8). */
+function gradientCheckConfig(overrides: Record<string, unknown>) {
+  const small = { vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_attention_heads: 2, num_key_value_heads: 1 };
+  return parseConfigJson(
+    JSON.stringify(tinyGemma2Json({ ...small, head_dim: 4, query_pre_attn_scalar: 4, sliding_window: 3, ...overrides })),
+  );
+}
+
 const rng = new Rng(11);
 const random = (n: number, scale = 1) => Float64Array.from({ length: n }, () => scale * (2 * rng.next() - 1));
 const H = 1e-5;
@@ -181,23 +189,7 @@ describe("backward passes against finite differences (float64)", () => {
   });
 
   it("the whole Gemma 2 model, every parameter, on a fixture-sized config", () => {
-    const config = parseConfigJson(
-      JSON.stringify(
-        tinyGemma2Json({
-          vocab_size: 11,
-          hidden_size: 8,
-          intermediate_size: 12,
-          num_attention_heads: 2,
-          num_key_value_heads: 1,
-          head_dim: 4,
-          query_pre_attn_scalar: 4,
-          num_hidden_layers: 2,
-          sliding_window: 3,
-          attn_logit_softcapping: 1.5,
-          final_logit_softcapping: 3,
-        }),
-      ),
-    );
+    const config = gradientCheckConfig({ num_hidden_layers: 2, attn_logit_softcapping: 1.5, final_logit_softcapping: 3 });
     const model = new TrainableGemma(config, "f64").initRandom(5, 0.5);
     for (const [name, p] of model.params) if (name.endsWith("norm.weight")) p.set(random(p.length, 0.3));
     const ids = [2, 5, 7, 1, 9];
@@ -224,21 +216,7 @@ describe("backward passes against finite differences (float64)", () => {
   });
 
   it("LoRA adapters (A and B) on a frozen model, with a loss mask", () => {
-    const config = parseConfigJson(
-      JSON.stringify(
-        tinyGemma2Json({
-          vocab_size: 11,
-          hidden_size: 8,
-          intermediate_size: 12,
-          num_attention_heads: 2,
-          num_key_value_heads: 1,
-          head_dim: 4,
-          query_pre_attn_scalar: 4,
-          num_hidden_layers: 1,
-          sliding_window: 3,
-        }),
-      ),
-    );
+    const config = gradientCheckConfig({ num_hidden_layers: 1 });
     const model = new TrainableGemma(config, "f64").initRandom(6, 0.5);
     model.addLora(2, 4);
     // B starts at zero (so A's gradient would be zero too): give it values to check both.

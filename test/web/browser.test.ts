@@ -15,8 +15,8 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
 
-const CHROMIUM = process.env["GEMMA_TS_CHROMIUM"] ?? "/usr/bin/chromium";
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const CLI = ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname];
 /** The docs' screenshot is refreshed only when asked (GEMMA_TS_SCREENSHOT=1): each run's port and speed differ. */
@@ -27,18 +27,6 @@ const SCREENSHOT =
 const PROMPT = "And God said";
 const SEED = 1;
 const MAX_TOKENS = 24;
-
-/** The probe's flags: no sandbox as root, and no background connections to a closed network. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--headless",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Starts `gemma-ts web` on a free port; resolves with its URL once it prints it. */
 function startCli(args: string[], log: string[]): Promise<{ child: ChildProcess; url: string }> {
