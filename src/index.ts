@@ -43,12 +43,12 @@ export {
   parseConfigJson,
   configFromHf,
   configToHf,
-  parameterCount,
   type GemmaConfig,
   type PresetName,
   type AttentionKind,
   type ModelFamily,
 } from "./model/gemma/config.js";
+export { parameterCount, activeParameterCount } from "./model/gemma/weights.js";
 export { RECURRENT_PRESETS, type RecurrentGemmaConfig, type BlockKind } from "./model/recurrent-gemma/config.js";
 export { parseModelConfigJson } from "./model/families.js";
 export type { CausalLM, DecodeState, ModelConfig, StateOptions } from "./model/causal-lm.js";

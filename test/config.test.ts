@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { configFromHf, parameterCount, parseConfigJson, PRESETS } from "../src/model/gemma/config.js";
+import { configFromHf, parseConfigJson, PRESETS } from "../src/model/gemma/config.js";
+import { parameterCount } from "../src/model/gemma/weights.js";
 import { ConfigError } from "../src/errors.js";
 import { FIXTURES, tinyGemma2Json } from "./helpers/random-model.js";
 
@@ -38,7 +39,7 @@ describe("config", () => {
     delete json["hidden_activation"];
     json["hidden_act"] = "gelu_pytorch_tanh";
     const c = configFromHf(json);
-    assert.equal(c.ropeTheta, 5000);
+    assert.equal(c.rope.global.theta, 5000);
     assert.equal(c.slidingWindow, 7);
     assert.deepEqual(c.layerTypes, ["global", "local", "global", "local"]);
     assert.equal(c.activation, "gelu_tanh");

@@ -6,7 +6,7 @@
  */
 import { buildForward, openCheckpoint, resolveKernels } from "../gemma.js";
 import { KernelProfile, type KernelTiming } from "./profile.js";
-import { PRESETS } from "../model/gemma/config.js";
+import { PRESETS, uniformLayers } from "../model/gemma/config.js";
 import type { DecodeState, ModelConfig } from "../model/causal-lm.js";
 import { KvCache } from "../model/kv-cache.js";
 import { RECURRENT_PRESETS } from "../model/recurrent-gemma/config.js";
@@ -25,6 +25,7 @@ const TINY_SHAPES: Record<string, ModelConfig> = {
     headDim: 16,
     ffnDim: 128,
     queryPreAttnScalar: 16,
+    layers: uniformLayers(4, 16, 2, 128),
     slidingWindow: 64,
     layerTypes: ["local", "global", "local", "global"],
   },

@@ -8,6 +8,7 @@ import type { TensorSource } from "../weights/checkpoint.js";
 import type { CausalLM, ModelConfig } from "./causal-lm.js";
 import { GemmaForward, type ForwardOptions } from "./gemma/forward.js";
 import { loadWeights, type GemmaWeights } from "./gemma/weights.js";
+import { textModelTensors } from "./gemma/text-tensors.js";
 import type { LoraDelta } from "./lora-adapter.js";
 import { RecurrentGemmaForward } from "./recurrent-gemma/forward.js";
 import { loadRecurrentWeights, type RecurrentGemmaWeights } from "./recurrent-gemma/weights.js";
@@ -28,7 +29,7 @@ export async function assembleForward(
   options: AssembleOptions = {},
 ): Promise<{ forwardPass: CausalLM; weightBytes: number }> {
   if (options.lora && config.family === "recurrent_gemma")
-    throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma and Gemma 2 models`);
+    throw new CheckpointError(`${source.dir}: LoRA adapters are supported for Gemma models, not RecurrentGemma`);
   const loadOptions = {
     ...options,
     onMatrix: (w: Weight) => kernels.adopt?.([w]),
@@ -38,7 +39,7 @@ export async function assembleForward(
   const weights =
     config.family === "recurrent_gemma"
       ? await loadRecurrentWeights(source, config, loadOptions)
-      : await loadWeights(source, config, loadOptions);
+      : await loadWeights(textModelTensors(source), config, loadOptions);
   const weightBytes = heldBytes(weights);
   await kernels.ready?.();
   const forwardPass =

@@ -59,6 +59,15 @@ export class FieldReader {
     return this.json[field] === undefined || this.json[field] === null ? undefined : this.positiveInt(field);
   }
 
+  /** A count that may be 0 (num_kv_shared_layers); absent or null is undefined. */
+  optionalNonNegativeInt(field: string, max = 1 << 24): number | undefined {
+    const v = this.json[field];
+    if (v === undefined || v === null) return undefined;
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max)
+      this.fail(field, `an integer from 0 to ${max.toLocaleString("en")}`);
+    return v as number;
+  }
+
   positiveNumber(field: string): number {
     const v = this.json[field];
     if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(field, "a positive number");
@@ -107,8 +116,8 @@ export class FieldReader {
     return this.fail(field, expected);
   }
 
-  /** null disables the cap (as in HF); absent means the Gemma 2 default. */
-  softcap(field: string, fallback: number): number | null {
+  /** null disables the cap (as in HF); absent means the family's default. */
+  softcap(field: string, fallback: number | null): number | null {
     if (!(field in this.json)) return fallback;
     if (this.json[field] === null) return null;
     return this.positiveNumber(field);

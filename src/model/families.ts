@@ -2,14 +2,14 @@
  * The model families side by side: which family a config.json describes, and what differs per
  * family where callers only need a summary (tensors, size, state memory).
  */
-import { configFromHf, parameterCount } from "./gemma/config.js";
+import { configFromHf } from "./gemma/config.js";
 import { parseJsonObject } from "./config-fields.js";
 import type { ModelConfig } from "./causal-lm.js";
 import { KvCache } from "./kv-cache.js";
 import { recurrentConfigFromHf, recurrentParameterCount } from "./recurrent-gemma/config.js";
 import { RecurrentState } from "./recurrent-gemma/forward.js";
 import { expectedRecurrentTensors } from "./recurrent-gemma/weights.js";
-import { expectedTensors } from "./gemma/weights.js";
+import { expectedTensors, parameterCount } from "./gemma/weights.js";
 
 /** Parses a config.json of any supported family (gemma, gemma2, recurrent_gemma). */
 export function parseModelConfigJson(text: string, source = "config.json"): ModelConfig {
@@ -35,7 +35,7 @@ export function fullStateBytes(config: ModelConfig): number {
     for (const ring of state.kv) ring?.reserve(config.attentionWindow);
     return state.bytes();
   }
-  return new KvCache(config).layers.reduce((sum, l) => sum + 2 * 4 * l.ringSize * l.rowWidth, 0);
+  return new KvCache(config).distinctLayers().reduce((sum, l) => sum + 2 * 4 * l.ringSize * l.rowWidth, 0);
 }
 
 /** One line per aspect, for `gemma-ts info`. */
@@ -63,5 +63,7 @@ export function describeArchitecture(c: ModelConfig): string[] {
 export const FAMILY_NAMES: Record<ModelConfig["family"], string> = {
   gemma: "Gemma 1",
   gemma2: "Gemma 2",
+  gemma3: "Gemma 3",
+  gemma4: "Gemma 4",
   recurrent_gemma: "RecurrentGemma",
 };

@@ -98,7 +98,7 @@ function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, 
     [`${arch}.attention.key_length`]: gguv.u32(c.headDim),
     [`${arch}.attention.value_length`]: gguv.u32(c.headDim),
     [`${arch}.attention.layer_norm_rms_epsilon`]: gguv.f32(c.rmsNormEps),
-    [`${arch}.rope.freq_base`]: gguv.f32(c.ropeTheta),
+    [`${arch}.rope.freq_base`]: gguv.f32(c.rope.global.theta),
   };
   if (arch === "gemma2") {
     m[`${arch}.attention.sliding_window`] = gguv.u32(c.slidingWindow!);

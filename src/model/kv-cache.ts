@@ -1,7 +1,8 @@
 /**
  * KV cache that honours the sliding window (GEMMA2.md §2, "KV cache / decoding"): global layers
  * keep every position, local layers keep a ring buffer of `slidingWindow` (+ optional slack)
- * positions, so a 2B at 8192 tokens holds 4096 positions on its local layers.
+ * positions, so a 2B at 8192 tokens holds 4096 positions on its local layers. Each layer's rows
+ * are its own width (Gemma 4 varies head_dim and KV heads); KV-sharing layers hold none.
  */
 import type { GemmaConfig } from "./gemma/config.js";
 import { GenerationError } from "../errors.js";
@@ -57,12 +58,23 @@ export class KvCache implements DecodeState {
   ) {
     const slack = options.rewindSlack ?? 0;
     if (!Number.isInteger(slack) || slack < 0) throw new GenerationError(`rewindSlack must be a non-negative integer, found ${slack}`);
-    const rowWidth = config.nKvHeads * config.headDim;
-    this.layers = config.layerTypes.map((kind) => {
+    this.layers = [];
+    for (const [i, kind] of config.layerTypes.entries()) {
+      const shape = config.layers[i]!;
+      // A KV-sharing layer (Gemma 4) holds nothing of its own: it reads its source layer's rows.
+      if (shape.kvSource !== i) {
+        this.layers.push(this.layers[shape.kvSource]!);
+        continue;
+      }
       const window = kind === "local" ? config.slidingWindow : null;
       const ringSize = window === null ? config.maxPositions : Math.min(window + slack, config.maxPositions);
-      return new LayerKv(ringSize, window, rowWidth);
-    });
+      this.layers.push(new LayerKv(ringSize, window, shape.nKvHeads * shape.headDim));
+    }
+  }
+
+  /** Each layer's storage once (KV-sharing layers point at their source's). */
+  distinctLayers(): LayerKv[] {
+    return [...new Set(this.layers)];
   }
 
   /** Whether every key a query at position `position` needs is still held. */
@@ -102,6 +114,6 @@ export class KvCache implements DecodeState {
 
   /** Bytes held now (both K and V, all layers). */
   bytes(): number {
-    return this.layers.reduce((sum, l) => sum + (l.k.byteLength + l.v.byteLength), 0);
+    return this.distinctLayers().reduce((sum, l) => sum + (l.k.byteLength + l.v.byteLength), 0);
   }
 }

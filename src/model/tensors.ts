@@ -9,7 +9,8 @@ import type { TensorSource } from "../weights/checkpoint.js";
 import { narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
 import { mergeLoraRow, type LoraDelta } from "./lora-adapter.js";
 import type { StoredTensor } from "../weights/safetensors.js";
-import { Q8_0_BLOCK } from "../weights/q8_0.js";
+import { Q8_0_BLOCK, q8_0RowBytes } from "../weights/q8_0.js";
+import { q4_0RowBytes } from "../weights/q4_0.js";
 
 /** Stored types a matrix can be read from (K-quants are converted by the GGUF reader). */
 const READABLE_DTYPES = new Set(["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]);
@@ -46,6 +47,8 @@ const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /^output\.weight$/, /\.rotary_emb\
 export interface ValidateOptions {
   onDebug?: (message: string) => void;
   allowUnusedTensors?: boolean;
+  /** Tensors the file may hold that this config rightly does not read (reported through onDebug). */
+  skipped?: ReadonlySet<string>;
 }
 
 /**
@@ -84,7 +87,7 @@ export function validateTensors(
     totalBytes += entry.end - entry.start;
   }
   const unused = ckpt.tensorNames().filter((name) => !expected.has(name));
-  const harmful = unused.filter((name) => !HARMLESS_EXTRAS.some((re) => re.test(name)));
+  const harmful = unused.filter((name) => !HARMLESS_EXTRAS.some((re) => re.test(name)) && !options.skipped?.has(name));
   if (harmful.length > 0 && !allowUnusedTensors) {
     const shown = harmful.slice(0, 3).join(", ") + (harmful.length > 3 ? ` and ${harmful.length - 3} more` : "");
     throw new CheckpointError(
@@ -136,17 +139,42 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
     const [rows, cols] = [t.shape[0]!, t.shape[1]!];
     const delta = lora?.get(name);
     if (delta) t = { dtype: "f32", shape: t.shape, data: mergeLora(t, delta, rows, cols) };
-    let weight: Weight = { dtype: t.dtype, rows, cols, data: t.data };
+    return place({ dtype: t.dtype, rows, cols, data: t.data });
+  };
+  /** A matrix read: quantized when asked (and its rows split into blocks), then handed to the backend. */
+  const place = (read: Weight): Weight => {
+    let weight = read;
+    const { dtype, rows, cols } = read;
     // Q8_0 and Q4_0 share a 32-value block; a matrix already smaller than asked stays as it is.
-    if (quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(t.dtype, quant)) {
-      const fromFloats = t.dtype === "f32" || t.dtype === "bf16" || t.dtype === "f16";
+    if (quant && quant !== "none" && cols % Q8_0_BLOCK === 0 && narrows(dtype, quant)) {
+      const fromFloats = dtype === "f32" || dtype === "bf16" || dtype === "f16";
       weight =
         options.quantizeMatrix && fromFloats
           ? options.quantizeMatrix(weight, quant)
-          : { dtype: quant, rows, cols, data: toBlocks(t.data, t.dtype, rows, cols, quant) };
+          : { dtype: quant, rows, cols, data: toBlocks(read.data, dtype, rows, cols, quant) };
     }
     onMatrix?.(weight);
     return weight;
+  };
+  /**
+   * A stack of matrices [count, rows, cols] (mixture-of-experts weights) as `count` matrices, each
+   * cut into consecutive row ranges of `split` rows (gate and up of one expert).
+   */
+  const stackedMatrices = async (name: string, split: number[]): Promise<Weight[][]> => {
+    const t = await read(name);
+    const [count, rows, cols] = [t.shape[0]!, t.shape[1]!, t.shape[2]!];
+    const out: Weight[][] = [];
+    for (let e = 0; e < count; e++) {
+      let row = e * rows;
+      out.push(
+        split.map((n) => {
+          const data = rowRange(t.data, t.dtype, row, n, cols);
+          row += n;
+          return place({ dtype: t.dtype, rows: n, cols, data });
+        }),
+      );
+    }
+    return out;
   };
   /**
    * A matrix read straight into the backend's memory: its stored bytes are what the kernels take
@@ -176,15 +204,27 @@ export function tensorReader(ckpt: TensorSource, totalBytes: number, options: Lo
   };
   /** A small tensor widened to float32. */
   const vector = async (name: string): Promise<Float32Array> => widen(await read(name));
-  /** An RMSNorm weight as its gain 1 + w (weights are stored as offsets from 1, GEMMA2.md §2). */
-  const gain = async (name: string): Promise<Float32Array> => {
+  /**
+   * An RMSNorm weight as its gain `offset + w`: Gemma 1-3 store offsets from 1 (GEMMA2.md §2),
+   * Gemma 4 the gain itself (offset 0); GGUF files hold the gain already.
+   */
+  const gain = async (name: string, offset: 0 | 1 = 1): Promise<Float32Array> => {
     const t = await read(name);
-    return t.storedAsGain ? widen(t) : widen(t).map((w) => 1 + w);
+    return t.storedAsGain || offset === 0 ? widen(t) : widen(t).map((w) => 1 + w);
   };
-  return { matrix, vector, gain };
+  return { matrix, stackedMatrices, vector, gain };
 }
 
 export type TensorReader = ReturnType<typeof tensorReader>;
+
+/** A copy of rows [first, first + count) of a [*, cols] matrix in any held form. */
+function rowRange(data: Weight["data"], dtype: MatrixDtype, first: number, count: number, cols: number): Weight["data"] {
+  if (dtype === "q8_0" || dtype === "q4_0") {
+    const rowBytes = dtype === "q8_0" ? q8_0RowBytes(cols) : q4_0RowBytes(cols);
+    return data.slice(first * rowBytes, (first + count) * rowBytes);
+  }
+  return data.slice(first * cols, (first + count) * cols);
+}
 
 function mergeLora(t: StoredTensor, delta: LoraDelta, rows: number, cols: number): Float32Array {
   if (delta.a.length !== delta.rank * cols || delta.b.length !== rows * delta.rank) {

@@ -115,7 +115,7 @@ export class TrainableGemma {
       this.params.set(name, this.alloc(size));
       this.grads.set(name, this.alloc(size));
     }
-    this.invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta);
+    this.invFreq = ropeInverseFrequencies(config.headDim, config.rope.global.theta);
     this.embedScale = embeddingNormalizer(config.dModel, "f32");
   }
 

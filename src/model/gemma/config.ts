@@ -1,54 +1,51 @@
 /**
- * Model configuration: named presets (GEMMA2.md §1, §4) and a strict reader of Hugging Face
- * `config.json` for `model_type` "gemma2" and "gemma". Model code branches on these fields only,
- * never on a model's name.
+ * Gemma model configuration: the Gemma 1/2 presets (GEMMA2.md §1, §4), a strict reader of Hugging
+ * Face \`config.json\` for every Gemma decoder generation (Gemma 3 and 4 in \`successor-config.ts\`),
+ * and the Gemma 1/2 config.json a trained checkpoint saves.
  */
-import type { Activation } from "../../backend/kernels.js";
 import { ConfigError } from "../../errors.js";
 import { FieldReader, parseJsonObject, type Json } from "../config-fields.js";
+import {
+  checkSharedFields,
+  defaultLayerTypes,
+  defaultRope,
+  readActivation,
+  readLayerTypes,
+  uniformLayers,
+  type AttentionKind,
+  type GemmaConfig,
+  type ModelFamily,
+} from "./config-common.js";
+import { gemma3ConfigFromHf, gemma4ConfigFromHf } from "./successor-config.js";
+import { SUCCESSOR_PRESETS } from "./successor-presets.js";
 
-export type ModelFamily = "gemma" | "gemma2";
-export type AttentionKind = "local" | "global";
-
-export interface GemmaConfig {
-  family: ModelFamily;
-  vocabSize: number;
-  dModel: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  headDim: number;
-  ffnDim: number;
-  /** Attention kind of each layer; local layers see `0 <= i - j < slidingWindow` (§2.2.6). */
-  layerTypes: AttentionKind[];
-  /** null when no layer is local (Gemma 1). */
-  slidingWindow: number | null;
-  /** Scores are multiplied by queryPreAttnScalar^-0.5 (§2.2.4; 144 for the 27B, not head_dim). */
-  queryPreAttnScalar: number;
-  attnSoftcap: number | null;
-  finalSoftcap: number | null;
-  /** Gemma 2 norms the attention and MLP outputs too (four norms per layer); Gemma 1 does not. */
-  sandwichNorms: boolean;
-  activation: Activation;
-  ropeTheta: number;
-  maxPositions: number;
-  rmsNormEps: number;
-  bosTokenId: number;
-  eosTokenIds: number[];
-  padTokenId: number;
-}
+export * from "./config-common.js";
 
 /** Fields every Gemma 1 and 2 release shares (a fresh object each time: presets must not share arrays). */
 function sharedPresetFields() {
   return {
     vocabSize: 256000,
     activation: "gelu_tanh" as const,
-    ropeTheta: 10000,
+    rope: defaultRope(10000),
     maxPositions: 8192,
     rmsNormEps: 1e-6,
     bosTokenId: 2,
     eosTokenIds: [1],
     padTokenId: 0,
+    ...gemma12Features(),
+  };
+}
+
+/** The Gemma 3/4 features Gemma 1 and 2 do not have. */
+function gemma12Features() {
+  return {
+    qkNorm: false,
+    valueNorm: false,
+    normGainOffset: 1 as const,
+    perLayerInput: null,
+    moe: null,
+    layerScalars: false,
+    unsupportedInputs: [],
   };
 }
 
@@ -64,6 +61,7 @@ function gemma2Preset(p: {
   return {
     family: "gemma2",
     ...p,
+    layers: uniformLayers(p.nLayers, p.headDim, p.nKvHeads, p.ffnDim),
     layerTypes: defaultLayerTypes(p.nLayers),
     slidingWindow: 4096,
     attnSoftcap: 50,
@@ -78,6 +76,7 @@ function gemma1Preset(p: { nLayers: number; dModel: number; nHeads: number; nKvH
     family: "gemma",
     ...p,
     headDim: 256,
+    layers: uniformLayers(p.nLayers, 256, p.nKvHeads, p.ffnDim),
     layerTypes: new Array<AttentionKind>(p.nLayers).fill("global"),
     slidingWindow: null,
     queryPreAttnScalar: 256,
@@ -88,36 +87,70 @@ function gemma1Preset(p: { nLayers: number; dModel: number; nHeads: number; nKvH
   };
 }
 
-/** The published configurations (GEMMA2.md §1 and §4). */
+/** The published configurations (GEMMA2.md §1 and §4; Gemma 3 and 4: successor-presets.ts). */
 export const PRESETS = {
   "gemma2-2b": gemma2Preset({ nLayers: 26, dModel: 2304, nHeads: 8, nKvHeads: 4, headDim: 256, ffnDim: 9216, queryPreAttnScalar: 256 }),
   "gemma2-9b": gemma2Preset({ nLayers: 42, dModel: 3584, nHeads: 16, nKvHeads: 8, headDim: 256, ffnDim: 14336, queryPreAttnScalar: 256 }),
   "gemma2-27b": gemma2Preset({ nLayers: 46, dModel: 4608, nHeads: 32, nKvHeads: 16, headDim: 128, ffnDim: 36864, queryPreAttnScalar: 144 }),
   "gemma-2b": gemma1Preset({ nLayers: 18, dModel: 2048, nHeads: 8, nKvHeads: 1, ffnDim: 16384 }),
   "gemma-7b": gemma1Preset({ nLayers: 28, dModel: 3072, nHeads: 16, nKvHeads: 16, ffnDim: 24576 }),
+  ...SUCCESSOR_PRESETS,
 } satisfies Record<string, GemmaConfig>;
 
 export type PresetName = keyof typeof PRESETS;
 
-/** Layer i is local when i is even, global when odd; layer 0 is local (§2.2). */
-export function defaultLayerTypes(nLayers: number): AttentionKind[] {
-  return Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? "local" : "global"));
-}
-
-/** Parses the text of a Gemma 1/2 config.json; `source` names the file in errors. */
+/** Parses the text of a Gemma config.json (any generation); \`source\` names the file in errors. */
 export function parseConfigJson(text: string, source = "config.json"): GemmaConfig {
   return configFromHf(parseJsonObject(text, source), source);
 }
 
-/** Builds a GemmaConfig from the fields of a Hugging Face config.json object. */
+/**
+ * Builds a GemmaConfig from a Hugging Face config.json object: \`gemma\`, \`gemma2\`, \`gemma3_text\`,
+ * \`gemma4_text\`, or the text part (\`text_config\`) of a multimodal \`gemma3\` / \`gemma4\` checkpoint.
+ */
 export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
-  const read = new FieldReader(hf, source);
   const modelType = hf["model_type"];
-  if (modelType !== "gemma2" && modelType !== "gemma") {
-    const found = modelType === undefined ? "no model_type" : `model_type ${JSON.stringify(modelType)}`;
-    throw new ConfigError(`${source}: unsupported model: ${found} (gemma-ts reads "gemma2", "gemma" and "recurrent_gemma")`, "model_type");
+  switch (modelType) {
+    case "gemma":
+    case "gemma2":
+      return gemma12ConfigFromHf(hf, source);
+    case "gemma3_text":
+      return gemma3ConfigFromHf(hf, source, []);
+    case "gemma4_text":
+      return gemma4ConfigFromHf(hf, source, []);
+    case "gemma3":
+    case "gemma4":
+      return multimodalTextConfig(hf, modelType, source);
   }
-  const family: ModelFamily = modelType;
+  const found = modelType === undefined ? "no model_type" : `model_type ${JSON.stringify(modelType)}`;
+  throw new ConfigError(
+    `${source}: unsupported model: ${found} (gemma-ts reads "gemma", "gemma2", "gemma3_text", "gemma3", "gemma4_text", "gemma4" ` +
+      `and "recurrent_gemma")`,
+    "model_type",
+  );
+}
+
+/** The language model of a multimodal checkpoint: its \`text_config\`, noting the towers gemma-ts does not run. */
+function multimodalTextConfig(hf: Json, modelType: "gemma3" | "gemma4", source: string): GemmaConfig {
+  const text = hf["text_config"] ?? {};
+  if (typeof text !== "object" || text === null || Array.isArray(text))
+    throw new ConfigError(`${source}: text_config must be an object`, "text_config");
+  const unsupported: ("image" | "audio")[] = [];
+  if (hf["vision_config"] !== undefined && hf["vision_config"] !== null) unsupported.push("image");
+  if (hf["audio_config"] !== undefined && hf["audio_config"] !== null) unsupported.push("audio");
+  // Token ids live at the top level of a multimodal config.json; the text config inherits them.
+  const merged: Json = { ...text };
+  for (const field of ["bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings"]) {
+    if (merged[field] === undefined && hf[field] !== undefined) merged[field] = hf[field];
+  }
+  const where = `${source} (text_config)`;
+  return modelType === "gemma3" ? gemma3ConfigFromHf(merged, where, unsupported) : gemma4ConfigFromHf(merged, where, unsupported);
+}
+
+/** Builds a Gemma 1/2 GemmaConfig from the fields of a Hugging Face config.json object (`model_type` checked by the caller). */
+export function gemma12ConfigFromHf(hf: Json, source: string): GemmaConfig {
+  const read = new FieldReader(hf, source);
+  const family: ModelFamily = hf["model_type"] === "gemma2" ? "gemma2" : "gemma";
   const isGemma2 = family === "gemma2";
 
   const dModel = read.positiveInt("hidden_size");
@@ -136,7 +169,10 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
   }
 
   const slidingWindow = isGemma2 ? (read.optionalPositiveInt("sliding_window") ?? read.positiveInt("sliding_window_size")) : null;
-  const layerTypes = isGemma2 ? readLayerTypes(hf, nLayers, source) : new Array<AttentionKind>(nLayers).fill("global");
+  const layerTypes = isGemma2
+    ? readLayerTypes(hf, nLayers, source, defaultLayerTypes(nLayers))
+    : new Array<AttentionKind>(nLayers).fill("global");
+  const ffnDim = read.positiveInt("intermediate_size");
 
   const config: GemmaConfig = {
     family,
@@ -146,7 +182,8 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
     nHeads,
     nKvHeads,
     headDim,
-    ffnDim: read.positiveInt("intermediate_size"),
+    ffnDim,
+    layers: uniformLayers(nLayers, headDim, nKvHeads, ffnDim),
     layerTypes,
     slidingWindow,
     // Gemma 1 scales by 1/sqrt(head_dim) (§4); Gemma 2 names its scalar (§1: 144 for the 27B).
@@ -155,56 +192,16 @@ export function configFromHf(hf: Json, source = "config.json"): GemmaConfig {
     finalSoftcap: isGemma2 ? read.softcap("final_logit_softcapping", 30) : null,
     sandwichNorms: isGemma2,
     activation: readActivation(hf, source),
-    ropeTheta: readRopeTheta(read, hf, source),
+    rope: defaultRope(readRopeTheta(read, hf, source)),
     maxPositions: read.optionalPositiveInt("max_position_embeddings") ?? 8192,
     rmsNormEps: read.optionalPositiveNumber("rms_norm_eps") ?? 1e-6,
     bosTokenId: read.optionalTokenId("bos_token_id") ?? 2,
     eosTokenIds: read.tokenIds("eos_token_id", [1]),
     padTokenId: read.optionalTokenId("pad_token_id") ?? 0,
+    ...gemma12Features(),
   };
-  if (hf["tie_word_embeddings"] === false) {
-    throw new ConfigError(
-      `${source}: tie_word_embeddings false is not a Gemma checkpoint (Gemma ties input and output embeddings)`,
-      "tie_word_embeddings",
-    );
-  }
-  for (const [field, id] of [
-    ["bos_token_id", config.bosTokenId],
-    ["pad_token_id", config.padTokenId],
-    ...config.eosTokenIds.map((id) => ["eos_token_id", id] as const),
-  ] as const) {
-    if (id >= config.vocabSize) {
-      throw new ConfigError(`${source}: ${field} ${id} is outside the vocabulary of ${config.vocabSize}`, field);
-    }
-  }
+  checkSharedFields(hf, config, source);
   return config;
-}
-
-function readLayerTypes(hf: Json, nLayers: number, source: string): AttentionKind[] {
-  const raw = hf["layer_types"];
-  if (raw === undefined || raw === null) return defaultLayerTypes(nLayers);
-  if (!Array.isArray(raw) || raw.length !== nLayers) {
-    throw new ConfigError(`${source}: layer_types must be a list of num_hidden_layers (${nLayers}) entries`, "layer_types");
-  }
-  return raw.map((t, i) => {
-    if (t === "sliding_attention") return "local";
-    if (t === "full_attention") return "global";
-    throw new ConfigError(
-      `${source}: layer_types[${i}] is ${JSON.stringify(t)}; expected "sliding_attention" or "full_attention"`,
-      "layer_types",
-    );
-  });
-}
-
-/** `hidden_activation` wins; a bare legacy `hidden_act: "gelu"` means the tanh form, as in HF (transformers#29402). */
-function readActivation(hf: Json, source: string): Activation {
-  const explicit = hf["hidden_activation"];
-  const legacy = hf["hidden_act"];
-  const name = explicit ?? legacy ?? "gelu_pytorch_tanh";
-  if (name === "gelu_pytorch_tanh" || name === "gelu_new" || name === "gelu_fast") return "gelu_tanh";
-  if (name === "gelu") return explicit === undefined || explicit === null ? "gelu_tanh" : "gelu_exact";
-  const field = explicit !== undefined && explicit !== null ? "hidden_activation" : "hidden_act";
-  throw new ConfigError(`${source}: ${field} ${JSON.stringify(name)} is not supported (expected "gelu_pytorch_tanh" or "gelu")`, field);
 }
 
 /** `rope_theta` (≤ 4.5x) or `rope_parameters.rope_theta` (v5); only the default rope type exists for Gemma. */
@@ -236,6 +233,7 @@ function readRopeTheta(read: FieldReader, hf: Json, source: string): number {
 
 /** A Hugging Face config.json object for a Gemma 1/2 config (what a trained checkpoint saves). */
 export function configToHf(c: GemmaConfig): Record<string, unknown> {
+  if (c.family !== "gemma" && c.family !== "gemma2") throw new ConfigError(`writing a ${c.family} config.json is not supported`);
   const isGemma2 = c.family === "gemma2";
   return {
     architectures: [isGemma2 ? "Gemma2ForCausalLM" : "GemmaForCausalLM"],
@@ -250,7 +248,7 @@ export function configToHf(c: GemmaConfig): Record<string, unknown> {
     hidden_activation: c.activation === "gelu_tanh" ? "gelu_pytorch_tanh" : "gelu",
     max_position_embeddings: c.maxPositions,
     rms_norm_eps: c.rmsNormEps,
-    rope_theta: c.ropeTheta,
+    rope_theta: c.rope.global.theta,
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
     pad_token_id: c.padTokenId,
@@ -267,12 +265,4 @@ export function configToHf(c: GemmaConfig): Record<string, unknown> {
         }
       : {}),
   };
-}
-
-/** Parameter count of the model a config describes (tied embeddings counted once). */
-export function parameterCount(c: GemmaConfig): number {
-  const attention = c.dModel * c.headDim * (2 * c.nHeads + 2 * c.nKvHeads);
-  const mlp = 3 * c.dModel * c.ffnDim;
-  const norms = (c.sandwichNorms ? 4 : 2) * c.dModel;
-  return c.vocabSize * c.dModel + c.nLayers * (attention + mlp + norms) + c.dModel;
 }

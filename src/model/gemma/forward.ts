@@ -1,6 +1,7 @@
 /**
- * The Gemma 2 / Gemma 1 forward pass (GEMMA2.md §2, §4), written once over the kernel interface.
- * Branches only on config fields: sandwichNorms, layerTypes, soft-caps.
+ * The forward pass of the Gemma decoders (GEMMA2.md §2, §4; docs/spec/GEMMA3-4.md), written once
+ * over the kernel interface. Branches only on config fields: sandwichNorms, layerTypes, soft-caps,
+ * QK/value norms, per-layer shapes and KV sources, per-layer inputs, experts, layer scalars.
  */
 import type { Kernels } from "../../backend/kernels.js";
 import type { GemmaConfig } from "./config.js";
@@ -9,7 +10,8 @@ import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from "../../weights/dtype.js
 import type { CausalLM, DecodeState, StateOptions } from "../causal-lm.js";
 import { KvCache } from "../kv-cache.js";
 import { outputLogits } from "../output-head.js";
-import { ropeInverseFrequencies } from "../rope.js";
+import { layerRopeFrequencies } from "../rope.js";
+import { mixtureOfExperts } from "./experts.js";
 import type { GemmaWeights, LayerWeights } from "./weights.js";
 
 /** Which dtype sqrt(dModel) is rounded to (§2.1): f32 matches HF in fp32; bf16 matches a bf16 run. */
@@ -19,9 +21,20 @@ export interface ForwardOptions {
   normalizerDtype?: NormalizerDtype;
 }
 
+/** Keys and values a layer computed in this call, kept for the later layers that share them. */
+interface SharedKv {
+  k: Float32Array;
+  v: Float32Array;
+}
+
 export class GemmaForward implements CausalLM {
-  private readonly invFreq: Float32Array;
+  private readonly invFreq: Float32Array[];
   readonly embedScale: number;
+  private readonly perLayerScale: number;
+  /** Unit gains for the norms without weights (Gemma 4's value norm), by width. */
+  private readonly unitGains = new Map<number, Float32Array>();
+  /** Layers whose keys and values later layers read (their cache write waits until those have attended). */
+  private readonly sharedSources: Set<number>;
 
   constructor(
     readonly config: GemmaConfig,
@@ -29,11 +42,14 @@ export class GemmaForward implements CausalLM {
     readonly kernels: Kernels,
     options: ForwardOptions = {},
   ) {
-    this.invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta);
-    this.embedScale = embeddingNormalizer(config.dModel, options.normalizerDtype ?? "f32");
+    this.invFreq = config.layers.map((shape, i) => layerRopeFrequencies(config.rope[config.layerTypes[i]!], shape.headDim));
+    const dtype = options.normalizerDtype ?? "f32";
+    this.embedScale = embeddingNormalizer(config.dModel, dtype);
+    this.perLayerScale = config.perLayerInput ? embeddingNormalizer(config.perLayerInput.dim, dtype) : 1;
+    this.sharedSources = new Set(config.layers.filter((l, i) => l.kvSource !== i).map((l) => l.kvSource));
   }
 
-  /** A KV cache for this model: full rows on global layers, a ring of the window on local ones. */
+  /** A KV cache for this model: full rows on global layers, a ring of the window on local ones, none on KV-sharing layers. */
   createState(options: StateOptions = {}): KvCache {
     return new KvCache(this.config, options);
   }
@@ -59,61 +75,160 @@ export class GemmaForward implements CausalLM {
     }
     const h = new Float32Array(seqLen * c.dModel);
     k.embed(h, this.weights.embedding, ids, this.embedScale);
+    const perLayer = this.perLayerInputs(ids, h);
     const scratch = new LayerScratch(c, seqLen);
-    for (let i = 0; i < c.nLayers; i++) this.layer(i, this.weights.layers[i]!, h, scratch, cache, startPos);
+    const shared = new Map<number, SharedKv>();
+    for (let i = 0; i < c.nLayers; i++) {
+      this.layer(i, this.weights.layers[i]!, h, scratch, cache, startPos, shared);
+      if (perLayer) this.perLayerInput(i, h, perLayer, scratch);
+      const scalar = this.weights.layers[i]!.scalar;
+      if (scalar !== 1) for (let j = 0; j < h.length; j++) h[j]! *= scalar;
+    }
+    if (cache) for (const [source, kv] of shared) cache.layers[source]!.write(kv.k, kv.v, startPos, seqLen);
     if (cache) cache.length = startPos + seqLen;
 
     return outputLogits(k, c, h, seqLen, logitsFor, this.weights.finalNorm, this.weights.embedding);
   }
 
-  private layer(index: number, w: LayerWeights, h: Float32Array, s: LayerScratch, cache: KvCache | null, startPos: number): void {
+  private layer(
+    index: number,
+    w: LayerWeights,
+    h: Float32Array,
+    s: LayerScratch,
+    cache: KvCache | null,
+    startPos: number,
+    shared: Map<number, SharedKv>,
+  ): void {
     const c = this.config;
     const k = this.kernels;
     const { seqLen } = s;
+    const { headDim, nKvHeads, kvSource } = c.layers[index]!;
     const residualSize = seqLen * c.dModel;
+    const q = s.q.subarray(0, seqLen * c.nHeads * headDim);
+    const attn = s.attn.subarray(0, q.length);
 
     k.rmsnorm(s.normed, h, w.inputNorm, seqLen, c.dModel, c.rmsNormEps);
-    k.matmul(s.q, s.normed, w.q, seqLen);
-    k.matmul(s.k, s.normed, w.k, seqLen);
-    k.matmul(s.v, s.normed, w.v, seqLen);
-    k.rope(s.q, seqLen, c.nHeads, c.headDim, startPos, this.invFreq);
-    k.rope(s.k, seqLen, c.nKvHeads, c.headDim, startPos, this.invFreq);
-    const layerKv = cache?.layers[index];
-    const window = c.layerTypes[index] === "local" ? c.slidingWindow : null;
+    k.matmul(q, s.normed, w.q, seqLen);
+    if (w.qNorm) k.rmsnorm(q, q, w.qNorm, seqLen * c.nHeads, headDim, c.rmsNormEps);
+    k.rope(q, seqLen, c.nHeads, headDim, startPos, this.invFreq[index]!);
+    const { k: keys, v: values } = kvSource === index ? this.keysAndValues(index, w, s, startPos) : shared.get(kvSource)!;
+    const layerKv = cache?.layers[kvSource];
     k.attention({
-      out: s.attn,
-      q: s.q,
-      newK: s.k,
-      newV: s.v,
-      pastK: layerKv?.k ?? s.k,
-      pastV: layerKv?.v ?? s.v,
+      out: attn,
+      q,
+      newK: keys,
+      newV: values,
+      pastK: layerKv?.k ?? keys,
+      pastV: layerKv?.v ?? values,
       pastCapacity: layerKv?.ringSize ?? 1,
       startPos,
       seqLen,
       nHeads: c.nHeads,
-      nKvHeads: c.nKvHeads,
-      headDim: c.headDim,
+      nKvHeads,
+      headDim,
       scale: c.queryPreAttnScalar ** -0.5,
       softcap: c.attnSoftcap,
-      window,
+      window: c.layerTypes[index] === "local" ? c.slidingWindow : null,
     });
-    // Written after attention so a long prefill never overwrites ring rows its own queries still read.
-    layerKv?.write(s.k, s.v, startPos, seqLen);
-    k.matmul(s.out, s.attn, w.o, seqLen);
+    if (this.sharedSources.has(index)) shared.set(index, { k: keys.slice(), v: values.slice() });
+    // Written after attention so a long prefill never overwrites ring rows its own queries still
+    // read; a shared source writes once every layer reading it has attended (forward()).
+    else if (kvSource === index) layerKv?.write(keys, values, startPos, seqLen);
+    k.matmul(s.out, attn, w.o, seqLen);
     if (w.postAttentionNorm) k.rmsnorm(s.out, s.out, w.postAttentionNorm, seqLen, c.dModel, c.rmsNormEps);
     k.addInPlace(h, s.out, residualSize);
 
+    const ffn = c.layers[index]!.ffnDim;
+    const gate = s.gate.subarray(0, seqLen * ffn);
+    const up = s.up.subarray(0, seqLen * ffn);
     k.rmsnorm(s.normed, h, w.preFeedforwardNorm, seqLen, c.dModel, c.rmsNormEps);
-    k.matmul(s.gate, s.normed, w.gate, seqLen);
-    k.matmul(s.up, s.normed, w.up, seqLen);
-    k.geglu(s.gate, s.gate, s.up, seqLen * c.ffnDim, c.activation);
-    k.matmul(s.out, s.gate, w.down, seqLen);
+    k.matmul(gate, s.normed, w.gate, seqLen);
+    k.matmul(up, s.normed, w.up, seqLen);
+    k.geglu(gate, gate, up, seqLen * ffn, c.activation);
+    k.matmul(s.out, gate, w.down, seqLen);
+    if (w.moe) {
+      // Gemma 4: the experts read the residual stream beside the dense MLP; both outputs are normed and summed.
+      k.rmsnorm(s.out, s.out, w.moe.postDenseNorm, seqLen, c.dModel, c.rmsNormEps);
+      mixtureOfExperts(k, c, w.moe, h, seqLen, s.experts, this.unitGain(c.dModel));
+      k.rmsnorm(s.experts, s.experts, w.moe.postExpertsNorm, seqLen, c.dModel, c.rmsNormEps);
+      k.addInPlace(s.out, s.experts, residualSize);
+    }
     if (w.postFeedforwardNorm) k.rmsnorm(s.out, s.out, w.postFeedforwardNorm, seqLen, c.dModel, c.rmsNormEps);
     k.addInPlace(h, s.out, residualSize);
   }
+
+  /** Keys (QK-normed, rotated) and values (value-normed) of a layer that computes its own. */
+  private keysAndValues(index: number, w: LayerWeights, s: LayerScratch, startPos: number): SharedKv {
+    const c = this.config;
+    const k = this.kernels;
+    const { headDim, nKvHeads } = c.layers[index]!;
+    const rows = s.seqLen * nKvHeads;
+    const keys = s.k.subarray(0, rows * headDim);
+    const values = s.v.subarray(0, rows * headDim);
+    k.matmul(keys, s.normed, w.k!, s.seqLen);
+    // attention_k_eq_v: the values are the key projection before its norm and rotation.
+    if (w.v) k.matmul(values, s.normed, w.v, s.seqLen);
+    else values.set(keys);
+    if (w.kNorm) k.rmsnorm(keys, keys, w.kNorm, rows, headDim, c.rmsNormEps);
+    if (c.valueNorm) k.rmsnorm(values, values, this.unitGain(headDim), rows, headDim, c.rmsNormEps);
+    k.rope(keys, s.seqLen, nKvHeads, headDim, startPos, this.invFreq[index]!);
+    return { k: keys, v: values };
+  }
+
+  /**
+   * Gemma 4's per-layer inputs [seqLen, nLayers, dim]: the token's row of the packed table (scaled
+   * by sqrt(dim)) plus the RMS-normed projection of the scaled embedding, times 1/sqrt(2).
+   */
+  private perLayerInputs(ids: readonly number[], embedded: Float32Array): Float32Array | null {
+    const c = this.config;
+    const w = this.weights.perLayerInput;
+    if (!c.perLayerInput || !w) return null;
+    const k = this.kernels;
+    const { dim } = c.perLayerInput;
+    const packed = c.nLayers * dim;
+    for (const id of ids) {
+      if (id >= c.perLayerInput.vocabSize)
+        throw new GenerationError(`token id ${id} is outside the per-layer input vocabulary of ${c.perLayerInput.vocabSize}`);
+    }
+    const fromTokens = new Float32Array(ids.length * packed);
+    k.embed(fromTokens, w.embedding, ids, this.perLayerScale);
+    const projected = new Float32Array(ids.length * packed);
+    k.matmul(projected, embedded, w.projection, ids.length);
+    const projectionScale = Math.fround(c.dModel ** -0.5);
+    for (let j = 0; j < projected.length; j++) projected[j]! *= projectionScale;
+    k.rmsnorm(projected, projected, w.norm, ids.length * c.nLayers, dim, c.rmsNormEps);
+    const combineScale = Math.fround(2 ** -0.5);
+    for (let j = 0; j < projected.length; j++) projected[j] = (projected[j]! + fromTokens[j]!) * combineScale;
+    return projected;
+  }
+
+  /** h += norm(projection(gelu(gate·h) ⊙ layer i's per-layer input)). */
+  private perLayerInput(index: number, h: Float32Array, inputs: Float32Array, s: LayerScratch): void {
+    const c = this.config;
+    const k = this.kernels;
+    const w = this.weights.layers[index]!.perLayer!;
+    const { dim } = c.perLayerInput!;
+    const { seqLen } = s;
+    const gated = s.perLayerGate;
+    const own = s.perLayerOwn;
+    for (let t = 0; t < seqLen; t++) own.set(inputs.subarray((t * c.nLayers + index) * dim, (t * c.nLayers + index + 1) * dim), t * dim);
+    k.matmul(gated, h, w.gate, seqLen);
+    k.geglu(gated, gated, own, seqLen * dim, c.activation);
+    k.matmul(s.out, gated, w.projection, seqLen);
+    k.rmsnorm(s.out, s.out, w.norm, seqLen, c.dModel, c.rmsNormEps);
+    k.addInPlace(h, s.out, seqLen * c.dModel);
+  }
+
+  private unitGain(width: number): Float32Array {
+    const held = this.unitGains.get(width);
+    if (held) return held;
+    const gain = new Float32Array(width).fill(1);
+    this.unitGains.set(width, gain);
+    return gain;
+  }
 }
 
-/** Activations of one layer, planned once per forward call and reused by every layer. */
+/** Activations of one layer, planned once per forward call (for the widest layer) and reused by every layer. */
 class LayerScratch {
   readonly normed: Float32Array;
   readonly q: Float32Array;
@@ -123,19 +238,27 @@ class LayerScratch {
   readonly out: Float32Array;
   readonly gate: Float32Array;
   readonly up: Float32Array;
+  readonly experts: Float32Array;
+  readonly perLayerGate: Float32Array;
+  readonly perLayerOwn: Float32Array;
 
   constructor(
     c: GemmaConfig,
     readonly seqLen: number,
   ) {
+    const widest = (f: (l: GemmaConfig["layers"][number]) => number) => Math.max(...c.layers.map(f));
+    const perLayer = c.perLayerInput?.dim ?? 0;
     this.normed = new Float32Array(seqLen * c.dModel);
-    this.q = new Float32Array(seqLen * c.nHeads * c.headDim);
-    this.k = new Float32Array(seqLen * c.nKvHeads * c.headDim);
-    this.v = new Float32Array(seqLen * c.nKvHeads * c.headDim);
-    this.attn = new Float32Array(seqLen * c.nHeads * c.headDim);
+    this.q = new Float32Array(seqLen * c.nHeads * widest((l) => l.headDim));
+    this.k = new Float32Array(seqLen * widest((l) => l.nKvHeads * l.headDim));
+    this.v = new Float32Array(this.k.length);
+    this.attn = new Float32Array(this.q.length);
     this.out = new Float32Array(seqLen * c.dModel);
-    this.gate = new Float32Array(seqLen * c.ffnDim);
-    this.up = new Float32Array(seqLen * c.ffnDim);
+    this.gate = new Float32Array(seqLen * widest((l) => l.ffnDim));
+    this.up = new Float32Array(this.gate.length);
+    this.experts = new Float32Array(c.moe ? seqLen * c.dModel : 0);
+    this.perLayerGate = new Float32Array(seqLen * perLayer);
+    this.perLayerOwn = new Float32Array(seqLen * perLayer);
   }
 }
 
