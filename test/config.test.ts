@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { configFromHf, parseConfigJson, PRESETS } from "../src/model/gemma/config.js";
 import { parameterCount } from "../src/model/gemma/weights.js";
+import { cli } from "./helpers/cli.js";
 import { ConfigError } from "../src/errors.js";
 import { FIXTURES, tinyGemma2Json } from "./helpers/random-model.js";
 
@@ -146,5 +147,38 @@ describe("config", () => {
     assert.equal(billions("gemma2-27b"), 27.23);
     assert.equal(billions("gemma-2b"), 2.51);
     assert.equal(billions("gemma-7b"), 8.54);
+  });
+
+  it("has Gemma 3 presets whose sizes match the Gemma 3 report's Table 1 (non-embedding 698M, 3,209M, 10,759M, 25,600M)", () => {
+    const nonEmbedding = (name: keyof typeof PRESETS) => {
+      const c = PRESETS[name];
+      return Math.round((parameterCount(c) - c.vocabSize * c.dModel) / 1e6);
+    };
+    assert.equal(nonEmbedding("gemma3-1b"), 698);
+    assert.equal(nonEmbedding("gemma3-4b"), 3209);
+    assert.equal(nonEmbedding("gemma3-12b"), 10759);
+    assert.equal(nonEmbedding("gemma3-27b"), 25600);
+    assert.equal(Math.round((PRESETS["gemma3-1b"].vocabSize * PRESETS["gemma3-1b"].dModel) / 1e6), 302);
+    assert.deepEqual(PRESETS["gemma3-27b"].rope.global, { type: "linear", theta: 1e6, factor: 8, partialRotary: 1 });
+    assert.equal(PRESETS["gemma3-1b"].rope.global.type, "default");
+  });
+
+  it("gemma-ts info --preset prints the published Gemma 4 sizes: 31B 30.7B, 26B-A4B 25.2B with 3.8B active, E2B/E4B effective 2.3B/4.6B", () => {
+    const json = (name: string) => JSON.parse(cli(["info", "--preset", name, "--json"]).stdout) as { parameters: number; activeParameters: number };
+    const billions = (n: number) => Math.round(n / 1e8) / 10;
+    assert.equal(billions(json("gemma4-31b").parameters), 30.7);
+    const moe = json("gemma4-26b-a4b");
+    assert.equal(billions(moe.parameters), 25.2);
+    assert.equal(billions(moe.activeParameters), 3.8);
+    // "Effective" parameters of the E models leave out the per-layer input table.
+    for (const [name, effective] of [["gemma4-e2b", 2.3], ["gemma4-e4b", 4.6]] as const) {
+      const c = PRESETS[name];
+      const table = c.perLayerInput!.vocabSize * c.nLayers * c.perLayerInput!.dim;
+      assert.equal(billions(json(name).parameters - table), effective);
+    }
+    const text = cli(["info", "--preset", "gemma4-26b-a4b"]).stdout;
+    assert.match(text, /25\.23B parameters, 3\.82B active per token/);
+    assert.match(text, /128 of width 704, top 8 per token/);
+    assert.equal(cli(["info", "--preset", "gemma9"]).code, 1);
   });
 });

@@ -4,6 +4,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { GemmaError } from "../errors.js";
 import { loadModel, type GemmaModel } from "../gemma.js";
 import type { Quantization } from "../model/tensors.js";
+import type { ModelConfig } from "../model/causal-lm.js";
 import type { GenerateOptions } from "../generate/generation.js";
 import { DownloadProgress, ProgressBar } from "./progress.js";
 
@@ -165,6 +166,13 @@ export interface ModelFlags {
   relaxedSimd?: boolean;
 }
 
+/** The parts of a multimodal checkpoint that were not loaded, in words (null when there are none). */
+export function textOnlyNote(config: ModelConfig): string | null {
+  const inputs = "unsupportedInputs" in config ? config.unsupportedInputs : [];
+  if (inputs.length === 0) return null;
+  return `this checkpoint also has ${inputs.map((i) => (i === "image" ? "a vision" : "an audio")).join(" and ")} tower; gemma-ts runs its text model only (${inputs.map((i) => `${i}s`).join(" and ")} are not supported yet)`;
+}
+
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */
 export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags, "model">): Promise<GemmaModel> {
   const bar = new ProgressBar("Loading weights");
@@ -182,6 +190,8 @@ export async function loadModelWithProgress(spec: string, flags: Omit<ModelFlags
     ...(flags.debug ? { onDebug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   });
   bar.done();
+  const skipped = textOnlyNote(model.config);
+  if (skipped) process.stderr.write(`note: ${skipped}\n`);
   return model;
 }
 

@@ -58,6 +58,9 @@ function readStop(body: Body): string[] {
   return list as string[];
 }
 
+/** OpenAI's content part types that carry images or audio. */
+const MEDIA_PARTS = new Set(["image_url", "input_image", "image", "input_audio", "audio", "file"]);
+
 /** A message's content: a string, or OpenAI's list of {type: "text", text} parts. */
 function readContent(raw: unknown, index: number): string {
   if (typeof raw === "string") return raw;
@@ -66,6 +69,14 @@ function readContent(raw: unknown, index: number): string {
     raw.every((p) => typeof p === "object" && p !== null && (p as Body)["type"] === "text" && typeof (p as Body)["text"] === "string")
   ) {
     return raw.map((p) => (p as { text: string }).text).join("");
+  }
+  const media = Array.isArray(raw) ? raw.find((p) => MEDIA_PARTS.has((p as Body | null)?.["type"] as string)) : undefined;
+  if (media) {
+    throw invalid(
+      `messages[${index}].content has a part of type ${(media as Body)["type"]}: gemma-ts runs the text model only, images and audio are not ` +
+        "supported yet",
+      `messages[${index}].content`,
+    );
   }
   throw invalid(`messages[${index}].content must be a string or a list of text parts`, `messages[${index}].content`);
 }

@@ -257,6 +257,16 @@ describe("gemma-ts serve (OpenAI API)", () => {
         /roles must alternate/,
       );
       await expectError(await post("/v1/chat/completions", chat({ n: 2 })), 400, /only n = 1 is supported/, "n");
+      const picture = { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } };
+      await expectError(
+        await post(
+          "/v1/chat/completions",
+          chat({ messages: [{ role: "user", content: [{ type: "text", text: "what is this?" }, picture] }] }),
+        ),
+        400,
+        /has a part of type image_url: gemma-ts runs the text model only, images and audio are not supported yet/,
+        "messages[0].content",
+      );
       await expectError(await post("/v1/completions", { model: MODEL, prompt: 42 }), 400, /'prompt' must be a string/, "prompt");
     });
 
