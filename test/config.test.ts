@@ -164,14 +164,18 @@ describe("config", () => {
   });
 
   it("gemma-ts info --preset prints the published Gemma 4 sizes: 31B 30.7B, 26B-A4B 25.2B with 3.8B active, E2B/E4B effective 2.3B/4.6B", () => {
-    const json = (name: string) => JSON.parse(cli(["info", "--preset", name, "--json"]).stdout) as { parameters: number; activeParameters: number };
+    const json = (name: string) =>
+      JSON.parse(cli(["info", "--preset", name, "--json"]).stdout) as { parameters: number; activeParameters: number };
     const billions = (n: number) => Math.round(n / 1e8) / 10;
     assert.equal(billions(json("gemma4-31b").parameters), 30.7);
     const moe = json("gemma4-26b-a4b");
     assert.equal(billions(moe.parameters), 25.2);
     assert.equal(billions(moe.activeParameters), 3.8);
     // "Effective" parameters of the E models leave out the per-layer input table.
-    for (const [name, effective] of [["gemma4-e2b", 2.3], ["gemma4-e4b", 4.6]] as const) {
+    for (const [name, effective] of [
+      ["gemma4-e2b", 2.3],
+      ["gemma4-e4b", 4.6],
+    ] as const) {
       const c = PRESETS[name];
       const table = c.perLayerInput!.vocabSize * c.nLayers * c.perLayerInput!.dim;
       assert.equal(billions(json(name).parameters - table), effective);

@@ -59,6 +59,10 @@ function presetReport(name: string, config: ModelConfig) {
   };
 }
 
+function stateText(config: ModelConfig): string {
+  return config.family === "recurrent_gemma" ? "decode state" : `KV cache (f32) at ${config.maxPositions} tokens`;
+}
+
 function printPresets(name: string, json: boolean): void {
   const names = name === "all" ? Object.keys(ALL_PRESETS) : [name];
   const reports = names.map((n) => presetReport(n, ALL_PRESETS[n]!));
@@ -70,7 +74,7 @@ function printPresets(name: string, json: boolean): void {
     const lines = [
       `preset       ${report.preset}: ${FAMILY_NAMES[report.family]} (${parametersText(report.config)})`,
       ...describeArchitecture(report.config),
-      `memory       ${formatBytes(report.stateBytesAtFullContext)} ${report.family === "recurrent_gemma" ? "decode state" : `KV cache (f32) at ${report.config.maxPositions} tokens`}`,
+      `memory       ${formatBytes(report.stateBytesAtFullContext)} ${stateText(report.config)}`,
     ];
     process.stdout.write(`${lines.join("\n")}\n${names.length > 1 ? "\n" : ""}`);
   }

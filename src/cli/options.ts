@@ -170,7 +170,9 @@ export interface ModelFlags {
 export function textOnlyNote(config: ModelConfig): string | null {
   const inputs = "unsupportedInputs" in config ? config.unsupportedInputs : [];
   if (inputs.length === 0) return null;
-  return `this checkpoint also has ${inputs.map((i) => (i === "image" ? "a vision" : "an audio")).join(" and ")} tower; gemma-ts runs its text model only (${inputs.map((i) => `${i}s`).join(" and ")} are not supported yet)`;
+  const towers = inputs.map((i) => (i === "image" ? "a vision" : "an audio")).join(" and ");
+  const kinds = inputs.map((i) => `${i}s`).join(" and ");
+  return `this checkpoint also has ${towers} tower; gemma-ts runs its text model only (${kinds} are not supported yet)`;
 }
 
 /** Loads a model (a folder or a Hub repo id) with progress bars; --debug prints diagnostics. */

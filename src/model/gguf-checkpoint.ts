@@ -1,11 +1,13 @@
 /**
- * A Gemma / Gemma 2 GGUF file (llama.cpp's layout) seen as a checkpoint with Hugging Face tensor
- * names and semantics: metadata → GemmaConfig, `blk.N.attn_q.weight` → `model.layers.N.self_attn.
- * q_proj.weight`, norm weights marked as stored gains (llama.cpp's converter writes 1 + w), K-quant
- * tensors re-quantized row by row to Q8_0. The tokenizer comes from the file's metadata.
+ * A Gemma GGUF file (llama.cpp's layout: gemma, gemma2, gemma3, gemma4) seen as a checkpoint with
+ * Hugging Face tensor names and semantics: metadata → GemmaConfig (gguf-config.ts), `blk.N.attn_q.
+ * weight` → `model.layers.N.self_attn.q_proj.weight`, norm weights marked as stored gains (llama.cpp's
+ * converter writes 1 + w for Gemma 1-3 and w for Gemma 4, each the gain), K-quant tensors
+ * re-quantized row by row to Q8_0. The tokenizer comes from the file's metadata.
  */
-import { configFromHf, defaultLayerTypes, type GemmaConfig, type ModelFamily } from "./gemma/config.js";
-import { CheckpointError, ConfigError } from "../errors.js";
+import type { GemmaConfig, ModelFamily } from "./gemma/config.js";
+import { CheckpointError } from "../errors.js";
+import { configFromGguf, ROPE_FREQS_TENSOR } from "./gguf-config.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import type { ByteSource } from "../weights/byte-source.js";
@@ -16,9 +18,7 @@ import { q8_0RowBytes, quantizeQ8_0Row } from "../weights/q8_0.js";
 import type { StoredTensor } from "../weights/safetensors.js";
 import { expectedTensors } from "./gemma/weights.js";
 
-/** Our own metadata key: llama.cpp infers this scalar from the model size (27B: d_model / heads). */
-export const QUERY_SCALAR_KEY = (arch: string) => `${arch}.attention.query_pre_attn_scalar`;
-
+/** Hugging Face layer tensor → llama.cpp's name within `blk.N.` (gguf-py constants.py: gemma, gemma2, gemma3, gemma4). */
 const LAYER_TENSORS: Readonly<Record<string, string>> = {
   "input_layernorm.weight": "attn_norm.weight",
   "pre_feedforward_layernorm.weight": "ffn_norm.weight",
@@ -27,24 +27,46 @@ const LAYER_TENSORS: Readonly<Record<string, string>> = {
   "self_attn.k_proj.weight": "attn_k.weight",
   "self_attn.v_proj.weight": "attn_v.weight",
   "self_attn.o_proj.weight": "attn_output.weight",
+  "self_attn.q_norm.weight": "attn_q_norm.weight",
+  "self_attn.k_norm.weight": "attn_k_norm.weight",
   "mlp.gate_proj.weight": "ffn_gate.weight",
   "mlp.up_proj.weight": "ffn_up.weight",
   "mlp.down_proj.weight": "ffn_down.weight",
+  "pre_feedforward_layernorm_2.weight": "pre_ffw_norm_2.weight",
+  "post_feedforward_layernorm_1.weight": "post_ffw_norm_1.weight",
+  "post_feedforward_layernorm_2.weight": "post_ffw_norm_2.weight",
+  "per_layer_input_gate.weight": "inp_gate.weight",
+  "per_layer_projection.weight": "proj.weight",
+  "post_per_layer_input_norm.weight": "post_norm.weight",
+  layer_scalar: "layer_output_scale.weight",
+  "router.proj.weight": "ffn_gate_inp.weight",
+  "router.scale": "ffn_gate_inp.scale",
+  "router.per_expert_scale": "ffn_down_exps.scale",
+  "experts.gate_up_proj": "ffn_gate_up_exps.weight",
+  "experts.down_proj": "ffn_down_exps.weight",
+};
+
+const MODEL_TENSORS: Readonly<Record<string, string>> = {
+  "model.embed_tokens.weight": "token_embd.weight",
+  "model.norm.weight": "output_norm.weight",
+  "model.embed_tokens_per_layer.weight": "per_layer_token_embd.weight",
+  "model.per_layer_model_projection.weight": "per_layer_model_proj.weight",
+  "model.per_layer_projection_norm.weight": "per_layer_proj_norm.weight",
 };
 
 /** The GGUF name of a Hugging Face tensor name. */
 export function ggufTensorName(hfName: string, family: ModelFamily): string {
-  if (hfName === "model.embed_tokens.weight") return "token_embd.weight";
-  if (hfName === "model.norm.weight") return "output_norm.weight";
+  const top = MODEL_TENSORS[hfName];
+  if (top) return top;
   const layer = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
   if (!layer) throw new Error(`no GGUF name for ${hfName}`);
   const rest = layer[2]!;
-  // Gemma 1's post_attention_layernorm is its pre-MLP norm (GEMMA2.md §4); Gemma 2's is a post-norm.
+  // Gemma 1's post_attention_layernorm is its pre-MLP norm (GEMMA2.md §4); later ones' is a post-norm.
   const mapped =
     rest === "post_attention_layernorm.weight"
-      ? family === "gemma2"
-        ? "post_attention_norm.weight"
-        : "ffn_norm.weight"
+      ? family === "gemma"
+        ? "ffn_norm.weight"
+        : "post_attention_norm.weight"
       : LAYER_TENSORS[rest];
   if (!mapped) throw new Error(`no GGUF name for ${hfName}`);
   return `blk.${layer[1]}.${mapped}`;
@@ -88,7 +110,9 @@ export class GgufCheckpoint implements TensorSource {
     try {
       const file = await GgufFile.open(source);
       const meta = new GgufMetadataReader(file.metadata, source.name);
-      const config = configFromGguf(meta, file, source.name);
+      const ropeFreqs = file.tensors.get(ROPE_FREQS_TENSOR);
+      const freqs = ropeFreqs?.type.name === "F32" ? new Float32Array((await file.readBytes(ropeFreqs)).slice().buffer) : null;
+      const config = configFromGguf(meta, file, source.name, freqs);
       return new GgufCheckpoint(file, config, tokenizerFromGguf(meta, source.name));
     } catch (e) {
       await source.close();
@@ -170,63 +194,4 @@ function kQuantToQ8_0(type: KQuantName, bytes: Uint8Array, shape: number[]): Uin
     quantizeQ8_0Row(row, out, r * outRowBytes);
   }
   return out;
-}
-
-/** GemmaConfig from GGUF metadata, checked by the same rules as a config.json. */
-export function configFromGguf(meta: GgufMetadataReader, file: GgufFile, source: string): GemmaConfig {
-  const arch = meta.string("general.architecture");
-  if (arch !== "gemma2" && arch !== "gemma") {
-    throw new ConfigError(
-      `${source}: general.architecture is ${JSON.stringify(arch)}; gemma-ts reads GGUF files of "gemma2" and "gemma"`,
-      "general.architecture",
-    );
-  }
-  const key = (k: string) => `${arch}.${k}`;
-  const dModel = meta.number(key("embedding_length"));
-  const nLayers = meta.number(key("block_count"));
-  const nHeads = meta.number(key("attention.head_count"));
-  const headDim = meta.optionalNumber(key("attention.key_length")) ?? dModel / nHeads;
-  const valueDim = meta.optionalNumber(key("attention.value_length")) ?? headDim;
-  if (valueDim !== headDim)
-    throw new ConfigError(
-      `${source}: ${key("attention.value_length")} ${valueDim} differs from key_length ${headDim}`,
-      key("attention.value_length"),
-    );
-  const embedding = file.tensors.get("token_embd.weight");
-  if (!embedding) throw new CheckpointError(`${source}: missing tensor token_embd.weight`, source, "token_embd.weight");
-  const hf: Record<string, unknown> = {
-    model_type: arch,
-    hidden_size: dModel,
-    num_hidden_layers: nLayers,
-    num_attention_heads: nHeads,
-    num_key_value_heads: meta.optionalNumber(key("attention.head_count_kv")) ?? nHeads,
-    head_dim: headDim,
-    intermediate_size: meta.number(key("feed_forward_length")),
-    vocab_size: embedding.shape[0],
-    max_position_embeddings: meta.optionalNumber(key("context_length")),
-    rms_norm_eps: meta.optionalNumber(key("attention.layer_norm_rms_epsilon")),
-    rope_theta: meta.optionalNumber(key("rope.freq_base")),
-    bos_token_id: meta.optionalNumber("tokenizer.ggml.bos_token_id"),
-    eos_token_id: meta.optionalNumber("tokenizer.ggml.eos_token_id"),
-    pad_token_id: meta.optionalNumber("tokenizer.ggml.padding_token_id"),
-  };
-  if (arch === "gemma2") {
-    hf["sliding_window"] = meta.optionalNumber(key("attention.sliding_window")) ?? 4096;
-    hf["attn_logit_softcapping"] = meta.optionalNumber(key("attn_logit_softcapping")) ?? 50;
-    hf["final_logit_softcapping"] = meta.optionalNumber(key("final_logit_softcapping")) ?? 30;
-    // llama.cpp scales the 27B (46 layers) by d_model / heads and the others by head_dim.
-    hf["query_pre_attn_scalar"] = meta.optionalNumber(QUERY_SCALAR_KEY(arch)) ?? (nLayers === 46 ? dModel / nHeads : headDim);
-  }
-  return configFromHf(hf, `${source} (GGUF metadata)`);
-}
-
-/** Whether a config can be written as GGUF metadata that llama.cpp reads the same way. */
-export function ggufCompatible(config: GemmaConfig): string | null {
-  if (config.activation !== "gelu_tanh") return "GGUF Gemma models use the tanh GELU";
-  if (config.family === "gemma2" && (config.attnSoftcap === null || config.finalSoftcap === null))
-    return "GGUF Gemma 2 models have both soft-caps";
-  const defaultTypes = config.family === "gemma2" ? defaultLayerTypes(config.nLayers) : config.layerTypes;
-  if (config.layerTypes.some((t, i) => t !== defaultTypes[i]))
-    return "GGUF Gemma 2 models alternate local and global layers, starting local";
-  return null;
 }

@@ -1,6 +1,6 @@
 /**
- * Writes a Gemma / Gemma 2 checkpoint as a GGUF file in llama.cpp's layout (names, metadata, norm
- * gains stored as 1 + w), with every matrix as F32, F16, Q8_0 or Q4_0, and optionally a
+ * Writes a Gemma checkpoint (Gemma 1-4) as a GGUF file in llama.cpp's layout (names, metadata, norm
+ * weights stored as their gains), with every matrix as F32, F16, Q8_0 or Q4_0, and optionally a
  * SentencePiece vocabulary in the metadata. What GgufCheckpoint reads back is the same model.
  */
 import type { GemmaConfig } from "./gemma/config.js";
@@ -9,9 +9,11 @@ import type { TensorSource } from "../weights/checkpoint.js";
 import { f32ToF16 } from "../weights/dtype.js";
 import { encodeGguf, ggufParts, gguv, type GgufTensorInput, type GgufValue } from "../weights/gguf-writer.js";
 import { toBlocks, widenRow } from "../weights/matrix-rows.js";
-import { ggufCompatible, ggufTensorName, QUERY_SCALAR_KEY } from "./gguf-checkpoint.js";
+import { ggufTensorName } from "./gguf-checkpoint.js";
+import { ggufCompatible, ggufMetadata, ROPE_FREQS_TENSOR, ropeFreqsTensor } from "./gguf-config.js";
 import { PieceType } from "../tokenizer/sentencepiece.js";
 import { expectedTensors } from "./gemma/weights.js";
+import { textModelTensors } from "./gemma/text-tensors.js";
 
 export type GgufMatrixType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -43,26 +45,28 @@ async function ggufTensors(ckpt: TensorSource, config: GemmaConfig, options: Ggu
   const incompatible = ggufCompatible(config);
   if (incompatible) throw new ConfigError(`cannot write this model as GGUF: ${incompatible}`);
   const tensors: GgufTensorInput[] = [];
+  const source = config.family === "gemma3" || config.family === "gemma4" ? textModelTensors(ckpt) : ckpt;
   for (const [name, shape] of expectedTensors(config)) {
-    const location = ckpt.tensor(name);
+    const location = source.tensor(name);
     if (!location) throw new ConfigError(`${ckpt.dir}: missing tensor ${name}`);
     const stored = await location.file.readTensor(name);
     const cols = shape[shape.length - 1]!;
-    const rows = shape.length === 1 ? 1 : shape[0]!;
+    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const ggufName = ggufTensorName(name, config.family);
     if (shape.length === 1) {
-      const gains = new Float32Array(cols);
-      widenRow(gains, stored.data, stored.dtype, 0, cols);
-      tensors.push({ name: ggufName, type: "F32", shape, data: stored.storedAsGain ? gains : gains.map((w) => 1 + w) });
+      const values = new Float32Array(cols);
+      widenRow(values, stored.data, stored.dtype, 0, cols);
+      // Norm weights are written as the gains the forward pass uses (offset 1 for Gemma 1-3, 0 for Gemma 4).
+      const offset = name.endsWith("norm.weight") && !stored.storedAsGain ? config.normGainOffset : 0;
+      tensors.push({ name: ggufName, type: "F32", shape, data: offset === 0 ? values : values.map((w) => offset + w) });
       continue;
     }
-    tensors.push({
-      name: ggufName,
-      type: options.matrixType,
-      shape,
-      data: encodeMatrix(stored.data, stored.dtype, rows, cols, options.matrixType),
-    });
+    // Rows that do not split into 32-value blocks (Gemma 4's per-layer projections at small sizes) stay F32, as llama.cpp keeps them.
+    const type = cols % 32 === 0 || options.matrixType === "F16" ? options.matrixType : "F32";
+    tensors.push({ name: ggufName, type, shape, data: encodeMatrix(stored.data, stored.dtype, rows, cols, type) });
   }
+  const freqs = ropeFreqsTensor(config);
+  if (freqs) tensors.push({ name: ROPE_FREQS_TENSOR, type: "F32", shape: [freqs.length], data: freqs });
   return tensors;
 }
 
@@ -85,27 +89,11 @@ function encodeMatrix(
 }
 
 function metadataOf(c: GemmaConfig, options: GgufExportOptions): Record<string, GgufValue> {
-  const arch = c.family;
   const m: Record<string, GgufValue> = {
-    "general.architecture": gguv.str(arch),
-    "general.name": gguv.str(options.name ?? `${arch} (gemma-ts)`),
-    [`${arch}.context_length`]: gguv.u32(c.maxPositions),
-    [`${arch}.embedding_length`]: gguv.u32(c.dModel),
-    [`${arch}.block_count`]: gguv.u32(c.nLayers),
-    [`${arch}.feed_forward_length`]: gguv.u32(c.ffnDim),
-    [`${arch}.attention.head_count`]: gguv.u32(c.nHeads),
-    [`${arch}.attention.head_count_kv`]: gguv.u32(c.nKvHeads),
-    [`${arch}.attention.key_length`]: gguv.u32(c.headDim),
-    [`${arch}.attention.value_length`]: gguv.u32(c.headDim),
-    [`${arch}.attention.layer_norm_rms_epsilon`]: gguv.f32(c.rmsNormEps),
-    [`${arch}.rope.freq_base`]: gguv.f32(c.rope.global.theta),
+    "general.architecture": gguv.str(c.family),
+    "general.name": gguv.str(options.name ?? `${c.family} (gemma-ts)`),
+    ...ggufMetadata(c),
   };
-  if (arch === "gemma2") {
-    m[`${arch}.attention.sliding_window`] = gguv.u32(c.slidingWindow!);
-    m[`${arch}.attn_logit_softcapping`] = gguv.f32(c.attnSoftcap!);
-    m[`${arch}.final_logit_softcapping`] = gguv.f32(c.finalSoftcap!);
-    m[QUERY_SCALAR_KEY(arch)] = gguv.f32(c.queryPreAttnScalar);
-  }
   if (options.vocabulary) Object.assign(m, vocabularyMetadata(options.vocabulary));
   m["tokenizer.ggml.bos_token_id"] = gguv.u32(c.bosTokenId);
   m["tokenizer.ggml.eos_token_id"] = gguv.u32(c.eosTokenIds[0]!);

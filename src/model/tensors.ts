@@ -41,8 +41,11 @@ export interface LoadWeightsOptions {
   allowUnusedTensors?: boolean;
 }
 
-/** Tensors some exporters add that a Gemma model rightly ignores: the tied head's copy (HF lm_head, GGUF output), RoPE buffers. */
-const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /^output\.weight$/, /\.rotary_emb\.inv_freq$/];
+/**
+ * Tensors some exporters add that a Gemma model rightly ignores: the tied head's copy (HF lm_head,
+ * GGUF output), RoPE buffers (GGUF rope_freqs is read into the config instead).
+ */
+const HARMLESS_EXTRAS = [/^lm_head\.weight$/, /^output\.weight$/, /\.rotary_emb\.inv_freq$/, /^rope_freqs\.weight$/];
 
 export interface ValidateOptions {
   onDebug?: (message: string) => void;

@@ -73,8 +73,8 @@ function readContent(raw: unknown, index: number): string {
   const media = Array.isArray(raw) ? raw.find((p) => MEDIA_PARTS.has((p as Body | null)?.["type"] as string)) : undefined;
   if (media) {
     throw invalid(
-      `messages[${index}].content has a part of type ${(media as Body)["type"]}: gemma-ts runs the text model only, images and audio are not ` +
-        "supported yet",
+      `messages[${index}].content has a part of type ${(media as Body)["type"]}: gemma-ts runs the text model only, images and ` +
+        "audio are not supported yet",
       `messages[${index}].content`,
     );
   }

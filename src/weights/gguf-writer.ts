@@ -21,6 +21,8 @@ export const gguv = {
   strings: (value: string[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value }),
   f32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32, value }),
   i32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32, value }),
+  u32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.UINT32, value }),
+  bools: (value: boolean[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.BOOL, value }),
 };
 
 export interface GgufTensorInput {

@@ -239,6 +239,23 @@ export class GgufMetadataReader {
     return v;
   }
 
+  /** A number, or a list of numbers (per-layer values, e.g. gemma4.attention.head_count_kv); undefined when absent. */
+  optionalNumbers(key: string): number | number[] | undefined {
+    const v = this.metadata[key];
+    if (v === undefined) return undefined;
+    if (Array.isArray(v)) return this.array(key, "number").map((n) => shortestFloat32(n));
+    return this.number(key);
+  }
+
+  /** A list of booleans (gemma4.attention.sliding_window_pattern); undefined when absent. */
+  optionalBooleans(key: string): boolean[] | undefined {
+    const v = this.metadata[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "boolean"))
+      throw new CheckpointError(`${this.source}: GGUF metadata ${key} must be a list of booleans`, this.source);
+    return v as boolean[];
+  }
+
   array<T extends "string" | "number">(key: string, kind: T): (T extends "string" ? string : number)[] {
     const v = this.metadata[key];
     if (!Array.isArray(v) || !v.every((x) => typeof x === kind)) {

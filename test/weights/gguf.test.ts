@@ -43,7 +43,8 @@ function maxAbsDiff(a: Float32Array, b: Float32Array | number[]): number {
 }
 
 describe("GGUF models", () => {
-  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny"]) {
+  const SUCCESSORS = ["hf_gemma3", "hf_gemma4_dense", "hf_gemma4_moe", "hf_gemma4_kvshare", "hf_gemma4_keqv"];
+  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", ...SUCCESSORS]) {
     it(`${name}: an F32 GGUF gives exactly the safetensors logits`, async () => {
       const dir = `${FIXTURES}${name}`;
       const fixture = JSON.parse(readFileSync(join(dir, "fixture.json"), "utf8")) as Fixture;
@@ -56,6 +57,24 @@ describe("GGUF models", () => {
       assert.ok(maxAbsDiff(actual, fixture.logits.flat()) <= 1e-2);
     });
   }
+
+  it("Gemma 3/4 as Q8_0 GGUF: the logits of --quant q8_0, top-1 as the reference at >= 95% of positions, greedy tokens identical", async () => {
+    for (const name of SUCCESSORS) {
+      const dir = `${FIXTURES}${name}`;
+      const fixture = JSON.parse(readFileSync(join(dir, "fixture.json"), "utf8")) as Fixture;
+      const q8 = await loadModel(await exportGguf(dir, "Q8_0"));
+      const actual = await q8.logits(fixture.input_ids);
+      // The same blocks as quantizing the safetensors on load.
+      assert.equal(maxAbsDiff(actual, await (await loadModel(dir, { quant: "q8_0" })).logits(fixture.input_ids)), 0, name);
+      const vocab = q8.config.vocabSize;
+      const argmax = (row: ArrayLike<number>) => Array.from(row).reduce((best, x, j, all) => (x > all[best]! ? j : best), 0);
+      const agree = fixture.logits.filter((row, i) => argmax(row) === argmax(actual.subarray(i * vocab, (i + 1) * vocab))).length;
+      assert.ok(agree >= 0.95 * fixture.logits.length, `${name}: top-1 agrees at ${agree} of ${fixture.logits.length} positions`);
+      const ids: number[] = [];
+      for await (const t of q8.generate(fixture.input_ids.slice(0, 12), { temperature: 0, maxTokens: 16 })) ids.push(t.id);
+      assert.deepEqual(ids, fixture.greedy.generated_ids, name);
+    }
+  });
 
   it("writes the same bytes in one array (encodeGgufModel) as piece by piece (ggufModelParts)", async () => {
     const dir = `${FIXTURES}tiny_b_27blike`;

@@ -328,7 +328,8 @@ function ropeSetting(raw: unknown, field: string, fallback: RopeSetting, source:
   const type = p["rope_type"] ?? p["type"] ?? "default";
   if (typeof type !== "string" || !(allowed as string[]).includes(type))
     throw new ConfigError(
-      `${source}: ${field}.rope_type ${JSON.stringify(type)} is not supported (this family uses ${allowed.map((t) => `"${t}"`).join(", ")})`,
+      `${source}: ${field}.rope_type ${JSON.stringify(type)} is not supported (this family uses ` +
+        `${allowed.map((t) => `"${t}"`).join(", ")})`,
       `${field}.rope_type`,
     );
   const read = new FieldReader(p, `${source} ${field}`);
