@@ -31,7 +31,8 @@ export function configFromGguf(
   const arch = meta.string("general.architecture");
   if (!(ARCHITECTURES as readonly string[]).includes(arch)) {
     throw new ConfigError(
-      `${source}: general.architecture is ${JSON.stringify(arch)}; gemma-ts reads GGUF files of ${ARCHITECTURES.map((a) => `"${a}"`).join(", ")}`,
+      `${source}: general.architecture is ${JSON.stringify(arch)}; gemma-ts reads GGUF files of ` +
+        ARCHITECTURES.map((a) => `"${a}"`).join(", "),
       "general.architecture",
     );
   }

@@ -92,6 +92,44 @@ export function writeRandomModel(hfConfig: Record<string, unknown>, seed = 7, tr
   return dir;
 }
 
+/**
+ * A tiny Gemma 4 text config with every Gemma 4 feature at once: per-layer inputs, a wider global
+ * attention with fewer KV heads, keys as values, KV sharing over the last 4 layers with a
+ * double-wide MLP there, mixture of experts, proportional RoPE, final soft-cap.
+ */
+export function tinyGemma4Json(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const kinds = ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"];
+  return {
+    model_type: "gemma4_text",
+    vocab_size: 512,
+    vocab_size_per_layer_input: 512,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 8,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 8,
+    layer_types: [...kinds, ...kinds],
+    per_layer_config: { "3": { head_dim: 16, num_key_value_heads: 1 }, "7": { head_dim: 16, num_key_value_heads: 1 } },
+    attention_k_eq_v: true,
+    num_kv_shared_layers: 4,
+    use_double_wide_mlp: true,
+    hidden_size_per_layer_input: 4,
+    enable_moe_block: true,
+    num_experts: 4,
+    top_k_experts: 2,
+    moe_intermediate_size: 16,
+    sliding_window: 6,
+    max_position_embeddings: 512,
+    final_logit_softcapping: 30,
+    rope_parameters: {
+      full_attention: { rope_type: "proportional", rope_theta: 1e6, partial_rotary_factor: 0.25 },
+      sliding_attention: { rope_type: "default", rope_theta: 1e4 },
+    },
+    ...overrides,
+  };
+}
+
 export function tinyRecurrentGemmaJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     model_type: "recurrent_gemma",

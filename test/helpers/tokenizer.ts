@@ -48,6 +48,14 @@ export async function writeTokenizerModel(seed = 21): Promise<string> {
   return dir;
 }
 
+/** A random tiny Gemma 4 (every feature, tinyGemma4Json) with Gemma 3's real 262k vocabulary and tokenizer files. */
+export async function writeGemma4TokenizerModel(seed = 23): Promise<string> {
+  const { writeRandomModel, tinyGemma4Json } = await import("./random-model.js");
+  const dir = writeRandomModel(tinyGemma4Json({ vocab_size: 262145, vocab_size_per_layer_input: 262145, eos_token_id: [1, 106] }), seed);
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(GEMMA3_TOKENIZER_DIR, file), join(dir, file));
+  return dir;
+}
+
 /**
  * The real Gemma vocabulary as a GGUF file carries it (tokens, scores, token types), built from
  * tokenizer.json: a piece's score is minus the rank of the first merge that creates it; pieces no
@@ -58,9 +66,11 @@ export function gemmaGgufVocab(dir = GEMMA_TOKENIZER_DIR): { pieces: string[]; s
     model: { vocab: Record<string, number>; merges: (string | [string, string])[]; unk_token: string };
     added_tokens: { id: number; content: string; special: boolean }[];
   };
-  const size = Object.keys(json.model.vocab).length;
+  // Added tokens past the model's vocabulary (Gemma 3's <image_soft_token>) are pieces too.
+  const size = Math.max(Object.keys(json.model.vocab).length, ...json.added_tokens.map((t) => t.id + 1));
   const pieces = new Array<string>(size);
   for (const [piece, id] of Object.entries(json.model.vocab)) pieces[id] = piece;
+  for (const added of json.added_tokens) pieces[added.id] ??= added.content;
   const rankOf = new Map<string, number>();
   json.model.merges.forEach((merge, rank) => {
     const piece = typeof merge === "string" ? merge.replace(" ", "") : merge.join("");

@@ -9,7 +9,7 @@ import { configFromHf } from "../../src/model/gemma/config.js";
 import type { KvCache } from "../../src/model/kv-cache.js";
 import { readSafetensorsTensors } from "../helpers/safetensors.js";
 import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
-import { FIXTURES } from "../helpers/random-model.js";
+import { FIXTURES, tinyGemma4Json, writeRandomModel } from "../helpers/random-model.js";
 
 interface Fixture {
   input_ids: number[];
@@ -69,6 +69,50 @@ for (const backend of ["js", "wasm"] as const) {
     }
   });
 }
+
+describe("Gemma 4 with every feature at once (random tiny model)", () => {
+  // Window 6, 48 tokens: ring buffers wrap many times; layers 4-7 read layers 2 and 3's keys.
+  const dir = writeRandomModel(tinyGemma4Json(), 5);
+  const ids = Array.from({ length: 48 }, (_, i) => (i === 0 ? 2 : (i * 53 + 7) % 500));
+
+  for (const backend of ["js", "wasm"] as const) {
+    it(`token-by-token decode matches a full recompute at every position, and a prefill in chunks too (${backend})`, async () => {
+      const model = await loadModel(dir, { kernels: backend });
+      const vocab = model.config.vocabSize;
+      const full = await model.logits(ids);
+      const stepwise = model.createSequence();
+      let worst = 0;
+      for (let i = 0; i < ids.length; i++) {
+        const step = stepwise.feed([ids[i]!]);
+        worst = Math.max(worst, maxAbsDiff(step, [Array.from(full.subarray(i * vocab, (i + 1) * vocab))]));
+      }
+      const chunked = model.createSequence();
+      chunked.feed(ids.slice(0, 20));
+      const last = chunked.feed(ids.slice(20));
+      worst = Math.max(worst, maxAbsDiff(last, [Array.from(full.subarray((ids.length - 1) * vocab))]));
+      assert.ok(worst <= 1e-4, `max |Δlogit| cache vs recompute = ${worst}`);
+    });
+  }
+
+  it("each Gemma 4 feature changes the logits (none is silently ignored)", async () => {
+    const base = await (await loadModel(dir)).logits(ids.slice(0, 16));
+    // The same weights read under a config without the feature must compute something else.
+    for (const [feature, overrides] of [
+      ["final soft-cap", { final_logit_softcapping: null }],
+      ["proportional RoPE", { rope_parameters: { full_attention: { rope_type: "default", rope_theta: 1e6 } } }],
+      ["sliding window", { sliding_window: 64 }],
+    ] as const) {
+      const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+      writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, ...overrides }));
+      try {
+        const other = await (await loadModel(dir)).logits(ids.slice(0, 16));
+        assert.ok(maxAbsDiff(other, [Array.from(base)]) > 1e-3, `${feature} made no difference`);
+      } finally {
+        writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+      }
+    }
+  });
+});
 
 describe("Gemma 3 / Gemma 4 configs", () => {
   it("Gemma 3's older RoPE spelling (rope_theta, rope_scaling, rope_local_base_freq) gives the same logits; without the x8 scaling they differ", async () => {

@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
-import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { writeGemma4TokenizerModel, writeTokenizerModel } from "../helpers/tokenizer.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
@@ -235,6 +235,19 @@ describe("the chat page in headless Chromium", { skip }, () => {
     await page.waitForFunction(() => document.body.dataset["model"] !== "loading", null, { timeout: 60_000 });
     assert.equal(await page.getAttribute("body", "data-model"), "loaded", (await page.textContent("#error")) ?? "");
     assert.match((await page.textContent("#model-info"))!, /vocabulary256,000/);
+    assert.equal((await ask(page, prompt)).text, nodeReply(folder, prompt));
+    await page.close();
+  });
+
+  it("runs a Gemma 4 checkpoint (every Gemma 4 feature, Gemma 3's 262k vocabulary) and replies as `gemma-ts generate` does", async () => {
+    const folder = await writeGemma4TokenizerModel();
+    const prompt = "Hello, who are you?";
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.setInputFiles("#pick-folder", folder);
+    await page.waitForFunction(() => document.body.dataset["model"] !== "loading", null, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("body", "data-model"), "loaded", (await page.textContent("#error")) ?? "");
+    assert.match((await page.textContent("#model-info"))!, /vocabulary262,145/);
     assert.equal((await ask(page, prompt)).text, nodeReply(folder, prompt));
     await page.close();
   });

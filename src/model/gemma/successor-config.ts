@@ -29,9 +29,8 @@ function patternLayerTypes(nLayers: number, pattern: number): AttentionKind[] {
 /** Fields both generations read the same way; `defaults` are their config classes' defaults. */
 function readCommon(hf: Json, source: string, defaults: { vocab: number; layers: number; maxPositions: number; window: number }) {
   const read = new FieldReader(hf, source);
-  for (const field of ["attention_bias"]) {
-    if (hf[field] === true) throw new ConfigError(`${source}: ${field} true is not supported (Gemma has no attention biases)`, field);
-  }
+  if (hf["attention_bias"] === true)
+    throw new ConfigError(`${source}: attention_bias true is not supported (Gemma has no attention biases)`, "attention_bias");
   const nLayers = read.positiveIntOr("num_hidden_layers", defaults.layers);
   const nHeads = read.positiveIntOr("num_attention_heads", 8);
   const nKvHeads = read.positiveIntOr("num_key_value_heads", 4);
@@ -136,11 +135,6 @@ export function gemma4ConfigFromHf(hf: Json, source: string, unsupportedInputs: 
     unsupportedInputs,
   };
   checkSharedFields(hf, config, source);
-  if (config.perLayerInput && config.bosTokenId >= config.perLayerInput.vocabSize)
-    throw new ConfigError(
-      `${source}: vocab_size_per_layer_input is smaller than the token ids it must embed`,
-      "vocab_size_per_layer_input",
-    );
   return config;
 }
 

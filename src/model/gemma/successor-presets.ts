@@ -1,6 +1,6 @@
 /**
  * Gemma 3 and Gemma 4 presets, each written as the text config.json fields of the published
- * release and read by the same reader as a downloaded config.json (docs/spec/GEMMA3-4.md §6 names
+ * release and read by the same reader as a downloaded config.json (docs/spec/GEMMA3-4.md §7 names
  * the source of every value).
  */
 import type { Json } from "../config-fields.js";
