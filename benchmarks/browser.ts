@@ -9,19 +9,15 @@
  *
  *   npm run bench:web -- [--shape 2b|gemma3-1b|gemma4-e2b|...] [--weights q8_0|q4_0|f16] [--tokens 32] [--runtimes node,chromium]
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, writeSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { chromium, type Page } from "playwright-core";
-import { BENCH_SHAPES, SHAPE_ALIASES } from "../src/measure/run.js";
-import { SyntheticSource } from "../src/measure/synthetic.js";
-import type { GemmaConfig } from "../src/model/gemma/config.js";
 import { loadModel } from "../src/gemma.js";
-import { ggufModelParts, type GgufMatrixType } from "../src/model/gguf-export.js";
 import { startWebServer } from "../src/server/web.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "../test/helpers/chromium.js";
-import { GEMMA3_TOKENIZER_DIR, GEMMA_TOKENIZER_DIR, gemmaGgufVocab } from "../test/helpers/tokenizer.js";
+import { gemmaShape, syntheticGguf } from "./synthetic-gguf.js";
 
 const { values } = parseArgs({
   options: {
@@ -32,33 +28,12 @@ const { values } = parseArgs({
   },
 });
 const runtimes = values.runtimes.split(",");
-const shape = SHAPE_ALIASES[values.shape] ?? values.shape;
-const config = BENCH_SHAPES[shape] as GemmaConfig | undefined;
-if (!config || !["gemma2", "gemma3", "gemma4"].includes(config.family))
-  throw new Error(`--shape must be a Gemma 2, 3 or 4 shape (${Object.keys(SHAPE_ALIASES).join(", ")}, gemma3-1b, gemma4-e2b, ...)`);
-const matrixType = values.weights.toUpperCase() as GgufMatrixType;
-if (!["Q8_0", "Q4_0", "F16"].includes(matrixType)) throw new Error("--weights must be q8_0, q4_0 or f16");
+const { shape, config } = gemmaShape(values.shape);
 const tokens = Number(values.tokens);
 const PROMPT = "Write a short poem about the sea.";
-
-const dir = join(tmpdir(), "gemma-ts-bench-web");
-const file = `${shape}-${values.weights}.gguf`;
-mkdirSync(dir, { recursive: true });
-if (!existsSync(join(dir, file))) {
-  process.stderr.write(`writing ${file} (synthetic weights, the Gemma vocabulary)…\n`);
-  // Gemma 3 and 4 have the 262k vocabulary; Gemma 2 the 256k one.
-  const vocabulary = gemmaGgufVocab(config.family === "gemma2" ? GEMMA_TOKENIZER_DIR : GEMMA3_TOKENIZER_DIR);
-  const parts = await ggufModelParts(
-    new SyntheticSource(config, 1),
-    { ...config, vocabSize: vocabulary.pieces.length },
-    { matrixType, vocabulary },
-  );
-  // In pieces: a 9B file is larger than one typed array, and one write call takes at most 2 GiB.
-  const fd = openSync(join(dir, `${file}.part`), "w");
-  for (const part of parts) for (let at = 0; at < part.length; at += 1 << 30) writeSync(fd, part.subarray(at, at + (1 << 30)));
-  closeSync(fd);
-  renameSync(join(dir, `${file}.part`), join(dir, file));
-}
+const path = await syntheticGguf(shape, config, values.weights);
+const dir = dirname(path);
+const file = basename(path);
 
 interface Row {
   /** node, or chromium with the model read by range requests, downloaded into the OPFS cache, or read from it. */

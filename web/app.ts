@@ -25,6 +25,7 @@ const ui = {
   topP: $<HTMLInputElement>("top-p"),
   maxTokens: $<HTMLInputElement>("max-tokens"),
   seed: $<HTMLInputElement>("seed"),
+  jsonReply: $<HTMLInputElement>("json-reply"),
   system: $<HTMLTextAreaElement>("system"),
   cacheList: $("cache-list"),
   clearCache: $<HTMLButtonElement>("clear-cache"),
@@ -128,6 +129,7 @@ function settings(): SamplingSettings {
     topP: number(ui.topP, 0.95),
     maxTokens: number(ui.maxTokens, 256),
     ...(seed === undefined ? {} : { seed }),
+    ...(ui.jsonReply.checked ? { responseFormat: { type: "json_object" as const } } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * model: it sends requests and receives events, so it stays responsive while a forward pass runs.
  */
 import type { FinishReason } from "../generate/generation.js";
+import type { ResponseFormat } from "../generate/response-format.js";
 import type { CacheEntry } from "./opfs-cache.js";
 
 /** Where the model comes from: a URL (GGUF file or folder base), or files the user picked. */
@@ -20,6 +21,8 @@ export interface SamplingSettings {
   topP: number;
   /** Same seed, same reply (as `gemma-ts generate --seed`); absent = random. */
   seed?: number;
+  /** The reply's form (JSON Schema, any JSON object, EBNF grammar), as in GenerateOptions; absent = free text. */
+  responseFormat?: ResponseFormat;
 }
 
 export type RuntimeRequest =

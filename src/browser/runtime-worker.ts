@@ -99,13 +99,14 @@ async function chat(id: number, text: string, settings: SamplingSettings, system
   const controller = new AbortController();
   running = { id, controller };
   try {
-    const { maxTokens, temperature, topK, topP, seed } = settings;
+    const { maxTokens, temperature, topK, topP, seed, responseFormat } = settings;
     const generation = session.send(text, {
       maxTokens,
       temperature,
       topK,
       topP,
       ...(seed === undefined ? {} : { seed }),
+      ...(responseFormat === undefined ? {} : { responseFormat }),
       signal: controller.signal,
     });
     const started = performance.now();

@@ -9,6 +9,8 @@ import { tokenLogprobs } from "./logprobs.js";
 import { Sampler, type SamplingOptions } from "./sampler.js";
 import type { Sequence } from "./sequence.js";
 import { StopStringFilter, type GeneratedToken } from "./stop-strings.js";
+import { compileConstraint } from "./grammar.js";
+import { checkResponseFormat, type ResponseFormat } from "./response-format.js";
 
 export type { GeneratedToken, TokenLogprob } from "./stop-strings.js";
 
@@ -21,6 +23,11 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Attach each token's logprob and this many top alternatives (0-20); unset = no logprobs. */
   logprobs?: number;
+  /**
+   * The reply's form: JSON valid against a schema, any JSON object, or an EBNF grammar, enforced
+   * token by token (grammar.ts); "text" (default) is free text. Needs a tokenizer.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /** "stop": an end token or stop string; "length": maxTokens or the context limit; "abort": the signal. */
@@ -81,9 +88,13 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     }
     // Build the sampler now so bad sampling options fail at the call, not mid-stream.
     this.sampler = new Sampler(options);
+    const format = options.responseFormat === undefined ? null : checkResponseFormat(options.responseFormat);
+    this.responseFormat = format?.type === "text" ? null : format;
+    if (this.responseFormat && !context.tokenizer) throw new GenerationError("responseFormat needs a model with a tokenizer");
   }
 
   private readonly sampler: Sampler;
+  private readonly responseFormat: ResponseFormat | null;
 
   /** Runs to the end and returns the full text. */
   async complete(): Promise<string> {
@@ -114,32 +125,41 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     this.sampler.observePrompt(this.promptIds);
     let logits = sequence.prefill(this.promptIds);
     this.reusedPromptTokens = sequence.reusedTokens;
-    for (;;) {
-      await yieldToEventLoop();
-      if (signal?.aborted) {
-        this.finishReason = "abort";
-        break;
+    const constraint = this.responseFormat
+      ? await compileConstraint(tokenizer!, this.responseFormat, [...stopTokenIds], logits.length)
+      : null;
+    try {
+      for (;;) {
+        await yieldToEventLoop();
+        if (signal?.aborted) {
+          this.finishReason = "abort";
+          break;
+        }
+        await constraint?.restrict(logits);
+        const id = this.sampler.sample(logits);
+        this.sampler.observe(id);
+        this.completionTokens++;
+        if (stopTokenIds.has(id)) {
+          this.finishReason = "stop";
+          break;
+        }
+        constraint?.accept(id);
+        const token: GeneratedToken = { id, text: decoder ? decoder.push(id) : "" };
+        if (this.options.logprobs !== undefined) Object.assign(token, tokenLogprobs(logits, id, this.options.logprobs));
+        const { ready, stopped } = filter.push(token);
+        yield* emit(ready);
+        if (stopped) {
+          this.finishReason = "stop";
+          break;
+        }
+        if (this.completionTokens >= maxTokens || sequence.ids.length + 1 >= maxPositions) {
+          this.finishReason = "length";
+          break;
+        }
+        logits = sequence.feed([id]);
       }
-      const id = this.sampler.sample(logits);
-      this.sampler.observe(id);
-      this.completionTokens++;
-      if (stopTokenIds.has(id)) {
-        this.finishReason = "stop";
-        break;
-      }
-      const token: GeneratedToken = { id, text: decoder ? decoder.push(id) : "" };
-      if (this.options.logprobs !== undefined) Object.assign(token, tokenLogprobs(logits, id, this.options.logprobs));
-      const { ready, stopped } = filter.push(token);
-      yield* emit(ready);
-      if (stopped) {
-        this.finishReason = "stop";
-        break;
-      }
-      if (this.completionTokens >= maxTokens || sequence.ids.length + 1 >= maxPositions) {
-        this.finishReason = "length";
-        break;
-      }
-      logits = sequence.feed([id]);
+    } finally {
+      constraint?.dispose();
     }
     // An incomplete multi-byte character left in the decoder is dropped, never printed by halves.
     yield* emit(filter.flush());

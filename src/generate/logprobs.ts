@@ -1,4 +1,7 @@
-/** Log-probabilities of generated tokens, from the raw logits (before penalties and temperature). */
+/**
+ * Log-probabilities of generated tokens, from the logits before penalties and temperature (under a
+ * response format, after its mask: the distribution the token was drawn from).
+ */
 import type { TokenLogprob } from "./stop-strings.js";
 
 /** log softmax(logits)[id], plus the `top` most likely tokens (best first). */
@@ -19,5 +22,7 @@ export function tokenLogprobs(logits: Float32Array, id: number, top: number): { 
       if (best.length > top) best.pop();
     }
   }
-  return { logprob: logits[id]! - logZ, topLogprobs: best.map((i) => ({ id: i, logprob: logits[i]! - logZ })) };
+  // Tokens a grammar forbade (logit -Infinity) are no alternatives.
+  const alternatives = best.filter((i) => logits[i] !== -Infinity);
+  return { logprob: logits[id]! - logZ, topLogprobs: alternatives.map((i) => ({ id: i, logprob: logits[i]! - logZ })) };
 }

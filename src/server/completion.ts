@@ -76,6 +76,7 @@ export class CompletionRun {
       signal,
       ...(req.seed === undefined ? {} : { seed: req.seed }),
       ...(req.logprobs === null ? {} : { logprobs: req.logprobs }),
+      ...(req.responseFormat === null ? {} : { responseFormat: req.responseFormat }),
     });
   }
 

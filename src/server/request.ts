@@ -3,6 +3,8 @@
  * 400 naming the parameter; nothing unchecked reaches the model.
  */
 import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { GenerationError } from "../errors.js";
+import { checkResponseFormat, type ResponseFormat } from "../generate/response-format.js";
 import { invalid } from "./api-error.js";
 
 export interface CompletionRequest {
@@ -23,6 +25,8 @@ export interface CompletionRequest {
   includeUsage: boolean;
   /** null: no logprobs; otherwise how many alternatives per token. */
   logprobs: number | null;
+  /** null: free text; otherwise the form the reply is decoded under. */
+  responseFormat: ResponseFormat | null;
 }
 
 type Body = Record<string, unknown>;
@@ -150,5 +154,36 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
     stream: optionalBoolean(b, "stream"),
     includeUsage,
     logprobs,
+    responseFormat: readResponseFormat(b),
   };
+}
+
+/**
+ * OpenAI's `response_format`: {type: "text"}, {type: "json_object"}, or {type: "json_schema",
+ * json_schema: {name, schema, strict}}; and gemma-ts's {type: "grammar", grammar: "<EBNF>"}.
+ */
+function readResponseFormat(b: Body): ResponseFormat | null {
+  const raw = b["response_format"];
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Array.isArray(raw)) throw invalid("'response_format' must be an object", "response_format");
+  const f = raw as Body;
+  let format: unknown = f;
+  if (f["type"] === "json_schema") {
+    const spec = f["json_schema"];
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec))
+      throw invalid("'response_format.json_schema' must be an object with a name and a schema", "response_format.json_schema");
+    const { name, schema, strict } = spec as Body;
+    if (typeof name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(name))
+      throw invalid("'response_format.json_schema.name' must be 1-64 letters, digits, '_' or '-'", "response_format.json_schema.name");
+    if (strict !== undefined && strict !== null && typeof strict !== "boolean")
+      throw invalid("'response_format.json_schema.strict' must be a boolean", "response_format.json_schema.strict");
+    format = { type: "json_schema", schema: schema ?? {} };
+  }
+  try {
+    const checked = checkResponseFormat(format);
+    return checked.type === "text" ? null : checked;
+  } catch (e) {
+    if (e instanceof GenerationError) throw invalid(e.message.replace(/^responseFormat: /, "response_format: "), "response_format");
+    throw e;
+  }
 }

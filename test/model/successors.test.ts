@@ -10,6 +10,7 @@ import type { KvCache } from "../../src/model/kv-cache.js";
 import { readSafetensorsTensors } from "../helpers/safetensors.js";
 import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma4Json, writeRandomModel } from "../helpers/random-model.js";
+import { cli } from "../helpers/cli.js";
 
 interface Fixture {
   input_ids: number[];
@@ -140,6 +141,11 @@ describe("Gemma 3 / Gemma 4 configs", () => {
       ]);
       const model = await loadModel(dir);
       assert.deepEqual(model.config.family, modelType);
+      // The command line says what it skipped, on stderr and in info.
+      const run = cli(["generate", "--model", dir, "--prompt-ids", "2,5,7", "--max-tokens", "2"]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, new RegExp(`note: this checkpoint also has a vision ${towers.length > 1 ? "and an audio " : ""}tower`));
+      assert.match(cli(["info", "--model", dir]).stdout, /inputs +text only \(image( and audio)? input not supported yet\)/);
       assert.deepEqual(
         (model.config as { unsupportedInputs: string[] }).unsupportedInputs,
         towers.map((t) => (t === "vision_config" ? "image" : "audio")),

@@ -71,9 +71,9 @@ async function loadUrl(page: Page, url: string, cache = true): Promise<string> {
 }
 
 /** Sends the prompt with the seed; returns the reply text and how many times it grew while streaming. */
-async function ask(page: Page, prompt = PROMPT): Promise<{ text: string; updates: number; stats: string }> {
+async function ask(page: Page, prompt = PROMPT, maxTokens = MAX_TOKENS): Promise<{ text: string; updates: number; stats: string }> {
   await page.fill("#seed", String(SEED));
-  await page.fill("#max-tokens", String(MAX_TOKENS));
+  await page.fill("#max-tokens", String(maxTokens));
   await page.fill("#prompt", prompt);
   const turn = (await page.locator(".message.model").count()) + 1;
   await page.evaluate(() => {
@@ -249,6 +249,23 @@ describe("the chat page in headless Chromium", { skip }, () => {
     assert.equal(await page.getAttribute("body", "data-model"), "loaded", (await page.textContent("#error")) ?? "");
     assert.match((await page.textContent("#model-info"))!, /vocabulary262,145/);
     assert.equal((await ask(page, prompt)).text, nodeReply(folder, prompt));
+    await page.close();
+  });
+
+  it("decodes a JSON reply in the page (XGrammar's WebAssembly in the model worker) that parses, where a free reply does not", async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`), "loaded");
+    await page.fill("#temperature", "0");
+    await page.setChecked("#json-reply", true);
+    for (const prompt of ["Give me JSON.", "More JSON."]) {
+      const { text } = await ask(page, prompt, 300);
+      const value: unknown = JSON.parse(text);
+      assert.ok(typeof value === "object" && value !== null && !Array.isArray(value), text);
+    }
+    await page.setChecked("#json-reply", false);
+    const free = (await ask(page, "Give me JSON.", 300)).text;
+    assert.throws(() => JSON.parse(free), free);
     await page.close();
   });
 
