@@ -117,6 +117,16 @@ async function compile(compiler: GrammarCompiler, format: ResponseFormat): Promi
       return compiler.compileJSONSchema(JSON.stringify(format.schema), false, -1, JSON_SEPARATORS, true);
     case "grammar":
       return compiler.compileGrammar(format.grammar, "root");
+    case "text_or_json":
+      return compiler.compileStructuralTag({
+        type: "structural_tag",
+        format: {
+          type: "triggered_tags",
+          triggers: [format.begin],
+          tags: [{ type: "tag", begin: format.begin, content: { type: "json_schema", json_schema: format.schema }, end: format.end }],
+          stop_after_first: true,
+        },
+      });
     case "text":
       throw new GenerationError("a text response format needs no grammar");
   }

@@ -15,7 +15,12 @@ export type ResponseFormat =
   /** JSON valid against `schema`. */
   | { type: "json_schema"; schema: JsonSchema }
   /** Text of an EBNF grammar (XGrammar's GBNF dialect, root rule `root`). */
-  | { type: "grammar"; grammar: string };
+  | { type: "grammar"; grammar: string }
+  /**
+   * Free text, in which `begin` opens JSON valid against `schema` that `end` closes; the reply ends
+   * there (what tool calls are decoded under).
+   */
+  | { type: "text_or_json"; begin: string; schema: JsonSchema; end: string };
 
 /** Keywords whose meaning constrained decoding guarantees. */
 const CONSTRAINING = new Set([
@@ -89,8 +94,16 @@ export function checkResponseFormat(format: unknown): ResponseFormat {
       if (typeof grammar !== "string" || grammar.trim() === "") throw invalid("grammar needs the text of an EBNF grammar");
       return { type: "grammar", grammar };
     }
+    case "text_or_json": {
+      const { begin, end } = f;
+      if (typeof begin !== "string" || begin === "" || typeof end !== "string")
+        throw invalid("text_or_json needs a non-empty begin string, an end string and a schema");
+      const schema = f["schema"] as JsonSchema;
+      checkSchema(schema, "schema", schema);
+      return { type: "text_or_json", begin, schema, end };
+    }
   }
-  throw invalid(`type ${JSON.stringify(f["type"])} is not one of "text", "json_object", "json_schema", "grammar"`);
+  throw invalid(`type ${JSON.stringify(f["type"])} is not one of "text", "json_object", "json_schema", "grammar", "text_or_json"`);
 }
 
 function checkSchema(schema: unknown, path: string, root: JsonSchema): void {

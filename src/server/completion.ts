@@ -13,7 +13,9 @@ import {
   chatChunk,
   chatLogprob,
   finishReason,
+  offersTools,
   textChunk,
+  toolCallDeltas,
   textLogprobs,
   usageChunk,
   usageOf,
@@ -23,6 +25,7 @@ import {
 } from "./openai-shapes.js";
 import type { CompletionRequest } from "./request.js";
 import type { SlotQueue } from "./slot-queue.js";
+import { splitToolCalls, ToolCallHoldback } from "./tools.js";
 
 /** What a finished request reports to the log. */
 export interface CompletionStats {
@@ -142,16 +145,29 @@ export async function sendCompletion(
     try {
       const chunk = (payload: object) => stream.writeSSE({ data: JSON.stringify(payload) });
       if (chat) await chunk(chatChunk(meta, { role: "assistant", content: "" }, null, null, req));
+      // With tools, text that may begin a call is held back until it is clear which it is.
+      const holdback = chat && offersTools(req) ? new ToolCallHoldback() : null;
       let textOffset = 0;
       for await (const t of run.tokens()) {
-        if (chat)
-          await chunk(
-            chatChunk(meta, { content: t.text }, null, req.logprobs === null ? null : { content: [chatLogprob(tokenizer, t)] }, req),
-          );
+        const logprobs = req.logprobs === null ? null : { content: [chatLogprob(tokenizer, t)] };
+        if (holdback) {
+          const content = holdback.push(t.text);
+          if (content !== "" || logprobs) await chunk(chatChunk(meta, { content }, null, logprobs, req));
+        } else if (chat) await chunk(chatChunk(meta, { content: t.text }, null, logprobs, req));
         else await chunk(textChunk(meta, t.text, null, req.logprobs === null ? null : textLogprobs(tokenizer, [t], textOffset)));
         textOffset += t.text.length;
       }
-      await chunk(chat ? chatChunk(meta, {}, run.finishReason, null, req) : textChunk(meta, "", run.finishReason, null));
+      let finish: string = run.finishReason;
+      if (holdback) {
+        const { calls } = splitToolCalls(holdback.text);
+        const rest = calls ? "" : holdback.flush();
+        if (rest !== "") await chunk(chatChunk(meta, { content: rest }, null, null, req));
+        if (calls) {
+          await chunk(chatChunk(meta, toolCallDeltas(calls), null, null, req));
+          finish = "tool_calls";
+        }
+      }
+      await chunk(chat ? chatChunk(meta, {}, finish, null, req) : textChunk(meta, "", run.finishReason, null));
       if (req.includeUsage) await chunk(usageChunk(meta, req.kind, run.usage()));
       await stream.writeSSE({ data: "[DONE]" });
     } catch (e) {

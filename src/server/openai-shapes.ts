@@ -5,6 +5,7 @@
 import type { FinishReason, GeneratedToken, Generation } from "../generate/generation.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import type { CompletionRequest } from "./request.js";
+import { splitToolCalls, type ToolCall } from "./tools.js";
 
 export interface Usage {
   prompt_tokens: number;
@@ -80,15 +81,16 @@ export function wholeResponse(
 ) {
   const text = tokens.map((t) => t.text).join("");
   if (req.kind === "chat") {
+    const { content, calls } = offersTools(req) ? splitToolCalls(text) : { content: text, calls: null };
     return {
       ...meta,
       object: "chat.completion",
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: text, refusal: null },
+          message: { role: "assistant", content, refusal: null, ...(calls ? { tool_calls: calls } : {}) },
           logprobs: req.logprobs === null ? null : { content: tokens.map((t) => chatLogprob(tokenizer, t)), refusal: null },
-          finish_reason: finish,
+          finish_reason: calls ? "tool_calls" : finish,
         },
       ],
       usage,
@@ -100,6 +102,16 @@ export function wholeResponse(
     choices: [{ index: 0, text, logprobs: req.logprobs === null ? null : textLogprobs(tokenizer, tokens, 0), finish_reason: finish }],
     usage,
   };
+}
+
+/** Whether the model was offered functions to call (so its reply may hold calls). */
+export function offersTools(req: CompletionRequest): boolean {
+  return req.tools !== null && req.tools.choice !== "none";
+}
+
+/** OpenAI's streamed form of calls: each with its index, id, name and the whole arguments string. */
+export function toolCallDeltas(calls: ToolCall[]) {
+  return { tool_calls: calls.map((call, index) => ({ index, ...call })) };
 }
 
 export function chatChunk(meta: Meta, delta: object, finishReason: string | null, logprobs: object | null, req: CompletionRequest) {

@@ -6,6 +6,7 @@ import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { GenerationError } from "../errors.js";
 import { checkResponseFormat, type ResponseFormat } from "../generate/response-format.js";
 import { invalid } from "./api-error.js";
+import { readTools, toolMessages, toolResponseFormat, type RequestMessage, type ToolCall, type ToolRequest } from "./tools.js";
 
 export interface CompletionRequest {
   kind: "chat" | "text";
@@ -27,6 +28,8 @@ export interface CompletionRequest {
   logprobs: number | null;
   /** null: free text; otherwise the form the reply is decoded under. */
   responseFormat: ResponseFormat | null;
+  /** The functions the model may call (chat only); null without `tools`. */
+  tools: ToolRequest | null;
 }
 
 type Body = Record<string, unknown>;
@@ -85,17 +88,52 @@ function readContent(raw: unknown, index: number): string {
   throw invalid(`messages[${index}].content must be a string or a list of text parts`, `messages[${index}].content`);
 }
 
-function readMessages(body: Body): ChatMessage[] {
+/** The conversation, with tool calls and tool results turned into turns the chat template renders (tools.ts). */
+function readMessages(body: Body, tools: ToolRequest | null): ChatMessage[] {
   const raw = body["messages"];
   if (!Array.isArray(raw) || raw.length === 0) throw invalid("'messages' must be a non-empty list", "messages");
-  return raw.map((m, i) => {
+  const messages = raw.map((m, i): RequestMessage => {
     if (typeof m !== "object" || m === null) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const role = (m as Body)["role"];
-    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") {
-      throw invalid(`messages[${i}].role ${JSON.stringify(role)} is not supported (use system, user or assistant)`, `messages[${i}].role`);
+    const message = m as Body;
+    const role = message["role"];
+    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer" && role !== "tool") {
+      throw invalid(
+        `messages[${i}].role ${JSON.stringify(role)} is not supported (use system, user, assistant or tool)`,
+        `messages[${i}].role`,
+      );
+    }
+    if (role === "tool") {
+      const id = message["tool_call_id"];
+      if (typeof id !== "string" || id === "")
+        throw invalid(`messages[${i}].tool_call_id must be the id of the call it answers`, `messages[${i}]`);
+      return { role, content: readContent(message["content"], i), toolCallId: id };
+    }
+    if (role === "assistant" && message["tool_calls"] !== undefined && message["tool_calls"] !== null) {
+      const content = message["content"] === null || message["content"] === undefined ? "" : readContent(message["content"], i);
+      return { role, content, toolCalls: readToolCalls(message["tool_calls"], i) };
     }
     // "developer" is OpenAI's newer name for the system role.
-    return { role: role === "developer" ? "system" : role, content: readContent((m as Body)["content"], i) };
+    return { role: role === "developer" ? "system" : role, content: readContent(message["content"], i) };
+  });
+  return toolMessages(messages, tools);
+}
+
+/** An assistant turn's earlier calls, as the client sends them back. */
+function readToolCalls(raw: unknown, i: number): ToolCall[] {
+  const param = `messages[${i}].tool_calls`;
+  if (!Array.isArray(raw) || raw.length === 0) throw invalid(`${param} must be a non-empty list`, param);
+  return raw.map((c, j) => {
+    const fn = (c as Body | null)?.["function"] as Body | undefined;
+    const args = fn?.["arguments"];
+    if (typeof fn?.["name"] !== "string" || typeof args !== "string")
+      throw invalid(`${param}[${j}] must be {id, type: "function", function: {name, arguments}}`, param);
+    try {
+      JSON.parse(args);
+    } catch {
+      throw invalid(`${param}[${j}].function.arguments must be a JSON string`, param);
+    }
+    const id = (c as Body)["id"];
+    return { id: typeof id === "string" ? id : `call_${j}`, type: "function", function: { name: fn["name"] as string, arguments: args } };
   });
 }
 
@@ -137,10 +175,16 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
   }
 
   const seed = optionalInt(b, "seed", (v) => Number.isSafeInteger(v), "an integer");
+  const tools = kind === "chat" ? readTools(b) : null;
+  if (tools && b["response_format"] !== undefined && b["response_format"] !== null && tools.choice !== "none")
+    throw invalid(
+      "'response_format' and 'tools' cannot be combined: a reply is either decoded as a call or under the format",
+      "response_format",
+    );
   return {
     kind,
     model: (model as string | undefined) ?? null,
-    messages: kind === "chat" ? readMessages(b) : [],
+    messages: kind === "chat" ? readMessages(b, tools) : [],
     prompt,
     maxTokens,
     temperature: optionalNumber(b, "temperature", 1, (v) => v >= 0 && v <= 2, "a number from 0 to 2"),
@@ -154,7 +198,8 @@ export function parseCompletionRequest(body: unknown, kind: "chat" | "text"): Co
     stream: optionalBoolean(b, "stream"),
     includeUsage,
     logprobs,
-    responseFormat: readResponseFormat(b),
+    responseFormat: tools && tools.choice !== "none" ? toolResponseFormat(tools) : readResponseFormat(b),
+    tools,
   };
 }
 

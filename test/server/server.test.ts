@@ -237,9 +237,9 @@ describe("gemma-ts serve (OpenAI API)", () => {
       );
       await expectError(await post("/v1/chat/completions", chat({ stop: [1] })), 400, /'stop' must be/, "stop");
       await expectError(
-        await post("/v1/chat/completions", chat({ messages: [{ role: "tool", content: "x" }] })),
+        await post("/v1/chat/completions", chat({ messages: [{ role: "function", content: "x" }] })),
         400,
-        /role "tool" is not supported/,
+        /role "function" is not supported/,
         "messages[0].role",
       );
       await expectError(await post("/v1/chat/completions", chat({ messages: [] })), 400, /'messages' must be a non-empty list/, "messages");
