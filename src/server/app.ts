@@ -12,6 +12,7 @@ import { TemplateLimitError } from "../tokenizer/template-limits.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import { ApiError, invalid } from "./api-error.js";
 import { CompletionRun, promptIds, sendCompletion, type CompletionStats } from "./completion.js";
+import { ServerMetrics } from "./metrics.js";
 import { hostGuard, requireJson } from "./host-guard.js";
 import { modelObject } from "./openai-shapes.js";
 import { refuseOversizedPrompt } from "./prompt-size.js";
@@ -61,12 +62,22 @@ export function createApp(model: GemmaModel, options: ServerOptions): GemmaServe
   const inFlight = new Set<AbortController>();
   const log = options.log ?? (() => {});
   const app = new Hono();
+  const metrics = new ServerMetrics();
+  app.use("*", async (c, next) => {
+    await next();
+    metrics.request(c.req.path, c.res.status);
+  });
   reportErrors(app, log);
   guard(app, options);
   app.get("/health", (c) => c.json({ status: "ok", model: options.modelName, running: pool.busy, queued: pool.queued }));
+  app.get("/metrics", (c) =>
+    c.body(metrics.render({ queued: pool.queued, busySlots: pool.busy, slots: pool.parallel, kvCacheBytes: pool.cacheBytes() }), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }),
+  );
   authenticateAndLimit(app, options);
   modelRoutes(app, options.modelName);
-  const run = completionHandler({ model, tokenizer, pool, inFlight, log, modelName: options.modelName });
+  const run = completionHandler({ model, tokenizer, pool, inFlight, log, modelName: options.modelName, metrics });
   app.post("/v1/chat/completions", run("chat"));
   app.post("/v1/completions", run("text"));
   return {
@@ -162,10 +173,11 @@ interface CompletionDeps {
   inFlight: Set<AbortController>;
   log: (line: string) => void;
   modelName: string;
+  metrics: ServerMetrics;
 }
 
 /** POST /v1/chat/completions and /v1/completions: validate, fit the context, wait for a slot, run. */
-function completionHandler({ model, tokenizer, pool, inFlight, log, modelName }: CompletionDeps) {
+function completionHandler({ model, tokenizer, pool, inFlight, log, modelName, metrics }: CompletionDeps) {
   return (kind: "chat" | "text") => async (c: Context) => {
     let body: unknown;
     try {
@@ -213,7 +225,9 @@ function completionHandler({ model, tokenizer, pool, inFlight, log, modelName }:
     inFlight.add(controller);
     const done = (status: string) => {
       inFlight.delete(controller);
-      logLine(log, id, status, run.finish(), run.finishReason);
+      const stats = run.finish();
+      metrics.completion(stats);
+      logLine(log, id, status, stats, run.finishReason);
     };
     const meta = { id, created: Math.floor(Date.now() / 1000), model: modelName };
     return sendCompletion(c, run, req, meta, tokenizer, controller, log, done);

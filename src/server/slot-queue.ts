@@ -22,6 +22,7 @@ interface Waiter {
 const REWIND_SLACK = 256;
 
 export class SlotQueue {
+  private readonly slots: Slot[];
   private readonly free: Slot[];
   private readonly waiters: Waiter[] = [];
   private closed = false;
@@ -31,7 +32,13 @@ export class SlotQueue {
     readonly parallel: number,
     readonly maxQueue: number,
   ) {
-    this.free = Array.from({ length: parallel }, (_, index) => ({ index, sequence: model.createSequence({ rewindSlack: REWIND_SLACK }) }));
+    this.slots = Array.from({ length: parallel }, (_, index) => ({ index, sequence: model.createSequence({ rewindSlack: REWIND_SLACK }) }));
+    this.free = [...this.slots];
+  }
+
+  /** Bytes all slots' KV caches hold now. */
+  cacheBytes(): number {
+    return this.slots.reduce((sum, slot) => sum + slot.sequence.cache.bytes(), 0);
   }
 
   get busy(): number {

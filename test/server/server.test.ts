@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { encodeChat, renderChat } from "../../src/tokenizer/chat-template.js";
@@ -29,6 +30,32 @@ describe("gemma-ts serve (OpenAI API)", () => {
       headers: { "content-type": "application/json", ...headers },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
+
+  it("GET /metrics is Prometheus text: requests by status, tokens, queue, slots, KV cache, latency histograms", async () => {
+    await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 3 });
+    await post("/v1/chat/completions", "{ nope");
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+    const families = parsePrometheusTextFormat(await res.text());
+    const family = (name: string) => families.find((f) => f.name === name)!;
+    const requests = family("gemma_ts_requests_total");
+    assert.equal(requests.type, "COUNTER");
+    const count = (status: string) =>
+      requests.metrics
+        .filter((m) => m.labels!["route"] === "/v1/chat/completions" && m.labels!["status"] === status)
+        .reduce((n, m) => n + Number(m.value), 0);
+    assert.ok(count("200") >= 1 && count("400") >= 1);
+    assert.ok(Number(family("gemma_ts_completion_tokens_total").metrics[0]!.value) >= 3);
+    assert.ok(Number(family("gemma_ts_prompt_tokens_total").metrics[0]!.value) > 0);
+    assert.equal(family("gemma_ts_queue_length").type, "GAUGE");
+    assert.equal(family("gemma_ts_slots").metrics[0]!.value, "1");
+    assert.ok(Number(family("gemma_ts_kv_cache_bytes").metrics[0]!.value) > 0);
+    const ttft = family("gemma_ts_time_to_first_token_seconds");
+    assert.equal(ttft.type, "HISTOGRAM");
+    assert.ok(Number(ttft.metrics[0]!.count) >= 1);
+    assert.equal(family("gemma_ts_decode_tokens_per_second").type, "HISTOGRAM");
+  });
 
   it("binds to 127.0.0.1 and lists its model", async () => {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
