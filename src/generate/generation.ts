@@ -10,6 +10,8 @@ import { Sampler, type SamplingOptions } from "./sampler.js";
 import type { Sequence } from "./sequence.js";
 import { StopStringFilter, type GeneratedToken } from "./stop-strings.js";
 import { compileConstraint } from "./grammar.js";
+import type { DecodeBatcher } from "./batcher.js";
+import { yieldToEventLoop } from "./event-loop.js";
 import { checkResponseFormat, type ResponseFormat } from "./response-format.js";
 
 export type { GeneratedToken, TokenLogprob } from "./stop-strings.js";
@@ -39,20 +41,9 @@ export interface GenerationContext {
   /** Token ids that end generation (<eos>, <end_of_turn>); never emitted. */
   stopTokenIds: ReadonlySet<number>;
   maxPositions: number;
+  /** Runs this generation's forward passes together with other generations' (a server's slots); absent: alone. */
+  batcher?: DecodeBatcher;
 }
-
-/** Lets timers, I/O and abort signals run between tokens (the forward pass itself is synchronous). */
-const yieldToEventLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    if (typeof setImmediate === "function") return void setImmediate(resolve);
-    // Browsers: a nested setTimeout(0) waits at least 4 ms; a channel message is a new task at once.
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(null);
-  });
 
 export class Generation implements AsyncIterable<GeneratedToken> {
   finishReason: FinishReason | null = null;
@@ -123,7 +114,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
       return;
     }
     this.sampler.observePrompt(this.promptIds);
-    let logits = sequence.prefill(this.promptIds);
+    const { batcher } = this.context;
+    let logits = batcher ? await batcher.prefill(sequence, this.promptIds) : sequence.prefill(this.promptIds);
     this.reusedPromptTokens = sequence.reusedTokens;
     const constraint = this.responseFormat
       ? await compileConstraint(tokenizer!, this.responseFormat, [...stopTokenIds], logits.length)
@@ -156,7 +148,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
           this.finishReason = "length";
           break;
         }
-        logits = sequence.feed([id]);
+        logits = batcher ? await batcher.feed(sequence, [id]) : sequence.feed([id]);
       }
     } finally {
       constraint?.dispose();

@@ -28,24 +28,43 @@ export class Sequence {
    * shared prefix when the cache can rewind to it, else starts over.
    */
   prefill(ids: readonly number[]): Float32Array {
+    const logits = this.feed(this.rewindFor(ids));
+    this.markPromptEnd();
+    return logits;
+  }
+
+  /**
+   * The first half of a prefill: rewinds the cache to the longest prefix it shares with `ids` and
+   * returns the tokens still to run (at least one: the last must run to produce logits).
+   */
+  rewindFor(ids: readonly number[]): readonly number[] {
     let shared = 0;
     while (shared < ids.length && shared < this.cachedIds.length && ids[shared] === this.cachedIds[shared]) shared++;
-    // At least one token must run to produce logits.
     if (shared === ids.length) shared--;
     shared = this.cache.rewindPointAtMost(shared);
     this.cache.rewindTo(shared);
     this.cachedIds = this.cachedIds.slice(0, shared);
     this.reusedTokens = shared;
-    const logits = this.feed(ids.slice(shared));
-    // The end of a prompt is where the next turn of a conversation will resume.
+    return ids.slice(shared);
+  }
+
+  /** The end of a prompt is where the next turn of a conversation will resume. */
+  markPromptEnd(): void {
     this.cache.mark();
-    return logits;
   }
 
   /** Appends tokens and returns the logits after the last. */
   feed(ids: readonly number[]): Float32Array {
     const logits = this.model.forward(ids, this.cache, "last");
     this.cachedIds.push(...ids);
+    return logits;
+  }
+
+  /** Runs several sequences' new tokens in one batched pass where the model has one; each one's last logits. */
+  static feedMany(model: CausalLM, items: readonly { sequence: Sequence; ids: readonly number[] }[]): Float32Array[] {
+    if (items.length === 1 || !model.forwardBatch) return items.map(({ sequence, ids }) => sequence.feed(ids));
+    const logits = model.forwardBatch(items.map(({ sequence, ids }) => ({ ids, state: sequence.cache })));
+    for (const { sequence, ids } of items) sequence.cachedIds.push(...ids);
     return logits;
   }
 }

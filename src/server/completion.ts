@@ -67,7 +67,7 @@ export class CompletionRun {
     signal: AbortSignal,
   ) {
     const room = model.config.maxPositions - ids.length;
-    this.generation = new Generation(model.generationContext(slot.sequence), ids, {
+    this.generation = new Generation({ ...model.generationContext(slot.sequence), batcher: pool.batcher }, ids, {
       maxTokens: Math.min(req.maxTokens ?? room, room),
       temperature: req.temperature,
       topP: req.topP,

@@ -5,6 +5,7 @@
  */
 import type { GemmaModel } from "../gemma-model.js";
 import type { Sequence } from "../generate/sequence.js";
+import { DecodeBatcher } from "../generate/batcher.js";
 import { ApiError } from "./api-error.js";
 
 export interface Slot {
@@ -34,7 +35,11 @@ export class SlotQueue {
   ) {
     this.slots = Array.from({ length: parallel }, (_, index) => ({ index, sequence: model.createSequence({ rewindSlack: REWIND_SLACK }) }));
     this.free = [...this.slots];
+    this.batcher = new DecodeBatcher(model.forwardPass);
   }
+
+  /** The slots' forward passes run together (batched decoding). */
+  readonly batcher: DecodeBatcher;
 
   /** Bytes all slots' KV caches hold now. */
   cacheBytes(): number {

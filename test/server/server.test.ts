@@ -379,6 +379,37 @@ describe("serve limits and auth", () => {
     }
   });
 
+  it("decodes concurrent requests in batched passes, with exactly the greedy replies each gets alone", async () => {
+    const prompts = [
+      "Hello there",
+      "What is the capital of France?",
+      "Write a haiku about rain.",
+      "1, 2, 3,",
+      "Tell me a story about a dragon who",
+    ];
+    const ask = (target: RunningServer, content: string) =>
+      fetch(`${target.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: JSON_TYPE,
+        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: 24, temperature: 0 }),
+      })
+        .then((r) => r.json() as Promise<{ choices: { message: { content: string } }[] }>)
+        .then((j) => j.choices[0]!.message.content);
+    const alone = await startServer(model, { modelName: MODEL, port: 0, parallel: 1 });
+    const expected: string[] = [];
+    for (const p of prompts) expected.push(await ask(alone, p));
+    await alone.close(0);
+    const batched = await startServer(model, { modelName: MODEL, port: 0, parallel: prompts.length });
+    const { batcher } = batched.api.pool;
+    assert.deepEqual(await Promise.all(prompts.map((p) => ask(batched, p))), expected);
+    // Fewer passes than tokens: the sequences shared them.
+    assert.ok(
+      batcher.passes < batcher.tokens && batcher.passes <= 24 + prompts.length * 2,
+      `${batcher.passes} passes for ${batcher.tokens} tokens`,
+    );
+    await batched.close(0);
+  });
+
   it("runs --parallel sequences at once and queues the rest fairly", async () => {
     const server = await startServer(model, { modelName: MODEL, port: 0, parallel: 2 });
     try {

@@ -27,6 +27,14 @@ interface SharedKv {
   v: Float32Array;
 }
 
+/** One sequence's tokens within a call: rows [offset, offset + length) of the activations. */
+interface Segment {
+  offset: number;
+  length: number;
+  startPos: number;
+  cache: KvCache | null;
+}
+
 export class GemmaForward implements CausalLM {
   private readonly invFreq: Float32Array[];
   readonly embedScale: number;
@@ -59,35 +67,70 @@ export class GemmaForward implements CausalLM {
    * final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Appends to the cache.
    */
   forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
-    if (state !== null && !(state instanceof KvCache)) throw new GenerationError("a Gemma model needs a KvCache as its decode state");
-    const cache = state;
+    return this.run([{ ids, state }], logitsFor)[0]!;
+  }
+
+  /**
+   * Several sequences at once (batched decoding): one pass over all their new tokens, so every
+   * matmul is one GEMM over the batch; attention and the cache stay per sequence. Returns each
+   * sequence's logits after its last token.
+   */
+  forwardBatch(items: readonly { ids: readonly number[]; state: DecodeState }[]): Float32Array[] {
+    return this.run(items, "last");
+  }
+
+  private run(items: readonly { ids: readonly number[]; state: DecodeState | null }[], logitsFor: "all" | "last"): Float32Array[] {
     const c = this.config;
     const k = this.kernels;
-    const seqLen = ids.length;
-    const startPos = cache?.length ?? 0;
-    if (seqLen === 0) throw new GenerationError("forward needs at least one token");
-    if (startPos + seqLen > c.maxPositions) {
-      throw new GenerationError(`sequence of ${startPos + seqLen} tokens exceeds the model's context of ${c.maxPositions} positions`);
+    const segments: Segment[] = [];
+    let rows = 0;
+    for (const { ids, state } of items) {
+      if (state !== null && !(state instanceof KvCache)) throw new GenerationError("a Gemma model needs a KvCache as its decode state");
+      const startPos = state?.length ?? 0;
+      if (ids.length === 0) throw new GenerationError("forward needs at least one token");
+      if (startPos + ids.length > c.maxPositions) {
+        throw new GenerationError(`sequence of ${startPos + ids.length} tokens exceeds the model's context of ${c.maxPositions} positions`);
+      }
+      for (const id of ids) {
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+          throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+      }
+      segments.push({ offset: rows, length: ids.length, startPos, cache: state });
+      rows += ids.length;
     }
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
-        throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
-    }
-    const h = new Float32Array(seqLen * c.dModel);
-    k.embed(h, this.weights.embedding, ids, this.embedScale);
-    const perLayer = this.perLayerInputs(ids, h);
-    const scratch = new LayerScratch(c, seqLen);
+    const allIds = items.length === 1 ? items[0]!.ids : items.flatMap((item) => item.ids);
+    const h = new Float32Array(rows * c.dModel);
+    k.embed(h, this.weights.embedding, allIds, this.embedScale);
+    const perLayer = this.perLayerInputs(allIds, h);
+    const scratch = new LayerScratch(c, rows);
     const shared = new Map<number, SharedKv>();
     for (let i = 0; i < c.nLayers; i++) {
-      this.layer(i, this.weights.layers[i]!, h, scratch, cache, startPos, shared);
+      this.layer(i, this.weights.layers[i]!, h, scratch, segments, shared);
       if (perLayer) this.perLayerInput(i, h, perLayer, scratch);
       const scalar = this.weights.layers[i]!.scalar;
       if (scalar !== 1) for (let j = 0; j < h.length; j++) h[j]! *= scalar;
     }
-    if (cache) for (const [source, kv] of shared) cache.layers[source]!.write(kv.k, kv.v, startPos, seqLen);
-    if (cache) cache.length = startPos + seqLen;
+    for (const seg of segments) {
+      if (!seg.cache) continue;
+      for (const [source, kv] of shared) {
+        const width = seg.cache.layers[source]!.rowWidth;
+        const rowsOf = (a: Float32Array) => a.subarray(seg.offset * width, (seg.offset + seg.length) * width);
+        seg.cache.layers[source]!.write(rowsOf(kv.k), rowsOf(kv.v), seg.startPos, seg.length);
+      }
+      seg.cache.length = seg.startPos + seg.length;
+    }
 
-    return outputLogits(k, c, h, seqLen, logitsFor, this.weights.finalNorm, this.weights.embedding);
+    const { finalNorm, embedding } = this.weights;
+    if (logitsFor === "all") {
+      if (segments.length !== 1) throw new GenerationError("logits of every position are for one sequence at a time");
+      return [outputLogits(k, c, h, rows, "all", finalNorm, embedding)];
+    }
+    // Each sequence's last row, through the output head together.
+    const last = new Float32Array(segments.length * c.dModel);
+    for (const [i, seg] of segments.entries())
+      last.set(h.subarray((seg.offset + seg.length - 1) * c.dModel, (seg.offset + seg.length) * c.dModel), i * c.dModel);
+    const logits = outputLogits(k, c, last, segments.length, "all", finalNorm, embedding);
+    return segments.map((_, i) => logits.subarray(i * c.vocabSize, (i + 1) * c.vocabSize));
   }
 
   private layer(
@@ -95,8 +138,7 @@ export class GemmaForward implements CausalLM {
     w: LayerWeights,
     h: Float32Array,
     s: LayerScratch,
-    cache: KvCache | null,
-    startPos: number,
+    segments: readonly Segment[],
     shared: Map<number, SharedKv>,
   ): void {
     const c = this.config;
@@ -104,36 +146,42 @@ export class GemmaForward implements CausalLM {
     const { seqLen } = s;
     const { headDim, nKvHeads, kvSource } = c.layers[index]!;
     const residualSize = seqLen * c.dModel;
-    const q = s.q.subarray(0, seqLen * c.nHeads * headDim);
+    const qWidth = c.nHeads * headDim;
+    const kvWidth = nKvHeads * headDim;
+    const q = s.q.subarray(0, seqLen * qWidth);
     const attn = s.attn.subarray(0, q.length);
 
     k.rmsnorm(s.normed, h, w.inputNorm, seqLen, c.dModel, c.rmsNormEps);
     k.matmul(q, s.normed, w.q, seqLen);
     if (w.qNorm) k.rmsnorm(q, q, w.qNorm, seqLen * c.nHeads, headDim, c.rmsNormEps);
-    k.rope(q, seqLen, c.nHeads, headDim, startPos, this.invFreq[index]!);
-    const { k: keys, v: values } = kvSource === index ? this.keysAndValues(index, w, s, startPos) : shared.get(kvSource)!;
-    const layerKv = cache?.layers[kvSource];
-    k.attention({
-      out: attn,
-      q,
-      newK: keys,
-      newV: values,
-      pastK: layerKv?.k ?? keys,
-      pastV: layerKv?.v ?? values,
-      pastCapacity: layerKv?.ringSize ?? 1,
-      startPos,
-      seqLen,
-      nHeads: c.nHeads,
-      nKvHeads,
-      headDim,
-      scale: c.queryPreAttnScalar ** -0.5,
-      softcap: c.attnSoftcap,
-      window: c.layerTypes[index] === "local" ? c.slidingWindow : null,
-    });
+    for (const seg of segments) k.rope(rowsOf(q, seg, qWidth), seg.length, c.nHeads, headDim, seg.startPos, this.invFreq[index]!);
+    const { k: keys, v: values } = kvSource === index ? this.keysAndValues(index, w, s, segments) : shared.get(kvSource)!;
+    for (const seg of segments) {
+      const layerKv = seg.cache?.layers[kvSource];
+      const segKeys = rowsOf(keys, seg, kvWidth);
+      const segValues = rowsOf(values, seg, kvWidth);
+      k.attention({
+        out: rowsOf(attn, seg, qWidth),
+        q: rowsOf(q, seg, qWidth),
+        newK: segKeys,
+        newV: segValues,
+        pastK: layerKv?.k ?? segKeys,
+        pastV: layerKv?.v ?? segValues,
+        pastCapacity: layerKv?.ringSize ?? 1,
+        startPos: seg.startPos,
+        seqLen: seg.length,
+        nHeads: c.nHeads,
+        nKvHeads,
+        headDim,
+        scale: c.queryPreAttnScalar ** -0.5,
+        softcap: c.attnSoftcap,
+        window: c.layerTypes[index] === "local" ? c.slidingWindow : null,
+      });
+      // Written after attention so a long prefill never overwrites ring rows its own queries still
+      // read; a shared source writes once every layer reading it has attended (run()).
+      if (kvSource === index && !this.sharedSources.has(index)) layerKv?.write(segKeys, segValues, seg.startPos, seg.length);
+    }
     if (this.sharedSources.has(index)) shared.set(index, { k: keys.slice(), v: values.slice() });
-    // Written after attention so a long prefill never overwrites ring rows its own queries still
-    // read; a shared source writes once every layer reading it has attended (forward()).
-    else if (kvSource === index) layerKv?.write(keys, values, startPos, seqLen);
     k.matmul(s.out, attn, w.o, seqLen);
     if (w.postAttentionNorm) k.rmsnorm(s.out, s.out, w.postAttentionNorm, seqLen, c.dModel, c.rmsNormEps);
     k.addInPlace(h, s.out, residualSize);
@@ -158,7 +206,7 @@ export class GemmaForward implements CausalLM {
   }
 
   /** Keys (QK-normed, rotated) and values (value-normed) of a layer that computes its own. */
-  private keysAndValues(index: number, w: LayerWeights, s: LayerScratch, startPos: number): SharedKv {
+  private keysAndValues(index: number, w: LayerWeights, s: LayerScratch, segments: readonly Segment[]): SharedKv {
     const c = this.config;
     const k = this.kernels;
     const { headDim, nKvHeads } = c.layers[index]!;
@@ -171,7 +219,8 @@ export class GemmaForward implements CausalLM {
     else values.set(keys);
     if (w.kNorm) k.rmsnorm(keys, keys, w.kNorm, rows, headDim, c.rmsNormEps);
     if (c.valueNorm) k.rmsnorm(values, values, this.unitGain(headDim), rows, headDim, c.rmsNormEps);
-    k.rope(keys, s.seqLen, nKvHeads, headDim, startPos, this.invFreq[index]!);
+    for (const seg of segments)
+      k.rope(rowsOf(keys, seg, nKvHeads * headDim), seg.length, nKvHeads, headDim, seg.startPos, this.invFreq[index]!);
     return { k: keys, v: values };
   }
 
@@ -226,6 +275,11 @@ export class GemmaForward implements CausalLM {
     this.unitGains.set(width, gain);
     return gain;
   }
+}
+
+/** A segment's rows of a [rows, width] activation. */
+function rowsOf(a: Float32Array, seg: Segment, width: number): Float32Array {
+  return a.subarray(seg.offset * width, (seg.offset + seg.length) * width);
 }
 
 /** Activations of one layer, planned once per forward call (for the widest layer) and reused by every layer. */
