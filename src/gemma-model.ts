@@ -8,6 +8,7 @@ import { CheckpointError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
 import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
 import { Sequence } from "./generate/sequence.js";
+import { toolMessages, toolResponseFormat, type ToolChatMessage, type ToolRequest } from "./generate/tools.js";
 import { assembleForward, type AssembleOptions } from "./model/assemble.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
 import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
@@ -18,7 +19,16 @@ import type { TensorSource } from "./weights/checkpoint.js";
 export type { AssembleOptions };
 
 /** A prompt string (tokenized with BOS), a chat conversation, or token ids used as given. */
-export type GenerationInput = string | readonly ChatMessage[] | readonly number[];
+export type GenerationInput = string | readonly ChatMessage[] | readonly ToolChatMessage[] | readonly number[];
+
+export interface ModelGenerateOptions extends GenerateOptions {
+  /**
+   * Functions the model may call (chat messages input): their description joins the system turn
+   * and the reply is decoded as text or a call (generate/tools.ts); read the calls with
+   * `splitToolCalls(generation.text)`.
+   */
+  tools?: ToolRequest;
+}
 
 export interface ChatOptions extends StateOptions {
   /** A system prompt, folded into the first user turn (Gemma has no system role). */
@@ -57,9 +67,17 @@ export class GemmaModel {
     return encodeChat(this.requireTokenizer("chat messages"), input as readonly ChatMessage[]);
   }
 
-  /** Streams generated tokens; see GenerateOptions for sampling, stops and cancellation. */
-  generate(input: GenerationInput, options: GenerateOptions = {}): Generation {
-    return new Generation(this.generationContext(new Sequence(this.forwardPass)), this.encode(input), options);
+  /** Streams generated tokens; see GenerateOptions for sampling, stops and cancellation, ModelGenerateOptions for tools. */
+  generate(input: GenerationInput, options: ModelGenerateOptions = {}): Generation {
+    const { tools, ...rest } = options;
+    const context = this.generationContext(new Sequence(this.forwardPass));
+    if (!tools) return new Generation(context, this.encode(input), rest);
+    if (!Array.isArray(input) || !input.every((m) => typeof m === "object" && m !== null))
+      throw new GenerationError("tools need the input as chat messages");
+    if (rest.responseFormat) throw new GenerationError("tools and responseFormat cannot be combined");
+    const ids = encodeChat(this.requireTokenizer("tools"), toolMessages(input as readonly ToolChatMessage[], tools));
+    const format = toolResponseFormat(tools);
+    return new Generation(context, ids, format ? { ...rest, responseFormat: format } : rest);
   }
 
   /** A conversation that reuses its KV cache from turn to turn. */

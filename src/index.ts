@@ -69,9 +69,21 @@ export {
 export { Sampler, argmax, type SamplingOptions } from "./generate/sampler.js";
 export { Sequence } from "./generate/sequence.js";
 export { ChatSession } from "./generate/chat-session.js";
+export { checkResponseFormat, type ResponseFormat, type JsonSchema } from "./generate/response-format.js";
+export {
+  splitToolCalls,
+  toolInstruction,
+  TOOL_CALL_BEGIN,
+  type ToolSpec,
+  type ToolChoice,
+  type ToolRequest,
+  type ToolCall,
+  type ToolChatMessage,
+} from "./generate/tools.js";
+export { DecodeBatcher } from "./generate/batcher.js";
 
 // The model: logits, generate, chat.
-export { GemmaModel, assembleModel, type GenerationInput, type ChatOptions } from "./gemma-model.js";
+export { GemmaModel, assembleModel, type GenerationInput, type ChatOptions, type ModelGenerateOptions } from "./gemma-model.js";
 
 // Evaluation and training: perplexity, students by next-token prediction or distillation, LoRA.
 export { perplexity, type PerplexityResult } from "./eval/perplexity.js";

@@ -25,7 +25,7 @@ import {
 } from "./openai-shapes.js";
 import type { CompletionRequest } from "./request.js";
 import type { SlotQueue } from "./slot-queue.js";
-import { splitToolCalls, ToolCallHoldback } from "./tools.js";
+import { splitToolCalls, ToolCallHoldback } from "../generate/tools.js";
 
 /** What a finished request reports to the log. */
 export interface CompletionStats {

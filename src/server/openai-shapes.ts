@@ -5,7 +5,7 @@
 import type { FinishReason, GeneratedToken, Generation } from "../generate/generation.js";
 import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import type { CompletionRequest } from "./request.js";
-import { splitToolCalls, type ToolCall } from "./tools.js";
+import { splitToolCalls, type ToolCall } from "../generate/tools.js";
 
 export interface Usage {
   prompt_tokens: number;

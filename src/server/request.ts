@@ -6,7 +6,8 @@ import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { GenerationError } from "../errors.js";
 import { checkResponseFormat, type ResponseFormat } from "../generate/response-format.js";
 import { invalid } from "./api-error.js";
-import { readTools, toolMessages, toolResponseFormat, type RequestMessage, type ToolCall, type ToolRequest } from "./tools.js";
+import { toolMessages, toolResponseFormat, type ToolChatMessage, type ToolCall, type ToolRequest } from "../generate/tools.js";
+import { readTools } from "./tool-request.js";
 
 export interface CompletionRequest {
   kind: "chat" | "text";
@@ -92,7 +93,7 @@ function readContent(raw: unknown, index: number): string {
 function readMessages(body: Body, tools: ToolRequest | null): ChatMessage[] {
   const raw = body["messages"];
   if (!Array.isArray(raw) || raw.length === 0) throw invalid("'messages' must be a non-empty list", "messages");
-  const messages = raw.map((m, i): RequestMessage => {
+  const messages = raw.map((m, i): ToolChatMessage => {
     if (typeof m !== "object" || m === null) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const message = m as Body;
     const role = message["role"];

@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
 import { loadModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
-import { splitToolCalls, ToolCallHoldback, TOOL_CALL_BEGIN } from "../../src/server/tools.js";
+import { splitToolCalls, ToolCallHoldback, TOOL_CALL_BEGIN } from "../../src/generate/tools.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 
 const WEATHER = {
@@ -190,6 +190,34 @@ describe("tool calls through the server and the official openai client (a tiny m
       /^messages\[0\]\.tool_calls$/,
       /arguments must be a JSON string/,
     );
+  });
+});
+
+describe("tool calls in the library", () => {
+  it("generate(messages, { tools }) decodes a call whose arguments fit the function; a tool result goes back as a message", async () => {
+    const model = await loadModel(await writeTokenizerModel());
+    const tools = {
+      tools: [{ name: "get_weather", description: "Current weather", parameters: WEATHER }],
+      choice: "required" as const,
+      parallel: false,
+    };
+    const valid = new Ajv().compile(WEATHER);
+    for (const seed of [1, 2, 3]) {
+      const generation = model.generate([{ role: "user", content: "Weather in Paris?" }], { tools, temperature: 1, seed, maxTokens: 200 });
+      const { calls } = splitToolCalls(await generation.complete());
+      assert.equal(calls!.length, 1);
+      assert.ok(valid(JSON.parse(calls![0]!.function.arguments)), calls![0]!.function.arguments);
+      const answer = model.generate(
+        [
+          { role: "user", content: "Weather in Paris?" },
+          { role: "assistant", content: "", toolCalls: calls! },
+          { role: "tool", content: '{"celsius": 21}', toolCallId: calls![0]!.id },
+        ],
+        { tools: { ...tools, choice: "none" }, temperature: 0, maxTokens: 8 },
+      );
+      assert.ok((await answer.complete()).length > 0);
+    }
+    assert.throws(() => model.generate("plain prompt", { tools }), /tools need the input as chat messages/);
   });
 });
 

@@ -1,14 +1,12 @@
 /**
- * OpenAI tool (function) calling on Gemma, whose Gemma 1-3 chat templates define no tool format:
+ * Tool (function) calling on Gemma, whose Gemma 1-3 chat templates define no tool format:
  * the tools are described in a documented instruction folded into the system turn, the model's
  * turn is decoded under a grammar that allows plain text or a call (`{"tool_calls": [...]}`, with
  * each function's `parameters` schema enforced), and the call is returned as OpenAI's `tool_calls`.
  * `tool` result messages go back to the model as a user turn naming the call they answer.
  */
-import { GenerationError } from "../errors.js";
-import { checkResponseFormat, type JsonSchema, type ResponseFormat } from "../generate/response-format.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
-import { invalid } from "./api-error.js";
+import type { JsonSchema, ResponseFormat } from "./response-format.js";
 
 export interface ToolSpec {
   name: string;
@@ -18,6 +16,7 @@ export interface ToolSpec {
 
 export type ToolChoice = "auto" | "none" | "required" | { name: string };
 
+/** The functions offered to the model, how it must use them, and whether it may call several at once. */
 export interface ToolRequest {
   tools: ToolSpec[];
   choice: ToolChoice;
@@ -33,60 +32,6 @@ export interface ToolCall {
 
 /** What opens a call in the model's reply: free text before it, the calls' JSON after. */
 export const TOOL_CALL_BEGIN = '{"tool_calls": ';
-
-type Body = Record<string, unknown>;
-
-/** `tools`, `tool_choice` and `parallel_tool_calls` of a chat request; null when it has no tools. */
-export function readTools(b: Body): ToolRequest | null {
-  const raw = b["tools"];
-  const choiceRaw = b["tool_choice"];
-  if (raw === undefined || raw === null) {
-    if (choiceRaw !== undefined && choiceRaw !== null && choiceRaw !== "none") throw invalid("'tool_choice' needs 'tools'", "tool_choice");
-    return null;
-  }
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 128) throw invalid("'tools' must be a list of 1 to 128 tools", "tools");
-  const tools = raw.map((t, i) => readTool(t, i));
-  const names = new Set(tools.map((t) => t.name));
-  if (names.size !== tools.length) throw invalid("'tools' has two functions of the same name", "tools");
-  let choice: ToolChoice = "auto";
-  if (choiceRaw === "none" || choiceRaw === "auto" || choiceRaw === "required") choice = choiceRaw;
-  else if (typeof choiceRaw === "object" && choiceRaw !== null && !Array.isArray(choiceRaw)) {
-    const fn = (choiceRaw as Body)["function"] as Body | undefined;
-    const name = fn?.["name"];
-    if ((choiceRaw as Body)["type"] !== "function" || typeof name !== "string")
-      throw invalid('\'tool_choice\' must be "none", "auto", "required" or {type: "function", function: {name}}', "tool_choice");
-    if (!names.has(name)) throw invalid(`'tool_choice' names ${JSON.stringify(name)}, which is not in 'tools'`, "tool_choice");
-    choice = { name };
-  } else if (choiceRaw !== undefined && choiceRaw !== null) {
-    throw invalid('\'tool_choice\' must be "none", "auto", "required" or {type: "function", function: {name}}', "tool_choice");
-  }
-  const parallel = b["parallel_tool_calls"];
-  if (parallel !== undefined && parallel !== null && typeof parallel !== "boolean")
-    throw invalid("'parallel_tool_calls' must be a boolean", "parallel_tool_calls");
-  return { tools, choice, parallel: parallel !== false };
-}
-
-function readTool(raw: unknown, i: number): ToolSpec {
-  const param = `tools[${i}]`;
-  if (typeof raw !== "object" || raw === null || (raw as Body)["type"] !== "function")
-    throw invalid(`${param} must be {type: "function", function: {name, description, parameters}}`, param);
-  const fn = (raw as Body)["function"];
-  if (typeof fn !== "object" || fn === null || Array.isArray(fn)) throw invalid(`${param}.function must be an object`, `${param}.function`);
-  const { name, description, parameters } = fn as Body;
-  if (typeof name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(name))
-    throw invalid(`${param}.function.name must be 1-64 letters, digits, '_' or '-'`, `${param}.function.name`);
-  if (description !== undefined && description !== null && typeof description !== "string")
-    throw invalid(`${param}.function.description must be a string`, `${param}.function.description`);
-  const schema = (parameters ?? { type: "object", properties: {} }) as JsonSchema;
-  try {
-    checkResponseFormat({ type: "json_schema", schema });
-  } catch (e) {
-    if (e instanceof GenerationError)
-      throw invalid(e.message.replace(/^responseFormat: schema/, `${param}.function.parameters`), `${param}.function.parameters`);
-    throw e;
-  }
-  return { name, description: typeof description === "string" ? description : "", parameters: schema };
-}
 
 /** The instruction that offers the tools, in the system turn (documented in README's server section). */
 export function toolInstruction(t: ToolRequest): string {
@@ -130,7 +75,7 @@ export function toolResponseFormat(t: ToolRequest): ResponseFormat | null {
  * assistant's calls become its reply text, `tool` results one user turn (with a user message that
  * follows them: the templates require user and model turns to alternate).
  */
-export function toolMessages(messages: readonly RequestMessage[], tools: ToolRequest | null): ChatMessage[] {
+export function toolMessages(messages: readonly ToolChatMessage[], tools: ToolRequest | null): ChatMessage[] {
   const out: ChatMessage[] = [];
   // Tool results become a user turn; the next tool result or user message joins it.
   let resultsTurn: ChatMessage | null = null;
@@ -164,8 +109,8 @@ export function toolMessages(messages: readonly RequestMessage[], tools: ToolReq
   return out;
 }
 
-/** A request's message before tool handling: ChatMessage plus what OpenAI's tool messages carry. */
-export interface RequestMessage {
+/** A conversation message with what tool calling adds: a `tool` result naming its call, an assistant turn's calls. */
+export interface ToolChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
   toolCallId?: string;
