@@ -64,6 +64,22 @@ describe("structured output (the bundled demo model, temperature 1)", () => {
     });
   }
 
+  it("holds under every sampler setting: top-k, top-p, min-p, penalties, high temperature, greedy", async () => {
+    const schema = SCHEMAS["nested objects with optional fields"]!;
+    const validate = new Ajv().compile(schema);
+    for (const sampling of [
+      { temperature: 1.5, topK: 40 },
+      { temperature: 1, topP: 0.8, minP: 0.05 },
+      { temperature: 1, repetitionPenalty: 1.5, presencePenalty: 1, frequencyPenalty: 0.5 },
+      { temperature: 0 },
+    ]) {
+      const text = await model
+        .generate("JSON:", { ...sampling, seed: 7, maxTokens: 400, responseFormat: { type: "json_schema", schema } })
+        .complete();
+      assert.ok(validate(JSON.parse(text)), `${JSON.stringify(sampling)}: ${text}`);
+    }
+  });
+
   it("the same prompt without a response format is not JSON (the constraint is what makes it so)", async () => {
     const text = await model.generate("Answer in JSON:", { temperature: 1, seed: 1, maxTokens: 40 }).complete();
     assert.throws(() => JSON.parse(text));
