@@ -1,0 +1,283 @@
+/**
+ * The WGSL compute shaders of the WebGPU backend, one per operation of the kernel interface
+ * (kernels.ts), all in f32 arithmetic. Weights stay in their stored layout on the device and are
+ * widened in the shader: f16 and bf16 two per u32, Q8_0 (34-byte blocks: f16 scale, 32 int8) and
+ * Q4_0 (18-byte blocks: f16 scale, 16 bytes of nibbles, low nibbles first) read byte by byte
+ * from u32 words, since their blocks are not 4-byte aligned.
+ */
+
+/** Rows per dispatch dimension: workgroup counts stop at 65535 per dimension. */
+export const ROWS_PER_GRID_X = 32768;
+
+const BYTES = /* wgsl */ `
+fn byte_at(i: u32) -> u32 { return (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
+fn f16_at(i: u32) -> f32 { return unpack2x16float(byte_at(i) | (byte_at(i + 1u) << 8u)).x; }
+fn i8_at(i: u32) -> f32 { return f32(i32(byte_at(i) << 24u) >> 24u); }
+`;
+
+/** Dequantized weight (row r, column c) for each stored type. */
+const WEIGHT_AT: Record<"f32" | "f16" | "bf16" | "q8_0" | "q4_0", string> = {
+  f32: "fn weight(r: u32, c: u32) -> f32 { return bitcast<f32>(w[r * p.cols + c]); }",
+  f16: `fn weight(r: u32, c: u32) -> f32 {
+  let i = r * p.cols + c;
+  let pair = unpack2x16float(w[i >> 1u]);
+  return select(pair.x, pair.y, (i & 1u) == 1u);
+}`,
+  bf16: `fn weight(r: u32, c: u32) -> f32 {
+  let i = r * p.cols + c;
+  let bits = (w[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
+  return bitcast<f32>(bits << 16u);
+}`,
+  q8_0: `${BYTES}
+fn weight(r: u32, c: u32) -> f32 {
+  let block = r * (p.cols / 32u) + c / 32u;
+  let at = block * 34u;
+  return f16_at(at) * i8_at(at + 2u + (c % 32u));
+}`,
+  q4_0: `${BYTES}
+fn weight(r: u32, c: u32) -> f32 {
+  let block = r * (p.cols / 32u) + c / 32u;
+  let at = block * 18u;
+  let i = c % 32u;
+  let packed = byte_at(at + 2u + (i % 16u));
+  let nibble = select(packed & 0xfu, packed >> 4u, i >= 16u);
+  return f16_at(at) * (f32(nibble) - 8.0);
+}`,
+};
+
+/**
+ * out[s, r] = Σ_c x[s, c] · W[r, c]: one workgroup of 64 threads per (row, token), each thread a
+ * strided share of the columns, summed in workgroup memory.
+ */
+export function matmulShader(dtype: keyof typeof WEIGHT_AT): string {
+  return /* wgsl */ `
+struct Params { rows: u32, cols: u32, seq_len: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+${WEIGHT_AT[dtype]}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wid.y * ${ROWS_PER_GRID_X}u + wid.x;
+  let s = wid.z;
+  var acc = 0.0;
+  if (r < p.rows) {
+    for (var c = t; c < p.cols; c += 64u) { acc += x[s * p.cols + c] * weight(r, c); }
+  }
+  partial[t] = acc;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (t < stride) { partial[t] += partial[t + stride]; }
+    workgroupBarrier();
+  }
+  if (t == 0u && r < p.rows) { out[s * p.rows + r] = partial[0]; }
+}`;
+}
+
+/** Rows of the embedding table, scaled: out[s] = table[ids[s]] · scale (any stored type). */
+export function embedShader(dtype: keyof typeof WEIGHT_AT): string {
+  return /* wgsl */ `
+struct Params { rows: u32, cols: u32, count: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${WEIGHT_AT[dtype]}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= p.count * p.cols) { return; }
+  let s = i / p.cols;
+  let c = i % p.cols;
+  out[i] = weight(ids[s], c) * p.scale;
+}`;
+}
+
+/** Gemma RMSNorm per row: out = x / sqrt(mean(x²) + eps) · gain; one workgroup per row. */
+export const RMSNORM = /* wgsl */ `
+struct Params { rows: u32, dim: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gain: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let row = wid.y * ${ROWS_PER_GRID_X}u + wid.x;
+  var acc = 0.0;
+  if (row < p.rows) {
+    for (var c = t; c < p.dim; c += 64u) { let v = x[row * p.dim + c]; acc += v * v; }
+  }
+  partial[t] = acc;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (t < stride) { partial[t] += partial[t + stride]; }
+    workgroupBarrier();
+  }
+  if (row >= p.rows) { return; }
+  let inv = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
+  for (var c = t; c < p.dim; c += 64u) { out[row * p.dim + c] = x[row * p.dim + c] * inv * gain[c]; }
+}`;
+
+/**
+ * Rotary embedding in place on [seqLen, heads·headDim]: pairs (j, j + half) of the first 2·half
+ * dims of each head turn by (startPos + s) · invFreq[j] (half = invFreq.length).
+ */
+export const ROPE = /* wgsl */ `
+struct Params { seq_len: u32, heads: u32, head_dim: u32, half: u32, start_pos: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> inv_freq: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= p.seq_len * p.heads * p.half) { return; }
+  let j = i % p.half;
+  let head = (i / p.half) % p.heads;
+  let s = i / (p.half * p.heads);
+  let base = s * p.heads * p.head_dim + head * p.head_dim;
+  let angle = f32(p.start_pos + s) * inv_freq[j];
+  let c = cos(angle);
+  let sn = sin(angle);
+  let a = x[base + j];
+  let b = x[base + j + p.half];
+  x[base + j] = a * c - b * sn;
+  x[base + j + p.half] = b * c + a * sn;
+}`;
+
+/**
+ * Attention of one (token, query head) per workgroup over cached + new keys: scores (scale, then
+ * soft-cap, then the causal / sliding-window mask) into a scratch row, softmax in f32, then the
+ * weighted sum of values with the threads over head_dim. Position j < startPos is in the past
+ * ring (row j % capacity), later ones in the new rows.
+ */
+export const ATTENTION = /* wgsl */ `
+struct Params {
+  seq_len: u32, heads: u32, kv_heads: u32, head_dim: u32,
+  start_pos: u32, capacity: u32, window: u32, keys: u32,
+  scale: f32, softcap: f32, pad0: u32, pad1: u32,
+}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> new_k: array<f32>;
+@group(0) @binding(3) var<storage, read> new_v: array<f32>;
+@group(0) @binding(4) var<storage, read> past_k: array<f32>;
+@group(0) @binding(5) var<storage, read> past_v: array<f32>;
+@group(0) @binding(6) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+
+fn key_at(j: u32, kv: u32, d: u32) -> f32 {
+  let width = p.kv_heads * p.head_dim;
+  if (j < p.start_pos) { return past_k[(j % p.capacity) * width + kv * p.head_dim + d]; }
+  return new_k[(j - p.start_pos) * width + kv * p.head_dim + d];
+}
+fn value_at(j: u32, kv: u32, d: u32) -> f32 {
+  let width = p.kv_heads * p.head_dim;
+  if (j < p.start_pos) { return past_v[(j % p.capacity) * width + kv * p.head_dim + d]; }
+  return new_v[(j - p.start_pos) * width + kv * p.head_dim + d];
+}
+fn reduce(t: u32, is_max: bool) -> f32 {
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (t < stride) {
+      partial[t] = select(partial[t] + partial[t + stride], max(partial[t], partial[t + stride]), is_max);
+    }
+    workgroupBarrier();
+  }
+  let result = partial[0];
+  workgroupBarrier();
+  return result;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let h = wid.x;
+  let s = wid.y;
+  let pos = p.start_pos + s;
+  var first = 0u;
+  if (p.window > 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
+  let kv = h / (p.heads / p.kv_heads);
+  let q_base = s * p.heads * p.head_dim + h * p.head_dim;
+  let row = (s * p.heads + h) * p.keys;
+  var local_max = -3.4e38;
+  for (var j = first + t; j <= pos; j += 64u) {
+    var dot = 0.0;
+    for (var d = 0u; d < p.head_dim; d++) { dot += q[q_base + d] * key_at(j, kv, d); }
+    var score = dot * p.scale;
+    if (p.softcap > 0.0) { score = p.softcap * tanh(score / p.softcap); }
+    scores[row + j - first] = score;
+    local_max = max(local_max, score);
+  }
+  partial[t] = local_max;
+  let m = reduce(t, true);
+  var local_sum = 0.0;
+  for (var j = first + t; j <= pos; j += 64u) {
+    let e = exp(scores[row + j - first] - m);
+    scores[row + j - first] = e;
+    local_sum += e;
+  }
+  partial[t] = local_sum;
+  let total = reduce(t, false);
+  storageBarrier();
+  for (var d = t; d < p.head_dim; d += 64u) {
+    var acc = 0.0;
+    for (var j = first; j <= pos; j++) { acc += scores[row + j - first] * value_at(j, kv, d); }
+    out[q_base + d] = acc / total;
+  }
+}`;
+
+/** out[i] = act(gate[i]) · up[i]; tanh GELU (activation 0) or exact GELU (1, erf by its series). */
+export const GEGLU = /* wgsl */ `
+struct Params { n: u32, exact: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> up: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+fn erf_approx(x: f32) -> f32 {
+  // Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7).
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= p.n) { return; }
+  let v = gate[i];
+  var a: f32;
+  if (p.exact == 1u) { a = 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752)); }
+  else {
+    let u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+    // v / (1 + e^(-2u)) equals 0.5·v·(1 + tanh(u)) and never overflows tanh.
+    a = v / (1.0 + exp(-2.0 * u));
+  }
+  out[i] = a * up[i];
+}`;
+
+/** x[i] = cap · tanh(x[i] / cap). */
+export const SOFTCAP = /* wgsl */ `
+struct Params { n: u32, cap: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.n) { return; }
+  x[g.x] = p.cap * tanh(x[g.x] / p.cap);
+}`;
+
+/** out[i] += x[i]. */
+export const ADD = /* wgsl */ `
+struct Params { n: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.n) { return; }
+  out[g.x] += x[g.x];
+}`;

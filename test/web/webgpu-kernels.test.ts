@@ -1,0 +1,78 @@
+/**
+ * The WebGPU kernels in headless Chromium (`--enable-unsafe-webgpu`: a SwiftShader adapter on a
+ * CPU-only machine), each against the TypeScript reference on random inputs with odd sizes.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { after, before, describe, it } from "node:test";
+import { build } from "esbuild";
+import { chromium, type Browser } from "playwright-core";
+import { startWebServer, type RunningWebServer } from "../../src/server/web.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
+
+const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
+const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+
+/** Largest |GPU − reference| each kernel may show: f32 sums in another order; GELU/tanh/exp in the GPU's own f32 math. */
+const TOLERANCE: Record<string, number> = {
+  "matmul f32": 1e-4,
+  "matmul f16": 1e-4,
+  "matmul bf16": 1e-4,
+  "matmul q8_0": 1e-4,
+  "matmul q4_0": 1e-4,
+  "matmul f32, 40001 rows": 1e-4,
+  "embed f32": 1e-6,
+  "embed q8_0": 1e-6,
+  "embed q4_0": 1e-6,
+  rmsnorm: 1e-4,
+  // At position 1000 the angle is ~1000 rad: its f32 product (as HF computes it) is off by up to
+  // ulp(1000) = 6e-5 rad from the reference's f64 product.
+  rope: 5e-4,
+  "attention (global, soft-cap 50)": 1e-4,
+  "attention (window 5, no soft-cap)": 1e-4,
+  "geglu gelu_tanh": 1e-4,
+  "geglu gelu_exact": 1e-4,
+  softcap: 1e-4,
+  add: 1e-6,
+};
+
+describe("WebGPU kernels in headless Chromium against the TypeScript reference", { skip }, () => {
+  let browser: Browser;
+  let server: RunningWebServer;
+  let results: Record<string, number> | string;
+
+  before(async () => {
+    const bundle = await build({
+      entryPoints: [new URL("./webgpu-kernels.page.ts", import.meta.url).pathname],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      write: false,
+      logLevel: "warning",
+    });
+    // Served from http://127.0.0.1 the page is a secure context, which WebGPU needs.
+    server = await startWebServer({ modelsDir: mkdtempSync(`${tmpdir()}/gemma-ts-webgpu-`), port: 0 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] });
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.addScriptTag({ content: bundle.outputFiles[0]!.text, type: "module" });
+    results = await page.evaluate(() => (window as unknown as { webgpuKernels: Promise<Record<string, number> | string> }).webgpuKernels);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("finds a WebGPU adapter and runs every kernel", () => {
+    assert.equal(typeof results, "object", String(results));
+    assert.deepEqual(Object.keys(results).sort(), Object.keys(TOLERANCE).sort());
+  });
+
+  for (const [kernel, tolerance] of Object.entries(TOLERANCE)) {
+    it(`${kernel}: max |GPU - reference| <= ${tolerance}`, () => {
+      const diff = (results as Record<string, number>)[kernel];
+      assert.ok(diff !== undefined && diff <= tolerance, `${kernel}: ${diff}`);
+    });
+  }
+});
