@@ -142,25 +142,19 @@ describe("structured output through the server and the official openai client", 
       json_schema: { name: "person", schema: schema as Record<string, unknown>, strict: true },
     };
     for (const seed of [1, 2]) {
-      const whole = await client.chat.completions.create({
+      const request = {
         model: "kjv",
-        messages: [{ role: "user", content: "Who are you?" }],
+        messages: [{ role: "user" as const, content: "Who are you?" }],
         response_format,
         seed,
         max_tokens: 400,
-      });
+      };
+      const whole = await client.chat.completions.create(request);
       const content = whole.choices[0]!.message.content!;
       assert.equal(whole.choices[0]!.finish_reason, "stop");
       assert.ok(validate(JSON.parse(content)), content);
       let streamed = "";
-      const stream = await client.chat.completions.create({
-        model: "kjv",
-        messages: [{ role: "user", content: "Who are you?" }],
-        response_format,
-        seed,
-        max_tokens: 400,
-        stream: true,
-      });
+      const stream = await client.chat.completions.create({ ...request, stream: true });
       for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? "";
       assert.equal(streamed, content);
     }

@@ -43,14 +43,15 @@ describe("tool calls through the server and the official openai client (a tiny m
 
   it("a round trip: a required call, its result as a tool message, then a final answer; whole and streamed alike", async () => {
     const messages: ChatCompletionMessageParam[] = [{ role: "user", content: "What is the weather in Paris?" }];
-    const first = await client.chat.completions.create({
+    const request = {
       model: "kjv",
       messages,
       tools: TOOLS,
-      tool_choice: { type: "function", function: { name: "get_weather" } },
+      tool_choice: { type: "function" as const, function: { name: "get_weather" } },
       seed: 1,
       max_tokens: 200,
-    });
+    };
+    const first = await client.chat.completions.create(request);
     const choice = first.choices[0]!;
     assert.equal(choice.finish_reason, "tool_calls");
     const calls = choice.message.tool_calls!;
@@ -61,15 +62,7 @@ describe("tool calls through the server and the official openai client (a tiny m
     assert.ok(validWeather(JSON.parse(call.function.arguments)), call.function.arguments);
 
     // Streamed: the same call, assembled from delta.tool_calls; no part of it leaks into content.
-    const stream = await client.chat.completions.create({
-      model: "kjv",
-      messages,
-      tools: TOOLS,
-      tool_choice: { type: "function", function: { name: "get_weather" } },
-      seed: 1,
-      max_tokens: 200,
-      stream: true,
-    });
+    const stream = await client.chat.completions.create({ ...request, messages: [...messages], stream: true });
     let content = "";
     let args = "";
     let name = "";
