@@ -113,9 +113,8 @@ export class GemmaForward implements CausalLM {
     for (const seg of segments) {
       if (!seg.cache) continue;
       for (const [source, kv] of shared) {
-        const width = seg.cache.layers[source]!.rowWidth;
-        const rowsOf = (a: Float32Array) => a.subarray(seg.offset * width, (seg.offset + seg.length) * width);
-        seg.cache.layers[source]!.write(rowsOf(kv.k), rowsOf(kv.v), seg.startPos, seg.length);
+        const layerKv = seg.cache.layers[source]!;
+        layerKv.write(rowsOf(kv.k, seg, layerKv.rowWidth), rowsOf(kv.v, seg, layerKv.rowWidth), seg.startPos, seg.length);
       }
       seg.cache.length = seg.startPos + seg.length;
     }
