@@ -56,7 +56,8 @@ export class GemmaModel {
 
   /** Logits of every position, [ids.length, vocab] row-major, after the final soft-cap; no cache. */
   async logits(ids: readonly number[]): Promise<Float32Array> {
-    return this.forwardPass.forward(ids, null, "all");
+    const pass = this.forwardPass;
+    return pass.forwardAsync ? pass.forwardAsync(ids, null, "all") : pass.forward(ids, null, "all");
   }
 
   /** Token ids for a prompt string (with BOS), a conversation (chat template) or ids as given. */

@@ -115,7 +115,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     }
     this.sampler.observePrompt(this.promptIds);
     const { batcher } = this.context;
-    let logits = batcher ? await batcher.prefill(sequence, this.promptIds) : sequence.prefill(this.promptIds);
+    let logits = batcher ? await batcher.prefill(sequence, this.promptIds) : await sequence.prefillAsync(this.promptIds);
     this.reusedPromptTokens = sequence.reusedTokens;
     const constraint = this.responseFormat
       ? await compileConstraint(tokenizer!, this.responseFormat, [...stopTokenIds], logits.length)
@@ -148,7 +148,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
           this.finishReason = "length";
           break;
         }
-        logits = batcher ? await batcher.feed(sequence, [id]) : sequence.feed([id]);
+        logits = batcher ? await batcher.feed(sequence, [id]) : await sequence.feedAsync([id]);
       }
     } finally {
       constraint?.dispose();

@@ -53,6 +53,21 @@ export class Sequence {
     this.cache.mark();
   }
 
+  /** prefill for any model: through forwardAsync where the model has one (WebGPU). */
+  async prefillAsync(ids: readonly number[]): Promise<Float32Array> {
+    const logits = await this.feedAsync(this.rewindFor(ids));
+    this.markPromptEnd();
+    return logits;
+  }
+
+  /** feed for any model: through forwardAsync where the model has one (WebGPU). */
+  async feedAsync(ids: readonly number[]): Promise<Float32Array> {
+    if (!this.model.forwardAsync) return this.feed(ids);
+    const logits = await this.model.forwardAsync(ids, this.cache, "last");
+    this.cachedIds.push(...ids);
+    return logits;
+  }
+
   /** Appends tokens and returns the logits after the last. */
   feed(ids: readonly number[]): Float32Array {
     const logits = this.model.forward(ids, this.cache, "last");

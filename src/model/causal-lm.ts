@@ -32,6 +32,11 @@ export interface CausalLM {
   readonly config: ModelConfig;
   /** Logits after the final soft-cap: [ids.length, vocab] for "all", [vocab] for "last". Advances `state`. */
   forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array;
+  /**
+   * The same as forward, for models whose forward pass returns through a promise (WebGPU: its
+   * `forward` throws). Callers that can wait use it where it exists.
+   */
+  forwardAsync?(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Promise<Float32Array>;
   /** Several sequences in one pass (batched decoding); each item's logits after its last token. Optional. */
   forwardBatch?(items: readonly { ids: readonly number[]; state: DecodeState }[]): Float32Array[];
   createState(options?: StateOptions): DecodeState;

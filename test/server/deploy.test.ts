@@ -95,7 +95,8 @@ describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", 
         { role: "user", content: "And then?" },
       ]);
       const served = handled.map((h, i) => h.length - before[i]!);
-      assert.deepEqual(served.sort(), [0, 1], `${id}: the follow-up went to exactly one replica`);
+      // Only the replica holding the conversation answered (a log line can trail its request by a moment).
+      assert.equal(served.filter((n) => n > 0).length, 1, `${id}: new log lines per replica ${served}`);
       assert.ok(
         followUp.usage.prompt_tokens_details.cached_tokens > 10,
         `${id}: cached ${followUp.usage.prompt_tokens_details.cached_tokens}`,

@@ -5,7 +5,7 @@
  * device instead (not built yet: docs/browser.md).
  */
 import type { Activation, AttentionArgs, Weight } from "../kernels.js";
-import { ADD, ATTENTION, embedShader, GEGLU, matmulShader, RMSNORM, ROPE, ROWS_PER_GRID_X, SOFTCAP } from "./shaders.js";
+import { ADD, ATTENTION, embedShader, GEGLU, matmulShader, RMSNORM, ROPE, ropeTable, ROWS_PER_GRID_X, SOFTCAP } from "./shaders.js";
 
 type Data = Float32Array | Uint16Array | Uint8Array | Uint32Array;
 
@@ -62,8 +62,8 @@ export class GpuKernelRunner {
     await this.run(
       "rope",
       () => ROPE,
-      [x, invFreq],
-      uniforms([seqLen, heads, headDim, half, startPos, 0, 0, 0]),
+      [x, ropeTable(seqLen, startPos, invFreq)],
+      uniforms([seqLen, heads, headDim, half]),
       [Math.ceil(n / 64), 1, 1],
       x,
     );
@@ -168,12 +168,12 @@ export class GpuKernelRunner {
 }
 
 /** Rows over a 2-D grid (x at most ROWS_PER_GRID_X), as the shaders index them. */
-function gridFor(rows: number): { x: number; y: number } {
+export function gridFor(rows: number): { x: number; y: number } {
   return { x: Math.min(rows, ROWS_PER_GRID_X), y: Math.ceil(rows / ROWS_PER_GRID_X) };
 }
 
 /** A uniform block: u32 fields, then f32 fields, then more u32 fields, padded to 16 bytes. */
-function uniforms(u32s: number[], f32s: number[] = [], tail: number[] = []): ArrayBuffer {
+export function uniforms(u32s: number[], f32s: number[] = [], tail: number[] = []): ArrayBuffer {
   const words = u32s.length + f32s.length + tail.length;
   const buffer = new ArrayBuffer(Math.ceil(words / 4) * 16);
   const view = new DataView(buffer);

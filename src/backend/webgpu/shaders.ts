@@ -9,6 +9,20 @@
 /** Rows per dispatch dimension: workgroup counts stop at 65535 per dimension. */
 export const ROWS_PER_GRID_X = 32768;
 
+/** cos and sin of every (token, pair) angle, as the reference builds them (f32 angle, exact cos/sin): [seqLen, half, 2]. */
+export function ropeTable(seqLen: number, startPos: number, invFreq: Float32Array): Float32Array<ArrayBuffer> {
+  const half = invFreq.length;
+  const table = new Float32Array(seqLen * half * 2);
+  for (let s = 0; s < seqLen; s++) {
+    for (let j = 0; j < half; j++) {
+      const angle = Math.fround((startPos + s) * invFreq[j]!);
+      table[(s * half + j) * 2] = Math.cos(angle);
+      table[(s * half + j) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
 const BYTES = /* wgsl */ `
 fn byte_at(i: u32) -> u32 { return (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
 fn f16_at(i: u32) -> f32 { return unpack2x16float(byte_at(i) | (byte_at(i + 1u) << 8u)).x; }
@@ -123,12 +137,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 /**
  * Rotary embedding in place on [seqLen, heads·headDim]: pairs (j, j + half) of the first 2·half
- * dims of each head turn by (startPos + s) · invFreq[j] (half = invFreq.length).
+ * dims of each head turn by the angle of token s and pair j, whose cosine and sine come in a
+ * table [seqLen, half, 2] computed on the CPU (ropeTable): GPUs' sin/cos are approximations
+ * (SwiftShader's err by 1e-4), and attention magnifies that.
  */
 export const ROPE = /* wgsl */ `
-struct Params { seq_len: u32, heads: u32, head_dim: u32, half: u32, start_pos: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { seq_len: u32, heads: u32, head_dim: u32, half: u32 }
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> inv_freq: array<f32>;
+@group(0) @binding(1) var<storage, read> table: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -138,9 +154,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let head = (i / p.half) % p.heads;
   let s = i / (p.half * p.heads);
   let base = s * p.heads * p.head_dim + head * p.head_dim;
-  let angle = f32(p.start_pos + s) * inv_freq[j];
-  let c = cos(angle);
-  let sn = sin(angle);
+  let c = table[(s * p.half + j) * 2u];
+  let sn = table[(s * p.half + j) * 2u + 1u];
   let a = x[base + j];
   let b = x[base + j + p.half];
   x[base + j] = a * c - b * sn;

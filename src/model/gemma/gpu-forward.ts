@@ -1,0 +1,324 @@
+/**
+ * The Gemma forward pass on WebGPU (Gemma 1, 2 and 3 configs): the weights uploaded once in their
+ * stored layout, the KV cache in device buffers (a ring of the window on local layers, as on the
+ * CPU), every dispatch of a call encoded into one command buffer, and only the logits read back.
+ * It is asynchronous (`forwardAsync`): WebGPU returns results through a promise.
+ */
+import type { Weight } from "../../backend/kernels.js";
+import { gridFor, uniforms } from "../../backend/webgpu/runner.js";
+import { ADD, ATTENTION, embedShader, GEGLU, matmulShader, RMSNORM, ROPE, ropeTable, SOFTCAP } from "../../backend/webgpu/shaders.js";
+import { ConfigError, GenerationError } from "../../errors.js";
+import type { CausalLM, DecodeState, StateOptions } from "../causal-lm.js";
+import { KvCache } from "../kv-cache.js";
+import { layerRopeFrequencies } from "../rope.js";
+import type { GemmaConfig } from "./config.js";
+import { embeddingNormalizer } from "./forward.js";
+import type { GemmaWeights } from "./weights.js";
+
+const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+
+/** A KV cache whose rows live in device buffers (the ring logic and rewinds are KvCache's). */
+export class GpuKvCache extends KvCache {
+  readonly buffers: { k: GPUBuffer; v: GPUBuffer }[];
+
+  constructor(device: GPUDevice, config: GemmaConfig, options: StateOptions = {}) {
+    super(config, options);
+    // Each layer's whole ring up front: growing a device buffer means a copy per step.
+    this.buffers = this.layers.map((layer) => {
+      const size = Math.max(4, layer.ringSize * layer.rowWidth * 4);
+      return { k: device.createBuffer({ size, usage: STORAGE }), v: device.createBuffer({ size, usage: STORAGE }) };
+    });
+  }
+
+  override bytes(): number {
+    return this.buffers.reduce((sum, b) => sum + b.k.size + b.v.size, 0);
+  }
+}
+
+/** Why a config cannot run on this forward yet, or null. */
+export function gpuUnsupported(c: GemmaConfig): string | null {
+  if (c.perLayerInput) return "Gemma 4 per-layer inputs are not on WebGPU yet";
+  if (c.moe) return "mixture-of-experts blocks are not on WebGPU yet";
+  if (c.layers.some((l, i) => l.kvSource !== i)) return "KV sharing is not on WebGPU yet";
+  if (c.layers.some((l) => l.valuesFromKeys) || c.valueNorm || c.layerScalars) return "Gemma 4 layers are not on WebGPU yet";
+  return null;
+}
+
+/** A matrix on the device; only its shape and type stay on the CPU side. */
+interface GpuWeight {
+  buffer: GPUBuffer;
+  w: Pick<Weight, "dtype" | "rows" | "cols">;
+}
+
+interface GpuLayer {
+  inputNorm: GPUBuffer;
+  postAttentionNorm: GPUBuffer | null;
+  preFeedforwardNorm: GPUBuffer;
+  postFeedforwardNorm: GPUBuffer | null;
+  qNorm: GPUBuffer | null;
+  kNorm: GPUBuffer | null;
+  q: GpuWeight;
+  k: GpuWeight;
+  v: GpuWeight;
+  o: GpuWeight;
+  gate: GpuWeight;
+  up: GpuWeight;
+  down: GpuWeight;
+  invFreq: Float32Array;
+}
+
+export class GpuGemmaForward implements CausalLM {
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layers: GpuLayer[];
+  private readonly embedding: GpuWeight;
+  private readonly finalNorm: GPUBuffer;
+  private readonly embedScale: number;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly config: GemmaConfig,
+    weights: GemmaWeights,
+  ) {
+    const unsupported = gpuUnsupported(config);
+    if (unsupported) throw new ConfigError(`${unsupported}; use the wasm backend for this model`);
+    this.embedScale = embeddingNormalizer(config.dModel, "f32");
+    this.embedding = this.upload(weights.embedding);
+    this.finalNorm = this.floats(weights.finalNorm);
+    this.layers = weights.layers.map((w, i) => {
+      const invFreq = layerRopeFrequencies(config.rope[config.layerTypes[i]!], config.layers[i]!.headDim);
+      return {
+        inputNorm: this.floats(w.inputNorm),
+        postAttentionNorm: w.postAttentionNorm ? this.floats(w.postAttentionNorm) : null,
+        preFeedforwardNorm: this.floats(w.preFeedforwardNorm),
+        postFeedforwardNorm: w.postFeedforwardNorm ? this.floats(w.postFeedforwardNorm) : null,
+        qNorm: w.qNorm ? this.floats(w.qNorm) : null,
+        kNorm: w.kNorm ? this.floats(w.kNorm) : null,
+        q: this.upload(w.q),
+        k: this.upload(w.k!),
+        v: this.upload(w.v!),
+        o: this.upload(w.o),
+        gate: this.upload(w.gate),
+        up: this.upload(w.up),
+        down: this.upload(w.down),
+        invFreq,
+      };
+    });
+  }
+
+  createState(options: StateOptions = {}): GpuKvCache {
+    return new GpuKvCache(this.device, this.config, options);
+  }
+
+  forward(): Float32Array {
+    throw new GenerationError("the WebGPU forward pass is asynchronous: use forwardAsync");
+  }
+
+  /** Runs `ids` after the cached positions; logits after the final soft-cap ([ids.length, vocab] for "all", [vocab] for "last"). */
+  async forwardAsync(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Promise<Float32Array> {
+    if (state !== null && !(state instanceof GpuKvCache))
+      throw new GenerationError("the WebGPU forward needs its own KV cache (createState)");
+    const c = this.config;
+    const cache = state;
+    const T = ids.length;
+    const startPos = cache?.length ?? 0;
+    if (T === 0) throw new GenerationError("forward needs at least one token");
+    if (startPos + T > c.maxPositions)
+      throw new GenerationError(`sequence of ${startPos + T} tokens exceeds the model's context of ${c.maxPositions} positions`);
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+    }
+    const d = c.dModel;
+    const widest = (f: (l: GemmaConfig["layers"][number]) => number) => Math.max(...c.layers.map(f));
+    const qMax = c.nHeads * widest((l) => l.headDim);
+    const kvMax = widest((l) => l.nKvHeads * l.headDim);
+    const ffnMax = widest((l) => l.ffnDim);
+    const temp: GPUBuffer[] = [];
+    const buffer = (floats: number) => {
+      const b = this.device.createBuffer({ size: Math.max(4, floats * 4), usage: STORAGE });
+      temp.push(b);
+      return b;
+    };
+    const h = buffer(T * d);
+    const [normed, out, out2] = [buffer(T * d), buffer(T * d), buffer(T * d)];
+    const [qRaw, q, attn] = [buffer(T * qMax), buffer(T * qMax), buffer(T * qMax)];
+    const kRaw = buffer(T * kvMax);
+    const [gate, up, act] = [buffer(T * ffnMax), buffer(T * ffnMax), buffer(T * ffnMax)];
+    const scores = buffer(T * c.nHeads * (startPos + T));
+    const idBuffer = this.device.createBuffer({ size: Math.max(4, T * 4), usage: STORAGE });
+    temp.push(idBuffer);
+    this.device.queue.writeBuffer(idBuffer, 0, Uint32Array.from(ids));
+
+    const encoder = this.device.createCommandEncoder();
+    let pass = encoder.beginComputePass();
+    const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], params: ArrayBuffer, grid: [number, number, number]) => {
+      const uniform = this.device.createBuffer({ size: params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      temp.push(uniform);
+      this.device.queue.writeBuffer(uniform, 0, params);
+      const pipeline = this.pipeline(key, source);
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(
+        0,
+        this.device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [...bindings, uniform].map((b, binding) => ({ binding, resource: { buffer: b } })),
+        }),
+      );
+      pass.dispatchWorkgroups(...grid);
+    };
+    const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, rows: number) => {
+      const grid = gridFor(w.w.rows);
+      dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype), [dst, x, w.buffer], uniforms([w.w.rows, w.w.cols, rows, 0]), [
+        grid.x,
+        grid.y,
+        rows,
+      ]);
+    };
+    const rmsnorm = (dst: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, rows: number, dim: number) => {
+      const grid = gridFor(rows);
+      dispatch("rmsnorm", () => RMSNORM, [dst, x, gain], uniforms([rows, dim], [c.rmsNormEps]), [grid.x, grid.y, 1]);
+    };
+    const add = (dst: GPUBuffer, x: GPUBuffer, n: number) => dispatch("add", () => ADD, [dst, x], uniforms([n]), [Math.ceil(n / 64), 1, 1]);
+    // One cos/sin table per distinct frequency set (layer kind and head_dim), shared by its layers.
+    const tables = new Map<Float32Array, GPUBuffer>();
+    const rope = (x: GPUBuffer, heads: number, headDim: number, layer: GpuLayer) => {
+      let table = tables.get(layer.invFreq);
+      if (!table) {
+        table = buffer(T * layer.invFreq.length * 2);
+        this.device.queue.writeBuffer(table, 0, ropeTable(T, startPos, layer.invFreq));
+        tables.set(layer.invFreq, table);
+      }
+      const half = layer.invFreq.length;
+      dispatch("rope", () => ROPE, [x, table], uniforms([T, heads, headDim, half]), [Math.ceil((T * heads * half) / 64), 1, 1]);
+    };
+
+    dispatch(
+      `embed-${this.embedding.w.dtype}`,
+      () => embedShader(this.embedding.w.dtype),
+      [h, idBuffer, this.embedding.buffer],
+      uniforms([c.vocabSize, d, T], [this.embedScale]),
+      [Math.ceil((T * d) / 64), 1, 1],
+    );
+    // Each layer's new keys and values in buffers of their own: they go into its ring after the pass.
+    const writes: { layer: number; k: GPUBuffer; v: GPUBuffer; width: number }[] = [];
+    for (const [i, layer] of this.layers.entries()) {
+      const { headDim, nKvHeads, ffnDim } = c.layers[i]!;
+      const kvWidth = nKvHeads * headDim;
+      const [k, v] = [buffer(T * kvWidth), buffer(T * kvWidth)];
+      writes.push({ layer: i, k, v, width: kvWidth });
+      rmsnorm(normed, h, layer.inputNorm, T, d);
+      matmul(layer.qNorm ? qRaw : q, normed, layer.q, T);
+      if (layer.qNorm) rmsnorm(q, qRaw, layer.qNorm, T * c.nHeads, headDim);
+      matmul(layer.kNorm ? kRaw : k, normed, layer.k, T);
+      if (layer.kNorm) rmsnorm(k, kRaw, layer.kNorm, T * nKvHeads, headDim);
+      matmul(v, normed, layer.v, T);
+      rope(q, c.nHeads, headDim, layer);
+      rope(k, nKvHeads, headDim, layer);
+      const ring = cache?.layers[i];
+      const past = cache?.buffers[i];
+      dispatch(
+        "attention",
+        () => ATTENTION,
+        [attn, q, k, v, past?.k ?? k, past?.v ?? v, scores],
+        uniforms(
+          [
+            T,
+            c.nHeads,
+            nKvHeads,
+            headDim,
+            startPos,
+            ring?.ringSize ?? 1,
+            c.layerTypes[i] === "local" ? (c.slidingWindow ?? 0) : 0,
+            startPos + T,
+          ],
+          [c.queryPreAttnScalar ** -0.5, c.attnSoftcap ?? 0],
+          [0, 0],
+        ),
+        [c.nHeads, T, 1],
+      );
+      matmul(out, attn, layer.o, T);
+      if (layer.postAttentionNorm) rmsnorm(out2, out, layer.postAttentionNorm, T, d);
+      add(h, layer.postAttentionNorm ? out2 : out, T * d);
+      rmsnorm(normed, h, layer.preFeedforwardNorm, T, d);
+      matmul(gate, normed, layer.gate, T);
+      matmul(up, normed, layer.up, T);
+      dispatch("geglu", () => GEGLU, [act, gate, up], uniforms([T * ffnDim, c.activation === "gelu_exact" ? 1 : 0]), [
+        Math.ceil((T * ffnDim) / 64),
+        1,
+        1,
+      ]);
+      matmul(out, act, layer.down, T);
+      if (layer.postFeedforwardNorm) rmsnorm(out2, out, layer.postFeedforwardNorm, T, d);
+      add(h, layer.postFeedforwardNorm ? out2 : out, T * d);
+    }
+    const rows = logitsFor === "all" ? T : 1;
+    const last = buffer(rows * d);
+    const logits = buffer(rows * c.vocabSize);
+    pass.end();
+    encoder.copyBufferToBuffer(h, logitsFor === "all" ? 0 : (T - 1) * d * 4, last, 0, rows * d * 4);
+    pass = encoder.beginComputePass();
+    rmsnorm(normed, last, this.finalNorm, rows, d);
+    matmul(logits, normed, this.embedding, rows);
+    if (c.finalSoftcap !== null)
+      dispatch("softcap", () => SOFTCAP, [logits], uniforms([rows * c.vocabSize], [c.finalSoftcap]), [
+        Math.ceil((rows * c.vocabSize) / 64),
+        1,
+        1,
+      ]);
+    pass.end();
+    // The new keys and values into each layer's ring: row (startPos + s) mod ring.
+    if (cache) {
+      for (const { layer, k: keys, v: values, width } of writes) {
+        const ring = cache.layers[layer]!.ringSize;
+        const { k: ringK, v: ringV } = cache.buffers[layer]!;
+        for (let s = Math.max(0, T - ring); s < T; s++) {
+          const row = ((startPos + s) % ring) * width * 4;
+          encoder.copyBufferToBuffer(keys, s * width * 4, ringK, row, width * 4);
+          encoder.copyBufferToBuffer(values, s * width * 4, ringV, row, width * 4);
+        }
+      }
+    }
+    const readback = this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    temp.push(readback);
+    encoder.copyBufferToBuffer(logits, 0, readback, 0, rows * c.vocabSize * 4);
+    this.device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(GPUMapMode.READ);
+    const result = new Float32Array(readback.getMappedRange().slice(0));
+    readback.unmap();
+    for (const b of temp) b.destroy();
+    if (cache) cache.length = startPos + T;
+    for (let i = 0; i < result.length; i++) {
+      if (result[i]! - result[i]! !== 0)
+        throw new GenerationError(`the model computed a non-finite logit (${result[i]}) on the GPU for token ${i % c.vocabSize}`);
+    }
+    return result;
+  }
+
+  private pipeline(key: string, source: () => string): GPUComputePipeline {
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      pipeline = this.device.createComputePipeline({
+        layout: "auto",
+        compute: { module: this.device.createShaderModule({ code: source() }), entryPoint: "main" },
+      });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  private upload(w: Weight): GpuWeight {
+    const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+    const size = Math.max(4, Math.ceil(bytes.length / 4) * 4);
+    const buffer = this.device.createBuffer({ size, usage: STORAGE });
+    const padded = new Uint8Array(size);
+    padded.set(bytes);
+    this.device.queue.writeBuffer(buffer, 0, padded);
+    return { buffer, w: { dtype: w.dtype, rows: w.rows, cols: w.cols } };
+  }
+
+  private floats(data: Float32Array): GPUBuffer {
+    const buffer = this.device.createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE });
+    this.device.queue.writeBuffer(buffer, 0, new Float32Array(data));
+    return buffer;
+  }
+}

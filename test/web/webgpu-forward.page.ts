@@ -1,0 +1,44 @@
+/**
+ * Runs in the page (bundled by webgpu-forward.test.ts): fixtures fetched from the test server, loaded
+ * onto WebGPU, their logits and greedy tokens compared with the reference's.
+ */
+import { pickedFiles } from "../../src/browser/model-files.js";
+import { loadModelOnWebGpu } from "../../src/browser/webgpu-model.js";
+
+interface Fixture {
+  input_ids: number[];
+  logits: number[][];
+  greedy: { prompt_ids?: number[]; generated_ids: number[] };
+}
+
+export interface FixtureResult {
+  name: string;
+  adapter?: string;
+  maxDiff?: number;
+  greedy?: number[];
+  expectedGreedy?: number[];
+  reason?: string;
+}
+
+async function fixture(name: string): Promise<FixtureResult> {
+  const file = async (f: string) => new File([await (await fetch(`/models/${name}/${f}`)).blob()], f);
+  const fx = (await (await fetch(`/models/${name}/fixture.json`)).json()) as Fixture;
+  const loaded = await loadModelOnWebGpu(
+    pickedFiles([await file("config.json"), await file("model.safetensors")]),
+    (navigator as Navigator & { gpu: GPU }).gpu,
+  );
+  if (!loaded.model) return { name, reason: loaded.reason };
+  const logits = await loaded.model.logits(fx.input_ids);
+  const expected = fx.logits.flat();
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i]! - expected[i]!));
+  const greedy: number[] = [];
+  for await (const t of loaded.model.generate(fx.greedy.prompt_ids ?? fx.input_ids, { temperature: 0, maxTokens: 16 })) greedy.push(t.id);
+  return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids };
+}
+
+(window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward = (async () => {
+  const results: FixtureResult[] = [];
+  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"]) results.push(await fixture(name));
+  return results;
+})().catch((e) => `error: ${(e as Error).stack ?? e}`);
