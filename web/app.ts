@@ -4,7 +4,7 @@
  */
 import { GemmaWorkerClient, type Reply } from "../src/browser/client.js";
 import { modelAddress } from "../src/browser/model-address.js";
-import type { ModelInfo, ModelSource, SamplingSettings } from "../src/browser/protocol.js";
+import type { Backend, ModelInfo, ModelSource, SamplingSettings } from "../src/browser/protocol.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -26,6 +26,7 @@ const ui = {
   maxTokens: $<HTMLInputElement>("max-tokens"),
   seed: $<HTMLInputElement>("seed"),
   jsonReply: $<HTMLInputElement>("json-reply"),
+  backend: $<HTMLSelectElement>("backend"),
   system: $<HTMLTextAreaElement>("system"),
   cacheList: $("cache-list"),
   clearCache: $<HTMLButtonElement>("clear-cache"),
@@ -73,6 +74,7 @@ async function load(source: ModelSource, label: string): Promise<void> {
   try {
     const notices: string[] = [];
     model = await client.load(source, {
+      backend: chosenBackend(),
       onNotice: (message) => notices.push(message),
       onProgress: ({ phase, loaded, total, file }) => {
         ui.progress.value = total > 0 ? loaded / total : 0;
@@ -102,6 +104,12 @@ async function load(source: ModelSource, label: string): Promise<void> {
   }
 }
 
+/** The backend the UI's choice or the page address (?backend=webgpu|wasm) asks for. */
+function chosenBackend(): Backend {
+  const chosen = ui.backend.value || new URLSearchParams(location.search).get("backend") || "auto";
+  return chosen === "webgpu" || chosen === "wasm" ? chosen : "auto";
+}
+
 function showInfo(info: ModelInfo): void {
   const rows: [string, string][] = [
     ["model", info.name],
@@ -109,6 +117,7 @@ function showInfo(info: ModelInfo): void {
     ["vocabulary", info.vocabSize.toLocaleString()],
     ["context", info.contextLength.toLocaleString()],
     ["weights", mib(info.weightBytes)],
+    ["backend", info.backendNote ? `${info.backend} (not WebGPU: ${info.backendNote})` : info.backend],
     ["kernels", `${info.kernels} (${info.threads} thread${info.threads === 1 ? "" : "s"})`],
   ];
   ui.info.replaceChildren(

@@ -3,7 +3,7 @@
  * reply and can be stopped. One request of each kind at a time, as the worker serves them.
  */
 import type { CacheEntry } from "./opfs-cache.js";
-import type { ModelInfo, ModelSource, ReplyStats, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
+import type { Backend, ModelInfo, ModelSource, ReplyStats, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
 
 export interface Reply {
   /** Resolves with the whole text and its statistics when the reply ends (stopped included). */
@@ -36,12 +36,17 @@ export class GemmaWorkerClient {
     return new GemmaWorkerClient(new Worker(workerUrl, { type: "module", name: "gemma-ts model" }));
   }
 
-  load(source: ModelSource, options: LoadCallbacks & { threads?: number } = {}): Promise<ModelInfo> {
+  load(source: ModelSource, options: LoadCallbacks & { threads?: number; backend?: Backend } = {}): Promise<ModelInfo> {
     this.loading?.reject(new Error("replaced by a newer load"));
     const { onProgress, onNotice } = options;
     return new Promise<ModelInfo>((resolve, reject) => {
       this.loading = { resolve, reject, onProgress, onNotice };
-      this.post({ type: "load", source, ...(options.threads ? { threads: options.threads } : {}) });
+      this.post({
+        type: "load",
+        source,
+        ...(options.threads ? { threads: options.threads } : {}),
+        ...(options.backend ? { backend: options.backend } : {}),
+      });
     });
   }
 

@@ -26,7 +26,8 @@ export interface SamplingSettings {
 }
 
 export type RuntimeRequest =
-  | { type: "load"; source: ModelSource; threads?: number }
+  /** `backend`: "auto" (WebGPU where the model runs there, else WebAssembly), or one forced. */
+  | { type: "load"; source: ModelSource; threads?: number; backend?: Backend }
   /** A user turn of the current conversation; the reply streams as "token" events with this id. */
   | { type: "chat"; id: number; text: string; system?: string; settings: SamplingSettings }
   | { type: "abort"; id: number }
@@ -34,6 +35,8 @@ export type RuntimeRequest =
   | { type: "reset" }
   | { type: "cache-list" }
   | { type: "cache-clear" };
+
+export type Backend = "auto" | "webgpu" | "wasm";
 
 export interface ModelInfo {
   name: string;
@@ -43,8 +46,11 @@ export interface ModelInfo {
   vocabSize: number;
   contextLength: number;
   weightBytes: number;
-  /** The kernels in use, e.g. "wasm×4", "wasm" or "js". */
+  /** The kernels in use, e.g. "wasm×4", "wasm", "js" or "webgpu". */
   kernels: string;
+  /** Where the model runs: "webgpu (adapter)" or "wasm"; with why not WebGPU when it was wanted. */
+  backend: string;
+  backendNote: string | null;
   threads: number;
   /** Whether the page is cross-origin isolated (needed for more than one thread). */
   crossOriginIsolated: boolean;

@@ -12,7 +12,8 @@ import { loadModelFromFiles } from "./load.js";
 import { HUB_ENDPOINT } from "./model-address.js";
 import { pickedFiles, urlFiles } from "./model-files.js";
 import { ModelCache } from "./opfs-cache.js";
-import type { ModelInfo, ModelSource, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
+import type { Backend, ModelInfo, ModelSource, RuntimeEvent, RuntimeRequest, SamplingSettings } from "./protocol.js";
+import { loadModelOnWebGpu } from "./webgpu-model.js";
 import { browserWasmHost } from "./wasm-host.js";
 
 const host = browserWasmHost({ wasmBase: new URL("./", import.meta.url), kernelWorker: new URL("./kernel-worker.js", import.meta.url) });
@@ -35,7 +36,7 @@ async function createKernels(threads: number): Promise<Kernels> {
   }
 }
 
-async function load(source: ModelSource, threadsWanted?: number): Promise<void> {
+async function load(source: ModelSource, threadsWanted?: number, backend: Backend = "auto"): Promise<void> {
   running?.controller.abort();
   model = null;
   session = null;
@@ -59,14 +60,32 @@ async function load(source: ModelSource, threadsWanted?: number): Promise<void> 
             send({ type: "notice", message: `${file} is not kept in this browser (${reason}); it is read from the network instead` });
           },
         });
+  const onProgress = (done: number, total: number) => send({ type: "progress", phase: "weights", loaded: done, total });
+  // WebGPU first where wanted and where the model runs there; WebAssembly otherwise.
+  let backendNote: string | null = null;
+  if (backend !== "wasm") {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    const onGpu = gpu
+      ? await loadModelOnWebGpu(files, gpu, { onProgress }).catch((e: unknown) => ({ model: null, reason: message(e) }))
+      : null;
+    if (onGpu?.model) {
+      model = onGpu.model;
+      session = null;
+      send({
+        type: "loaded",
+        info: modelInfo(files.name, onGpu.model, "webgpu", 1, `webgpu (${onGpu.adapter})`, null, started, cache !== null && !downloaded),
+      });
+      return;
+    }
+    backendNote = onGpu ? onGpu.reason : "this browser has no WebGPU";
+    if (backend === "webgpu") throw new Error(`cannot run on WebGPU: ${backendNote}`);
+  }
   const threads = host.canShareMemory() ? Math.max(1, threadsWanted ?? host.cores()) : 1;
   const kernels = await createKernels(threads);
   kernelsInUse = kernels;
   let loaded: GemmaModel;
   try {
-    loaded = await loadModelFromFiles(files, kernels, {
-      onProgress: (done, total) => send({ type: "progress", phase: "weights", loaded: done, total }),
-    });
+    loaded = await loadModelFromFiles(files, kernels, { onProgress });
   } catch (e) {
     // A copy that does not load is not worth keeping: the next try downloads it again.
     await cache?.forget(files.name).catch(() => {});
@@ -74,22 +93,40 @@ async function load(source: ModelSource, threadsWanted?: number): Promise<void> 
   }
   model = loaded;
   session = null;
+  const threadsUsed = kernels === jsKernels ? 1 : threads;
+  send({
+    type: "loaded",
+    info: modelInfo(files.name, loaded, kernels.name, threadsUsed, "wasm", backendNote, started, cache !== null && !downloaded),
+  });
+}
+
+function modelInfo(
+  name: string,
+  loaded: GemmaModel,
+  kernels: string,
+  threads: number,
+  backend: string,
+  backendNote: string | null,
+  started: number,
+  fromCache: boolean,
+): ModelInfo {
   const { config } = loaded;
-  const info: ModelInfo = {
-    name: files.name,
+  return {
+    name,
     family: config.family,
     layers: config.nLayers,
     dModel: config.dModel,
     vocabSize: config.vocabSize,
     contextLength: config.maxPositions,
     weightBytes: loaded.weightBytes,
-    kernels: kernels.name,
-    threads: kernels === jsKernels ? 1 : threads,
+    kernels,
+    threads,
+    backend,
+    backendNote,
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
-    fromCache: cache !== null && !downloaded,
+    fromCache,
     loadSeconds: (performance.now() - started) / 1000,
   };
-  send({ type: "loaded", info });
 }
 
 async function chat(id: number, text: string, settings: SamplingSettings, system?: string): Promise<void> {
@@ -137,7 +174,9 @@ async function chat(id: number, text: string, settings: SamplingSettings, system
 async function handle(request: RuntimeRequest): Promise<void> {
   switch (request.type) {
     case "load":
-      return load(request.source, request.threads).catch((e: unknown) => send({ type: "load-error", message: message(e) }));
+      return load(request.source, request.threads, request.backend).catch((e: unknown) =>
+        send({ type: "load-error", message: message(e) }),
+      );
     case "chat":
       return chat(request.id, request.text, request.settings, request.system).catch((e: unknown) =>
         send({ type: "chat-error", id: request.id, message: message(e) }),

@@ -1,46 +1,41 @@
 /**
- * A model on WebGPU in the browser: the files load with the TypeScript kernels (weights in their
- * stored layout, which the GPU shaders read as they are), then the forward pass moves to the
- * device (src/model/gemma/gpu-forward.ts). Null when there is no adapter or the model cannot run
- * there, so the caller falls back to WebAssembly.
+ * A model on WebGPU in the browser: the config is checked first (what the GPU forward does not run
+ * yet is refused before any weight is read), the weights load with the TypeScript kernels (their
+ * stored layout, which the shaders read as it is), and the forward pass moves to the device
+ * (src/model/gemma/gpu-forward.ts). A refusal carries its reason so the caller falls back to
+ * WebAssembly.
  */
 import { jsKernels } from "../backend/js/index.js";
-import { GemmaModel } from "../gemma-model.js";
+import { assembleModel, GemmaModel } from "../gemma-model.js";
 import type { AssembleOptions } from "../model/assemble.js";
 import { GemmaForward } from "../model/gemma/forward.js";
 import { GpuGemmaForward, gpuUnsupported } from "../model/gemma/gpu-forward.js";
-import { loadModelFromFiles } from "./load.js";
+import { openModelFiles } from "./load.js";
 import type { ModelFiles } from "./model-files.js";
 
-export interface WebGpuModel {
-  model: GemmaModel;
-  /** The adapter's description, for the model facts. */
-  adapter: string;
-}
+export type WebGpuLoad = { model: GemmaModel; adapter: string } | { model: null; reason: string };
 
-/** The model on the first WebGPU adapter, or null (no adapter, or a model the GPU forward does not run yet) with the reason. */
-export async function loadModelOnWebGpu(
-  files: ModelFiles,
-  gpu: GPU,
-  options: AssembleOptions = {},
-): Promise<WebGpuModel | { model: null; reason: string }> {
+export async function loadModelOnWebGpu(files: ModelFiles, gpu: GPU, options: AssembleOptions = {}): Promise<WebGpuLoad> {
   const adapter = await gpu.requestAdapter();
   if (!adapter) return { model: null, reason: "no WebGPU adapter" };
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-      maxBufferSize: adapter.limits.maxBufferSize,
-    },
-  });
-  const cpu = await loadModelFromFiles(files, jsKernels, options);
-  const pass = cpu.forwardPass;
-  if (!(pass instanceof GemmaForward)) return { model: null, reason: "RecurrentGemma is not on WebGPU yet" };
-  const unsupported = gpuUnsupported(pass.config);
-  if (unsupported) return { model: null, reason: unsupported };
-  const gpuPass = new GpuGemmaForward(device, pass.config, pass.weights);
-  const info = adapter.info;
-  return {
-    model: new GemmaModel(cpu.config, cpu.tokenizer, gpuPass, cpu.weightBytes),
-    adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "WebGPU",
-  };
+  const { checkpoint, config, tokenizer } = await openModelFiles(files);
+  try {
+    if (config.family === "recurrent_gemma") return { model: null, reason: "RecurrentGemma is not on WebGPU yet" };
+    const unsupported = gpuUnsupported(config);
+    if (unsupported) return { model: null, reason: unsupported };
+    const device = await adapter.requestDevice({
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+      },
+    });
+    const cpu = await assembleModel(checkpoint, config, tokenizer, jsKernels, options);
+    const pass = cpu.forwardPass as GemmaForward;
+    const gpuPass = new GpuGemmaForward(device, config, pass.weights);
+    const info = adapter.info;
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "WebGPU adapter";
+    return { model: new GemmaModel(config, tokenizer, gpuPass, cpu.weightBytes), adapter: name };
+  } finally {
+    await checkpoint.close();
+  }
 }

@@ -269,6 +269,37 @@ describe("the chat page in headless Chromium", { skip }, () => {
     await page.close();
   });
 
+  it("runs on WebGPU where the browser has it (?backend=webgpu) with the greedy reply WebAssembly gives, and falls back without it", async () => {
+    const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] });
+    try {
+      const reply = async (backend: string) => {
+        const page = await gpuBrowser.newPage();
+        await page.goto(`${server.url}?backend=${backend}`);
+        assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`, false), "loaded", (await page.textContent("#error")) ?? "");
+        const facts = (await page.textContent("#model-info"))!;
+        await page.fill("#temperature", "0");
+        const { text } = await ask(page);
+        await page.close();
+        return { facts, text };
+      };
+      const onGpu = await reply("webgpu");
+      assert.match(onGpu.facts, /backendwebgpu \(/);
+      const onWasm = await reply("wasm");
+      assert.match(onWasm.facts, /backendwasm/);
+      assert.ok(onGpu.text.length > 0);
+      assert.equal(onGpu.text, onWasm.text);
+    } finally {
+      await gpuBrowser.close();
+    }
+    // The shared browser has no WebGPU: auto falls back to WebAssembly and says why.
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    assert.equal(await loadUrl(page, `${server.url}models/kjv.gguf`, false), "loaded");
+    assert.match((await page.textContent("#model-info"))!, /backendwasm \(not WebGPU: (no WebGPU adapter|this browser has no WebGPU)\)/);
+    assert.ok((await ask(page)).text.length > 0);
+    await page.close();
+  });
+
   it("reads a model larger than the browser's storage quota by range requests, and says so", async () => {
     const page = await browser.newPage();
     await page.goto(server.url);

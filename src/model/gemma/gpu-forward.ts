@@ -73,6 +73,8 @@ export class GpuGemmaForward implements CausalLM {
   private readonly embedding: GpuWeight;
   private readonly finalNorm: GPUBuffer;
   private readonly embedScale: number;
+  /** Set when the device is lost (driver reset, tab in background too long): every later call fails with it. */
+  private lost: string | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -81,6 +83,9 @@ export class GpuGemmaForward implements CausalLM {
   ) {
     const unsupported = gpuUnsupported(config);
     if (unsupported) throw new ConfigError(`${unsupported}; use the wasm backend for this model`);
+    void device.lost.then((info) => {
+      this.lost = info.message || info.reason;
+    });
     this.embedScale = embeddingNormalizer(config.dModel, "f32");
     this.embedding = this.upload(weights.embedding);
     this.finalNorm = this.floats(weights.finalNorm);
@@ -117,6 +122,7 @@ export class GpuGemmaForward implements CausalLM {
   async forwardAsync(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Promise<Float32Array> {
     if (state !== null && !(state instanceof GpuKvCache))
       throw new GenerationError("the WebGPU forward needs its own KV cache (createState)");
+    if (this.lost !== null) throw new GenerationError(`the GPU device was lost (${this.lost}); load the model again`);
     const c = this.config;
     const cache = state;
     const T = ids.length;
@@ -282,7 +288,11 @@ export class GpuGemmaForward implements CausalLM {
     temp.push(readback);
     encoder.copyBufferToBuffer(logits, 0, readback, 0, rows * c.vocabSize * 4);
     this.device.queue.submit([encoder.finish()]);
-    await readback.mapAsync(GPUMapMode.READ);
+    try {
+      await readback.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      throw new GenerationError(`the GPU could not finish the forward pass (${this.lost ?? (e as Error).message}); load the model again`);
+    }
     const result = new Float32Array(readback.getMappedRange().slice(0));
     readback.unmap();
     for (const b of temp) b.destroy();
