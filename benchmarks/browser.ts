@@ -8,6 +8,10 @@
  * Chromium also loads the model a third time from its Origin Private File System cache.
  *
  *   npm run bench:web -- [--shape 2b|gemma3-1b|gemma4-e2b|...] [--weights q8_0|q4_0|f16] [--tokens 32] [--runtimes node,chromium]
+ *     [--backends wasm,webgpu]
+ *
+ * `--backends` picks the page's backend per Chromium run (?backend=): wasm (default) and/or webgpu,
+ * whose figures are the adapter's (on a machine without a GPU, SwiftShader's: no GPU speed).
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     weights: { type: "string", default: "q8_0" },
     tokens: { type: "string", default: "32" },
     runtimes: { type: "string", default: "node,chromium" },
+    backends: { type: "string", default: "wasm" },
   },
 });
 const runtimes = values.runtimes.split(",");
@@ -70,7 +75,7 @@ for (const threads of runtimes.includes("node") ? [1, 2] : []) {
 const browser = runtimes.includes("chromium")
   ? await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "gemma-ts-bench-profile-")), {
       executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"],
     })
   : null;
 
@@ -95,11 +100,22 @@ async function browserRun(page: Page, url: string, cache: boolean, where: string
   process.stderr.write(`${where} ×${threads} done\n`);
 }
 
+const backends = values.backends.split(",");
 for (const isolate of browser ? [false, true] : []) {
   const server = await startWebServer({ modelsDir: dir, port: 0, isolate });
-  const page = await browser!.newPage();
-  await page.goto(server.url);
   const url = `${server.url}models/${file}`;
+  for (const backend of isolate ? [] : backends.filter((b) => b !== "wasm")) {
+    const page = await browser!.newPage();
+    await page.goto(`${server.url}?backend=${backend}`);
+    await browserRun(page, url, false, `chromium ${backend}, range requests`);
+    await page.close();
+  }
+  if (!backends.includes("wasm")) {
+    await server.close();
+    continue;
+  }
+  const page = await browser!.newPage();
+  await page.goto(`${server.url}?backend=wasm`);
   await browserRun(page, url, isolate, isolate ? "chromium, downloading to the cache" : "chromium, range requests");
   if (isolate) {
     // The download above went into the OPFS cache; a reload reads it from there.

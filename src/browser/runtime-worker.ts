@@ -66,7 +66,10 @@ async function load(source: ModelSource, threadsWanted?: number, backend: Backen
   if (backend !== "wasm") {
     const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
     const onGpu = gpu
-      ? await loadModelOnWebGpu(files, gpu, { onProgress }).catch((e: unknown) => ({ model: null, reason: message(e) }))
+      ? await loadModelOnWebGpu(files, gpu, { onProgress, softwareAdapter: backend === "webgpu" }).catch((e: unknown) => ({
+          model: null,
+          reason: message(e),
+        }))
       : null;
     if (onGpu?.model) {
       model = onGpu.model;

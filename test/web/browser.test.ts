@@ -286,6 +286,8 @@ describe("the chat page in headless Chromium", { skip }, () => {
       assert.match(onGpu.facts, /backendwebgpu \(/);
       const onWasm = await reply("wasm");
       assert.match(onWasm.facts, /backendwasm/);
+      // Left to choose, the page does not pick a software adapter (SwiftShader) over WebAssembly.
+      assert.match((await reply("auto")).facts, /backendwasm \(not WebGPU: only a software WebGPU adapter \(swiftshader\)/);
       assert.ok(onGpu.text.length > 0);
       assert.equal(onGpu.text, onWasm.text);
     } finally {
