@@ -13,6 +13,8 @@ interface Fixture {
 
 export interface FixtureResult {
   name: string;
+  /** For quantized GGUF files: the GPU's logits of the fixture's input ids, compared in Node. */
+  logits?: number[];
   adapter?: string;
   maxDiff?: number;
   greedy?: number[];
@@ -36,8 +38,18 @@ async function fixture(name: string): Promise<FixtureResult> {
   return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids };
 }
 
+/** A quantized GGUF of a fixture: its logits, for Node to compare with the WebAssembly backend's. */
+async function quantized(name: string, fixtureName: string): Promise<FixtureResult> {
+  const file = new File([await (await fetch(`/models/${name}`)).blob()], name);
+  const fx = (await (await fetch(`/models/${fixtureName}/fixture.json`)).json()) as Fixture;
+  const loaded = await loadModelOnWebGpu(pickedFiles([file]), (navigator as Navigator & { gpu: GPU }).gpu, { softwareAdapter: true });
+  if (!loaded.model) return { name, reason: loaded.reason };
+  return { name, logits: Array.from(await loaded.model.logits(fx.input_ids)) };
+}
+
 (window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward = (async () => {
   const results: FixtureResult[] = [];
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"]) results.push(await fixture(name));
+  for (const name of ["hf_gemma3-q8_0.gguf", "hf_gemma3-q4_0.gguf"]) results.push(await quantized(name, "hf_gemma3"));
   return results;
 })().catch((e) => `error: ${(e as Error).stack ?? e}`);

@@ -5,7 +5,13 @@
  * page can fall back to WebAssembly.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig, loadModel } from "../../src/gemma.js";
+import type { GemmaConfig } from "../../src/model/gemma/config.js";
+import { encodeGgufModel } from "../../src/model/gguf-export.js";
+import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
 import { chromium, type Browser } from "playwright-core";
@@ -21,6 +27,7 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
   let browser: Browser;
   let server: RunningWebServer;
   let results: FixtureResult[] | string;
+  let modelsDir: string;
 
   before(async () => {
     const bundle = await build({
@@ -34,7 +41,18 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
       // Named only in the grammar engine's Node branches (as in scripts/build-web.ts).
       external: ["url", "module"],
     });
-    server = await startWebServer({ modelsDir: FIXTURES, port: 0 });
+    // The fixtures, and hf_gemma3 as Q8_0 and Q4_0 GGUF files, in one folder the page reads.
+    const models = mkdtempSync(join(tmpdir(), "gemma-ts-webgpu-models-"));
+    for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"])
+      cpSync(join(FIXTURES, name), join(models, name), { recursive: true });
+    for (const type of ["Q8_0", "Q4_0"] as const) {
+      const checkpoint = await openCheckpointFolder(join(FIXTURES, "hf_gemma3"));
+      const config = (await loadConfig(join(FIXTURES, "hf_gemma3"))) as GemmaConfig;
+      writeFileSync(join(models, `hf_gemma3-${type.toLowerCase()}.gguf`), await encodeGgufModel(checkpoint, config, { matrixType: type }));
+      await checkpoint.close();
+    }
+    modelsDir = models;
+    server = await startWebServer({ modelsDir: models, port: 0 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] });
     const page = await browser.newPage();
     await page.goto(server.url);
@@ -55,6 +73,35 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
       assert.equal(r.reason, undefined);
       assert.ok(r.maxDiff! <= 1e-2, `max |Δlogit| ${r.maxDiff}`);
       assert.deepEqual(r.greedy, r.expectedGreedy);
+    });
+  }
+
+  for (const type of ["q8_0", "q4_0"]) {
+    it(`hf_gemma3 as ${type} GGUF: the GPU's logits against the WebAssembly backend's (top-1 agreement, max |Δ|)`, async () => {
+      assert.ok(Array.isArray(results), String(results));
+      const gpu = results.find((x) => x.name === `hf_gemma3-${type}.gguf`)!;
+      assert.equal(gpu.reason, undefined);
+      const fx = JSON.parse(readFileSync(join(FIXTURES, "hf_gemma3", "fixture.json"), "utf8")) as { input_ids: number[] };
+      const wasm = await (await loadModel(join(modelsDir, `hf_gemma3-${type}.gguf`), { kernels: "wasm" })).logits(fx.input_ids);
+      const vocab = 512;
+      let maxDiff = 0;
+      let agree = 0;
+      const positions = fx.input_ids.length;
+      for (let p = 0; p < positions; p++) {
+        let a = 0;
+        let b = 0;
+        for (let j = 0; j < vocab; j++) {
+          maxDiff = Math.max(maxDiff, Math.abs(gpu.logits![p * vocab + j]! - wasm[p * vocab + j]!));
+          if (gpu.logits![p * vocab + j]! > gpu.logits![p * vocab + a]!) a = j;
+          if (wasm[p * vocab + j]! > wasm[p * vocab + b]!) b = j;
+        }
+        if (a === b) agree++;
+      }
+      // The GPU multiplies dequantized weights by f32 activations; WebAssembly, as llama.cpp, first
+      // rounds the activations to int8 blocks: the difference is that rounding, through 7 layers.
+      console.log(`hf_gemma3 ${type}: top-1 agreement ${agree}/${positions}, max |Δlogit| ${maxDiff.toFixed(3)} (GPU vs WebAssembly)`);
+      assert.ok(agree >= 0.9 * positions, `top-1 agreement ${agree}/${positions}`);
+      assert.ok(maxDiff <= 1, `max |Δlogit| ${maxDiff}`);
     });
   }
 
