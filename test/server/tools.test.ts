@@ -98,16 +98,18 @@ describe("tool calls through the server and the official openai client (a tiny m
 
   it("tool_choice required picks among the tools with valid arguments; parallel_tool_calls false means one call", async () => {
     const validAdd = new Ajv().compile(ADD);
-    for (const seed of [1, 2, 3, 4]) {
-      const reply = await client.chat.completions.create({
+    const required = (seed: number, parallel: boolean) =>
+      client.chat.completions.create({
         model: "kjv",
         messages: [{ role: "user", content: "Help me." }],
         tools: TOOLS,
         tool_choice: "required",
-        parallel_tool_calls: false,
+        parallel_tool_calls: parallel,
         seed,
         max_tokens: 300,
       });
+    for (const seed of [1, 2, 3, 4]) {
+      const reply = await required(seed, false);
       const calls = reply.choices[0]!.message.tool_calls!;
       assert.equal(calls.length, 1, `seed ${seed}`);
       const { name, arguments: args } = (calls[0] as { function: { name: string; arguments: string } }).function;
@@ -116,14 +118,7 @@ describe("tool calls through the server and the official openai client (a tiny m
     // The flag is what limits them: allowed, the same requests make several calls for some seed.
     const counts = [];
     for (const seed of [1, 2, 3, 4]) {
-      const reply = await client.chat.completions.create({
-        model: "kjv",
-        messages: [{ role: "user", content: "Help me." }],
-        tools: TOOLS,
-        tool_choice: "required",
-        seed,
-        max_tokens: 300,
-      });
+      const reply = await required(seed, true);
       counts.push(reply.choices[0]!.message.tool_calls!.length);
     }
     assert.ok(

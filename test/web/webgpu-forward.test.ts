@@ -13,10 +13,8 @@ import type { GemmaConfig } from "../../src/model/gemma/config.js";
 import { encodeGgufModel } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { after, before, describe, it } from "node:test";
-import { build } from "esbuild";
-import { chromium, type Browser } from "playwright-core";
-import { startWebServer, type RunningWebServer } from "../../src/server/web.js";
-import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
+import { CHROMIUM } from "../helpers/chromium.js";
+import { runPageScript, type PageRun } from "../helpers/page-script.js";
 import { FIXTURES } from "../helpers/random-model.js";
 import type { FixtureResult } from "./webgpu-forward.page.js";
 
@@ -24,23 +22,11 @@ const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
 
 describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { skip }, () => {
-  let browser: Browser;
-  let server: RunningWebServer;
+  let run: PageRun<FixtureResult[]>;
   let results: FixtureResult[] | string;
   let modelsDir: string;
 
   before(async () => {
-    const bundle = await build({
-      entryPoints: [new URL("./webgpu-forward.page.ts", import.meta.url).pathname],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      write: false,
-      logLevel: "warning",
-      alias: { "@huggingface/gguf": new URL("../../node_modules/@huggingface/gguf/dist/browser/index.mjs", import.meta.url).pathname },
-      // Named only in the grammar engine's Node branches (as in scripts/build-web.ts).
-      external: ["url", "module"],
-    });
     // The fixtures, and hf_gemma3 as Q8_0 and Q4_0 GGUF files, in one folder the page reads.
     const models = mkdtempSync(join(tmpdir(), "gemma-ts-webgpu-models-"));
     for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"])
@@ -52,19 +38,10 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
       await checkpoint.close();
     }
     modelsDir = models;
-    server = await startWebServer({ modelsDir: models, port: 0 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] });
-    const page = await browser.newPage();
-    await page.goto(server.url);
-    await page.addScriptTag({ content: bundle.outputFiles[0]!.text, type: "module" });
-    // A module script runs after addScriptTag returns: wait for what it sets.
-    await page.waitForFunction(() => "gpuForward" in window);
-    results = await page.evaluate(() => (window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward);
+    run = await runPageScript(new URL("./webgpu-forward.page.ts", import.meta.url).pathname, models, "gpuForward");
+    results = run.result;
   });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  after(() => run?.close());
 
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3"]) {
     it(`${name}: logits within 1e-2 of the reference, 16 greedy tokens identical through the device KV cache`, () => {

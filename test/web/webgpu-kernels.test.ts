@@ -6,10 +6,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
-import { build } from "esbuild";
-import { chromium, type Browser } from "playwright-core";
-import { startWebServer, type RunningWebServer } from "../../src/server/web.js";
-import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
+import { CHROMIUM } from "../helpers/chromium.js";
+import { runPageScript, type PageRun } from "../helpers/page-script.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
@@ -36,33 +34,18 @@ const TOLERANCE: Record<string, number> = {
 };
 
 describe("WebGPU kernels in headless Chromium against the TypeScript reference", { skip }, () => {
-  let browser: Browser;
-  let server: RunningWebServer;
+  let run: PageRun<Record<string, number>>;
   let results: Record<string, number> | string;
 
   before(async () => {
-    const bundle = await build({
-      entryPoints: [new URL("./webgpu-kernels.page.ts", import.meta.url).pathname],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      write: false,
-      logLevel: "warning",
-    });
-    // Served from http://127.0.0.1 the page is a secure context, which WebGPU needs.
-    server = await startWebServer({ modelsDir: mkdtempSync(`${tmpdir()}/gemma-ts-webgpu-`), port: 0 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] });
-    const page = await browser.newPage();
-    await page.goto(server.url);
-    await page.addScriptTag({ content: bundle.outputFiles[0]!.text, type: "module" });
-    // A module script runs after addScriptTag returns: wait for what it sets.
-    await page.waitForFunction(() => "webgpuKernels" in window);
-    results = await page.evaluate(() => (window as unknown as { webgpuKernels: Promise<Record<string, number> | string> }).webgpuKernels);
+    run = await runPageScript(
+      new URL("./webgpu-kernels.page.ts", import.meta.url).pathname,
+      mkdtempSync(`${tmpdir()}/gemma-ts-webgpu-`),
+      "webgpuKernels",
+    );
+    results = run.result;
   });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  after(() => run?.close());
 
   it("finds a WebGPU adapter and runs every kernel", () => {
     assert.equal(typeof results, "object", String(results));
