@@ -4,6 +4,7 @@
  */
 import { pickedFiles } from "../../src/browser/model-files.js";
 import { loadModelOnWebGpu } from "../../src/browser/webgpu-model.js";
+import type { GpuGemmaForward } from "../../src/model/gemma/gpu-forward.js";
 
 interface Fixture {
   input_ids: number[];
@@ -19,6 +20,8 @@ export interface FixtureResult {
   maxDiff?: number;
   greedy?: number[];
   expectedGreedy?: number[];
+  /** The error a reply gets once the device is gone. */
+  afterLoss?: string;
   reason?: string;
 }
 
@@ -35,7 +38,16 @@ async function fixture(name: string): Promise<FixtureResult> {
   for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i]! - expected[i]!));
   const greedy: number[] = [];
   for await (const t of loaded.model.generate(fx.greedy.prompt_ids ?? fx.input_ids, { temperature: 0, maxTokens: 16 })) greedy.push(t.id);
-  return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids };
+  // A lost device (here: destroyed) ends the next reply with an error, not a hang or garbage.
+  (loaded.model.forwardPass as GpuGemmaForward).device.destroy();
+  const afterLoss = await loaded.model
+    .generate(fx.input_ids.slice(0, 4), { temperature: 0, maxTokens: 2 })
+    .complete()
+    .then(
+      () => "no error",
+      (e: unknown) => (e as Error).message,
+    );
+  return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids, afterLoss };
 }
 
 /** A quantized GGUF of a fixture: its logits, for Node to compare with the WebAssembly backend's. */

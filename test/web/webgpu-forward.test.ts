@@ -44,12 +44,13 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
   after(() => run?.close());
 
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3"]) {
-    it(`${name}: logits within 1e-2 of the reference, 16 greedy tokens identical through the device KV cache`, () => {
+    it(`${name}: logits within 1e-2 of the reference, 16 greedy tokens identical through the device KV cache; a lost device is an error`, () => {
       assert.ok(Array.isArray(results), String(results));
       const r = results.find((x) => x.name === name)!;
       assert.equal(r.reason, undefined);
       assert.ok(r.maxDiff! <= 1e-2, `max |Δlogit| ${r.maxDiff}`);
       assert.deepEqual(r.greedy, r.expectedGreedy);
+      assert.match(r.afterLoss!, /load the model again/);
     });
   }
 
