@@ -19,6 +19,7 @@ import {
   SPLIT_NEG_OFFSET,
   SPLIT_POS_OFFSET,
 } from "./block-layout";
+import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, sum4 } from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
 // (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
@@ -26,9 +27,8 @@ import {
 // Exported as globals of the module, so a test can check them against the TypeScript layouts.
 export * from "./block-layout";
 
-@inline function sum4(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
+// The K-quant kernels live in their own file.
+export * from "./k-quants";
 
 @inline function loadBf16x4(ptr: usize): v128 {
   return i32x4.shl(v128.load16x4_u(ptr), 16);
@@ -43,13 +43,6 @@ export * from "./block-layout";
 // out as large finite values; weights hold none.
 @inline function loadF16x4(ptr: usize): v128 {
   return halvesToF32(v128.load16x4_u(ptr));
-}
-
-// Four f16 bit patterns, one in the low half of each i32 lane, as f32x4.
-@inline function halvesToF32(h: v128): v128 {
-  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
-  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
-  return v128.or(magnitude, sign);
 }
 
 // A weight element: f32 (T = f32), bf16 (T = u16) or f16 (T = i16); resolved at compile time.
@@ -151,19 +144,6 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
   }
 }
 
-// f16 bits → f32 (f16 weights' tails).
-@inline function f16ToF32(h: u32): f32 {
-  const sign = (h & 0x8000) << 16;
-  const exponent = (h >> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent == 0) {
-    const magnitude = <f32>mantissa * 5.9604644775390625e-8;
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 31) return reinterpret<f32>(sign | 0x7f800000 | (mantissa << 13));
-  return reinterpret<f32>(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
 // Whether Q8_0 weights read split activations: relaxed SIMD's int8 dot is exact only when its
 // second operand lies in 0..127, so signed activations go in as x = pos − neg.
 @inline function splitFor<T>(): bool {
@@ -210,14 +190,6 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
       store<i32>(dst + <usize>ACTIVATION_SUM_OFFSET, sum);
     }
   }
-}
-
-// Σ of 16 int8 products, as four i32 lanes.
-@inline function dot16(a: v128, b: v128): v128 {
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
-  );
 }
 
 // Quantized matrices live in WebAssembly memory as groups of four rows (packRows4): for each
@@ -351,30 +323,12 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
 
-// Four rows' lane sums as one vector [Σa, Σb, Σc, Σd].
-@inline function rowSums(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 1, 4, 5), v128.shuffle<i32>(c, d, 2, 3, 6, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
-}
-
 // Four rows' integer block sums scaled by d_w · d_x, added to acc (Q4_0: minus 8·Σq_x first).
 @inline function accumulate<T>(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
   let sums = ints;
   if (!isSigned<T>()) sums = i32x4.sub(sums, i32x4.splat(load<i32>(xb + <usize>ACTIVATION_SUM_OFFSET) << 3));
   const scale = f32x4.mul(scales, f32x4.splat(load<f32>(xb)));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
-}
-
-// Stores four rows' results of one token; a last group with fewer rows stores only those.
-@inline function storeRows(o: usize, acc: v128, valid: i32): void {
-  if (valid >= 4) {
-    v128.store(o, acc);
-    return;
-  }
-  store<f32>(o, f32x4.extract_lane(acc, 0));
-  if (valid > 1) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
-  if (valid > 2) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
 }
 
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
@@ -552,12 +506,6 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
   let total = sum4(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
   for (let i = end; i < n; i++) total += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
   return total;
-}
-
-// a·b + c: fused where relaxed SIMD allows it (one instruction with FMA), else multiply then add.
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
 }
 
 // out[i] += p · v[i] over n floats.

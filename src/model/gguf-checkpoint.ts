@@ -2,8 +2,9 @@
  * A Gemma GGUF file (llama.cpp's layout: gemma, gemma2, gemma3, gemma4) seen as a checkpoint with
  * Hugging Face tensor names and semantics: metadata → GemmaConfig (gguf-config.ts), `blk.N.attn_q.
  * weight` → `model.layers.N.self_attn.q_proj.weight`, norm weights marked as stored gains (llama.cpp's
- * converter writes 1 + w for Gemma 1-3 and w for Gemma 4, each the gain), K-quant tensors
- * re-quantized row by row to Q8_0. The tokenizer comes from the file's metadata.
+ * converter writes 1 + w for Gemma 1-3 and w for Gemma 4, each the gain), every tensor type the
+ * kernels run (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) held as stored. The tokenizer comes
+ * from the file's metadata.
  */
 import type { GemmaConfig, ModelFamily } from "./gemma/config.js";
 import { CheckpointError } from "../errors.js";
@@ -13,8 +14,7 @@ import type { GemmaTokenizer } from "../tokenizer/tokenizer.js";
 import type { ByteSource } from "../weights/byte-source.js";
 import type { TensorLocation, TensorSource } from "../weights/checkpoint.js";
 import { GgufFile, GgufMetadataReader, type GgufTensorEntry } from "../weights/gguf.js";
-import { dequantizeKQuant, K_QUANT_BLOCK_BYTES, QK_K, type KQuantName } from "../weights/k-quants.js";
-import { q8_0RowBytes, quantizeQ8_0Row } from "../weights/q8_0.js";
+import { K_QUANT_DTYPE } from "../weights/k-quants.js";
 import type { StoredTensor } from "../weights/safetensors.js";
 import { expectedTensors } from "./gemma/weights.js";
 
@@ -137,11 +137,11 @@ export class GgufCheckpoint implements TensorSource {
     return isNorm(hfName) ? { ...tensor, storedAsGain: true } : tensor;
   }
 
-  /** Stored bytes of a tensor the kernels take as they are (F32, F16, BF16, Q8_0, Q4_0), read into `into`. */
+  /** Stored bytes of a tensor the kernels take as they are (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), read into `into`. */
   async readRange(hfName: string, byteOffset: number, into: Uint8Array): Promise<void> {
     const entry = this.file.tensors.get(ggufTensorName(hfName, this.config.family))!;
     if (
-      !["F32", "F16", "BF16", "Q8_0", "Q4_0"].includes(entry.type.name) ||
+      !["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"].includes(entry.type.name) ||
       byteOffset < 0 ||
       byteOffset + into.length > entry.end - entry.start
     )
@@ -158,7 +158,7 @@ export class GgufCheckpoint implements TensorSource {
   }
 }
 
-/** A tensor's bytes in a form the kernels take: floats and Q8_0/Q4_0 as they are, K-quants → Q8_0. */
+/** A tensor's bytes in a form the kernels take: every type gemma-ts reads, as stored. */
 function storedTensor(entry: GgufTensorEntry, bytes: Uint8Array): StoredTensor {
   const { shape } = entry;
   switch (entry.type.name) {
@@ -175,23 +175,8 @@ function storedTensor(entry: GgufTensorEntry, bytes: Uint8Array): StoredTensor {
     case "Q4_K":
     case "Q5_K":
     case "Q6_K":
-      return { dtype: "q8_0", shape, data: kQuantToQ8_0(entry.type.name, bytes, shape) };
+      return { dtype: K_QUANT_DTYPE[entry.type.name], shape, data: bytes };
     default:
       throw new CheckpointError(`tensor ${entry.name} has type ${entry.type.name}, which gemma-ts cannot read`, undefined, entry.name);
   }
-}
-
-/** Row by row: widen a K-quant row to f32, re-quantize it as Q8_0 (error far below the K-quant's own). */
-function kQuantToQ8_0(type: KQuantName, bytes: Uint8Array, shape: number[]): Uint8Array {
-  const cols = shape[shape.length - 1]!;
-  const rows = shape.reduce((a, b) => a * b, 1) / cols;
-  const inRowBytes = (cols / QK_K) * K_QUANT_BLOCK_BYTES[type];
-  const outRowBytes = q8_0RowBytes(cols);
-  const out = new Uint8Array(rows * outRowBytes);
-  const row = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    dequantizeKQuant(type, bytes, r * inRowBytes, row);
-    quantizeQ8_0Row(row, out, r * outRowBytes);
-  }
-  return out;
 }

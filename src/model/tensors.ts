@@ -6,17 +6,26 @@
 import type { Kernels, MatrixDtype, Weight } from "../backend/kernels.js";
 import { CheckpointError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
-import { narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
+import { matrixRowBytes, narrows, toBlocks, widenRow } from "../weights/matrix-rows.js";
+import { isBlockDtype } from "../weights/block-layout.js";
 import { mergeLoraRow, type LoraDelta } from "./lora-adapter.js";
 import type { StoredTensor } from "../weights/safetensors.js";
-import { Q8_0_BLOCK, q8_0RowBytes } from "../weights/q8_0.js";
-import { q4_0RowBytes } from "../weights/q4_0.js";
+import { Q8_0_BLOCK } from "../weights/q8_0.js";
 
-/** Stored types a matrix can be read from (K-quants are converted by the GGUF reader). */
+/** Stored types a matrix can be read from. */
 const READABLE_DTYPES = new Set(["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]);
 
 /** Stored types whose bytes the kernels take as they are. */
-const DIRECT_DTYPES: Readonly<Record<string, MatrixDtype>> = { F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0" };
+const DIRECT_DTYPES: Readonly<Record<string, MatrixDtype>> = {
+  F32: "f32",
+  F16: "f16",
+  BF16: "bf16",
+  Q8_0: "q8_0",
+  Q4_0: "q4_0",
+  Q4_K: "q4_k",
+  Q5_K: "q5_k",
+  Q6_K: "q6_k",
+};
 
 /** Weight quantization on load. */
 export type Quantization = "q8_0" | "q4_0" | "none";
@@ -222,8 +231,8 @@ export type TensorReader = ReturnType<typeof tensorReader>;
 
 /** A copy of rows [first, first + count) of a [*, cols] matrix in any held form. */
 function rowRange(data: Weight["data"], dtype: MatrixDtype, first: number, count: number, cols: number): Weight["data"] {
-  if (dtype === "q8_0" || dtype === "q4_0") {
-    const rowBytes = dtype === "q8_0" ? q8_0RowBytes(cols) : q4_0RowBytes(cols);
+  if (isBlockDtype(dtype)) {
+    const rowBytes = matrixRowBytes(dtype, cols);
     return data.slice(first * rowBytes, (first + count) * rowBytes);
   }
   return data.slice(first * cols, (first + count) * cols);

@@ -5,8 +5,11 @@
  */
 export type WeightDtype = "f32" | "f16" | "bf16";
 
-/** How a matrix is held: a stored float width, or llama.cpp's Q8_0 / Q4_0 blocks (q8_0.ts, q4_0.ts). */
-export type MatrixDtype = WeightDtype | "q8_0" | "q4_0";
+/**
+ * How a matrix is held: a stored float width, llama.cpp's Q8_0 / Q4_0 blocks (q8_0.ts, q4_0.ts), or
+ * its K-quant super-blocks as a GGUF file stores them (k-quants.ts).
+ */
+export type MatrixDtype = WeightDtype | "q8_0" | "q4_0" | "q4_k" | "q5_k" | "q6_k";
 
 /** Byte size of every safetensors dtype, so headers can be validated even for tensors we skip. */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = {

@@ -1,89 +1,116 @@
 /**
- * Dequantization of llama.cpp's K-quant blocks (256 values each, ggml-quants.c). Published Gemma
- * GGUFs use Q4_K/Q5_K/Q6_K for some tensors; gemma-ts widens them row by row and re-quantizes to a
- * block type its kernels run (see gguf.ts), so they never exist whole in f32.
+ * llama.cpp's K-quant super-blocks (256 values each; layouts in block-layout.ts) decoded to their
+ * integers: the quants, each sub-block's scale and min, and the two f16 multipliers. Dequantizing
+ * and the reference matmul (backend/js/matmul-kquant.ts) both start here, so the bit layouts are
+ * written down once on the TypeScript side.
  */
+import { blockRowBytes, Q4_K, Q5_K, Q6_K, QK_K, type KQuantDtype } from "./block-layout.js";
 import { f16LookupTable } from "./dtype.js";
 
-export const QK_K = 256;
+export { QK_K, type KQuantDtype };
+
+/** GGUF's names of the K-quant types gemma-ts reads. */
 export type KQuantName = "Q4_K" | "Q5_K" | "Q6_K";
 
-export const K_QUANT_BLOCK_BYTES: Readonly<Record<KQuantName, number>> = { Q4_K: 144, Q5_K: 176, Q6_K: 210 };
+export const K_QUANT_DTYPE: Readonly<Record<KQuantName, KQuantDtype>> = { Q4_K: "q4_k", Q5_K: "q5_k", Q6_K: "q6_k" };
 
-/** The 6-bit scale and min of sub-block j from the 12 packed scale bytes at `at`. */
-function scaleMin(bytes: Uint8Array, at: number, j: number): [number, number] {
-  if (j < 4) return [bytes[at + j]! & 63, bytes[at + j + 4]! & 63];
-  const scale = (bytes[at + j + 4]! & 0x0f) | ((bytes[at + j - 4]! >> 6) << 4);
-  const min = (bytes[at + j + 4]! >> 4) | ((bytes[at + j]! >> 6) << 4);
-  return [scale, min];
+const LAYOUT = { q4_k: Q4_K, q5_k: Q5_K, q6_k: Q6_K } as const;
+
+export function kQuantRowBytes(dtype: KQuantDtype, cols: number): number {
+  return blockRowBytes(LAYOUT[dtype], cols);
 }
 
-/** Q4_K: f16 d, f16 dmin, 12 scale bytes, 128 bytes of nibbles; value = d·sc·q − dmin·m. */
-function dequantizeQ4_KBlock(bytes: Uint8Array, at: number, out: Float32Array, o: number, half: Float32Array): void {
-  const d = half[bytes[at]! | (bytes[at + 1]! << 8)]!;
-  const dmin = half[bytes[at + 2]! | (bytes[at + 3]! << 8)]!;
-  const qs = at + 16;
-  for (let chunk = 0; chunk < 4; chunk++) {
-    const [sc1, m1] = scaleMin(bytes, at + 4, 2 * chunk);
-    const [sc2, m2] = scaleMin(bytes, at + 4, 2 * chunk + 1);
-    const q = qs + 32 * chunk;
-    for (let l = 0; l < 32; l++) {
-      out[o + 64 * chunk + l] = d * sc1 * (bytes[q + l]! & 0x0f) - dmin * m1;
-      out[o + 64 * chunk + 32 + l] = d * sc2 * (bytes[q + l]! >> 4) - dmin * m2;
-    }
+/** One super-block as integers. */
+export interface KBlockInts {
+  /** The 256 quants, unsigned: Q4_K 0..15, Q5_K 0..31, Q6_K 0..63 (its value is q − 32). */
+  readonly q: Uint8Array;
+  /** Per sub-block: eight 6-bit scales of 32 values (Q4_K, Q5_K) or sixteen int8 scales of 16 values (Q6_K). */
+  readonly scales: Int32Array;
+  /** Eight 6-bit mins (Q4_K, Q5_K; unused for Q6_K). */
+  readonly mins: Int32Array;
+  d: number;
+  dmin: number;
+}
+
+export function kBlockInts(): KBlockInts {
+  return { q: new Uint8Array(QK_K), scales: new Int32Array(16), mins: new Int32Array(8), d: 0, dmin: 0 };
+}
+
+/** The 6-bit scale and min of sub-block j from the 12 packed bytes at `at` (get_scale_min_k4). */
+function unpackScaleMin(bytes: Uint8Array, at: number, j: number, out: KBlockInts): void {
+  if (j < 4) {
+    out.scales[j] = bytes[at + j]! & 63;
+    out.mins[j] = bytes[at + j + 4]! & 63;
+  } else {
+    out.scales[j] = (bytes[at + j + 4]! & 0x0f) | ((bytes[at + j - 4]! >> 6) << 4);
+    out.mins[j] = (bytes[at + j + 4]! >> 4) | ((bytes[at + j]! >> 6) << 4);
   }
 }
 
-/** Q5_K: as Q4_K plus 32 bytes of fifth bits (qh) before the nibbles. */
-function dequantizeQ5_KBlock(bytes: Uint8Array, at: number, out: Float32Array, o: number, half: Float32Array): void {
-  const d = half[bytes[at]! | (bytes[at + 1]! << 8)]!;
-  const dmin = half[bytes[at + 2]! | (bytes[at + 3]! << 8)]!;
-  const qh = at + 16;
-  const qs = at + 48;
-  for (let chunk = 0; chunk < 4; chunk++) {
-    const [sc1, m1] = scaleMin(bytes, at + 4, 2 * chunk);
-    const [sc2, m2] = scaleMin(bytes, at + 4, 2 * chunk + 1);
-    const low = 1 << (2 * chunk);
-    const high = 2 << (2 * chunk);
-    const q = qs + 32 * chunk;
-    for (let l = 0; l < 32; l++) {
-      const h = bytes[qh + l]!;
-      out[o + 64 * chunk + l] = d * sc1 * ((bytes[q + l]! & 0x0f) + (h & low ? 16 : 0)) - dmin * m1;
-      out[o + 64 * chunk + 32 + l] = d * sc2 * ((bytes[q + l]! >> 4) + (h & high ? 16 : 0)) - dmin * m2;
-    }
-  }
-}
-
-/** Q6_K: 128 bytes low nibbles, 64 bytes high 2-bit pairs, 16 int8 scales, f16 d; q in [-32, 31]. */
-function dequantizeQ6_KBlock(bytes: Uint8Array, at: number, out: Float32Array, o: number, half: Float32Array): void {
-  const d = half[bytes[at + 208]! | (bytes[at + 209]! << 8)]!;
-  for (let n = 0; n < 2; n++) {
-    const ql = at + 64 * n;
-    const qh = at + 128 + 32 * n;
-    const sc = at + 192 + 8 * n;
-    const y = o + 128 * n;
-    for (let l = 0; l < 32; l++) {
-      const is = l >> 4;
-      const h = bytes[qh + l]!;
-      const q1 = ((bytes[ql + l]! & 0x0f) | ((h & 3) << 4)) - 32;
-      const q2 = ((bytes[ql + l + 32]! & 0x0f) | (((h >> 2) & 3) << 4)) - 32;
-      const q3 = ((bytes[ql + l]! >> 4) | (((h >> 4) & 3) << 4)) - 32;
-      const q4 = ((bytes[ql + l + 32]! >> 4) | (((h >> 6) & 3) << 4)) - 32;
-      const s = (i: number) => d * ((bytes[sc + is + i]! << 24) >> 24);
-      out[y + l] = s(0) * q1;
-      out[y + l + 32] = s(2) * q2;
-      out[y + l + 64] = s(4) * q3;
-      out[y + l + 96] = s(6) * q4;
-    }
-  }
-}
-
-const BLOCK_DECODERS = { Q4_K: dequantizeQ4_KBlock, Q5_K: dequantizeQ5_KBlock, Q6_K: dequantizeQ6_KBlock };
-
-/** Widens `out.length` values (a multiple of 256) of K-quant blocks starting at byte `at`. */
-export function dequantizeKQuant(type: KQuantName, bytes: Uint8Array, at: number, out: Float32Array): void {
+/** Decodes the super-block at byte `at` into `out`. */
+export function decodeKBlock(dtype: KQuantDtype, bytes: Uint8Array, at: number, out: KBlockInts): void {
   const half = f16LookupTable();
-  const decode = BLOCK_DECODERS[type];
-  const blockBytes = K_QUANT_BLOCK_BYTES[type];
-  for (let b = 0; b < out.length / QK_K; b++) decode(bytes, at + b * blockBytes, out, b * QK_K, half);
+  const { q } = out;
+  if (dtype === "q6_k") {
+    out.d = half[bytes[at + Q6_K.dOffset]! | (bytes[at + Q6_K.dOffset + 1]! << 8)]!;
+    out.dmin = 0;
+    for (let k = 0; k < 16; k++) out.scales[k] = (bytes[at + Q6_K.scalesOffset + k]! << 24) >> 24;
+    // Value 128n + 32k + l: low nibble or high nibble of ql[64n + 32(k & 1) + l], bits 2k..2k+1 of qh[32n + l].
+    for (let n = 0; n < 2; n++) {
+      for (let k = 0; k < 4; k++) {
+        const ql = at + Q6_K.lowOffset + 64 * n + 32 * (k & 1);
+        const qh = at + Q6_K.highOffset + 32 * n;
+        for (let l = 0; l < 32; l++) {
+          const low = k < 2 ? bytes[ql + l]! & 0x0f : bytes[ql + l]! >> 4;
+          q[128 * n + 32 * k + l] = low | (((bytes[qh + l]! >> (2 * k)) & 3) << 4);
+        }
+      }
+    }
+    return;
+  }
+  const layout = LAYOUT[dtype];
+  out.d = half[bytes[at + layout.dOffset]! | (bytes[at + layout.dOffset + 1]! << 8)]!;
+  out.dmin = half[bytes[at + layout.dminOffset]! | (bytes[at + layout.dminOffset + 1]! << 8)]!;
+  for (let j = 0; j < 8; j++) unpackScaleMin(bytes, at + layout.scalesOffset, j, out);
+  // Sub-block j: low (j even) or high (j odd) nibbles of bytes 32(j >> 1)..+31, plus Q5_K's bit j of qh[l].
+  const qs = at + layout.quantsOffset;
+  for (let j = 0; j < 8; j++) {
+    const from = qs + 32 * (j >> 1);
+    for (let l = 0; l < 32; l++) {
+      const nibble = j & 1 ? bytes[from + l]! >> 4 : bytes[from + l]! & 0x0f;
+      const high = dtype === "q5_k" ? ((bytes[at + Q5_K.highBitsOffset + l]! >> j) & 1) << 4 : 0;
+      q[32 * j + l] = nibble | high;
+    }
+  }
+}
+
+/**
+ * Widens `out.length` values (a multiple of 256) of K-quant blocks starting at byte `at`, in f32
+ * steps as llama.cpp's dequantize_row_q*_K: (d·scale)·q − dmin·min.
+ */
+export function dequantizeKQuant(dtype: KQuantDtype, bytes: Uint8Array, at: number, out: Float32Array): void {
+  const block = kBlockInts();
+  const blockBytes = LAYOUT[dtype].blockBytes;
+  const f = Math.fround;
+  for (let b = 0; b < out.length / QK_K; b++) {
+    decodeKBlock(dtype, bytes, at + b * blockBytes, block);
+    const o = b * QK_K;
+    if (dtype === "q6_k") {
+      for (let k = 0; k < 16; k++) {
+        const d = f(block.d * block.scales[k]!);
+        for (let l = 0; l < 16; l++) out[o + 16 * k + l] = d * (block.q[16 * k + l]! - 32);
+      }
+      continue;
+    }
+    for (let j = 0; j < 8; j++) {
+      const d = f(block.d * block.scales[j]!);
+      const m = f(block.dmin * block.mins[j]!);
+      for (let l = 0; l < 32; l++) out[o + 32 * j + l] = f(d * block.q[32 * j + l]!) - m;
+    }
+  }
+}
+
+/** Row r of a row-major [rows, cols] K-quant matrix as f32 values in `out` (length cols). */
+export function dequantizeKQuantRow(dtype: KQuantDtype, data: Uint8Array, r: number, cols: number, out: Float32Array): void {
+  dequantizeKQuant(dtype, data, r * kQuantRowBytes(dtype, cols), out.subarray(0, cols));
 }

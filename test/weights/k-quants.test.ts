@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { dequantizeKQuant, QK_K, type KQuantName } from "../../src/weights/k-quants.js";
+import { dequantizeKQuant, K_QUANT_DTYPE, QK_K, type KQuantName } from "../../src/weights/k-quants.js";
 import { FIXTURES } from "../helpers/random-model.js";
 
 /** Random blocks dequantized by gguf-py (scripts/make-kquant-fixture.py). */
@@ -18,7 +18,7 @@ for (const type of ["Q4_K", "Q5_K", "Q6_K"] as const) {
     const expected = new Float32Array(valueBytes.buffer, valueBytes.byteOffset, valueBytes.byteLength / 4);
     const blocks = bytes.length / reference[type].blockBytes;
     const out = new Float32Array(blocks * QK_K);
-    dequantizeKQuant(type, bytes, 0, out);
+    dequantizeKQuant(K_QUANT_DTYPE[type], bytes, 0, out);
     let worst = 0;
     for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - expected[i]!) / Math.max(1e-6, Math.abs(expected[i]!)));
     assert.ok(worst < 1e-5, `${type}: worst relative difference ${worst}`);

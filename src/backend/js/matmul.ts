@@ -7,6 +7,9 @@ import { f16LookupTable } from "../../weights/dtype.js";
 import { dequantizeQ8_0Row } from "../../weights/q8_0.js";
 import { dequantizeQ4_0Row } from "../../weights/q4_0.js";
 import { matmulQ4_0, matmulQ8_0 } from "./matmul-quantized.js";
+import { matmulKQuant } from "./matmul-kquant.js";
+import { isKQuant } from "../../weights/block-layout.js";
+import { dequantizeKQuantRow } from "../../weights/k-quants.js";
 
 const BLOCK_ROWS = 4;
 
@@ -24,10 +27,13 @@ function ensureScratch(values: number): void {
 function widenRowsToScratch(w: Weight, firstRow: number, rowCount: number): void {
   const count = rowCount * w.cols;
   ensureScratch(count);
-  if (w.dtype === "q8_0" || w.dtype === "q4_0") {
-    const dequantize = w.dtype === "q8_0" ? dequantizeQ8_0Row : dequantizeQ4_0Row;
-    for (let i = 0; i < rowCount; i++)
-      dequantize(w.data as Uint8Array, firstRow + i, w.cols, scratch.subarray(i * w.cols, (i + 1) * w.cols));
+  const { dtype } = w;
+  if (dtype === "q8_0" || dtype === "q4_0" || isKQuant(dtype)) {
+    for (let i = 0; i < rowCount; i++) {
+      const row = scratch.subarray(i * w.cols, (i + 1) * w.cols);
+      if (isKQuant(dtype)) dequantizeKQuantRow(dtype, w.data as Uint8Array, firstRow + i, w.cols, row);
+      else (dtype === "q8_0" ? dequantizeQ8_0Row : dequantizeQ4_0Row)(w.data as Uint8Array, firstRow + i, w.cols, row);
+    }
     return;
   }
   const start = firstRow * w.cols;
@@ -50,6 +56,10 @@ export function weightRow(w: Weight, r: number): Float32Array {
 export function matmul(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
   if (w.dtype === "q8_0" || w.dtype === "q4_0") {
     (w.dtype === "q8_0" ? matmulQ8_0 : matmulQ4_0)(out, x, w, seqLen);
+    return;
+  }
+  if (isKQuant(w.dtype)) {
+    matmulKQuant(out, x, w, seqLen);
     return;
   }
   const { rows, cols } = w;

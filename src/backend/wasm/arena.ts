@@ -3,10 +3,11 @@
  * memory holds at most 4 GiB, so a large model is spread over several arenas, each owning whole
  * matrices; only activations are copied in and out per call. Memory grows as matrices arrive, so
  * each JS copy can be dropped right after it is placed (no second copy of the model in RAM).
- * Q8_0/Q4_0 matrices are rearranged in place into the kernels' groups of four rows (packedBytes).
+ * Block matrices (Q8_0, Q4_0, K-quants) are rearranged in place into the kernels' groups of four
+ * rows (packedBytes).
  */
 import type { Weight } from "../kernels.js";
-import { blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+import { BLOCK_LAYOUTS, blockRowBytes, isBlockDtype, isKQuant } from "../../weights/block-layout.js";
 import { instantiate, type KernelExports } from "./module.js";
 
 const PAGE = 65536;
@@ -19,15 +20,16 @@ const GROW_STEP = 256 * 1024 * 1024;
 
 const align = (n: number) => Math.ceil(n / 16) * 16;
 
-const isBlocks = (w: Weight) => w.dtype === "q8_0" || w.dtype === "q4_0";
+const isBlocks = (w: Weight) => isBlockDtype(w.dtype);
 
 /**
  * Bytes of a matrix in the arena, from its dtype and shape: float matrices as stored; block
- * matrices in groups of four rows (assembly/kernels.ts packRows4), a last partial group padded.
+ * matrices in groups of four rows (assembly/kernels.ts packRows4, k-quants.ts packKRows4), a last
+ * partial group padded.
  */
 export function packedBytes(w: Weight): number {
-  if (!isBlocks(w)) return w.rows * w.cols * (w.dtype === "f32" ? 4 : 2);
-  return Math.ceil(w.rows / 4) * 4 * blockRowBytes(w.dtype === "q8_0" ? Q8_0 : Q4_0, w.cols);
+  if (!isBlockDtype(w.dtype)) return w.rows * w.cols * (w.dtype === "f32" ? 4 : 2);
+  return Math.ceil(w.rows / 4) * 4 * blockRowBytes(BLOCK_LAYOUTS[w.dtype], w.cols);
 }
 
 export class WasmArena {
@@ -92,7 +94,9 @@ export class WasmArena {
   private finish(weight: Weight, ptr: number): number {
     const packed = packedBytes(weight);
     const scratch = align(ptr + packed);
-    if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, weight.dtype === "q8_0" ? 1 : 0, scratch);
+    const { dtype } = weight;
+    if (isKQuant(dtype)) this.kernels.packKRows4(ptr, weight.rows, weight.cols, BLOCK_LAYOUTS[dtype].blockBytes, scratch);
+    else if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, dtype === "q8_0" ? 1 : 0, scratch);
     this.top = scratch;
     const elementBytes = weight.dtype === "f32" ? 4 : isBlocks(weight) ? 1 : 2;
     const placed = { weight, ptr, length: packed / elementBytes };

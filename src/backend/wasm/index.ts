@@ -1,11 +1,12 @@
 /**
- * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0 and Q4_0 weights run in
+ * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores, and so does attention. Embedding rows of quantized tables,
  * GeGLU (tanh form), soft-capping and RG-LRU gate projections run in WebAssembly on the main
  * thread; every other kernel is the TypeScript reference for now.
  */
-import { ACTIVATION_SPLIT, blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+import { matrixRowBytes } from "../../weights/matrix-rows.js";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
@@ -14,7 +15,7 @@ import type { WasmHost } from "./host.js";
 import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
-import type { KernelName } from "./pool-protocol.js";
+import { BLOCK_KERNEL, type KernelName } from "./pool-protocol.js";
 
 export interface WasmKernelOptions {
   /** The platform: Node (`nodeWasmHost`) or a browser (`browserWasmHost`). */
@@ -35,6 +36,9 @@ interface Placement {
 
 /** When a model (and so its kernels) is garbage-collected, its workers are stopped too. */
 const poolsOfDroppedKernels = new FinalizationRegistry<KernelPool>((pool) => void pool.terminate());
+
+/** The K-quant kind numbers of assembly/k-quants.ts. */
+const K_KIND = { q4_k: 4, q5_k: 5, q6_k: 6 } as const;
 
 /** Below this many multiply-adds a matmul is not worth waking the workers. */
 const MIN_PARALLEL_WORK = 1 << 16;
@@ -60,7 +64,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const arena = arenas[placed.arena]!;
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
-    const quantized = w.dtype === "q8_0" || w.dtype === "q4_0";
+    const quantized = isBlockDtype(w.dtype);
     // Room for either activation layout (the kernel picks its own: block-layout.ts).
     const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_SPLIT, inCount) : 0;
     const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
@@ -68,10 +72,11 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
     let input = xPtr;
     let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : w.dtype === "f16" ? "matmulF16" : "matmulBf16";
-    if (quantized) {
+    if (isBlockDtype(w.dtype)) {
       input = outPtr + 4 * outCount;
+      // Only Q8_0's kernel reads the split layout; Q4_0 and the K-quants take plain int8 blocks.
       arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
-      kernel = w.dtype === "q8_0" ? "matmulQ8_0" : "matmulQ4_0";
+      kernel = BLOCK_KERNEL[w.dtype];
     }
     if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
       pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen);
@@ -145,10 +150,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const arena = arenaFor(weight);
     let ptr: number;
     if (!quantizeTo) {
-      const bytes =
-        dtype === "q8_0" || dtype === "q4_0"
-          ? rows * blockRowBytes(dtype === "q8_0" ? Q8_0 : Q4_0, cols)
-          : rows * cols * (dtype === "f32" ? 4 : 2);
+      const bytes = rows * matrixRowBytes(dtype, cols);
       ptr = await arena.placeFilledAsync(weight, 0, (dst) => read(new Uint8Array(arena.memory.buffer, dst, bytes), 0));
     } else {
       const q = quantizing(dtype, quantizeTo, cols);
@@ -164,10 +166,11 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     return weight;
   };
 
-  /** Rows of a packed Q8_0/Q4_0 table are read by the kernels that know its layout. */
+  /** Rows of a packed block table are read by the kernels that know its layout. */
   const embed = (out: Float32Array, table: Weight, ids: ArrayLike<number>, scale: number): void => {
     const placed = placements.get(table);
-    if (!placed || (table.dtype !== "q8_0" && table.dtype !== "q4_0")) {
+    const { dtype } = table;
+    if (!placed || !isBlockDtype(dtype)) {
       jsKernels.embed(out, table, ids, scale);
       return;
     }
@@ -177,7 +180,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     for (let s = 0; s < ids.length; s++) {
       const id = ids[s]!;
       if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new GemmaError(`token id ${id} is outside the embedding's ${rows} rows`);
-      arena.kernels.embedRow(rowPtr, placed.ptr, id, cols, table.dtype === "q8_0" ? 1 : 0, scale);
+      if (isKQuant(dtype)) arena.kernels.embedKRow(rowPtr, placed.ptr, id, cols, K_KIND[dtype], scale);
+      else arena.kernels.embedRow(rowPtr, placed.ptr, id, cols, dtype === "q8_0" ? 1 : 0, scale);
       out.set(new Float32Array(arena.memory.buffer, rowPtr, cols), s * cols);
     }
   };

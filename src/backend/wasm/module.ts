@@ -12,6 +12,10 @@ export interface KernelExports extends SliceKernels {
   packRows4(w: number, rows: number, cols: number, q8: number, scratch: number): void;
   /** out = scale · row `row` of a packed Q8_0 (q8 = 1) or Q4_0 matrix, as f32. */
   embedRow(out: number, w: number, row: number, cols: number, q8: number, scale: number): void;
+  /** Rearranges a K-quant matrix (super-blocks of blockBytes) in place into groups of four rows (arena.ts). */
+  packKRows4(w: number, rows: number, cols: number, blockBytes: number, scratch: number): void;
+  /** out = scale · row `row` of a packed K-quant matrix (kind 4: Q4_K, 5: Q5_K, 6: Q6_K), as f32. */
+  embedKRow(out: number, w: number, row: number, cols: number, kind: number, scale: number): void;
   /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
   gegluTanh(out: number, gate: number, up: number, n: number): void;
   /** x = cap · tanh(x / cap) over n floats. */

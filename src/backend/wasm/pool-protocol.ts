@@ -3,7 +3,7 @@
  * job, bumps GENERATION and wakes the workers; each computes its slice of rows and counts itself
  * in DONE. Pointers are wasm32 addresses (< 4 GiB), so they are stored as unsigned 32-bit values.
  */
-import { blockRowBytes, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+import { BLOCK_LAYOUTS, blockRowBytes, type BlockDtype } from "../../weights/block-layout.js";
 
 export const GENERATION = 0;
 export const DONE = 1;
@@ -22,14 +22,35 @@ export const CONTROL_INTS = 16;
 /** Polls of the control block before a waiting thread sleeps (tens to hundreds of microseconds). */
 export const SPIN_POLLS = 20_000;
 
-export const KERNELS = ["matmulF32", "matmulBf16", "matmulF16", "matmulQ8_0", "matmulQ4_0", "streamRows", "attendItems"] as const;
+export const KERNELS = [
+  "matmulF32",
+  "matmulBf16",
+  "matmulF16",
+  "matmulQ8_0",
+  "matmulQ4_0",
+  "matmulQ4_K",
+  "matmulQ5_K",
+  "matmulQ6_K",
+  "streamRows",
+  "attendItems",
+] as const;
 export type KernelName = (typeof KERNELS)[number];
+
+/** The matmul kernel of each block type. */
+export const BLOCK_KERNEL: Readonly<Record<BlockDtype, KernelName>> = {
+  q8_0: "matmulQ8_0",
+  q4_0: "matmulQ4_0",
+  q4_k: "matmulQ4_K",
+  q5_k: "matmulQ5_K",
+  q6_k: "matmulQ6_K",
+};
 
 /** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
 export function rowBytes(kernel: Exclude<KernelName, "attendItems">, cols: number): number {
   if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
   if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
-  return blockRowBytes(kernel === "matmulQ8_0" ? Q8_0 : Q4_0, cols);
+  const dtype = (Object.keys(BLOCK_KERNEL) as BlockDtype[]).find((d) => BLOCK_KERNEL[d] === kernel)!;
+  return blockRowBytes(BLOCK_LAYOUTS[dtype], cols);
 }
 
 /** Rows [start, end) of thread `index` of `threads`, in multiples of 4 (the kernels' row block). */
@@ -47,6 +68,9 @@ export interface SliceKernels {
   streamRows(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ4_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulQ4_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulQ5_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulQ6_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   /** Attention work items [from, to) of the job whose parameters are at `params` (assembly/kernels.ts). */
   attendItems(params: number, from: number, to: number, thread: number): void;
 }

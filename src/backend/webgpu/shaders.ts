@@ -2,9 +2,10 @@
  * The WGSL compute shaders of the WebGPU backend, one per operation of the kernel interface
  * (kernels.ts), all in f32 arithmetic. Weights stay in their stored layout on the device and are
  * widened in the shader: f16 and bf16 two per u32, Q8_0 (34-byte blocks: f16 scale, 32 int8) and
- * Q4_0 (18-byte blocks: f16 scale, 16 bytes of nibbles, low nibbles first) read byte by byte
- * from u32 words, since their blocks are not 4-byte aligned.
+ * Q4_0 (18-byte blocks: f16 scale, 16 bytes of nibbles, low nibbles first) and the K-quants
+ * (block-layout.ts) read byte by byte from u32 words, since their blocks are not 4-byte aligned.
  */
+import type { MatrixDtype } from "../../weights/dtype.js";
 
 /** Rows per dispatch dimension: workgroup counts stop at 65535 per dimension. */
 export const ROWS_PER_GRID_X = 32768;
@@ -29,8 +30,34 @@ fn f16_at(i: u32) -> f32 { return unpack2x16float(byte_at(i) | (byte_at(i + 1u) 
 fn i8_at(i: u32) -> f32 { return f32(i32(byte_at(i) << 24u) >> 24u); }
 `;
 
+/** The 6-bit scale and min of sub-block j from a Q4_K/Q5_K block's 12 packed bytes at `at`. */
+const SCALE_MIN = /* wgsl */ `
+fn scale_min(at: u32, j: u32) -> vec2<f32> {
+  if (j < 4u) { return vec2<f32>(f32(byte_at(at + j) & 63u), f32(byte_at(at + j + 4u) & 63u)); }
+  let sc = (byte_at(at + j + 4u) & 0xfu) | ((byte_at(at + j - 4u) >> 6u) << 4u);
+  let m = (byte_at(at + j + 4u) >> 4u) | ((byte_at(at + j) >> 6u) << 4u);
+  return vec2<f32>(f32(sc), f32(m));
+}
+`;
+
+/** A Q4_K (fifthBit false) or Q5_K weight: (d·scale_j)·q − dmin·min_j, as dequantize_row_q*_K. */
+function kQuant45(blockBytes: number, quantsOffset: number, fifthBit: boolean): string {
+  return `${BYTES}${SCALE_MIN}
+fn weight(r: u32, c: u32) -> f32 {
+  let at = (r * (p.cols / 256u) + c / 256u) * ${blockBytes}u;
+  let i = c % 256u;
+  let j = i / 32u;
+  let l = i % 32u;
+  let packed = byte_at(at + ${quantsOffset}u + 32u * (j / 2u) + l);
+  var q = select(packed & 0xfu, packed >> 4u, (j & 1u) == 1u);
+  ${fifthBit ? "q = q | (((byte_at(at + 16u + l) >> j) & 1u) << 4u);" : ""}
+  let sm = scale_min(at + 4u, j);
+  return f16_at(at) * sm.x * f32(q) - f16_at(at + 2u) * sm.y;
+}`;
+}
+
 /** Dequantized weight (row r, column c) for each stored type. */
-const WEIGHT_AT: Record<"f32" | "f16" | "bf16" | "q8_0" | "q4_0", string> = {
+const WEIGHT_AT: Record<MatrixDtype, string> = {
   f32: "fn weight(r: u32, c: u32) -> f32 { return bitcast<f32>(w[r * p.cols + c]); }",
   f16: `fn weight(r: u32, c: u32) -> f32 {
   let i = r * p.cols + c;
@@ -56,6 +83,20 @@ fn weight(r: u32, c: u32) -> f32 {
   let packed = byte_at(at + 2u + (i % 16u));
   let nibble = select(packed & 0xfu, packed >> 4u, i >= 16u);
   return f16_at(at) * (f32(nibble) - 8.0);
+}`,
+  q4_k: kQuant45(144, 16, false),
+  q5_k: kQuant45(176, 48, true),
+  q6_k: `${BYTES}
+fn weight(r: u32, c: u32) -> f32 {
+  let at = (r * (p.cols / 256u) + c / 256u) * 210u;
+  let i = c % 256u;
+  let n = i / 128u;
+  let k = (i % 128u) / 32u;
+  let l = i % 32u;
+  let low = byte_at(at + 64u * n + 32u * (k & 1u) + l);
+  let high = byte_at(at + 128u + 32u * n + l);
+  let q = select(low & 0xfu, low >> 4u, k >= 2u) | (((high >> (2u * k)) & 3u) << 4u);
+  return f16_at(at + 208u) * i8_at(at + 192u + i / 16u) * (f32(q) - 32.0);
 }`,
 };
 

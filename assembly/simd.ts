@@ -1,0 +1,58 @@
+// SIMD helpers shared by the kernel files: f16 widening, int8 dot products without relaxed SIMD,
+// reductions of four rows' lanes, and stores of a four-row group's results.
+
+@inline export function sum4(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// Four f16 bit patterns, one in the low half of each i32 lane, as f32x4.
+@inline export function halvesToF32(h: v128): v128 {
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(magnitude, sign);
+}
+
+// f16 bits → f32 (f16 weights' tails).
+@inline export function f16ToF32(h: u32): f32 {
+  const sign = (h & 0x8000) << 16;
+  const exponent = (h >> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent == 0) {
+    const magnitude = <f32>mantissa * 5.9604644775390625e-8;
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 31) return reinterpret<f32>(sign | 0x7f800000 | (mantissa << 13));
+  return reinterpret<f32>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+// Σ of 16 int8 products, as four i32 lanes.
+@inline export function dot16(a: v128, b: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
+  );
+}
+
+// Four rows' lane sums as one vector [Σa, Σb, Σc, Σd].
+@inline export function rowSums(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 1, 4, 5), v128.shuffle<i32>(c, d, 2, 3, 6, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+// Stores four rows' results of one token; a last group with fewer rows stores only those.
+@inline export function storeRows(o: usize, acc: v128, valid: i32): void {
+  if (valid >= 4) {
+    v128.store(o, acc);
+    return;
+  }
+  store<f32>(o, f32x4.extract_lane(acc, 0));
+  if (valid > 1) store<f32>(o, f32x4.extract_lane(acc, 1), 4);
+  if (valid > 2) store<f32>(o, f32x4.extract_lane(acc, 2), 8);
+}
+
+// a·b + c: fused where relaxed SIMD allows it (one instruction with FMA), else multiply then add.
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
