@@ -17,7 +17,8 @@ export const SPLIT_POS_OFFSET: i32 = 8;
 export const SPLIT_NEG_OFFSET: i32 = 40;
 // K-quant super-blocks of QK_K values (src/weights/block-layout.ts): Q4_K and Q5_K start with f16 d,
 // f16 dmin and 12 bytes of packed 6-bit scales and mins; Q5_K's fifth bits then its nibbles; Q6_K
-// holds low nibbles, high bit pairs, 16 int8 scales, then f16 d.
+// holds low nibbles, high bit pairs, 16 int8 scales, then f16 d. K activations: f32 scale, 12 unused
+// bytes, 256 int8, 16 i16 sums of 16.
 export const QK_K: i32 = 256;
 export const Q4_K_BLOCK_BYTES: i32 = 144;
 export const Q4_K_QUANTS_OFFSET: i32 = 16;
@@ -28,3 +29,6 @@ export const Q6_K_BLOCK_BYTES: i32 = 210;
 export const Q6_K_HIGH_OFFSET: i32 = 128;
 export const Q6_K_SCALES_OFFSET: i32 = 192;
 export const Q6_K_D_OFFSET: i32 = 208;
+export const ACTIVATION_K_BLOCK_BYTES: i32 = 304;
+export const ACTIVATION_K_QUANTS_OFFSET: i32 = 16;
+export const ACTIVATION_K_SUMS_OFFSET: i32 = 272;

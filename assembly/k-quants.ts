@@ -1,14 +1,14 @@
 // Matmuls and embedding rows of K-quant weights (Q4_K, Q5_K, Q6_K super-blocks of 256 values, as
-// GGUF files store them), against activations quantized to int8 blocks of 32 by
-// quantizeActivations (the Q4_0 layout: f32 scale, i32 sum, 32 int8). Computes what
-// src/backend/js/matmul-kquant.ts computes: per 32 activations, the integer dot with the weights'
-// unsigned quants, then Q4_K/Q5_K: d_x·(d·scale·Σqx − dmin·min·Σx); Q6_K: d_x·d·Σ scale·Σ(q − 32)x
-// over its two 16-value halves. The quants are unsigned (0..63), so they are relaxed SIMD's 7-bit
-// operand as they are. Matrices sit in groups of four rows (packKRows4): one stream feeds four rows.
+// GGUF files store them), against activations quantized per 256 values by quantizeActivationsK
+// (llama.cpp's Q8_K). Computes the integer sums src/backend/js/matmul-kquant.ts computes: per
+// super-block Σ scale·Σ q·x over its sub-blocks in i32, the mins (Q4_K, Q5_K) or the −32 offset
+// (Q6_K) from the activations' 16-value sums, then one f32 step per super-block. The quants are
+// unsigned (0..63), so they are relaxed SIMD's 7-bit operand as they are. Matrices sit in groups
+// of four rows (packKRows4): one stream feeds four rows, whose sums reduce into one vector.
 import {
-  ACTIVATION_BLOCK_BYTES,
-  ACTIVATION_QUANTS_OFFSET,
-  ACTIVATION_SUM_OFFSET,
+  ACTIVATION_K_BLOCK_BYTES,
+  ACTIVATION_K_QUANTS_OFFSET,
+  ACTIVATION_K_SUMS_OFFSET,
   Q4_K_BLOCK_BYTES,
   Q4_K_QUANTS_OFFSET,
   Q5_K_BLOCK_BYTES,
@@ -18,7 +18,6 @@ import {
   Q6_K_D_OFFSET,
   Q6_K_HIGH_OFFSET,
   Q6_K_SCALES_OFFSET,
-  QK,
   QK_K,
 } from "./block-layout";
 import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
@@ -56,160 +55,260 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   return halvesToF32(h);
 }
 
-// Lane r of the result: byte 4·k + r of v, as f32 (v holds four sub-blocks × four rows).
-@inline function fourBytes(v: v128, k: i32): v128 {
-  const pick = i8x16.add(i8x16(0, -128, -128, -128, 1, -128, -128, -128, 2, -128, -128, -128, 3, -128, -128, -128), i8x16.splat(<i8>(4 * k)));
-  return f32x4.convert_i32x4_u(i8x16.swizzle(v, pick));
+// Byte-wise bit moves through 16-bit lane shifts (one instruction; wasm's i8x16 shifts are two on
+// x64): sound wherever the bits kept after the mask cannot cross into the neighbouring byte.
+
+// The low (high = false) or high nibble of each byte.
+@inline function nibbles(raw: v128, high: bool): v128 {
+  return v128.and(high ? i16x8.shr_u(raw, 4) : raw, i8x16.splat(0x0f));
 }
 
-// Row i's 32 quants of Q4_K/Q5_K sub-block j as two u8x16 halves (values 0..15 and 16..31).
+// Bit `bit` of each byte moved to bit 4 (0 or 16): Q5_K's fifth bit.
+@inline function bitToFour(bits: v128, bit: i32): v128 {
+  const kept = v128.and(bits, i8x16.splat(<i8>(<i32>1 << bit)));
+  if (bit < 4) return i16x8.shl(kept, 4 - bit);
+  if (bit > 4) return i16x8.shr_u(kept, bit - 4);
+  return kept;
+}
+
+// Bits 2k, 2k + 1 of each byte moved to bits 4, 5 (0..48): Q6_K's high bits.
+@inline function pairToFour(bits: v128, k: i32): v128 {
+  if (k == 3) return v128.and(i16x8.shr_u(bits, 2), i8x16.splat(48));
+  const kept = v128.and(bits, i8x16.splat(<i8>(<i32>3 << (2 * k))));
+  return k == 2 ? kept : i16x8.shl(kept, 4 - 2 * k);
+}
+
+// Row i's 32 quants of Q4_K/Q5_K sub-block j as two u8x16 halves (values 0..15 and 16..31): low
+// (j even) or high nibbles of bytes 32(j >> 1).., with Q5_K's bit j of qh on top.
 @inline function quantsLow45(kind: i32, block: usize, j: i32): v128 {
   const qs = block + (kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET) + (<usize>(j >> 1) << 5);
-  const raw = v128.load(qs);
-  let q = j & 1 ? i8x16.shr_u(raw, 4) : v128.and(raw, i8x16.splat(0x0f));
-  if (kind == 5) q = v128.or(q, i8x16.shl(v128.and(i8x16.shr_u(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET), j), i8x16.splat(1)), 4));
+  const q = nibbles(v128.load(qs), (j & 1) != 0);
+  if (kind == 5) return v128.or(q, bitToFour(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET), j));
   return q;
 }
 
 @inline function quantsHigh45(kind: i32, block: usize, j: i32): v128 {
   const qs = block + (kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET) + (<usize>(j >> 1) << 5);
-  const raw = v128.load(qs, 16);
-  let q = j & 1 ? i8x16.shr_u(raw, 4) : v128.and(raw, i8x16.splat(0x0f));
-  if (kind == 5) q = v128.or(q, i8x16.shl(v128.and(i8x16.shr_u(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET, 16), j), i8x16.splat(1)), 4));
+  const q = nibbles(v128.load(qs, 16), (j & 1) != 0);
+  if (kind == 5) return v128.or(q, bitToFour(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET, 16), j));
   return q;
 }
 
-// Row i's 32 quants (0..63) of Q6_K activation block b (values 32b..32b+31) as two halves: value
-// 128n + 32k + l is the low (k < 2) or high nibble of ql[64n + 32(k & 1) + l] with bits 2k, 2k+1
-// of qh[32n + l] on top.
+// Row i's 32 quants (0..63) of Q6_K's values 32b..32b+31 as two halves: value 128n + 32k + l is
+// the low (k < 2) or high nibble of ql[64n + 32(k & 1) + l] with bits 2k, 2k+1 of qh[32n + l] on top.
 @inline function quants6(block: usize, b: i32, half: usize): v128 {
   const n = <usize>(b >> 2);
   const k = b & 3;
   const low = v128.load(block + (n << 6) + (<usize>(k & 1) << 5) + half);
   const high = v128.load(block + <usize>Q6_K_HIGH_OFFSET + (n << 5) + half);
-  const nibble = k >= 2 ? i8x16.shr_u(low, 4) : v128.and(low, i8x16.splat(0x0f));
-  return v128.or(nibble, i8x16.shl(v128.and(i8x16.shr_u(high, 2 * k), i8x16.splat(3)), 4));
+  return v128.or(nibbles(low, k >= 2), pairToFour(high, k));
 }
 
-// Row i's Q6_K integer sum for one activation block: scale_lo·Σ(q − 32)x + scale_hi·Σ(q − 32)x, as
-// four i32 lanes; x32lo/x32hi hold 32·Σx of each half (shared by the four rows).
-@inline function sum6(block: usize, b: i32, a0: v128, a1: v128, x32lo: v128, x32hi: v128): v128 {
-  const zero = i32x4.splat(0);
-  const lo = i32x4.sub(dotAdd(a0, quants6(block, b, 0), zero), x32lo);
-  const hi = i32x4.sub(dotAdd(a1, quants6(block, b, 16), zero), x32hi);
-  const scales = block + <usize>Q6_K_SCALES_OFFSET + (<usize>b << 1);
-  return i32x4.add(i32x4.mul(lo, i32x4.splat(<i32>load<i8>(scales))), i32x4.mul(hi, i32x4.splat(<i32>load<i8>(scales, 1))));
-}
-
-// One group of four rows against one token (two = false) or two tokens xs, xt, over every
-// super-block; stores the results at os (and ot).
-@inline function kTile(kind: i32, two: bool, group: usize, superBlocks: i32, xs: usize, xt: usize, os: usize, ot: usize, valid: i32): void {
-  const blockBytes = kBlockBytes(kind);
-  const zero = i32x4.splat(0);
-  let accS = f32x4.splat(0);
-  let accT = f32x4.splat(0);
-  for (let sb = 0; sb < superBlocks; sb++) {
-    const b0 = group + <usize>sb * 4 * blockBytes;
-    const b1 = b0 + blockBytes;
-    const b2 = b1 + blockBytes;
-    const b3 = b2 + blockBytes;
-    if (kind == 6) {
-      const d = fourHalves(b0, blockBytes, <usize>Q6_K_D_OFFSET);
-      for (let b = 0; b < 8; b++) {
-        const xb = xs + <usize>(sb * 8 + b) * <usize>ACTIVATION_BLOCK_BYTES;
-        const a0 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET);
-        const a1 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET, 16);
-        const x32lo = dotAdd(a0, i8x16.splat(32), zero);
-        const x32hi = dotAdd(a1, i8x16.splat(32), zero);
-        const sums = rowSums(sum6(b0, b, a0, a1, x32lo, x32hi), sum6(b1, b, a0, a1, x32lo, x32hi), sum6(b2, b, a0, a1, x32lo, x32hi), sum6(b3, b, a0, a1, x32lo, x32hi));
-        accS = f32x4.add(accS, f32x4.mul(f32x4.convert_i32x4_s(sums), f32x4.mul(d, f32x4.splat(load<f32>(xb)))));
-        if (two) {
-          const yb = xt + <usize>(sb * 8 + b) * <usize>ACTIVATION_BLOCK_BYTES;
-          const c0 = v128.load(yb + <usize>ACTIVATION_QUANTS_OFFSET);
-          const c1 = v128.load(yb + <usize>ACTIVATION_QUANTS_OFFSET, 16);
-          const y32lo = dotAdd(c0, i8x16.splat(32), zero);
-          const y32hi = dotAdd(c1, i8x16.splat(32), zero);
-          const tsums = rowSums(sum6(b0, b, c0, c1, y32lo, y32hi), sum6(b1, b, c0, c1, y32lo, y32hi), sum6(b2, b, c0, c1, y32lo, y32hi), sum6(b3, b, c0, c1, y32lo, y32hi));
-          accT = f32x4.add(accT, f32x4.mul(f32x4.convert_i32x4_s(tsums), f32x4.mul(d, f32x4.splat(load<f32>(yb)))));
-        }
-      }
-      continue;
-    }
-    // Q4_K / Q5_K: the four rows' scales and mins transposed so lane r of sub-block j's vector is row r's.
-    const d = fourHalves(b0, blockBytes, 0);
-    const dmin = fourHalves(b0, blockBytes, 2);
-    const s0 = scalesAndMins(b0), s1 = scalesAndMins(b1), s2 = scalesAndMins(b2), s3 = scalesAndMins(b3);
-    const sc01 = i8x16.shuffle(s0, s1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const sc23 = i8x16.shuffle(s2, s3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const m01 = i8x16.shuffle(s0, s1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const m23 = i8x16.shuffle(s2, s3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const scLow = i8x16.shuffle(sc01, sc23, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-    const scHigh = i8x16.shuffle(sc01, sc23, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-    const mLow = i8x16.shuffle(m01, m23, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-    const mHigh = i8x16.shuffle(m01, m23, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-    for (let j = 0; j < 8; j++) {
-      const scale = f32x4.mul(d, fourBytes(j < 4 ? scLow : scHigh, j & 3));
-      const min = f32x4.mul(dmin, fourBytes(j < 4 ? mLow : mHigh, j & 3));
-      const w00 = quantsLow45(kind, b0, j), w01 = quantsHigh45(kind, b0, j);
-      const w10 = quantsLow45(kind, b1, j), w11 = quantsHigh45(kind, b1, j);
-      const w20 = quantsLow45(kind, b2, j), w21 = quantsHigh45(kind, b2, j);
-      const w30 = quantsLow45(kind, b3, j), w31 = quantsHigh45(kind, b3, j);
-      const xb = xs + <usize>(sb * 8 + j) * <usize>ACTIVATION_BLOCK_BYTES;
-      const a0 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET);
-      const a1 = v128.load(xb + <usize>ACTIVATION_QUANTS_OFFSET, 16);
-      const sums = rowSums(
-        dotAdd(a1, w01, dotAdd(a0, w00, zero)),
-        dotAdd(a1, w11, dotAdd(a0, w10, zero)),
-        dotAdd(a1, w21, dotAdd(a0, w20, zero)),
-        dotAdd(a1, w31, dotAdd(a0, w30, zero)),
-      );
-      const xd = f32x4.splat(load<f32>(xb));
-      const xsum = f32x4.splat(load<f32>(xb) * <f32>load<i32>(xb + <usize>ACTIVATION_SUM_OFFSET));
-      accS = f32x4.sub(f32x4.add(accS, f32x4.mul(f32x4.convert_i32x4_s(sums), f32x4.mul(scale, xd))), f32x4.mul(min, xsum));
-      if (two) {
-        const yb = xt + <usize>(sb * 8 + j) * <usize>ACTIVATION_BLOCK_BYTES;
-        const c0 = v128.load(yb + <usize>ACTIVATION_QUANTS_OFFSET);
-        const c1 = v128.load(yb + <usize>ACTIVATION_QUANTS_OFFSET, 16);
-        const tsums = rowSums(
-          dotAdd(c1, w01, dotAdd(c0, w00, zero)),
-          dotAdd(c1, w11, dotAdd(c0, w10, zero)),
-          dotAdd(c1, w21, dotAdd(c0, w20, zero)),
-          dotAdd(c1, w31, dotAdd(c0, w30, zero)),
-        );
-        const yd = f32x4.splat(load<f32>(yb));
-        const ysum = f32x4.splat(load<f32>(yb) * <f32>load<i32>(yb + <usize>ACTIVATION_SUM_OFFSET));
-        accT = f32x4.sub(f32x4.add(accT, f32x4.mul(f32x4.convert_i32x4_s(tsums), f32x4.mul(scale, yd))), f32x4.mul(min, ysum));
-      }
-    }
+// Lane r of the result: byte 4r + j of v, zero-extended (signed = false) or sign-extended, as i32
+// (v holds four rows' bytes of four sub-blocks, row after row: column). j is a constant wherever
+// this is inlined, so the masks are too.
+@inline function laneBytes(v: v128, j: i32, signed: bool): v128 {
+  if (!signed) {
+    const pick =
+      j == 0
+        ? i8x16(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1)
+        : j == 1
+          ? i8x16(1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13, -1, -1, -1)
+          : j == 2
+            ? i8x16(2, -1, -1, -1, 6, -1, -1, -1, 10, -1, -1, -1, 14, -1, -1, -1)
+            : i8x16(3, -1, -1, -1, 7, -1, -1, -1, 11, -1, -1, -1, 15, -1, -1, -1);
+    return i8x16.swizzle(v, pick);
   }
-  storeRows(os, accS, valid);
-  if (two) storeRows(ot, accT, valid);
+  const top =
+    j == 0
+      ? i8x16(-1, -1, -1, 0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12)
+      : j == 1
+        ? i8x16(-1, -1, -1, 1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13)
+        : j == 2
+          ? i8x16(-1, -1, -1, 2, -1, -1, -1, 6, -1, -1, -1, 10, -1, -1, -1, 14)
+          : i8x16(-1, -1, -1, 3, -1, -1, -1, 7, -1, -1, -1, 11, -1, -1, -1, 15);
+  return i32x4.shr_s(i8x16.swizzle(v, top), 24);
+}
+
+// 32-bit lane l of each of four rows' vectors, as one vector [a.l, b.l, c.l, d.l].
+@inline function column(a: v128, b: v128, c: v128, d: v128, l: i32): v128 {
+  const ab = l == 0 ? v128.shuffle<i32>(a, b, 0, 4, 0, 4) : l == 1 ? v128.shuffle<i32>(a, b, 1, 5, 1, 5) : l == 2 ? v128.shuffle<i32>(a, b, 2, 6, 2, 6) : v128.shuffle<i32>(a, b, 3, 7, 3, 7);
+  const cd = l == 0 ? v128.shuffle<i32>(c, d, 0, 4, 0, 4) : l == 1 ? v128.shuffle<i32>(c, d, 1, 5, 1, 5) : l == 2 ? v128.shuffle<i32>(c, d, 2, 6, 2, 6) : v128.shuffle<i32>(c, d, 3, 7, 3, 7);
+  return v128.shuffle<i32>(ab, cd, 0, 1, 4, 5);
+}
+
+// Σ_j scale_j · Σ q·x of Q4_K/Q5_K sub-block j for four rows, added to isum; scales holds the
+// four rows' scales of sub-blocks j & ~3..(j | 3) (lane 4r + (j & 3)).
+@inline function subBlock45(kind: i32, j: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, scales: v128, isum: v128): v128 {
+  const zero = i32x4.splat(0);
+  const a0 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5));
+  const a1 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5), 16);
+  const sums = rowSums(
+    dotAdd(a1, quantsHigh45(kind, b0, j), dotAdd(a0, quantsLow45(kind, b0, j), zero)),
+    dotAdd(a1, quantsHigh45(kind, b1, j), dotAdd(a0, quantsLow45(kind, b1, j), zero)),
+    dotAdd(a1, quantsHigh45(kind, b2, j), dotAdd(a0, quantsLow45(kind, b2, j), zero)),
+    dotAdd(a1, quantsHigh45(kind, b3, j), dotAdd(a0, quantsLow45(kind, b3, j), zero)),
+  );
+  return i32x4.add(isum, i32x4.mul(sums, laneBytes(scales, j & 3, false)));
+}
+
+// One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
+// xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4.
+@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize): v128 {
+  // The four rows' 12 packed bytes as three columns (lane 4r + j: byte j, 4 + j or 8 + j of row r),
+  // decoded at once (get_scale_min_k4): lane 4r + j of scLow / mLow is row r's scale / min j,
+  // of scHigh / mHigh its scale / min 4 + j.
+  const p0 = v128.load(b0 + 4), p1 = v128.load(b1 + 4), p2 = v128.load(b2 + 4), p3 = v128.load(b3 + 4);
+  const ca = column(p0, p1, p2, p3, 0), cb = column(p0, p1, p2, p3, 1), cc = column(p0, p1, p2, p3, 2);
+  const six = i8x16.splat(63), four = i8x16.splat(15), tops = i8x16.splat(-64);
+  const scLow = v128.and(ca, six);
+  const mLow = v128.and(cb, six);
+  const scHigh = v128.or(v128.and(cc, four), i16x8.shr_u(v128.and(ca, tops), 2));
+  const mHigh = v128.or(v128.and(i16x8.shr_u(cc, 4), four), i16x8.shr_u(v128.and(cb, tops), 2));
+  let isum = i32x4.splat(0);
+  isum = subBlock45(kind, 0, b0, b1, b2, b3, xb, scLow, isum);
+  isum = subBlock45(kind, 1, b0, b1, b2, b3, xb, scLow, isum);
+  isum = subBlock45(kind, 2, b0, b1, b2, b3, xb, scLow, isum);
+  isum = subBlock45(kind, 3, b0, b1, b2, b3, xb, scLow, isum);
+  isum = subBlock45(kind, 4, b0, b1, b2, b3, xb, scHigh, isum);
+  isum = subBlock45(kind, 5, b0, b1, b2, b3, xb, scHigh, isum);
+  isum = subBlock45(kind, 6, b0, b1, b2, b3, xb, scHigh, isum);
+  isum = subBlock45(kind, 7, b0, b1, b2, b3, xb, scHigh, isum);
+  // Σ_j min_j · Σx over sub-block j: the activations' 16-value sums added in pairs, dotted as i16
+  // with each row's mins (rows 0, 1 in the low halves of mLow / mHigh, rows 2, 3 in the high).
+  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
+  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
+  const pairs = i16x8.add(v128.shuffle<i16>(sumsA, sumsB, 0, 2, 4, 6, 8, 10, 12, 14), v128.shuffle<i16>(sumsA, sumsB, 1, 3, 5, 7, 9, 11, 13, 15));
+  const pairsLow = v128.shuffle<i16>(pairs, pairs, 0, 1, 2, 3, 0, 1, 2, 3);
+  const pairsHigh = v128.shuffle<i16>(pairs, pairs, 4, 5, 6, 7, 4, 5, 6, 7);
+  const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
+  const rows23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
+  const msum = i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
+  // Each row's f16 d and dmin in one 32-bit load.
+  let dd = i32x4.splat(load<i32>(b0));
+  dd = i32x4.replace_lane(dd, 1, load<i32>(b1));
+  dd = i32x4.replace_lane(dd, 2, load<i32>(b2));
+  dd = i32x4.replace_lane(dd, 3, load<i32>(b3));
+  const dx = f32x4.splat(load<f32>(xb));
+  const d = f32x4.mul(halvesToF32(v128.and(dd, i32x4.splat(0xffff))), dx);
+  const dmin = f32x4.mul(halvesToF32(i32x4.shr_u(dd, 16)), dx);
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), d), f32x4.mul(f32x4.convert_i32x4_s(msum), dmin));
+}
+
+// Σ scale·Σ q·x of Q6_K's values 32b..32b+31 (sub-blocks 2b, 2b + 1) for four rows, added to isum;
+// scales holds the rows' int8 scales of sub-blocks 4m..4m+3 (lane 4r + (k & 3)), m = 2b >> 2.
+@inline function pair6(b: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, scales: v128, isum: v128): v128 {
+  const zero = i32x4.splat(0);
+  const a0 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5));
+  const a1 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5), 16);
+  const low = rowSums(
+    dotAdd(a0, quants6(b0, b, 0), zero),
+    dotAdd(a0, quants6(b1, b, 0), zero),
+    dotAdd(a0, quants6(b2, b, 0), zero),
+    dotAdd(a0, quants6(b3, b, 0), zero),
+  );
+  const high = rowSums(
+    dotAdd(a1, quants6(b0, b, 16), zero),
+    dotAdd(a1, quants6(b1, b, 16), zero),
+    dotAdd(a1, quants6(b2, b, 16), zero),
+    dotAdd(a1, quants6(b3, b, 16), zero),
+  );
+  const k = (2 * b) & 3;
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, laneBytes(scales, k, true)), i32x4.mul(high, laneBytes(scales, k + 1, true))));
+}
+
+// One Q6_K super-block of four rows against one token: d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4.
+@inline function superBlock6(b0: usize, b1: usize, b2: usize, b3: usize, xb: usize): v128 {
+  const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
+  const c1 = v128.load(b1 + <usize>Q6_K_SCALES_OFFSET);
+  const c2 = v128.load(b2 + <usize>Q6_K_SCALES_OFFSET);
+  const c3 = v128.load(b3 + <usize>Q6_K_SCALES_OFFSET);
+  // Lane 4r + (k & 3) of t(k >> 2) is row r's scale k.
+  const t0 = column(c0, c1, c2, c3, 0);
+  const t1 = column(c0, c1, c2, c3, 1);
+  const t2 = column(c0, c1, c2, c3, 2);
+  const t3 = column(c0, c1, c2, c3, 3);
+  let isum = i32x4.splat(0);
+  isum = pair6(0, b0, b1, b2, b3, xb, t0, isum);
+  isum = pair6(1, b0, b1, b2, b3, xb, t0, isum);
+  isum = pair6(2, b0, b1, b2, b3, xb, t1, isum);
+  isum = pair6(3, b0, b1, b2, b3, xb, t1, isum);
+  isum = pair6(4, b0, b1, b2, b3, xb, t2, isum);
+  isum = pair6(5, b0, b1, b2, b3, xb, t2, isum);
+  isum = pair6(6, b0, b1, b2, b3, xb, t3, isum);
+  isum = pair6(7, b0, b1, b2, b3, xb, t3, isum);
+  // The −32 offset of every quant: 32 · Σ_k scale_k · Σx over sub-block k, dotted as i16.
+  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
+  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
+  const offset = rowSums(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c0), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c0), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c1), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c1), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c2), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c2), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c3), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c3), sumsB)),
+  );
+  isum = i32x4.sub(isum, i32x4.shl(offset, 5));
+  const d = f32x4.mul(fourHalves(b0, <usize>Q6_K_BLOCK_BYTES, <usize>Q6_K_D_OFFSET), f32x4.splat(load<f32>(xb)));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), d);
 }
 
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
 const K_CHUNK_BYTES: usize = 192 * 1024;
 
-// out[s · outStride + r] for packed K-quant weights (packKRows4) against quantized activations;
-// cols is a multiple of 256 and rows start at a multiple of 4. Tiles of four rows × two tokens
-// share every weight load and unpacked quant.
+// out[s · outStride + r] for packed K-quant weights (packKRows4) against activations quantized by
+// quantizeActivationsK; cols is a multiple of 256 and rows start at a multiple of 4. Each group of
+// four rows stays in cache while the tokens of a chunk pass over it.
 @inline function matmulK(kind: i32, out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const superBlocks = cols / QK_K;
-  const groupBytes = <usize>superBlocks * 4 * kBlockBytes(kind);
-  const xRowBytes = <usize>(cols / QK) * <usize>ACTIVATION_BLOCK_BYTES;
-  const chunk = max(2, min(seqLen, <i32>(K_CHUNK_BYTES / xRowBytes) & ~1));
+  const blockBytes = kBlockBytes(kind);
+  const groupBytes = <usize>superBlocks * 4 * blockBytes;
+  const xRowBytes = <usize>superBlocks * <usize>ACTIVATION_K_BLOCK_BYTES;
+  const chunk = max(1, min(seqLen, <i32>(K_CHUNK_BYTES / xRowBytes)));
   for (let s0 = 0; s0 < seqLen; s0 += chunk) {
     const sEnd = min(seqLen, s0 + chunk);
     for (let r = 0; r < rows; r += 4) {
       const group = w + <usize>(r >> 2) * groupBytes;
-      let s = s0;
-      for (; s + 1 < sEnd; s += 2) {
+      for (let s = s0; s < sEnd; s++) {
         const xs = xq + <usize>s * xRowBytes;
-        const os = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
-        kTile(kind, true, group, superBlocks, xs, xs + xRowBytes, os, os + (<usize>outStride << 2), rows - r);
+        let acc = f32x4.splat(0);
+        for (let sb = 0; sb < superBlocks; sb++) {
+          const b0 = group + <usize>sb * 4 * blockBytes;
+          const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
+          const part =
+            kind == 6
+              ? superBlock6(b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb)
+              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb);
+          acc = f32x4.add(acc, part);
+        }
+        storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, rows - r);
       }
-      if (s < sEnd) {
-        const xs = xq + <usize>s * xRowBytes;
-        kTile(kind, false, group, superBlocks, xs, xs, out + ((<usize>s * <usize>outStride + <usize>r) << 2), 0, rows - r);
+    }
+  }
+}
+
+// Quantizes seqLen rows of f32 activations into K activation blocks (block-layout.ts): per 256
+// values an f32 scale (round half away from zero, in f32, as quantizeActivations) and each 16's sum.
+export function quantizeActivationsK(x: usize, out: usize, cols: i32, seqLen: i32): void {
+  const blocks = cols / QK_K;
+  for (let s = 0; s < seqLen; s++) {
+    for (let b = 0; b < blocks; b++) {
+      const src = x + ((<usize>s * <usize>cols + <usize>b * <usize>QK_K) << 2);
+      const dst = out + (<usize>s * <usize>blocks + <usize>b) * <usize>ACTIVATION_K_BLOCK_BYTES;
+      let amax: f32 = 0;
+      for (let i = 0; i < QK_K; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
+      const d: f32 = amax / 127;
+      const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
+      store<f32>(dst, d);
+      for (let k = 0; k < 16; k++) {
+        let sum = 0;
+        for (let l = 0; l < 16; l++) {
+          const i = 16 * k + l;
+          const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
+          const magnitude = <i32>Mathf.floor(abs(v) + 0.5);
+          const q = v < 0 ? -magnitude : magnitude;
+          sum += q;
+          store<i8>(dst + <usize>ACTIVATION_K_QUANTS_OFFSET + <usize>i, <i8>q);
+        }
+        store<i16>(dst + <usize>ACTIVATION_K_SUMS_OFFSET + (<usize>k << 1), <i16>sum);
       }
     }
   }

@@ -20,6 +20,8 @@
  *       value 32j + l.
  * Q6_K: 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 int8 scales (one per 16 values),
  *       f16 d last; value = d·scale·(q − 32), q in 0..63.
+ * K activations (the K-quant kernels' input, as llama.cpp's Q8_K): 256 values as an f32 scale, 12
+ *       unused bytes, the 256 int8, then the i16 sum of each 16 of them (for the mins and Q6_K's −32).
  */
 
 /** Values per block, for every block type here. */
@@ -44,6 +46,7 @@ export const Q5_K = {
   quantsOffset: 48,
 } as const;
 export const Q6_K = { values: QK_K, blockBytes: 210, lowOffset: 0, highOffset: 128, scalesOffset: 192, dOffset: 208 } as const;
+export const ACTIVATION_K = { values: QK_K, blockBytes: 304, scaleOffset: 0, quantsOffset: 16, sumsOffset: 272 } as const;
 
 /** Bytes of one row of `cols` values in a block layout (blocks of QK values unless the layout says otherwise). */
 export function blockRowBytes(layout: { blockBytes: number; values?: number }, cols: number): number {

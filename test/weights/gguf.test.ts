@@ -178,13 +178,13 @@ describe("GGUF models", () => {
     assert.ok(Math.max(...reference.map(Math.abs)) < 25 && spread > 5, `logits in the soft-cap's linear range, spread ${spread}`);
     const fromWasm = await wasm.logits(ids);
     assert.ok(maxAbsDiff(fromJs, fromWasm) < 1e-3, `js vs wasm ${maxAbsDiff(fromJs, fromWasm)}`);
-    // Against the f32 values: only the activations' int8 rounding differs.
+    // Against the f32 values: only the activations' int8 rounding (one scale per 256, as llama.cpp's Q8_K) differs.
     const vocab = fromJs.length / ids.length;
     const argmax = (v: Float32Array, p: number) =>
       v.subarray(p * vocab, (p + 1) * vocab).reduce((best, x, i, row) => (x > row[best]! ? i : best), 0);
     for (let p = 0; p < ids.length; p++) assert.equal(argmax(fromJs, p), argmax(reference, p), `top-1 at position ${p}`);
-    // Measured 0.36 of a 25.7 spread (re-quantizing the same values to Q8_0 gives 0.54).
-    assert.ok(maxAbsDiff(fromJs, reference) < 0.02 * spread, `K-quant kernels vs f32 values: ${maxAbsDiff(fromJs, reference)}`);
+    // Measured 0.55 of a 25.7 spread, as much as re-quantizing the same values to Q8_0 (0.54).
+    assert.ok(maxAbsDiff(fromJs, reference) < 0.03 * spread, `K-quant kernels vs f32 values: ${maxAbsDiff(fromJs, reference)}`);
   });
 
   it("tokenizes from the GGUF vocabulary exactly as tokenizer.json does", async () => {

@@ -1,16 +1,35 @@
 /**
- * Reference matmul of K-quant weights (Q4_K, Q5_K, Q6_K as GGUF stores them) against activations
- * quantized to int8 blocks of 32 as for Q8_0/Q4_0 (matmul-quantized.ts). Each 32-value activation
- * block is dotted in integers with its part of a super-block:
- *   Q4_K/Q5_K (one sub-block j):  d_x · (d·scale_j · Σ q·x − dmin·min_j · Σ x)
- *   Q6_K (two 16-value halves):   d_x · d · (scale_lo · Σ (q − 32)·x + scale_hi · Σ (q − 32)·x)
- * llama.cpp quantizes activations per 256 (Q8_K) instead; per 32 keeps the existing activation
- * path and is the finer of the two. The WebAssembly kernels compute the same sums.
+ * Reference matmul of K-quant weights (Q4_K, Q5_K, Q6_K as GGUF stores them), as llama.cpp
+ * computes it: each row of activations is quantized to int8 with one f32 scale d_x per 256 values
+ * (Q8_K, rounded as for Q8_0) and the sums of each 16, then every super-block is dotted in integers:
+ *   Q4_K/Q5_K:  d_x · (d · Σ_j scale_j·Σ q·x − dmin · Σ_j min_j·Σ x)   over its eight 32-value sub-blocks
+ *   Q6_K:       d_x · d · (Σ_k scale_k·Σ q·x − 32 · Σ_k scale_k·Σ x)    over its sixteen 16-value sub-blocks
+ * The WebAssembly kernels compute the same integer sums.
  */
 import type { Weight } from "../kernels.js";
-import { QK } from "../../weights/block-layout.js";
 import { decodeKBlock, kBlockInts, kQuantRowBytes, QK_K, type KQuantDtype } from "../../weights/k-quants.js";
-import { quantizeActivationRow } from "./matmul-quantized.js";
+import { roundHalfAway } from "../../weights/q8_0.js";
+
+/** One row of activations as K blocks: scales[b], values[b·256 + i], sums[b·16 + k] of values 16k..16k+15. */
+export function quantizeActivationRowK(x: Float32Array, offset: number, cols: number) {
+  const blocks = cols / QK_K;
+  const scales = new Float32Array(blocks);
+  const values = new Int8Array(cols);
+  const sums = new Int32Array(cols / 16);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < QK_K; i++) amax = Math.max(amax, Math.abs(x[offset + b * QK_K + i]!));
+    const d = Math.fround(amax / 127);
+    const inverse = d === 0 ? 0 : Math.fround(1 / d);
+    scales[b] = d;
+    for (let i = 0; i < QK_K; i++) {
+      const q = roundHalfAway(Math.fround(x[offset + b * QK_K + i]! * inverse));
+      values[b * QK_K + i] = q;
+      sums[(b * QK_K + i) >> 4]! += q;
+    }
+  }
+  return { scales, values, sums };
+}
 
 export function matmulKQuant(out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void {
   const dtype = w.dtype as KQuantDtype;
@@ -19,33 +38,32 @@ export function matmulKQuant(out: Float32Array, x: Float32Array, w: Weight, seqL
   const rowBytes = kQuantRowBytes(dtype, cols);
   const blockBytes = (rowBytes * QK_K) / cols;
   const block = kBlockInts();
-  const activations = Array.from({ length: seqLen }, (_, s) => quantizeActivationRow(x, s * cols, cols));
-  const sums = activations.map(({ values }) => {
-    const blockSums = new Int32Array(cols / QK);
-    for (let i = 0; i < cols; i++) blockSums[Math.floor(i / QK)]! += values[i]!;
-    return blockSums;
-  });
+  const activations = Array.from({ length: seqLen }, (_, s) => quantizeActivationRowK(x, s * cols, cols));
   for (let r = 0; r < rows; r++) {
     const acc = new Float64Array(seqLen);
     for (let sb = 0; sb < cols / QK_K; sb++) {
       decodeKBlock(dtype, data, r * rowBytes + sb * blockBytes, block);
-      for (let j = 0; j < QK_K / QK; j++) {
-        const b = sb * (QK_K / QK) + j;
-        for (let s = 0; s < seqLen; s++) {
-          const { scales, values } = activations[s]!;
-          const y = b * QK;
-          if (dtype === "q6_k") {
-            let lo = 0;
-            let hi = 0;
-            for (let l = 0; l < 16; l++) lo += (block.q[32 * j + l]! - 32) * values[y + l]!;
-            for (let l = 16; l < 32; l++) hi += (block.q[32 * j + l]! - 32) * values[y + l]!;
-            acc[s]! += scales[b]! * block.d * (block.scales[2 * j]! * lo + block.scales[2 * j + 1]! * hi);
-          } else {
-            let isum = 0;
-            for (let l = 0; l < QK; l++) isum += block.q[32 * j + l]! * values[y + l]!;
-            acc[s]! += scales[b]! * (block.d * block.scales[j]! * isum - block.dmin * block.mins[j]! * sums[s]![b]!);
+      for (let s = 0; s < seqLen; s++) {
+        const { scales, values, sums } = activations[s]!;
+        const y = sb * QK_K;
+        let isum = 0;
+        let msum = 0;
+        if (dtype === "q6_k") {
+          for (let k = 0; k < 16; k++) {
+            let dot = 0;
+            for (let l = 0; l < 16; l++) dot += block.q[16 * k + l]! * values[y + 16 * k + l]!;
+            isum += block.scales[k]! * (dot - 32 * sums[sb * 16 + k]!);
           }
+          acc[s]! += scales[sb]! * block.d * isum;
+          continue;
         }
+        for (let j = 0; j < 8; j++) {
+          let dot = 0;
+          for (let l = 0; l < 32; l++) dot += block.q[32 * j + l]! * values[y + 32 * j + l]!;
+          isum += block.scales[j]! * dot;
+          msum += block.mins[j]! * (sums[sb * 16 + 2 * j]! + sums[sb * 16 + 2 * j + 1]!);
+        }
+        acc[s]! += scales[sb]! * (block.d * isum - block.dmin * msum);
       }
     }
     for (let s = 0; s < seqLen; s++) out[s * rows + r] = acc[s]!;

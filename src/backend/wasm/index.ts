@@ -65,7 +65,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const inCount = seqLen * w.cols;
     const outCount = seqLen * w.rows;
     const quantized = isBlockDtype(w.dtype);
-    // Room for either activation layout (the kernel picks its own: block-layout.ts).
+    // Room for any activation layout (the split one is the largest: block-layout.ts).
     const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_SPLIT, inCount) : 0;
     const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
     const outPtr = xPtr + 4 * inCount;
@@ -74,8 +74,9 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : w.dtype === "f16" ? "matmulF16" : "matmulBf16";
     if (isBlockDtype(w.dtype)) {
       input = outPtr + 4 * outCount;
-      // Only Q8_0's kernel reads the split layout; Q4_0 and the K-quants take plain int8 blocks.
-      arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
+      // K-quants take activations per 256 values (ACTIVATION_K); Q8_0 and Q4_0 per 32.
+      if (isKQuant(w.dtype)) arena.kernels.quantizeActivationsK(xPtr, input, w.cols, seqLen);
+      else arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
       kernel = BLOCK_KERNEL[w.dtype];
     }
     if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
