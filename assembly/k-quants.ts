@@ -137,24 +137,62 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   return v128.shuffle<i32>(ab, cd, 0, 1, 4, 5);
 }
 
-// Σ_j scale_j · Σ q·x of Q4_K/Q5_K sub-block j for four rows, added to isum; scales holds the
-// four rows' scales of sub-blocks j & ~3..(j | 3) (lane 4r + (j & 3)).
-@inline function subBlock45(kind: i32, j: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, scales: v128, isum: v128): v128 {
+// The second token's running integer sum and super-block result when two tokens share the
+// weights' loads (globals are per instance: every worker thread has its own).
+let isumT: v128 = i32x4.splat(0);
+let partT: v128 = f32x4.splat(0);
+
+// Σ_j scale_j · Σ q·x of Q4_K/Q5_K sub-block j for four rows, added to isum (and with two, the
+// same for the token at yb, added to isumT); scales holds the four rows' scales of sub-blocks
+// j & ~3..(j | 3) (lane 4r + (j & 3)).
+@inline function subBlock45(kind: i32, j: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, scales: v128, isum: v128): v128 {
   const zero = i32x4.splat(0);
-  const a0 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5));
-  const a1 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5), 16);
+  const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5);
+  const a0 = v128.load(xb + at);
+  const a1 = v128.load(xb + at, 16);
+  const lo0 = quantsLow45(kind, b0, j), hi0 = quantsHigh45(kind, b0, j);
+  const lo1 = quantsLow45(kind, b1, j), hi1 = quantsHigh45(kind, b1, j);
+  const lo2 = quantsLow45(kind, b2, j), hi2 = quantsHigh45(kind, b2, j);
+  const lo3 = quantsLow45(kind, b3, j), hi3 = quantsHigh45(kind, b3, j);
+  const scale = laneBytes(scales, j & 3, false);
+  if (two) {
+    const c0 = v128.load(yb + at);
+    const c1 = v128.load(yb + at, 16);
+    const t = rowSums(
+      dotAdd(c1, hi0, dotAdd(c0, lo0, zero)),
+      dotAdd(c1, hi1, dotAdd(c0, lo1, zero)),
+      dotAdd(c1, hi2, dotAdd(c0, lo2, zero)),
+      dotAdd(c1, hi3, dotAdd(c0, lo3, zero)),
+    );
+    isumT = i32x4.add(isumT, i32x4.mul(t, scale));
+  }
   const sums = rowSums(
-    dotAdd(a1, quantsHigh45(kind, b0, j), dotAdd(a0, quantsLow45(kind, b0, j), zero)),
-    dotAdd(a1, quantsHigh45(kind, b1, j), dotAdd(a0, quantsLow45(kind, b1, j), zero)),
-    dotAdd(a1, quantsHigh45(kind, b2, j), dotAdd(a0, quantsLow45(kind, b2, j), zero)),
-    dotAdd(a1, quantsHigh45(kind, b3, j), dotAdd(a0, quantsLow45(kind, b3, j), zero)),
+    dotAdd(a1, hi0, dotAdd(a0, lo0, zero)),
+    dotAdd(a1, hi1, dotAdd(a0, lo1, zero)),
+    dotAdd(a1, hi2, dotAdd(a0, lo2, zero)),
+    dotAdd(a1, hi3, dotAdd(a0, lo3, zero)),
   );
-  return i32x4.add(isum, i32x4.mul(sums, laneBytes(scales, j & 3, false)));
+  return i32x4.add(isum, i32x4.mul(sums, scale));
+}
+
+// Σ_j min_j · Σx over sub-block j for four rows (mins as in superBlock45) against the K activation
+// block at xb: its 16-value sums added in pairs, dotted as i16 with each row's mins (rows 0, 1 in
+// the low halves of mLow / mHigh, rows 2, 3 in the high).
+@inline function minSums(mLow: v128, mHigh: v128, xb: usize): v128 {
+  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
+  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
+  const pairs = i16x8.add(v128.shuffle<i16>(sumsA, sumsB, 0, 2, 4, 6, 8, 10, 12, 14), v128.shuffle<i16>(sumsA, sumsB, 1, 3, 5, 7, 9, 11, 13, 15));
+  const pairsLow = v128.shuffle<i16>(pairs, pairs, 0, 1, 2, 3, 0, 1, 2, 3);
+  const pairsHigh = v128.shuffle<i16>(pairs, pairs, 4, 5, 6, 7, 4, 5, 6, 7);
+  const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
+  const rows23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
+  return i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
 }
 
 // One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
-// xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4.
-@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize): v128 {
+// xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4; with two, also against yb,
+// that result left in partT.
+@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool): v128 {
   // The four rows' 12 packed bytes as three columns (lane 4r + j: byte j, 4 + j or 8 + j of row r),
   // decoded at once (get_scale_min_k4): lane 4r + j of scLow / mLow is row r's scale / min j,
   // of scHigh / mHigh its scale / min 4 + j.
@@ -166,59 +204,74 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   const scHigh = v128.or(v128.and(cc, four), i16x8.shr_u(v128.and(ca, tops), 2));
   const mHigh = v128.or(v128.and(i16x8.shr_u(cc, 4), four), i16x8.shr_u(v128.and(cb, tops), 2));
   let isum = i32x4.splat(0);
-  isum = subBlock45(kind, 0, b0, b1, b2, b3, xb, scLow, isum);
-  isum = subBlock45(kind, 1, b0, b1, b2, b3, xb, scLow, isum);
-  isum = subBlock45(kind, 2, b0, b1, b2, b3, xb, scLow, isum);
-  isum = subBlock45(kind, 3, b0, b1, b2, b3, xb, scLow, isum);
-  isum = subBlock45(kind, 4, b0, b1, b2, b3, xb, scHigh, isum);
-  isum = subBlock45(kind, 5, b0, b1, b2, b3, xb, scHigh, isum);
-  isum = subBlock45(kind, 6, b0, b1, b2, b3, xb, scHigh, isum);
-  isum = subBlock45(kind, 7, b0, b1, b2, b3, xb, scHigh, isum);
-  // Σ_j min_j · Σx over sub-block j: the activations' 16-value sums added in pairs, dotted as i16
-  // with each row's mins (rows 0, 1 in the low halves of mLow / mHigh, rows 2, 3 in the high).
-  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
-  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
-  const pairs = i16x8.add(v128.shuffle<i16>(sumsA, sumsB, 0, 2, 4, 6, 8, 10, 12, 14), v128.shuffle<i16>(sumsA, sumsB, 1, 3, 5, 7, 9, 11, 13, 15));
-  const pairsLow = v128.shuffle<i16>(pairs, pairs, 0, 1, 2, 3, 0, 1, 2, 3);
-  const pairsHigh = v128.shuffle<i16>(pairs, pairs, 4, 5, 6, 7, 4, 5, 6, 7);
-  const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
-  const rows23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
-  const msum = i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
+  if (two) isumT = i32x4.splat(0);
+  isum = subBlock45(kind, 0, b0, b1, b2, b3, xb, yb, two, scLow, isum);
+  isum = subBlock45(kind, 1, b0, b1, b2, b3, xb, yb, two, scLow, isum);
+  isum = subBlock45(kind, 2, b0, b1, b2, b3, xb, yb, two, scLow, isum);
+  isum = subBlock45(kind, 3, b0, b1, b2, b3, xb, yb, two, scLow, isum);
+  isum = subBlock45(kind, 4, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
+  isum = subBlock45(kind, 5, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
+  isum = subBlock45(kind, 6, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
+  isum = subBlock45(kind, 7, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
+  const msum = minSums(mLow, mHigh, xb);
   // Each row's f16 d and dmin in one 32-bit load.
   let dd = i32x4.splat(load<i32>(b0));
   dd = i32x4.replace_lane(dd, 1, load<i32>(b1));
   dd = i32x4.replace_lane(dd, 2, load<i32>(b2));
   dd = i32x4.replace_lane(dd, 3, load<i32>(b3));
+  const d = halvesToF32(v128.and(dd, i32x4.splat(0xffff)));
+  const dmin = halvesToF32(i32x4.shr_u(dd, 16));
+  if (two) {
+    const dy = f32x4.splat(load<f32>(yb));
+    const msumT = minSums(mLow, mHigh, yb);
+    partT = f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isumT), f32x4.mul(d, dy)), f32x4.mul(f32x4.convert_i32x4_s(msumT), f32x4.mul(dmin, dy)));
+  }
   const dx = f32x4.splat(load<f32>(xb));
-  const d = f32x4.mul(halvesToF32(v128.and(dd, i32x4.splat(0xffff))), dx);
-  const dmin = f32x4.mul(halvesToF32(i32x4.shr_u(dd, 16)), dx);
-  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), d), f32x4.mul(f32x4.convert_i32x4_s(msum), dmin));
+  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, dx)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.mul(dmin, dx)));
 }
 
-// Σ scale·Σ q·x of Q6_K's values 32b..32b+31 (sub-blocks 2b, 2b + 1) for four rows, added to isum;
-// scales holds the rows' int8 scales of sub-blocks 4m..4m+3 (lane 4r + (k & 3)), m = 2b >> 2.
-@inline function pair6(b: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, scales: v128, isum: v128): v128 {
+// Σ scale·Σ q·x of Q6_K's values 32b..32b+31 (sub-blocks 2b, 2b + 1) for four rows, added to isum
+// (with two, the same for the token at yb, added to isumT); scales holds the rows' int8 scales of
+// sub-blocks 4m..4m+3 (lane 4r + (k & 3)), m = 2b >> 2.
+@inline function pair6(b: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, scales: v128, isum: v128): v128 {
   const zero = i32x4.splat(0);
-  const a0 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5));
-  const a1 = v128.load(xb + <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5), 16);
-  const low = rowSums(
-    dotAdd(a0, quants6(b0, b, 0), zero),
-    dotAdd(a0, quants6(b1, b, 0), zero),
-    dotAdd(a0, quants6(b2, b, 0), zero),
-    dotAdd(a0, quants6(b3, b, 0), zero),
-  );
-  const high = rowSums(
-    dotAdd(a1, quants6(b0, b, 16), zero),
-    dotAdd(a1, quants6(b1, b, 16), zero),
-    dotAdd(a1, quants6(b2, b, 16), zero),
-    dotAdd(a1, quants6(b3, b, 16), zero),
-  );
+  const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5);
+  const lo0 = quants6(b0, b, 0), lo1 = quants6(b1, b, 0), lo2 = quants6(b2, b, 0), lo3 = quants6(b3, b, 0);
+  const hi0 = quants6(b0, b, 16), hi1 = quants6(b1, b, 16), hi2 = quants6(b2, b, 16), hi3 = quants6(b3, b, 16);
   const k = (2 * b) & 3;
-  return i32x4.add(isum, i32x4.add(i32x4.mul(low, laneBytes(scales, k, true)), i32x4.mul(high, laneBytes(scales, k + 1, true))));
+  const scaleLow = laneBytes(scales, k, true);
+  const scaleHigh = laneBytes(scales, k + 1, true);
+  if (two) {
+    const c0 = v128.load(yb + at);
+    const c1 = v128.load(yb + at, 16);
+    const low = rowSums(dotAdd(c0, lo0, zero), dotAdd(c0, lo1, zero), dotAdd(c0, lo2, zero), dotAdd(c0, lo3, zero));
+    const high = rowSums(dotAdd(c1, hi0, zero), dotAdd(c1, hi1, zero), dotAdd(c1, hi2, zero), dotAdd(c1, hi3, zero));
+    isumT = i32x4.add(isumT, i32x4.add(i32x4.mul(low, scaleLow), i32x4.mul(high, scaleHigh)));
+  }
+  const a0 = v128.load(xb + at);
+  const a1 = v128.load(xb + at, 16);
+  const low = rowSums(dotAdd(a0, lo0, zero), dotAdd(a0, lo1, zero), dotAdd(a0, lo2, zero), dotAdd(a0, lo3, zero));
+  const high = rowSums(dotAdd(a1, hi0, zero), dotAdd(a1, hi1, zero), dotAdd(a1, hi2, zero), dotAdd(a1, hi3, zero));
+  return i32x4.add(isum, i32x4.add(i32x4.mul(low, scaleLow), i32x4.mul(high, scaleHigh)));
 }
 
-// One Q6_K super-block of four rows against one token: d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4.
-@inline function superBlock6(b0: usize, b1: usize, b2: usize, b3: usize, xb: usize): v128 {
+// 32 · Σ_k scale_k · Σx over sub-block k for four rows (c0..c3: their 16 int8 scales) against the
+// K activation block at xb, dotted as i16: the −32 offset of every Q6_K quant.
+@inline function offsetSums6(c0: v128, c1: v128, c2: v128, c3: v128, xb: usize): v128 {
+  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
+  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
+  const offset = rowSums(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c0), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c0), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c1), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c1), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c2), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c2), sumsB)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c3), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c3), sumsB)),
+  );
+  return i32x4.shl(offset, 5);
+}
+
+// One Q6_K super-block of four rows against one token: d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as
+// f32x4; with two, also against yb, that result left in partT.
+@inline function superBlock6(b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool): v128 {
   const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
   const c1 = v128.load(b1 + <usize>Q6_K_SCALES_OFFSET);
   const c2 = v128.load(b2 + <usize>Q6_K_SCALES_OFFSET);
@@ -229,26 +282,22 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   const t2 = column(c0, c1, c2, c3, 2);
   const t3 = column(c0, c1, c2, c3, 3);
   let isum = i32x4.splat(0);
-  isum = pair6(0, b0, b1, b2, b3, xb, t0, isum);
-  isum = pair6(1, b0, b1, b2, b3, xb, t0, isum);
-  isum = pair6(2, b0, b1, b2, b3, xb, t1, isum);
-  isum = pair6(3, b0, b1, b2, b3, xb, t1, isum);
-  isum = pair6(4, b0, b1, b2, b3, xb, t2, isum);
-  isum = pair6(5, b0, b1, b2, b3, xb, t2, isum);
-  isum = pair6(6, b0, b1, b2, b3, xb, t3, isum);
-  isum = pair6(7, b0, b1, b2, b3, xb, t3, isum);
-  // The −32 offset of every quant: 32 · Σ_k scale_k · Σx over sub-block k, dotted as i16.
-  const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
-  const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
-  const offset = rowSums(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c0), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c0), sumsB)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c1), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c1), sumsB)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c2), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c2), sumsB)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(c3), sumsA), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(c3), sumsB)),
-  );
-  isum = i32x4.sub(isum, i32x4.shl(offset, 5));
-  const d = f32x4.mul(fourHalves(b0, <usize>Q6_K_BLOCK_BYTES, <usize>Q6_K_D_OFFSET), f32x4.splat(load<f32>(xb)));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), d);
+  if (two) isumT = i32x4.splat(0);
+  isum = pair6(0, b0, b1, b2, b3, xb, yb, two, t0, isum);
+  isum = pair6(1, b0, b1, b2, b3, xb, yb, two, t0, isum);
+  isum = pair6(2, b0, b1, b2, b3, xb, yb, two, t1, isum);
+  isum = pair6(3, b0, b1, b2, b3, xb, yb, two, t1, isum);
+  isum = pair6(4, b0, b1, b2, b3, xb, yb, two, t2, isum);
+  isum = pair6(5, b0, b1, b2, b3, xb, yb, two, t2, isum);
+  isum = pair6(6, b0, b1, b2, b3, xb, yb, two, t3, isum);
+  isum = pair6(7, b0, b1, b2, b3, xb, yb, two, t3, isum);
+  const d = fourHalves(b0, <usize>Q6_K_BLOCK_BYTES, <usize>Q6_K_D_OFFSET);
+  if (two) {
+    const sumT = i32x4.sub(isumT, offsetSums6(c0, c1, c2, c3, yb));
+    partT = f32x4.mul(f32x4.convert_i32x4_s(sumT), f32x4.mul(d, f32x4.splat(load<f32>(yb))));
+  }
+  isum = i32x4.sub(isum, offsetSums6(c0, c1, c2, c3, xb));
+  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, f32x4.splat(load<f32>(xb))));
 }
 
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
@@ -267,7 +316,25 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
     const sEnd = min(seqLen, s0 + chunk);
     for (let r = 0; r < rows; r += 4) {
       const group = w + <usize>(r >> 2) * groupBytes;
-      for (let s = s0; s < sEnd; s++) {
+      let s = s0;
+      // Two tokens per pass share every weight load and unpacked quant.
+      for (; s + 1 < sEnd; s += 2) {
+          const xs = xq + <usize>s * xRowBytes;
+          let accS = f32x4.splat(0);
+          let accT = f32x4.splat(0);
+          for (let sb = 0; sb < superBlocks; sb++) {
+            const b0 = group + <usize>sb * 4 * blockBytes;
+            const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
+            const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
+            const part = kind == 6 ? superBlock6(b0, b1, b2, b3, xb, xb + xRowBytes, true) : superBlock45(kind, b0, b1, b2, b3, xb, xb + xRowBytes, true);
+            accS = f32x4.add(accS, part);
+            accT = f32x4.add(accT, partT);
+          }
+          const os = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
+          storeRows(os, accS, rows - r);
+          storeRows(os + (<usize>outStride << 2), accT, rows - r);
+      }
+      for (; s < sEnd; s++) {
         const xs = xq + <usize>s * xRowBytes;
         let acc = f32x4.splat(0);
         for (let sb = 0; sb < superBlocks; sb++) {
@@ -275,8 +342,8 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
           const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
           const part =
             kind == 6
-              ? superBlock6(b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb)
-              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb);
+              ? superBlock6(b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false)
+              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false);
           acc = f32x4.add(acc, part);
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, rows - r);

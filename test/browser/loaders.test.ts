@@ -4,10 +4,9 @@
  * Files, must give exactly the model `loadModel` gives from disk.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { serve, type ServerType } from "@hono/node-server";
@@ -25,6 +24,7 @@ import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 /** A tokenizer model rewritten as two shards + index, the layout of real Gemma checkpoints. */
 async function writeShardedFolder(into: string): Promise<string> {
@@ -53,7 +53,7 @@ describe("browser loaders (in Node)", () => {
   const ids = [2, 651, 1234, 77, 9];
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "gemma-web-models-"));
+    dir = tempDir("gemma-web-models");
     copyFileSync(BUNDLED_MODEL, join(dir, "kjv.gguf"));
     writeFileSync(join(dir, "corrupt.gguf"), readFileSync(BUNDLED_MODEL).subarray(0, 4000));
     await writeShardedFolder(join(dir, "sharded"));

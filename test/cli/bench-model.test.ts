@@ -4,8 +4,7 @@
  * script answers as llama-bench does (its `-o json` report) and records the arguments it got.
  */
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../../src/gemma.js";
@@ -14,6 +13,7 @@ import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import type { BenchReportRow } from "../helpers/bench-report.js";
 import { cli } from "../helpers/cli.js";
 import { FIXTURES } from "../helpers/random-model.js";
+import { tempDir } from "../helpers/temp.js";
 
 interface Report {
   model: string | null;
@@ -43,7 +43,7 @@ describe("gemma-ts bench --model and --compare", () => {
   let gguf: string;
   let fake: string;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "gemma-ts-bench-model-"));
+    dir = tempDir("gemma-ts-bench-model");
     gguf = join(dir, "tiny-a-q8_0.gguf");
     const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
     const config = await loadConfig(`${FIXTURES}tiny_a`);

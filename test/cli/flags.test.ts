@@ -3,13 +3,14 @@
  * model with one flag set and checks its effect on the output against a run without it.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { cliAsync } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp.js";
 
 async function ok(args: string[]): Promise<{ stdout: string; stderr: string }> {
   const r = await cliAsync(args);
@@ -65,7 +66,7 @@ describe("every accepted CLI flag changes what happens", () => {
   });
 
   it("model flags: --quant, --backend, --threads, --debug", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-flags-"));
+    const dir = tempDir("gemma-ts-flags");
     const text = join(dir, "text.txt");
     writeFileSync(text, "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
     const ppl = async (flags: string[]) =>

@@ -1,13 +1,13 @@
 /** CLI and library rough edges: chats that outgrow the context, closed pipes, odd ways to start. */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { CHAT_EXAMPLE_LINE, tinyStudentJson } from "../helpers/random-model.js";
 import { cli, MAIN } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -81,7 +81,7 @@ describe("CLI rough edges", () => {
   });
 
   it("finetune takes a GGUF model; info names the tokenizer file a folder really has", () => {
-    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-ft-gguf-"));
+    const dir = tempDir("gemma-ts-ft-gguf");
     writeFileSync(join(dir, "chat.jsonl"), CHAT_EXAMPLE_LINE);
     const ft = cli([
       "finetune",

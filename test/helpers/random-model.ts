@@ -2,14 +2,14 @@
  * Seeded random Gemma checkpoints written to a temp folder, drawn like the reference fixtures
  * (GEMMA2.md §8) so attention reaches the soft-cap and logits are not trivially flat.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../../src/generate/rng.js";
 import { parseModelConfigJson } from "../../src/model/families.js";
 import type { ModelConfig } from "../../src/model/causal-lm.js";
 import { expectedTensorsFor } from "../../src/model/families.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
+import { tempDir } from "./temp.js";
 
 /** A one-layer Gemma 2 student of d_model 16 and context 64: the smallest config the CLI training tests train. */
 export function tinyStudentJson(vocab: number): Record<string, unknown> {
@@ -84,7 +84,7 @@ export function randomTensors(config: ModelConfig, seed: number): NamedTensor[] 
 
 /** Writes config.json + model.safetensors into a new temp folder and returns its path. */
 export function writeRandomModel(hfConfig: Record<string, unknown>, seed = 7, transform?: (t: NamedTensor[]) => NamedTensor[]): string {
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-test-"));
+  const dir = tempDir("gemma-ts-test");
   const config = parseModelConfigJson(JSON.stringify(hfConfig));
   const tensors = transform ? transform(randomTensors(config, seed)) : randomTensors(config, seed);
   writeFileSync(join(dir, "config.json"), JSON.stringify(hfConfig));

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel } from "../../src/gemma.js";
@@ -12,12 +11,13 @@ import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetenso
 import { FakeHub } from "../helpers/hub-server.js";
 import { FIXTURES } from "../helpers/random-model.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
-const freshCache = () => mkdtempSync(join(tmpdir(), "gemma-ts-hf-cache-"));
+const freshCache = () => tempDir("gemma-ts-hf-cache");
 
 /** tiny_a split into two shards with an index, as large checkpoints are published. */
 async function shardedFolder(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-sharded-"));
+  const dir = tempDir("gemma-ts-sharded");
   const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
   const tensors: NamedTensor[] = [];
   for (const name of ckpt.tensorNames()) tensors.push({ name, ...(await ckpt.files[0]!.readTensor(name)) });
@@ -38,7 +38,7 @@ async function shardedFolder(): Promise<string> {
 async function ggufFolder(): Promise<string> {
   const { encodeGgufModel } = await import("../../src/model/gguf-export.js");
   const { loadConfig } = await import("../../src/gemma.js");
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-gguf-repo-"));
+  const dir = tempDir("gemma-ts-gguf-repo");
   const ckpt = await openCheckpointFolder(`${FIXTURES}tiny_a`);
   const config = await loadConfig(`${FIXTURES}tiny_a`);
   writeFileSync(

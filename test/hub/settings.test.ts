@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { looksLikeRepoId, parseRepoSpec } from "../../src/hub/repo-id.js";
 import { hubSettings } from "../../src/hub/settings.js";
+import { tempDir } from "../helpers/temp.js";
 
 const VARS = [
   "HF_ENDPOINT",
@@ -32,7 +32,7 @@ describe("Hub settings from the environment", () => {
 
   it("reads HF_HOME for the cache and the token file huggingface-cli login writes", () => {
     clear();
-    const home = mkdtempSync(join(tmpdir(), "hf-home-"));
+    const home = tempDir("hf-home");
     writeFileSync(join(home, "token"), "hf_from_file\n");
     process.env["HF_HOME"] = home;
     const s = hubSettings();
@@ -54,7 +54,7 @@ describe("Hub settings from the environment", () => {
 
   it("reads HF_TOKEN_PATH", () => {
     clear();
-    const file = join(mkdtempSync(join(tmpdir(), "hf-tok-")), "tok");
+    const file = join(tempDir("hf-tok"), "tok");
     writeFileSync(file, "hf_path");
     process.env["HF_TOKEN_PATH"] = file;
     assert.equal(hubSettings().token, "hf_path");

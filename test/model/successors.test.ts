@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../src/errors.js";
@@ -11,6 +10,7 @@ import { readSafetensorsTensors } from "../helpers/safetensors.js";
 import { encodeSafetensors } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma4Json, writeRandomModel } from "../helpers/random-model.js";
 import { cli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp.js";
 
 interface Fixture {
   input_ids: number[];
@@ -31,7 +31,7 @@ function maxAbsDiff(actual: Float32Array, expected: number[][]): number {
 
 /** A folder with `config` and the fixture's tensors (renamed by `rename`, plus `extra` ones). */
 function variantFolder(name: string, config: Record<string, unknown>, rename = (n: string) => n, extra: string[] = []): string {
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-successor-"));
+  const dir = tempDir("gemma-ts-successor");
   const tensors = readSafetensorsTensors(`${FIXTURES}${name}/model.safetensors`).map((t) => ({ ...t, name: rename(t.name) }));
   for (const n of extra) tensors.push({ name: n, dtype: "f32", shape: [4], data: new Float32Array(4) });
   writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));

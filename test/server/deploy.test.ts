@@ -6,14 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 const HAPROXY = "/usr/sbin/haproxy";
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_PROXY"] === "1";
@@ -52,7 +52,7 @@ describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", 
       .replace("127.0.0.1:8080", `127.0.0.1:${front}`)
       .replace("127.0.0.1:8081", `127.0.0.1:${replicas[0]!.port}`)
       .replace("127.0.0.1:8082", `127.0.0.1:${replicas[1]!.port}`);
-    const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-haproxy-")), "gemma-ts.cfg");
+    const path = join(tempDir("gemma-ts-haproxy"), "gemma-ts.cfg");
     writeFileSync(path, config);
     proxy = spawn(HAPROXY, ["-f", path, "-db"], { stdio: ["ignore", "ignore", "pipe"] });
     url = `http://127.0.0.1:${front}`;

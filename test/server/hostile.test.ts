@@ -5,9 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
@@ -15,6 +14,7 @@ import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { startWebServer } from "../../src/server/web.js";
 import { cli, MAIN } from "../helpers/cli.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 const post = (
   server: RunningServer,
@@ -64,7 +64,7 @@ describe("the server under hostile input", () => {
       "{% for i in range(100000000) %}x{% endfor %}",
       "{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}",
     ]) {
-      const hostileDir = join(mkdtempSync(join(tmpdir(), "gemma-ts-hostile-")), "m");
+      const hostileDir = join(tempDir("gemma-ts-hostile"), "m");
       mkdirSync(hostileDir);
       for (const f of ["config.json", "model.safetensors", "tokenizer.json"])
         writeFileSync(join(hostileDir, f), readFileSync(join(dir, f)));
@@ -117,8 +117,8 @@ describe("the server under hostile input", () => {
   });
 
   it("gemma-ts web serves only regular files inside --models, not what a symlink points to", async () => {
-    const models = mkdtempSync(join(tmpdir(), "gemma-ts-models-"));
-    const outside = mkdtempSync(join(tmpdir(), "gemma-ts-outside-"));
+    const models = tempDir("gemma-ts-models");
+    const outside = tempDir("gemma-ts-outside");
     writeFileSync(join(outside, "secret.gguf"), "secret");
     writeFileSync(join(models, "real.gguf"), "GGUF");
     symlinkSync(outside, join(models, "linked"));

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { parseRange, pathInside } from "../../src/server/static-files.js";
 import { listServedModels, startWebServer, type RunningWebServer } from "../../src/server/web.js";
+import { tempDir } from "../helpers/temp.js";
 
 describe("static files", () => {
   it("parses single byte ranges and refuses unsatisfiable ones", () => {
@@ -32,12 +32,12 @@ describe("gemma-ts web server", () => {
   let server: RunningWebServer;
 
   before(async () => {
-    models = mkdtempSync(join(tmpdir(), "gemma-web-"));
+    models = tempDir("gemma-web");
     copyFileSync(BUNDLED_MODEL, join(models, "kjv.gguf"));
     mkdirSync(join(models, "folder"));
     writeFileSync(join(models, "folder", "config.json"), "{}");
     writeFileSync(join(models, "notes.txt"), "not a model");
-    page = mkdtempSync(join(tmpdir(), "gemma-page-"));
+    page = tempDir("gemma-page");
     writeFileSync(join(page, "index.html"), "<!doctype html><title>t</title>");
     server = await startWebServer({ modelsDir: models, pageDir: page, port: 0 });
   });

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { TokenizerError } from "../../src/errors.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { StreamDecoder } from "../../src/tokenizer/stream-decoder.js";
 import { gemmaTokenizer, GEMMA_TOKENIZER_DIR } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 /** Ids from the real Gemma tokenizer, BOS (2) first. */
 const KNOWN: [string, number[]][] = [
@@ -67,7 +67,7 @@ describe("Gemma tokenizer", () => {
   it("loads from a folder and fails clearly without tokenizer.json", async () => {
     const loaded = await loadTokenizer(GEMMA_TOKENIZER_DIR);
     assert.deepEqual(loaded.encode("Hello world"), [2, 4521, 2134]);
-    const empty = mkdtempSync(join(tmpdir(), "gemma-ts-tok-"));
+    const empty = tempDir("gemma-ts-tok");
     await assert.rejects(
       loadTokenizer(empty),
       (e: unknown) => e instanceof TokenizerError && /tokenizer\.json: cannot read \(ENOENT\)/.test(e.message),
@@ -97,7 +97,7 @@ describe("a SentencePiece vocabulary trained by spm_train, in a vocabulary-only 
 
 describe("corrupt tokenizer files", () => {
   it("a token id far outside the vocabulary is refused at once, naming the file", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-badtok-"));
+    const dir = tempDir("gemma-ts-badtok");
     const json = JSON.parse(readFileSync(join(GEMMA_TOKENIZER_DIR, "tokenizer.json"), "utf8")) as { added_tokens: { id: number }[] };
     json.added_tokens[5]!.id = 2 ** 31;
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));

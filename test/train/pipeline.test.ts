@@ -1,18 +1,18 @@
 /** The distillation pipeline as commands: train a teacher, store its targets, distil a student, use it. */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CHAT_EXAMPLE_LINE, FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
 import { cli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp.js";
 
 const TEXT = join(FIXTURES, "text/genesis.txt");
 
 describe("teacher-targets + train --targets + perplexity", () => {
   it("distils a student from a teacher trained here, end to end", () => {
-    const dir = mkdtempSync(join(tmpdir(), "gemma-ts-pipeline-"));
+    const dir = tempDir("gemma-ts-pipeline");
     const tok = join(dir, "tokenizer");
     mkdirSync(tok);
     const vocab = writeCharTokenizer(tok, readFileSync(TEXT, "utf8"));

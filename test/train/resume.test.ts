@@ -1,13 +1,13 @@
 /** `train --resume`: exact continuation, one log line per step, and refusal of another run's settings or torn state. */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FIXTURES, tinyStudentJson } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
 import { cli, MAIN } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp.js";
 
 const TEXT = join(FIXTURES, "text/genesis.txt");
 
@@ -18,7 +18,7 @@ const logSteps = (dir: string) =>
     .map((l) => (JSON.parse(l) as { step: number }).step);
 
 describe("train --resume", () => {
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-resume-"));
+  const dir = tempDir("gemma-ts-resume");
   const tok = join(dir, "tokenizer");
   mkdirSync(tok);
   const vocab = writeCharTokenizer(tok, readFileSync(TEXT, "utf8"));

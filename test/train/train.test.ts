@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
@@ -14,6 +13,7 @@ import { TrainableGemma } from "../../src/train/model.js";
 import { Trainer, type TrainSettings } from "../../src/train/trainer.js";
 import { FIXTURES, tinyGemma2Json } from "../helpers/random-model.js";
 import { writeCharTokenizer } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 const TEXT = join(FIXTURES, "text/genesis.txt");
 
@@ -38,7 +38,7 @@ function tinyStudent(vocab: number, overrides: Record<string, unknown> = {}) {
 }
 
 async function charSetup() {
-  const dir = mkdtempSync(join(tmpdir(), "gemma-ts-train-"));
+  const dir = tempDir("gemma-ts-train");
   const vocab = writeCharTokenizer(dir, readFileSync(TEXT, "utf8"));
   const tokenizer = await loadTokenizer(dir);
   return { dir, vocab, tokenizer };
@@ -96,7 +96,7 @@ describe("training", () => {
 
     const first = new Trainer(new TrainableGemma(config).initRandom(9), data, s);
     for (let i = 0; i < 3; i++) first.trainStep();
-    const out = mkdtempSync(join(tmpdir(), "gemma-ts-ckpt-"));
+    const out = tempDir("gemma-ts-ckpt");
     await saveTrainedModel(out, first.model, { tokenizerDir, optimizer: first.optimizer, state: { step: first.step } });
 
     const reloaded = await loadTrainable(out);
@@ -190,7 +190,7 @@ describe("training", () => {
 describe("saved checkpoints", () => {
   it("a GGUF model given as the tokenizer contributes its vocabulary only, not its weights", async () => {
     const source = await loadTokenizer(BUNDLED_MODEL);
-    const out = mkdtempSync(join(tmpdir(), "gemma-ts-ggtok-"));
+    const out = tempDir("gemma-ts-ggtok");
     const config = tinyStudent(source.vocabSize);
     await saveTrainedModel(out, new TrainableGemma(config).initRandom(1), { tokenizerDir: BUNDLED_MODEL });
     const copied = statSync(join(out, "tokenizer.gguf")).size;

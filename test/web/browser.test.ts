@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +16,7 @@ import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
 import { writeGemma4TokenizerModel, writeTokenizerModel } from "../helpers/tokenizer.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
+import { tempDir } from "../helpers/temp.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const CLI = ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname];
@@ -114,7 +115,7 @@ describe("the chat page in headless Chromium", { skip }, () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `Chromium is required here (GEMMA_TS_REQUIRE_BROWSER=1) but ${CHROMIUM} is missing`);
     assert.ok(existsSync(join(WEB_PAGE_DIR, "runtime-worker.js")), `the page is not built in ${WEB_PAGE_DIR}: run npm run build:web`);
-    models = mkdtempSync(join(tmpdir(), "gemma-web-e2e-"));
+    models = tempDir("gemma-web-e2e");
     copyFileSync(BUNDLED_MODEL, join(models, "kjv.gguf"));
     // A real header cut short: the parser must say what is wrong, not hang or crash the page.
     writeFileSync(join(models, "corrupt.gguf"), readFileSync(BUNDLED_MODEL).subarray(0, 100_000));

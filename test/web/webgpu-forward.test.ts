@@ -5,8 +5,7 @@
  * page can fall back to WebAssembly.
  */
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
@@ -17,6 +16,7 @@ import { CHROMIUM } from "../helpers/chromium.js";
 import { runPageScript, type PageRun } from "../helpers/page-script.js";
 import { FIXTURES } from "../helpers/random-model.js";
 import type { FixtureResult } from "./webgpu-forward.page.js";
+import { tempDir } from "../helpers/temp.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
@@ -28,7 +28,7 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
 
   before(async () => {
     // The fixtures, and hf_gemma3 as Q8_0 and Q4_0 GGUF files, in one folder the page reads.
-    const models = mkdtempSync(join(tmpdir(), "gemma-ts-webgpu-models-"));
+    const models = tempDir("gemma-ts-webgpu-models");
     for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"])
       cpSync(join(FIXTURES, name), join(models, name), { recursive: true });
     for (const type of ["Q8_0", "Q4_0"] as const) {

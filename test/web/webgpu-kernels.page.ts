@@ -9,6 +9,7 @@ import type { Weight } from "../../src/backend/kernels.js";
 import { GpuKernelRunner } from "../../src/backend/webgpu/runner.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
 import { toBlocks, widenRow } from "../../src/weights/matrix-rows.js";
+import { randomKQuantWeight } from "../helpers/k-quant-blocks.js";
 
 let seed = 12345;
 const random = (n: number, scale = 1) =>
@@ -36,6 +37,7 @@ async function run(): Promise<Record<string, number> | string> {
   if (!k) return "no WebGPU adapter";
   const results: Record<string, number> = {};
 
+  const ids = [5, 0, 66, 13];
   // Matmuls: odd row counts and token counts; column counts in whole 32-value blocks for Q8_0/Q4_0.
   const [rows, cols, seqLen] = [67, 96, 3];
   const x = random(seqLen * cols);
@@ -55,6 +57,21 @@ async function run(): Promise<Record<string, number> | string> {
     await k.matmul(actual, x, w, seqLen);
     results[`matmul ${w.dtype}`] = maxDiff(actual, expected);
   }
+  // K-quants: whole 256-value super-blocks, as GGUF stores them.
+  const kx = random(seqLen * 512);
+  for (const dtype of ["q4_k", "q5_k", "q6_k"] as const) {
+    const w = randomKQuantWeight(dtype, rows, 512, 3);
+    const expected = new Float32Array(seqLen * rows);
+    matmul(expected, kx, widened(w), seqLen);
+    const actual = new Float32Array(seqLen * rows);
+    await k.matmul(actual, kx, w, seqLen);
+    results[`matmul ${dtype}`] = maxDiff(actual, expected);
+    const embedExpected = new Float32Array(ids.length * 512);
+    embed(embedExpected, widened(w), ids, 1.7);
+    const embedActual = new Float32Array(ids.length * 512);
+    await k.embed(embedActual, w, ids, 1.7);
+    results[`embed ${dtype}`] = maxDiff(embedActual, embedExpected);
+  }
   // More rows than one grid dimension holds: the 2-D row grid.
   const tall: Weight = { dtype: "f32", rows: 40_001, cols: 5, data: random(40_001 * 5) };
   const tallX = random(5);
@@ -64,7 +81,6 @@ async function run(): Promise<Record<string, number> | string> {
   await k.matmul(tallActual, tallX, tall, 1);
   results["matmul f32, 40001 rows"] = maxDiff(tallActual, tallExpected);
 
-  const ids = [5, 0, 66, 13];
   for (const w of [variants[0]!, variants[3]!, variants[4]!]) {
     const expected = new Float32Array(ids.length * cols);
     embed(expected, widened(w), ids, 1.7);

@@ -3,11 +3,11 @@
  * CPU-only machine), each against the TypeScript reference on random inputs with odd sizes.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { CHROMIUM } from "../helpers/chromium.js";
 import { runPageScript, type PageRun } from "../helpers/page-script.js";
+import { tempDir } from "../helpers/temp.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
@@ -19,10 +19,16 @@ const TOLERANCE: Record<string, number> = {
   "matmul bf16": 1e-4,
   "matmul q8_0": 1e-4,
   "matmul q4_0": 1e-4,
+  "matmul q4_k": 1e-4,
+  "matmul q5_k": 1e-4,
+  "matmul q6_k": 1e-4,
   "matmul f32, 40001 rows": 1e-4,
   "embed f32": 1e-6,
   "embed q8_0": 1e-6,
   "embed q4_0": 1e-6,
+  "embed q4_k": 1e-6,
+  "embed q5_k": 1e-6,
+  "embed q6_k": 1e-6,
   rmsnorm: 1e-4,
   rope: 1e-4,
   "attention (global, soft-cap 50)": 1e-4,
@@ -38,11 +44,7 @@ describe("WebGPU kernels in headless Chromium against the TypeScript reference",
   let results: Record<string, number> | string;
 
   before(async () => {
-    run = await runPageScript(
-      new URL("./webgpu-kernels.page.ts", import.meta.url).pathname,
-      mkdtempSync(`${tmpdir()}/gemma-ts-webgpu-`),
-      "webgpuKernels",
-    );
+    run = await runPageScript(new URL("./webgpu-kernels.page.ts", import.meta.url).pathname, tempDir("gemma-ts-webgpu"), "webgpuKernels");
     results = run.result;
   });
   after(() => run?.close());

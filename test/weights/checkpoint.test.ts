@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CheckpointError, ConfigError } from "../../src/errors.js";
@@ -10,8 +9,9 @@ import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { encodeSafetensors, type NamedTensor } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
+import { tempDir } from "../helpers/temp.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "gemma-ts-ckpt-"));
+const tmp = () => tempDir("gemma-ts-ckpt");
 
 /** A folder with the tiny_a config and the given safetensors bytes. */
 function folderWith(bytes: Uint8Array, config = readFileSync(`${FIXTURES}tiny_a/config.json`, "utf8")): string {

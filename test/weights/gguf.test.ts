@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CheckpointError, ConfigError, type GemmaError } from "../../src/errors.js";
@@ -17,6 +16,7 @@ import type { NamedTensor } from "../../src/weights/safetensors-writer.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
 import { randomKQuantBytes } from "../helpers/k-quant-blocks.js";
 import { gemmaGgufVocab, gemmaTokenizer, GEMMA_TOKENIZER_DIR } from "../helpers/tokenizer.js";
+import { tempDir } from "../helpers/temp.js";
 
 interface Fixture {
   input_ids: number[];
@@ -31,7 +31,7 @@ async function exportGguf(dir: string, matrixType: GgufMatrixType, vocabulary?: 
   // Written piece by piece, as files over 4 GiB must be; encodeGgufModel is checked equal below.
   const parts = await ggufModelParts(ckpt, config, { matrixType, vocabulary });
   await ckpt.close();
-  const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-gguf-")), "model.gguf");
+  const path = join(tempDir("gemma-ts-gguf"), "model.gguf");
   writeFileSync(path, "");
   for (const part of parts) appendFileSync(path, part);
   return path;
@@ -161,7 +161,7 @@ describe("GGUF models", () => {
           : { name: entry.name, type: "F32" as const, shape: entry.shape, data: await reread.file.readBytes(entry) },
       );
     }
-    const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-gguf-")), "kquant.gguf");
+    const path = join(tempDir("gemma-ts-gguf"), "kquant.gguf");
     writeFileSync(path, encodeGguf(metadataOf(reread), tensors));
     const ids = [2, 5, 17, 33, 90];
     const reference = await (await loadModel(dir, { kernels: "js" })).logits(ids);
@@ -230,7 +230,7 @@ describe("GGUF models", () => {
 describe("corrupt GGUF files give clear errors", () => {
   const good = async () => readFileSync(await exportGguf(`${FIXTURES}tiny_a`, "F32"));
   const write = (bytes: Uint8Array) => {
-    const path = join(mkdtempSync(join(tmpdir(), "gemma-ts-bad-")), "bad.gguf");
+    const path = join(tempDir("gemma-ts-bad"), "bad.gguf");
     writeFileSync(path, bytes);
     return path;
   };
