@@ -130,11 +130,17 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   return i32x4.shr_s(i8x16.swizzle(v, top), 24);
 }
 
+// [a.l, b.l, a.l, b.l] for a constant lane l.
+@inline function pairLanes(a: v128, b: v128, l: i32): v128 {
+  if (l == 0) return v128.shuffle<i32>(a, b, 0, 4, 0, 4);
+  if (l == 1) return v128.shuffle<i32>(a, b, 1, 5, 1, 5);
+  if (l == 2) return v128.shuffle<i32>(a, b, 2, 6, 2, 6);
+  return v128.shuffle<i32>(a, b, 3, 7, 3, 7);
+}
+
 // 32-bit lane l of each of four rows' vectors, as one vector [a.l, b.l, c.l, d.l].
 @inline function column(a: v128, b: v128, c: v128, d: v128, l: i32): v128 {
-  const ab = l == 0 ? v128.shuffle<i32>(a, b, 0, 4, 0, 4) : l == 1 ? v128.shuffle<i32>(a, b, 1, 5, 1, 5) : l == 2 ? v128.shuffle<i32>(a, b, 2, 6, 2, 6) : v128.shuffle<i32>(a, b, 3, 7, 3, 7);
-  const cd = l == 0 ? v128.shuffle<i32>(c, d, 0, 4, 0, 4) : l == 1 ? v128.shuffle<i32>(c, d, 1, 5, 1, 5) : l == 2 ? v128.shuffle<i32>(c, d, 2, 6, 2, 6) : v128.shuffle<i32>(c, d, 3, 7, 3, 7);
-  return v128.shuffle<i32>(ab, cd, 0, 1, 4, 5);
+  return v128.shuffle<i32>(pairLanes(a, b, l), pairLanes(c, d, l), 0, 1, 4, 5);
 }
 
 // The second token's running integer sum and super-block result when two tokens share the
@@ -145,7 +151,19 @@ let partT: v128 = f32x4.splat(0);
 // Σ_j scale_j · Σ q·x of Q4_K/Q5_K sub-block j for four rows, added to isum (and with two, the
 // same for the token at yb, added to isumT); scales holds the four rows' scales of sub-blocks
 // j & ~3..(j | 3) (lane 4r + (j & 3)).
-@inline function subBlock45(kind: i32, j: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, scales: v128, isum: v128): v128 {
+@inline function subBlock45(
+  kind: i32,
+  j: i32,
+  b0: usize,
+  b1: usize,
+  b2: usize,
+  b3: usize,
+  xb: usize,
+  yb: usize,
+  two: bool,
+  scales: v128,
+  isum: v128,
+): v128 {
   const zero = i32x4.splat(0);
   const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5);
   const a0 = v128.load(xb + at);
@@ -181,11 +199,14 @@ let partT: v128 = f32x4.splat(0);
 @inline function minSums(mLow: v128, mHigh: v128, xb: usize): v128 {
   const sumsA = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET);
   const sumsB = v128.load(xb + <usize>ACTIVATION_K_SUMS_OFFSET, 16);
-  const pairs = i16x8.add(v128.shuffle<i16>(sumsA, sumsB, 0, 2, 4, 6, 8, 10, 12, 14), v128.shuffle<i16>(sumsA, sumsB, 1, 3, 5, 7, 9, 11, 13, 15));
+  const even = v128.shuffle<i16>(sumsA, sumsB, 0, 2, 4, 6, 8, 10, 12, 14);
+  const pairs = i16x8.add(even, v128.shuffle<i16>(sumsA, sumsB, 1, 3, 5, 7, 9, 11, 13, 15));
   const pairsLow = v128.shuffle<i16>(pairs, pairs, 0, 1, 2, 3, 0, 1, 2, 3);
   const pairsHigh = v128.shuffle<i16>(pairs, pairs, 4, 5, 6, 7, 4, 5, 6, 7);
-  const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
-  const rows23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
+  const low01 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), pairsLow);
+  const low23 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow);
+  const rows01 = i32x4.add(low01, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
+  const rows23 = i32x4.add(low23, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
   return i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
 }
 
@@ -224,7 +245,8 @@ let partT: v128 = f32x4.splat(0);
   if (two) {
     const dy = f32x4.splat(load<f32>(yb));
     const msumT = minSums(mLow, mHigh, yb);
-    partT = f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isumT), f32x4.mul(d, dy)), f32x4.mul(f32x4.convert_i32x4_s(msumT), f32x4.mul(dmin, dy)));
+    const mins = f32x4.mul(f32x4.convert_i32x4_s(msumT), f32x4.mul(dmin, dy));
+    partT = f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isumT), f32x4.mul(d, dy)), mins);
   }
   const dx = f32x4.splat(load<f32>(xb));
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, dx)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.mul(dmin, dx)));
@@ -233,7 +255,18 @@ let partT: v128 = f32x4.splat(0);
 // Σ scale·Σ q·x of Q6_K's values 32b..32b+31 (sub-blocks 2b, 2b + 1) for four rows, added to isum
 // (with two, the same for the token at yb, added to isumT); scales holds the rows' int8 scales of
 // sub-blocks 4m..4m+3 (lane 4r + (k & 3)), m = 2b >> 2.
-@inline function pair6(b: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, scales: v128, isum: v128): v128 {
+@inline function pair6(
+  b: i32,
+  b0: usize,
+  b1: usize,
+  b2: usize,
+  b3: usize,
+  xb: usize,
+  yb: usize,
+  two: bool,
+  scales: v128,
+  isum: v128,
+): v128 {
   const zero = i32x4.splat(0);
   const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5);
   const lo0 = quants6(b0, b, 0), lo1 = quants6(b1, b, 0), lo2 = quants6(b2, b, 0), lo3 = quants6(b3, b, 0);
@@ -326,7 +359,8 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
             const b0 = group + <usize>sb * 4 * blockBytes;
             const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
             const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
-            const part = kind == 6 ? superBlock6(b0, b1, b2, b3, xb, xb + xRowBytes, true) : superBlock45(kind, b0, b1, b2, b3, xb, xb + xRowBytes, true);
+            const yb = xb + xRowBytes;
+            const part = kind == 6 ? superBlock6(b0, b1, b2, b3, xb, yb, true) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true);
             accS = f32x4.add(accS, part);
             accT = f32x4.add(accT, partT);
           }
