@@ -3,6 +3,7 @@
  * generates and chats, and the step that builds one from any tensor source. Platform-free, shared
  * by Node's `loadModel` (gemma.ts) and the browser loaders; the layer above `generate/`.
  */
+import { jsKernels } from "./backend/js/index.js";
 import type { Kernels } from "./backend/kernels.js";
 import { CheckpointError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
@@ -11,6 +12,8 @@ import { Sequence } from "./generate/sequence.js";
 import { toolMessages, toolResponseFormat, type ToolChatMessage, type ToolRequest } from "./generate/tools.js";
 import { assembleForward, type AssembleOptions } from "./model/assemble.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
+import type { GemmaForward } from "./model/gemma/forward.js";
+import { GpuGemmaForward, gpuUnsupported } from "./model/gemma/gpu-forward.js";
 import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
@@ -125,4 +128,36 @@ export async function assembleModel(
     if (e instanceof RangeError) throw new CheckpointError(`${source.dir}: out of memory while loading (${e.message})`, source.dir);
     throw e;
   }
+}
+
+/** A WebGPU load: the model and its adapter's name, or why the model cannot run there (the caller falls back or says so). */
+export type GpuModelLoad = { model: GemmaModel; adapter: string } | { model: null; reason: string };
+
+/**
+ * The model with its forward pass on a device of `adapter` (model/gemma/gpu-forward.ts), in the
+ * browser or in Node through Dawn: what the GPU forward does not run yet is refused before any
+ * weight is read; the weights load with the TypeScript kernels (their stored layout, which the
+ * shaders read as it is) and move to the device.
+ */
+export async function assembleGpuModel(
+  source: TensorSource,
+  config: ModelConfig,
+  tokenizer: GemmaTokenizer | null,
+  adapter: GPUAdapter,
+  options: AssembleOptions = {},
+): Promise<GpuModelLoad> {
+  if (config.family === "recurrent_gemma") return { model: null, reason: "RecurrentGemma is not on WebGPU yet" };
+  const unsupported = gpuUnsupported(config);
+  if (unsupported) return { model: null, reason: unsupported };
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+    },
+  });
+  const cpu = await assembleModel(source, config, tokenizer, jsKernels, options);
+  const gpuPass = new GpuGemmaForward(device, config, (cpu.forwardPass as GemmaForward).weights);
+  const { vendor, architecture, description } = adapter.info;
+  const name = [vendor, architecture, description].filter(Boolean).join(" ") || "WebGPU adapter";
+  return { model: new GemmaModel(config, tokenizer, gpuPass, cpu.weightBytes), adapter: name };
 }

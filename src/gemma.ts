@@ -13,22 +13,25 @@ import { resolveModelPath } from "./hub/resolve.js";
 import type { HubOptions } from "./hub/settings.js";
 import type { CausalLM, ModelConfig } from "./model/causal-lm.js";
 import type { ForwardOptions } from "./model/gemma/forward.js";
-import { assembleModel, type GemmaModel } from "./gemma-model.js";
+import { assembleGpuModel, assembleModel, type GemmaModel } from "./gemma-model.js";
+import { nodeGpu } from "./backend/webgpu/node-gpu.js";
 import { assembleForward, type AssembleOptions } from "./model/assemble.js";
 import { readLoraAdapter } from "./model/lora-adapter-folder.js";
 import { openCheckpoint } from "./model/open-checkpoint.js";
 import type { Quantization } from "./model/tensors.js";
 import type { TensorSource } from "./weights/checkpoint.js";
+import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
 
 export { GemmaModel, type ChatOptions, type GenerationInput } from "./gemma-model.js";
 export { loadConfig, openCheckpoint } from "./model/open-checkpoint.js";
 
 export interface LoadModelOptions extends ForwardOptions, HubOptions {
   /**
-   * Compute backend: "wasm" (WebAssembly SIMD matmuls, the default when its module is built) or "js"
-   * (the TypeScript reference), or any Kernels implementation.
+   * Compute backend: "wasm" (WebAssembly SIMD matmuls, the default when its module is built), "js"
+   * (the TypeScript reference), any Kernels implementation, or "webgpu": the whole forward pass on
+   * a GPU through Dawn (the optional package `webgpu`; experimental, Gemma 1-3).
    */
-  kernels?: Kernels | "js" | "wasm";
+  kernels?: Kernels | "js" | "wasm" | "webgpu";
   /** Called as weights are read: bytes so far and in total. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Diagnostic messages (ignored tensors and the like). */
@@ -68,12 +71,14 @@ async function assembleOptions(options: LoadModelOptions): Promise<AssembleOptio
 
 /** A Kernels object for the option; "wasm" (and the default) fall back to "js" when the module is unavailable. */
 export async function resolveKernels(
-  choice: Kernels | "js" | "wasm" | undefined,
+  choice: LoadModelOptions["kernels"],
   options: Pick<LoadModelOptions, "onDebug" | "threads" | "relaxedSimd"> = {},
 ): Promise<Kernels> {
   const { onDebug, threads, relaxedSimd } = options;
   if (typeof choice === "object") return choice;
   if (choice === "js") return jsKernels;
+  if (choice === "webgpu")
+    throw new GemmaError("the webgpu backend runs whole models only (loadModel); this path takes js or wasm kernels");
   try {
     return await createWasmKernels({
       host: nodeWasmHost,
@@ -102,10 +107,29 @@ export async function loadModel(model: string = BUNDLED_MODEL, options: LoadMode
   const dir = await resolveModelPath(model, Object.fromEntries(Object.entries(hub).filter(([, v]) => v !== undefined)));
   const { checkpoint, config, tokenizer } = await openCheckpoint(dir);
   try {
+    if (options.kernels === "webgpu") return await loadOnWebGpu(checkpoint, config, tokenizer, options);
     const kernels = await resolveKernels(options.kernels, options);
     options.onDebug?.(`kernels: ${kernels.name}`);
     return await assembleModel(checkpoint, config, tokenizer, kernels, await assembleOptions(options));
   } finally {
     await checkpoint.close();
   }
+}
+
+/** The model on Dawn's WebGPU (any adapter it finds: a GPU, or Mesa's lavapipe on the CPU). */
+async function loadOnWebGpu(
+  checkpoint: TensorSource,
+  config: ModelConfig,
+  tokenizer: GemmaTokenizer | null,
+  options: LoadModelOptions,
+): Promise<GemmaModel> {
+  if (options.threads !== undefined || options.relaxedSimd !== undefined)
+    throw new GemmaError("threads and relaxedSimd set the wasm backend's kernels; the webgpu backend takes neither");
+  const adapter = await (await nodeGpu()).requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter)
+    throw new GemmaError("the webgpu backend found no WebGPU adapter (Dawn needs a Vulkan driver: a GPU's, or Mesa's lavapipe)");
+  const loaded = await assembleGpuModel(checkpoint, config, tokenizer, adapter, await assembleOptions(options));
+  if (!loaded.model) throw new GemmaError(`this model cannot run on the webgpu backend: ${loaded.reason}; use --backend wasm`);
+  options.onDebug?.(`webgpu adapter: ${loaded.adapter}`);
+  return loaded.model;
 }

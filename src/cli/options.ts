@@ -50,10 +50,11 @@ export function threadsOption(what = "the wasm backend's matmuls"): Option {
   );
 }
 
-/** --backend: the wasm kernels or the TypeScript reference. */
-export function backendOption(): Option {
-  return new Option("--backend <name>", "compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)")
-    .choices(["wasm", "js"])
+/** --backend: the wasm kernels or the TypeScript reference (and for commands that run whole models, webgpu). */
+export function backendOption(webgpu = false): Option {
+  const gpu = webgpu ? ", or webgpu (the forward pass on a GPU through Dawn: npm install webgpu; experimental)" : "";
+  return new Option("--backend <name>", `compute kernels: wasm (WebAssembly SIMD) or js (TypeScript reference)${gpu}`)
+    .choices(webgpu ? ["wasm", "js", "webgpu"] : ["wasm", "js"])
     .default("wasm");
 }
 
@@ -158,7 +159,7 @@ export interface ModelFlags {
   model: string;
   debug: boolean;
   offline: boolean;
-  backend: "js" | "wasm";
+  backend: "js" | "wasm" | "webgpu";
   quant: Quantization;
   threads?: number;
   lora?: string;
@@ -212,7 +213,7 @@ export function addModelSourceOptions(cmd: Command, what = "checkpoint folder"):
 /** Options every command that loads and runs a model has. */
 export function addModelOptions(cmd: Command, what = "checkpoint folder"): Command {
   return addModelSourceOptions(cmd, what)
-    .addOption(backendOption())
+    .addOption(backendOption(true))
     .addOption(threadsOption())
     .option("--no-relaxed-simd", "use the plain SIMD kernels even where relaxed SIMD's int8 dot products are available")
     .addOption(

@@ -3,7 +3,8 @@
  * everything handed in before the event loop turns runs as one forward pass (Sequence.feedMany:
  * one GEMM per weight matrix for all sequences instead of one matrix-vector product each).
  * Prompts run in chunks of `prefillChunk` tokens, one chunk per pass, so a long prompt shares the
- * passes with the others' decoding instead of stalling it.
+ * passes with the others' decoding instead of stalling it. An asynchronous forward pass (WebGPU)
+ * has no batched pass yet: its items run one after another, never two at once.
  */
 import type { CausalLM } from "../model/causal-lm.js";
 import { yieldToEventLoop } from "./event-loop.js";
@@ -48,10 +49,17 @@ export class DecodeBatcher {
     return logits!;
   }
 
+  /** The asynchronous forward's queue: each batch starts when the one before has finished. */
+  private running: Promise<void> = Promise.resolve();
+
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
     this.scheduled = false;
+    if (this.model.forwardAsync) {
+      this.running = this.running.then(() => this.runOneByOne(batch));
+      return;
+    }
     try {
       const logits = Sequence.feedMany(this.model, batch);
       this.passes++;
@@ -59,6 +67,18 @@ export class DecodeBatcher {
       for (const [i, p] of batch.entries()) p.resolve(logits[i]!);
     } catch (e) {
       for (const p of batch) p.reject(e);
+    }
+  }
+
+  private async runOneByOne(batch: Pending[]): Promise<void> {
+    for (const p of batch) {
+      try {
+        p.resolve(await p.sequence.feedAsync(p.ids));
+        this.passes++;
+        this.tokens += p.ids.length;
+      } catch (e) {
+        p.reject(e);
+      }
     }
   }
 }

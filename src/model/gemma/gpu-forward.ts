@@ -15,7 +15,8 @@ import type { GemmaConfig } from "./config.js";
 import { embeddingNormalizer } from "./forward.js";
 import type { GemmaWeights } from "./weights.js";
 
-const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+/** Storage buffers' usage; read when a buffer is made (GPUBufferUsage is a global only where WebGPU is). */
+const storage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 
 /** A KV cache whose rows live in device buffers (the ring logic and rewinds are KvCache's). */
 export class GpuKvCache extends KvCache {
@@ -26,7 +27,7 @@ export class GpuKvCache extends KvCache {
     // Each layer's whole ring up front: growing a device buffer means a copy per step.
     this.buffers = this.layers.map((layer) => {
       const size = Math.max(4, layer.ringSize * layer.rowWidth * 4);
-      return { k: device.createBuffer({ size, usage: STORAGE }), v: device.createBuffer({ size, usage: STORAGE }) };
+      return { k: device.createBuffer({ size, usage: storage() }), v: device.createBuffer({ size, usage: storage() }) };
     });
   }
 
@@ -141,7 +142,7 @@ export class GpuGemmaForward implements CausalLM {
     const ffnMax = widest((l) => l.ffnDim);
     const temp: GPUBuffer[] = [];
     const buffer = (floats: number) => {
-      const b = this.device.createBuffer({ size: Math.max(4, floats * 4), usage: STORAGE });
+      const b = this.device.createBuffer({ size: Math.max(4, floats * 4), usage: storage() });
       temp.push(b);
       return b;
     };
@@ -151,7 +152,7 @@ export class GpuGemmaForward implements CausalLM {
     const kRaw = buffer(T * kvMax);
     const [gate, up, act] = [buffer(T * ffnMax), buffer(T * ffnMax), buffer(T * ffnMax)];
     const scores = buffer(T * c.nHeads * (startPos + T));
-    const idBuffer = this.device.createBuffer({ size: Math.max(4, T * 4), usage: STORAGE });
+    const idBuffer = this.device.createBuffer({ size: Math.max(4, T * 4), usage: storage() });
     temp.push(idBuffer);
     this.device.queue.writeBuffer(idBuffer, 0, Uint32Array.from(ids));
 
@@ -319,7 +320,7 @@ export class GpuGemmaForward implements CausalLM {
   private upload(w: Weight): GpuWeight {
     const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
     const size = Math.max(4, Math.ceil(bytes.length / 4) * 4);
-    const buffer = this.device.createBuffer({ size, usage: STORAGE });
+    const buffer = this.device.createBuffer({ size, usage: storage() });
     const padded = new Uint8Array(size);
     padded.set(bytes);
     this.device.queue.writeBuffer(buffer, 0, padded);
@@ -327,7 +328,7 @@ export class GpuGemmaForward implements CausalLM {
   }
 
   private floats(data: Float32Array): GPUBuffer {
-    const buffer = this.device.createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE });
+    const buffer = this.device.createBuffer({ size: Math.max(4, data.byteLength), usage: storage() });
     this.device.queue.writeBuffer(buffer, 0, new Float32Array(data));
     return buffer;
   }
