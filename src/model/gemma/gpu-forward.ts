@@ -15,6 +15,9 @@ import type { GemmaConfig } from "./config.js";
 import { embeddingNormalizer } from "./forward.js";
 import type { GemmaWeights } from "./weights.js";
 
+/** Room for any dispatch's parameters (attention's twelve words are the most). */
+const UNIFORM_BYTES = 64;
+
 /** Storage buffers' usage; read when a buffer is made (GPUBufferUsage is a global only where WebGPU is). */
 const storage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 
@@ -70,6 +73,10 @@ interface GpuLayer {
 
 export class GpuGemmaForward implements CausalLM {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Every dispatch's parameters of one call, each in its own aligned slot: one buffer for the model, written once per call. */
+  private readonly uniformSlots: GPUBuffer;
+  private readonly slotBytes: number;
+  private readonly slotCount: number;
   private readonly layers: GpuLayer[];
   private readonly embedding: GpuWeight;
   private readonly finalNorm: GPUBuffer;
@@ -88,6 +95,10 @@ export class GpuGemmaForward implements CausalLM {
       this.lost = info.message || info.reason;
     });
     this.embedScale = embeddingNormalizer(config.dModel, "f32");
+    // At most 19 dispatches per layer (norms, projections, RoPE, attention, GeGLU, adds), 4 outside.
+    this.slotBytes = Math.max(UNIFORM_BYTES, device.limits.minUniformBufferOffsetAlignment);
+    this.slotCount = 20 * config.nLayers + 8;
+    this.uniformSlots = device.createBuffer({ size: this.slotCount * this.slotBytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.embedding = this.upload(weights.embedding);
     this.finalNorm = this.floats(weights.finalNorm);
     this.layers = weights.layers.map((w, i) => {
@@ -158,19 +169,17 @@ export class GpuGemmaForward implements CausalLM {
 
     const encoder = this.device.createCommandEncoder();
     let pass = encoder.beginComputePass();
-    const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], params: ArrayBuffer, grid: [number, number, number]) => {
-      const uniform = this.device.createBuffer({ size: params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      temp.push(uniform);
-      this.device.queue.writeBuffer(uniform, 0, params);
+    const params = new Uint8Array(this.slotCount * this.slotBytes);
+    let slots = 0;
+    const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], values: ArrayBuffer, grid: [number, number, number]) => {
+      if (slots === this.slotCount) throw new GenerationError(`the WebGPU forward ran out of its ${this.slotCount} parameter slots`);
+      const offset = slots++ * this.slotBytes;
+      params.set(new Uint8Array(values), offset);
       const pipeline = this.pipeline(key, source);
       pass.setPipeline(pipeline);
-      pass.setBindGroup(
-        0,
-        this.device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [...bindings, uniform].map((b, binding) => ({ binding, resource: { buffer: b } })),
-        }),
-      );
+      const entries: GPUBindGroupEntry[] = bindings.map((b, binding) => ({ binding, resource: { buffer: b } }));
+      entries.push({ binding: bindings.length, resource: { buffer: this.uniformSlots, offset, size: values.byteLength } });
+      pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
       pass.dispatchWorkgroups(...grid);
     };
     const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, rows: number) => {
@@ -288,6 +297,7 @@ export class GpuGemmaForward implements CausalLM {
     const readback = this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     temp.push(readback);
     encoder.copyBufferToBuffer(logits, 0, readback, 0, rows * c.vocabSize * 4);
+    this.device.queue.writeBuffer(this.uniformSlots, 0, params, 0, slots * this.slotBytes);
     this.device.queue.submit([encoder.finish()]);
     try {
       await readback.mapAsync(GPUMapMode.READ);
