@@ -5,7 +5,7 @@
  */
 import { jsKernels } from "./backend/js/index.js";
 import type { Kernels } from "./backend/kernels.js";
-import { CheckpointError, GenerationError, TokenizerError } from "./errors.js";
+import { CheckpointError, ConfigError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
 import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
 import { Sequence } from "./generate/sequence.js";
@@ -13,7 +13,7 @@ import { toolMessages, toolResponseFormat, type ToolChatMessage, type ToolReques
 import { assembleForward, type AssembleOptions } from "./model/assemble.js";
 import type { CausalLM, ModelConfig, StateOptions } from "./model/causal-lm.js";
 import type { GemmaForward } from "./model/gemma/forward.js";
-import { GpuGemmaForward, gpuUnsupported } from "./model/gemma/gpu-forward.js";
+import { GpuGemmaForward, type GpuForwardOptions, gpuUnsupported } from "./model/gemma/gpu-forward.js";
 import { GgufCheckpoint } from "./model/gguf-checkpoint.js";
 import { encodeChat, type ChatMessage } from "./tokenizer/chat-template.js";
 import type { GemmaTokenizer } from "./tokenizer/tokenizer.js";
@@ -144,8 +144,9 @@ export async function assembleGpuModel(
   config: ModelConfig,
   tokenizer: GemmaTokenizer | null,
   adapter: GPUAdapter,
-  options: AssembleOptions = {},
+  options: AssembleOptions & GpuForwardOptions = {},
 ): Promise<GpuModelLoad> {
+  const { maxBindingBytes, promptChunk, ...assemble } = options;
   if (config.family === "recurrent_gemma") return { model: null, reason: "RecurrentGemma is not on WebGPU yet" };
   const unsupported = gpuUnsupported(config);
   if (unsupported) return { model: null, reason: unsupported };
@@ -155,8 +156,16 @@ export async function assembleGpuModel(
       maxBufferSize: adapter.limits.maxBufferSize,
     },
   });
-  const cpu = await assembleModel(source, config, tokenizer, jsKernels, options);
-  const gpuPass = new GpuGemmaForward(device, config, (cpu.forwardPass as GemmaForward).weights);
+  const cpu = await assembleModel(source, config, tokenizer, jsKernels, assemble);
+  let gpuPass: GpuGemmaForward;
+  try {
+    gpuPass = new GpuGemmaForward(device, config, (cpu.forwardPass as GemmaForward).weights, { maxBindingBytes, promptChunk });
+  } catch (e) {
+    // A matrix row over the device's limits: the caller falls back with the reason.
+    if (!(e instanceof ConfigError)) throw e;
+    device.destroy();
+    return { model: null, reason: e.message };
+  }
   const { vendor, architecture, description } = adapter.info;
   const name = [vendor, architecture, description].filter(Boolean).join(" ") || "WebGPU adapter";
   return { model: new GemmaModel(config, tokenizer, gpuPass, cpu.weightBytes), adapter: name };

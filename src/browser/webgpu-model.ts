@@ -5,6 +5,7 @@
  */
 import { assembleGpuModel, type GpuModelLoad } from "../gemma-model.js";
 import type { AssembleOptions } from "../model/assemble.js";
+import type { GpuForwardOptions } from "../model/gemma/gpu-forward.js";
 import { openModelFiles } from "./load.js";
 import type { ModelFiles } from "./model-files.js";
 
@@ -17,7 +18,7 @@ export type WebGpuLoad = GpuModelLoad;
 export async function loadModelOnWebGpu(
   files: ModelFiles,
   gpu: GPU,
-  options: AssembleOptions & { softwareAdapter?: boolean } = {},
+  options: AssembleOptions & GpuForwardOptions & { softwareAdapter?: boolean } = {},
 ): Promise<WebGpuLoad> {
   const { softwareAdapter = false, ...assemble } = options;
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });

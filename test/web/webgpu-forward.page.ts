@@ -2,7 +2,7 @@
  * Runs in the page (bundled by webgpu-forward.test.ts): fixtures fetched from the test server, loaded
  * onto WebGPU, their logits and greedy tokens compared with the reference's.
  */
-import { pickedFiles } from "../../src/browser/model-files.js";
+import { pickedFiles, type ModelFiles } from "../../src/browser/model-files.js";
 import { loadModelOnWebGpu } from "../../src/browser/webgpu-model.js";
 import type { GpuGemmaForward } from "../../src/model/gemma/gpu-forward.js";
 
@@ -22,6 +22,8 @@ export interface FixtureResult {
   expectedGreedy?: number[];
   /** The error a reply gets once the device is gone. */
   afterLoss?: string;
+  /** Loaded again with every matrix split into small buffers and prompts run 3 tokens per pass. */
+  split?: { weightBuffers: number; unsplitBuffers: number; passes: number; maxDiff: number; maxDiffToWhole: number; greedy: number[] };
   reason?: string;
 }
 
@@ -38,6 +40,7 @@ async function fixture(name: string): Promise<FixtureResult> {
   for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i]! - expected[i]!));
   const greedy: number[] = [];
   for await (const t of loaded.model.generate(fx.greedy.prompt_ids ?? fx.input_ids, { temperature: 0, maxTokens: 16 })) greedy.push(t.id);
+  const split = await splitAndChunked(files, fx, logits, loaded.model.forwardPass as GpuGemmaForward);
   // A lost device (here: destroyed) ends the next reply with an error, not a hang or garbage.
   (loaded.model.forwardPass as GpuGemmaForward).device.destroy();
   const afterLoss = await loaded.model
@@ -47,7 +50,39 @@ async function fixture(name: string): Promise<FixtureResult> {
       () => "no error",
       (e: unknown) => (e as Error).message,
     );
-  return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids, afterLoss };
+  return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids, afterLoss, split };
+}
+
+/** The same model with matrices split into buffers of at most 4 KiB and prompts in passes of 3 tokens. */
+async function splitAndChunked(
+  files: ModelFiles,
+  fx: Fixture,
+  whole: Float32Array,
+  unsplit: GpuGemmaForward,
+): Promise<FixtureResult["split"]> {
+  const gpu = (navigator as Navigator & { gpu: GPU }).gpu;
+  const loaded = await loadModelOnWebGpu(files, gpu, { softwareAdapter: true, maxBindingBytes: 4096, promptChunk: 3 });
+  const forward = loaded.model!.forwardPass as GpuGemmaForward;
+  const queue = forward.device.queue;
+  let passes = 0;
+  const submit = queue.submit.bind(queue);
+  queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+    passes++;
+    submit(buffers);
+  };
+  const logits = await loaded.model!.logits(fx.input_ids);
+  queue.submit = submit;
+  const expected = fx.logits.flat();
+  let maxDiff = 0;
+  let maxDiffToWhole = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(logits[i]! - expected[i]!));
+    maxDiffToWhole = Math.max(maxDiffToWhole, Math.abs(logits[i]! - whole[i]!));
+  }
+  const greedy: number[] = [];
+  for await (const t of loaded.model!.generate(fx.greedy.prompt_ids ?? fx.input_ids, { temperature: 0, maxTokens: 16 })) greedy.push(t.id);
+  forward.device.destroy();
+  return { weightBuffers: forward.weightBuffers(), unsplitBuffers: unsplit.weightBuffers(), passes, maxDiff, maxDiffToWhole, greedy };
 }
 
 /** A quantized GGUF of a fixture: its logits, for Node to compare with the WebAssembly backend's. */
@@ -59,9 +94,19 @@ async function quantized(name: string, fixtureName: string): Promise<FixtureResu
   return { name, logits: Array.from(await loaded.model.logits(fx.input_ids)) };
 }
 
+/** A binding limit smaller than one row of the model's matrices: refused with the reason, for the page to fall back. */
+async function overLimit(): Promise<FixtureResult> {
+  const file = async (f: string) => new File([await (await fetch(`/models/hf_gemma3/${f}`)).blob()], f);
+  const files = pickedFiles([await file("config.json"), await file("model.safetensors")]);
+  const gpu = (navigator as Navigator & { gpu: GPU }).gpu;
+  const loaded = await loadModelOnWebGpu(files, gpu, { softwareAdapter: true, maxBindingBytes: 64 });
+  return { name: "over-limit", reason: loaded.model ? undefined : loaded.reason };
+}
+
 (window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward = (async () => {
   const results: FixtureResult[] = [];
   for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"]) results.push(await fixture(name));
   for (const name of ["hf_gemma3-q8_0.gguf", "hf_gemma3-q4_0.gguf"]) results.push(await quantized(name, "hf_gemma3"));
+  results.push(await overLimit());
   return results;
 })().catch((e) => `error: ${(e as Error).stack ?? e}`);

@@ -54,6 +54,20 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     });
   }
 
+  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3"]) {
+    it(`${name}: matrices split over 4 KiB buffers and prompts in passes of 3 tokens give the same logits and greedy tokens`, () => {
+      assert.ok(Array.isArray(results), String(results));
+      const r = results.find((x) => x.name === name)!;
+      const split = r.split!;
+      const fx = JSON.parse(readFileSync(join(FIXTURES, name, "fixture.json"), "utf8")) as { input_ids: number[] };
+      assert.ok(split.weightBuffers > 2 * split.unsplitBuffers, `${split.weightBuffers} buffers split vs ${split.unsplitBuffers} whole`);
+      assert.equal(split.passes, Math.ceil(fx.input_ids.length / 3));
+      assert.ok(split.maxDiff <= 1e-2, `max |Δlogit| ${split.maxDiff} vs the reference`);
+      assert.ok(split.maxDiffToWhole <= 1e-4, `max |Δlogit| ${split.maxDiffToWhole} vs one buffer per matrix and one pass`);
+      assert.deepEqual(split.greedy, r.expectedGreedy);
+    });
+  }
+
   for (const type of ["q8_0", "q4_0"]) {
     it(`hf_gemma3 as ${type} GGUF: the GPU's logits against the WebAssembly backend's (top-1 agreement, max |Δ|)`, async () => {
       assert.ok(Array.isArray(results), String(results));
@@ -82,6 +96,14 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
       assert.ok(maxDiff <= 1, `max |Δlogit| ${maxDiff}`);
     });
   }
+
+  it("refuses a model one of whose matrix rows exceeds the binding limit, with the reason", () => {
+    assert.ok(Array.isArray(results), String(results));
+    assert.match(
+      results.find((x) => x.name === "over-limit")!.reason ?? "",
+      /one row of a \d+ × \d+ f32 matrix \(\d+ bytes\) exceeds the binding limit of 64/,
+    );
+  });
 
   it("refuses a Gemma 4 model with its reason, for the page to fall back to WebAssembly", () => {
     assert.ok(Array.isArray(results), String(results));

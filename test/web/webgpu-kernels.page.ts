@@ -38,8 +38,9 @@ async function run(): Promise<Record<string, number> | string> {
   const results: Record<string, number> = {};
 
   const ids = [5, 0, 66, 13];
-  // Matmuls: odd row counts and token counts; column counts in whole 32-value blocks for Q8_0/Q4_0.
-  const [rows, cols, seqLen] = [67, 96, 3];
+  // Matmuls: odd row counts and token counts (19: two whole tiles of 8 tokens and a partial one);
+  // column counts in whole 32-value blocks for Q8_0/Q4_0.
+  const [rows, cols, seqLen] = [67, 96, 19];
   const x = random(seqLen * cols);
   const f32: Weight = { dtype: "f32", rows, cols, data: random(rows * cols, 0.5) };
   const f32Data = f32.data as Float32Array;

@@ -5,7 +5,19 @@
  * device instead (not built yet: docs/browser.md).
  */
 import type { Activation, AttentionArgs, Weight } from "../kernels.js";
-import { ADD, ATTENTION, embedShader, GEGLU, matmulShader, RMSNORM, ROPE, ropeTable, ROWS_PER_GRID_X, SOFTCAP } from "./shaders.js";
+import {
+  ADD,
+  ATTENTION,
+  embedShader,
+  GEGLU,
+  MATMUL_TOKEN_TILE,
+  matmulShader,
+  RMSNORM,
+  ROPE,
+  ropeTable,
+  ROWS_PER_GRID_X,
+  SOFTCAP,
+} from "./shaders.js";
 
 type Data = Float32Array | Uint16Array | Uint8Array | Uint32Array;
 
@@ -33,8 +45,8 @@ export class GpuKernelRunner {
       `matmul-${w.dtype}`,
       () => matmulShader(w.dtype),
       [out, x, w.data],
-      uniforms([w.rows, w.cols, seqLen, 0]),
-      [grid.x, grid.y, seqLen],
+      uniforms([w.rows, w.cols, seqLen, w.rows, 0]),
+      [grid.x, grid.y, Math.ceil(seqLen / MATMUL_TOKEN_TILE)],
       out,
     );
   }
@@ -45,7 +57,7 @@ export class GpuKernelRunner {
       `embed-${table.dtype}`,
       () => embedShader(table.dtype),
       [out, Uint32Array.from(ids), table.data],
-      uniforms([table.rows, table.cols, count], [scale]),
+      uniforms([table.rows, table.cols, count], [scale], [0]),
       [Math.ceil((count * table.cols) / 64), 1, 1],
       out,
     );

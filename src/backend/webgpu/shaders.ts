@@ -100,41 +100,57 @@ fn weight(r: u32, c: u32) -> f32 {
 }`,
 };
 
+/** Tokens one matmul workgroup takes at once: each dequantized weight is used this many times. */
+export const MATMUL_TOKEN_TILE = 8;
+
 /**
- * out[s, r] = Σ_c x[s, c] · W[r, c]: one workgroup of 64 threads per (row, token), each thread a
- * strided share of the columns, summed in workgroup memory.
+ * out[s, row_offset + r] = Σ_c x[s, c] · W[r, c] for the rows of one weight buffer (a matrix
+ * larger than a binding is split by rows; `out_rows` is the whole matrix's): one workgroup of 64
+ * threads per (row, tile of MATMUL_TOKEN_TILE tokens), each thread a strided share of the columns
+ * for every token of its tile, summed in workgroup memory. Each token's sum runs in the same
+ * order whatever the tile, so prompts and decode steps give the same numbers.
  */
 export function matmulShader(dtype: keyof typeof WEIGHT_AT): string {
+  const tile = MATMUL_TOKEN_TILE;
   return /* wgsl */ `
-struct Params { rows: u32, cols: u32, seq_len: u32, pad: u32 }
+struct Params { rows: u32, cols: u32, seq_len: u32, out_rows: u32, row_offset: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<uniform> p: Params;
-var<workgroup> partial: array<f32, 64>;
+var<workgroup> partial: array<f32, ${64 * tile}>;
 ${WEIGHT_AT[dtype]}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wid.y * ${ROWS_PER_GRID_X}u + wid.x;
-  let s = wid.z;
-  var acc = 0.0;
+  let s0 = wid.z * ${tile}u;
+  let n = min(${tile}u, p.seq_len - s0);
+  var acc: array<f32, ${tile}>;
   if (r < p.rows) {
-    for (var c = t; c < p.cols; c += 64u) { acc += x[s * p.cols + c] * weight(r, c); }
+    for (var c = t; c < p.cols; c += 64u) {
+      let wv = weight(r, c);
+      for (var j = 0u; j < n; j++) { acc[j] += x[(s0 + j) * p.cols + c] * wv; }
+    }
   }
-  partial[t] = acc;
+  for (var j = 0u; j < ${tile}u; j++) { partial[j * 64u + t] = acc[j]; }
   workgroupBarrier();
   for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (t < stride) { partial[t] += partial[t + stride]; }
+    if (t < stride) {
+      for (var j = 0u; j < n; j++) { partial[j * 64u + t] += partial[j * 64u + t + stride]; }
+    }
     workgroupBarrier();
   }
-  if (t == 0u && r < p.rows) { out[s * p.rows + r] = partial[0]; }
+  if (t < n && r < p.rows) { out[(s0 + t) * p.out_rows + p.row_offset + r] = partial[t * 64u]; }
 }`;
 }
 
-/** Rows of the embedding table, scaled: out[s] = table[ids[s]] · scale (any stored type). */
+/**
+ * Rows of the embedding table, scaled: out[s] = table[ids[s]] · scale (any stored type), for the
+ * ids whose rows are in this buffer (rows row_start.. of a table split by rows).
+ */
 export function embedShader(dtype: keyof typeof WEIGHT_AT): string {
   return /* wgsl */ `
-struct Params { rows: u32, cols: u32, count: u32, scale: f32 }
+struct Params { rows: u32, cols: u32, count: u32, scale: f32, row_start: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -146,7 +162,9 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   if (i >= p.count * p.cols) { return; }
   let s = i / p.cols;
   let c = i % p.cols;
-  out[i] = weight(ids[s], c) * p.scale;
+  let id = ids[s];
+  if (id < p.row_start || id - p.row_start >= p.rows) { return; }
+  out[i] = weight(id - p.row_start, c) * p.scale;
 }`;
 }
 

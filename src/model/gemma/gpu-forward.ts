@@ -6,7 +6,18 @@
  */
 import type { Weight } from "../../backend/kernels.js";
 import { gridFor, uniforms } from "../../backend/webgpu/runner.js";
-import { ADD, ATTENTION, embedShader, GEGLU, matmulShader, RMSNORM, ROPE, ropeTable, SOFTCAP } from "../../backend/webgpu/shaders.js";
+import {
+  ADD,
+  ATTENTION,
+  embedShader,
+  GEGLU,
+  MATMUL_TOKEN_TILE,
+  matmulShader,
+  RMSNORM,
+  ROPE,
+  ropeTable,
+  SOFTCAP,
+} from "../../backend/webgpu/shaders.js";
 import { ConfigError, GenerationError } from "../../errors.js";
 import type { CausalLM, DecodeState, StateOptions } from "../causal-lm.js";
 import { KvCache } from "../kv-cache.js";
@@ -17,6 +28,16 @@ import type { GemmaWeights } from "./weights.js";
 
 /** Room for any dispatch's parameters (attention's twelve words are the most). */
 const UNIFORM_BYTES = 64;
+
+/** Prompt tokens per pass by default: bounds the attention scores (tokens × heads × positions) of one pass. */
+const PROMPT_CHUNK = 256;
+
+export interface GpuForwardOptions {
+  /** The largest weight buffer, in bytes; larger matrices are split by rows (default: the device's binding and buffer limits). */
+  maxBindingBytes?: number;
+  /** Prompt tokens per forward pass; longer prompts run in passes of this many (default 256). */
+  promptChunk?: number;
+}
 
 /** Storage buffers' usage; read when a buffer is made (GPUBufferUsage is a global only where WebGPU is). */
 const storage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -37,6 +58,13 @@ export class GpuKvCache extends KvCache {
   override bytes(): number {
     return this.buffers.reduce((sum, b) => sum + b.k.size + b.v.size, 0);
   }
+
+  destroy(): void {
+    for (const b of this.buffers) {
+      b.k.destroy();
+      b.v.destroy();
+    }
+  }
 }
 
 /** Why a config cannot run on this forward yet, or null. */
@@ -48,9 +76,9 @@ export function gpuUnsupported(c: GemmaConfig): string | null {
   return null;
 }
 
-/** A matrix on the device; only its shape and type stay on the CPU side. */
+/** A matrix on the device in buffers of consecutive rows (one unless it exceeds a binding); only its shape and type stay on the CPU. */
 interface GpuWeight {
-  buffer: GPUBuffer;
+  parts: { buffer: GPUBuffer; start: number; rows: number }[];
   w: Pick<Weight, "dtype" | "rows" | "cols">;
 }
 
@@ -81,6 +109,8 @@ export class GpuGemmaForward implements CausalLM {
   private readonly embedding: GpuWeight;
   private readonly finalNorm: GPUBuffer;
   private readonly embedScale: number;
+  private readonly maxBindingBytes: number;
+  private readonly promptChunk: number;
   /** Set when the device is lost (driver reset, tab in background too long): every later call fails with it. */
   private lost: string | null = null;
 
@@ -88,17 +118,19 @@ export class GpuGemmaForward implements CausalLM {
     readonly device: GPUDevice,
     readonly config: GemmaConfig,
     weights: GemmaWeights,
+    options: GpuForwardOptions = {},
   ) {
     const unsupported = gpuUnsupported(config);
     if (unsupported) throw new ConfigError(`${unsupported}; use the wasm backend for this model`);
+    const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    this.maxBindingBytes = Math.min(limit, options.maxBindingBytes ?? limit);
+    this.promptChunk = options.promptChunk ?? PROMPT_CHUNK;
+    if (!Number.isInteger(this.promptChunk) || this.promptChunk < 1)
+      throw new ConfigError(`promptChunk must be a positive whole number of tokens, not ${options.promptChunk}`);
     void device.lost.then((info) => {
       this.lost = info.message || info.reason;
     });
     this.embedScale = embeddingNormalizer(config.dModel, "f32");
-    // At most 19 dispatches per layer (norms, projections, RoPE, attention, GeGLU, adds), 4 outside.
-    this.slotBytes = Math.max(UNIFORM_BYTES, device.limits.minUniformBufferOffsetAlignment);
-    this.slotCount = 20 * config.nLayers + 8;
-    this.uniformSlots = device.createBuffer({ size: this.slotCount * this.slotBytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.embedding = this.upload(weights.embedding);
     this.finalNorm = this.floats(weights.finalNorm);
     this.layers = weights.layers.map((w, i) => {
@@ -120,6 +152,22 @@ export class GpuGemmaForward implements CausalLM {
         invFreq,
       };
     });
+    // At most 19 dispatches per layer (norms, projections, RoPE, attention, GeGLU, adds), 4 outside,
+    // and one more per extra part of a split matrix (the embedding's twice: lookup and output head).
+    const extraParts = (w: GpuWeight) => w.parts.length - 1;
+    const split = this.layers.reduce((n, l) => n + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map(extraParts).reduce((a, b) => a + b), 0);
+    this.slotBytes = Math.max(UNIFORM_BYTES, device.limits.minUniformBufferOffsetAlignment);
+    this.slotCount = 20 * config.nLayers + 8 + split + 2 * extraParts(this.embedding);
+    this.uniformSlots = device.createBuffer({
+      size: this.slotCount * this.slotBytes,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** How many device buffers hold the matrices (more than one per matrix where one exceeded the binding limit). */
+  weightBuffers(): number {
+    const matrices = this.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]);
+    return [this.embedding, ...matrices].reduce((n, w) => n + w.parts.length, 0);
   }
 
   createState(options: StateOptions = {}): GpuKvCache {
@@ -146,6 +194,35 @@ export class GpuGemmaForward implements CausalLM {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
         throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
     }
+    if (T <= this.promptChunk) return (await this.pass(ids, cache, logitsFor))!;
+    // A long prompt in passes (a cache for the call when none was given): each pass's scratch stays bounded.
+    const chunked = cache ?? this.createState();
+    const rows: Float32Array[] = [];
+    try {
+      for (let from = 0; from < T; from += this.promptChunk) {
+        const chunk = ids.slice(from, from + this.promptChunk);
+        const last = from + this.promptChunk >= T;
+        const logits = await this.pass(chunk, chunked, logitsFor === "all" ? "all" : last ? "last" : "none");
+        if (logits) rows.push(logits);
+      }
+    } finally {
+      if (!cache) chunked.destroy();
+    }
+    if (rows.length === 1) return rows[0]!;
+    const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    let at = 0;
+    for (const r of rows) {
+      all.set(r, at);
+      at += r.length;
+    }
+    return all;
+  }
+
+  /** One pass over `ids` (at most promptChunk tokens) after the cached positions; "none" reads nothing back. */
+  private async pass(ids: readonly number[], cache: GpuKvCache | null, logitsFor: "all" | "last" | "none"): Promise<Float32Array | null> {
+    const c = this.config;
+    const T = ids.length;
+    const startPos = cache?.length ?? 0;
     const d = c.dModel;
     const widest = (f: (l: GemmaConfig["layers"][number]) => number) => Math.max(...c.layers.map(f));
     const qMax = c.nHeads * widest((l) => l.headDim);
@@ -182,13 +259,16 @@ export class GpuGemmaForward implements CausalLM {
       pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
       pass.dispatchWorkgroups(...grid);
     };
-    const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, rows: number) => {
-      const grid = gridFor(w.w.rows);
-      dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype), [dst, x, w.buffer], uniforms([w.w.rows, w.w.cols, rows, 0]), [
-        grid.x,
-        grid.y,
-        rows,
-      ]);
+    const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, tokens: number) => {
+      for (const part of w.parts) {
+        const grid = gridFor(part.rows);
+        const values = uniforms([part.rows, w.w.cols, tokens, w.w.rows, part.start]);
+        dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype), [dst, x, part.buffer], values, [
+          grid.x,
+          grid.y,
+          Math.ceil(tokens / MATMUL_TOKEN_TILE),
+        ]);
+      }
     };
     const rmsnorm = (dst: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, rows: number, dim: number) => {
       const grid = gridFor(rows);
@@ -208,13 +288,14 @@ export class GpuGemmaForward implements CausalLM {
       dispatch("rope", () => ROPE, [x, table], uniforms([T, heads, headDim, half]), [Math.ceil((T * heads * half) / 64), 1, 1]);
     };
 
-    dispatch(
-      `embed-${this.embedding.w.dtype}`,
-      () => embedShader(this.embedding.w.dtype),
-      [h, idBuffer, this.embedding.buffer],
-      uniforms([c.vocabSize, d, T], [this.embedScale]),
-      [Math.ceil((T * d) / 64), 1, 1],
-    );
+    for (const part of this.embedding.parts)
+      dispatch(
+        `embed-${this.embedding.w.dtype}`,
+        () => embedShader(this.embedding.w.dtype),
+        [h, idBuffer, part.buffer],
+        uniforms([part.rows, d, T], [this.embedScale], [part.start]),
+        [Math.ceil((T * d) / 64), 1, 1],
+      );
     // Each layer's new keys and values in buffers of their own: they go into its ring after the pass.
     const writes: { layer: number; k: GPUBuffer; v: GPUBuffer; width: number }[] = [];
     for (const [i, layer] of this.layers.entries()) {
@@ -267,21 +348,24 @@ export class GpuGemmaForward implements CausalLM {
       if (layer.postFeedforwardNorm) rmsnorm(out2, out, layer.postFeedforwardNorm, T, d);
       add(h, layer.postFeedforwardNorm ? out2 : out, T * d);
     }
+    pass.end();
+    let logits: GPUBuffer | null = null;
     const rows = logitsFor === "all" ? T : 1;
-    const last = buffer(rows * d);
-    const logits = buffer(rows * c.vocabSize);
-    pass.end();
-    encoder.copyBufferToBuffer(h, logitsFor === "all" ? 0 : (T - 1) * d * 4, last, 0, rows * d * 4);
-    pass = encoder.beginComputePass();
-    rmsnorm(normed, last, this.finalNorm, rows, d);
-    matmul(logits, normed, this.embedding, rows);
-    if (c.finalSoftcap !== null)
-      dispatch("softcap", () => SOFTCAP, [logits], uniforms([rows * c.vocabSize], [c.finalSoftcap]), [
-        Math.ceil((rows * c.vocabSize) / 64),
-        1,
-        1,
-      ]);
-    pass.end();
+    if (logitsFor !== "none") {
+      const last = buffer(rows * d);
+      logits = buffer(rows * c.vocabSize);
+      encoder.copyBufferToBuffer(h, logitsFor === "all" ? 0 : (T - 1) * d * 4, last, 0, rows * d * 4);
+      pass = encoder.beginComputePass();
+      rmsnorm(normed, last, this.finalNorm, rows, d);
+      matmul(logits, normed, this.embedding, rows);
+      if (c.finalSoftcap !== null)
+        dispatch("softcap", () => SOFTCAP, [logits], uniforms([rows * c.vocabSize], [c.finalSoftcap]), [
+          Math.ceil((rows * c.vocabSize) / 64),
+          1,
+          1,
+        ]);
+      pass.end();
+    }
     // The new keys and values into each layer's ring: row (startPos + s) mod ring.
     if (cache) {
       for (const { layer, k: keys, v: values, width } of writes) {
@@ -294,20 +378,27 @@ export class GpuGemmaForward implements CausalLM {
         }
       }
     }
-    const readback = this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    temp.push(readback);
-    encoder.copyBufferToBuffer(logits, 0, readback, 0, rows * c.vocabSize * 4);
+    const readback = logits
+      ? this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+      : null;
+    if (readback) {
+      temp.push(readback);
+      encoder.copyBufferToBuffer(logits!, 0, readback, 0, rows * c.vocabSize * 4);
+    }
     this.device.queue.writeBuffer(this.uniformSlots, 0, params, 0, slots * this.slotBytes);
     this.device.queue.submit([encoder.finish()]);
     try {
-      await readback.mapAsync(GPUMapMode.READ);
+      if (readback) await readback.mapAsync(GPUMapMode.READ);
+      else await this.device.queue.onSubmittedWorkDone();
     } catch (e) {
       throw new GenerationError(`the GPU could not finish the forward pass (${this.lost ?? (e as Error).message}); load the model again`);
     }
-    const result = new Float32Array(readback.getMappedRange().slice(0));
-    readback.unmap();
+    if (this.lost !== null) throw new GenerationError(`the GPU device was lost (${this.lost}); load the model again`);
+    const result = readback ? new Float32Array(readback.getMappedRange().slice(0)) : null;
+    readback?.unmap();
     for (const b of temp) b.destroy();
     if (cache) cache.length = startPos + T;
+    if (!result) return null;
     for (let i = 0; i < result.length; i++) {
       if (result[i]! - result[i]! !== 0)
         throw new GenerationError(`the model computed a non-finite logit (${result[i]}) on the GPU for token ${i % c.vocabSize}`);
@@ -327,14 +418,26 @@ export class GpuGemmaForward implements CausalLM {
     return pipeline;
   }
 
+  /** A matrix in its stored layout, in as few buffers of whole rows as the binding limit allows. */
   private upload(w: Weight): GpuWeight {
     const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
-    const size = Math.max(4, Math.ceil(bytes.length / 4) * 4);
-    const buffer = this.device.createBuffer({ size, usage: storage() });
-    const padded = new Uint8Array(size);
-    padded.set(bytes);
-    this.device.queue.writeBuffer(buffer, 0, padded);
-    return { buffer, w: { dtype: w.dtype, rows: w.rows, cols: w.cols } };
+    const rowBytes = bytes.length / w.rows;
+    const perPart = Math.floor((Math.floor(this.maxBindingBytes / 4) * 4) / rowBytes);
+    if (perPart < 1)
+      throw new ConfigError(
+        `one row of a ${w.rows} × ${w.cols} ${w.dtype} matrix (${rowBytes} bytes) exceeds the binding limit of ${this.maxBindingBytes}`,
+      );
+    const parts: GpuWeight["parts"] = [];
+    for (let start = 0; start < w.rows; start += perPart) {
+      const rows = Math.min(perPart, w.rows - start);
+      const size = Math.max(4, Math.ceil((rows * rowBytes) / 4) * 4);
+      const buffer = this.device.createBuffer({ size, usage: storage() });
+      const padded = new Uint8Array(size);
+      padded.set(bytes.subarray(start * rowBytes, (start + rows) * rowBytes));
+      this.device.queue.writeBuffer(buffer, 0, padded);
+      parts.push({ buffer, start, rows });
+    }
+    return { parts, w: { dtype: w.dtype, rows: w.rows, cols: w.cols } };
   }
 
   private floats(data: Float32Array): GPUBuffer {
