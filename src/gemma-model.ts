@@ -5,6 +5,7 @@
  */
 import { jsKernels } from "./backend/js/index.js";
 import type { Kernels } from "./backend/kernels.js";
+import { usefulFeatures } from "./backend/webgpu/shaders.js";
 import { CheckpointError, ConfigError, GenerationError, TokenizerError } from "./errors.js";
 import { ChatSession } from "./generate/chat-session.js";
 import { Generation, type GenerateOptions, type GenerationContext } from "./generate/generation.js";
@@ -151,6 +152,7 @@ export async function assembleGpuModel(
   const unsupported = gpuUnsupported(config);
   if (unsupported) return { model: null, reason: unsupported };
   const device = await adapter.requestDevice({
+    requiredFeatures: usefulFeatures(adapter),
     requiredLimits: {
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
       maxBufferSize: adapter.limits.maxBufferSize,

@@ -58,6 +58,19 @@ async function run(): Promise<Record<string, number> | string> {
     await k.matmul(actual, x, w, seqLen);
     results[`matmul ${w.dtype}`] = maxDiff(actual, expected);
   }
+  // The optional features the runner's device has (subgroups, shader-f16), and the same matmuls on
+  // a device made without them: both shader paths.
+  results["device has subgroups"] = k.features.subgroups ? 1 : 0;
+  results["device has shader-f16"] = k.features.f16 ? 1 : 0;
+  const plain = (await GpuKernelRunner.create(gpu, { plain: true }))!;
+  for (const w of variants) {
+    const expected = new Float32Array(seqLen * rows);
+    matmul(expected, x, widened(w), seqLen);
+    const actual = new Float32Array(seqLen * rows);
+    await plain.matmul(actual, x, w, seqLen);
+    results[`matmul ${w.dtype}, device without optional features`] = maxDiff(actual, expected);
+  }
+  plain.destroy();
   // K-quants: whole 256-value super-blocks, as GGUF stores them.
   const kx = random(seqLen * 512);
   for (const dtype of ["q4_k", "q5_k", "q6_k"] as const) {
@@ -82,7 +95,7 @@ async function run(): Promise<Record<string, number> | string> {
   await k.matmul(tallActual, tallX, tall, 1);
   results["matmul f32, 40001 rows"] = maxDiff(tallActual, tallExpected);
 
-  for (const w of [variants[0]!, variants[3]!, variants[4]!]) {
+  for (const w of [variants[0]!, variants[1]!, variants[3]!, variants[4]!]) {
     const expected = new Float32Array(ids.length * cols);
     embed(expected, widened(w), ids, 1.7);
     const actual = new Float32Array(ids.length * cols);

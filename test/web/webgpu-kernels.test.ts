@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { CHROMIUM } from "../helpers/chromium.js";
 import { runPageScript, type PageRun } from "../helpers/page-script.js";
-import { TOLERANCE } from "./webgpu-tolerances.js";
+import { FEATURE_KEYS, TOLERANCE } from "./webgpu-tolerances.js";
 import { tempDir } from "../helpers/temp.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
@@ -25,7 +25,12 @@ describe("WebGPU kernels in headless Chromium against the TypeScript reference",
 
   it("finds a WebGPU adapter and runs every kernel", () => {
     assert.equal(typeof results, "object", String(results));
-    assert.deepEqual(Object.keys(results).sort(), Object.keys(TOLERANCE).sort());
+    assert.deepEqual(Object.keys(results).sort(), [...Object.keys(TOLERANCE), ...FEATURE_KEYS].sort());
+  });
+
+  it("ran the subgroup matmuls (Chromium's SwiftShader adapter has subgroups, not shader-f16)", () => {
+    assert.equal(typeof results, "object", String(results));
+    assert.equal((results as Record<string, number>)["device has subgroups"], 1);
   });
 
   for (const [kernel, tolerance] of Object.entries(TOLERANCE)) {

@@ -1,5 +1,8 @@
 /** The WebGPU kernel tests' bounds, shared by the page test (Chromium) and the Node one (Dawn). */
 
+/** The page's reports of which optional features its device had: not differences. */
+export const FEATURE_KEYS = ["device has subgroups", "device has shader-f16"];
+
 /** Largest |GPU − reference| each kernel may show: f32 sums in another order; GELU/tanh/exp in the GPU's own f32 math. */
 export const TOLERANCE: Record<string, number> = {
   "matmul f32": 1e-4,
@@ -11,7 +14,13 @@ export const TOLERANCE: Record<string, number> = {
   "matmul q5_k": 1e-4,
   "matmul q6_k": 1e-4,
   "matmul f32, 40001 rows": 1e-4,
+  "matmul f32, device without optional features": 1e-4,
+  "matmul f16, device without optional features": 1e-4,
+  "matmul bf16, device without optional features": 1e-4,
+  "matmul q8_0, device without optional features": 1e-4,
+  "matmul q4_0, device without optional features": 1e-4,
   "embed f32": 1e-6,
+  "embed f16": 1e-6,
   "embed q8_0": 1e-6,
   "embed q4_0": 1e-6,
   "embed q4_k": 1e-6,

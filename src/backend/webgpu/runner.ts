@@ -2,7 +2,7 @@
  * The WebGPU kernels run one at a time from and to CPU arrays: each call uploads its inputs, runs
  * its shader (shaders.ts) and reads the result back. This is what the kernel tests check against
  * the TypeScript reference; a model forward on the GPU keeps its activations and KV cache on the
- * device instead (not built yet: docs/browser.md).
+ * device instead (model/gemma/gpu-forward.ts).
  */
 import type { Activation, AttentionArgs, Weight } from "../kernels.js";
 import {
@@ -17,6 +17,9 @@ import {
   ropeTable,
   ROWS_PER_GRID_X,
   SOFTCAP,
+  type ShaderFeatures,
+  shaderFeatures,
+  usefulFeatures,
 } from "./shaders.js";
 
 type Data = Float32Array | Uint16Array | Uint8Array | Uint32Array;
@@ -24,13 +27,21 @@ type Data = Float32Array | Uint16Array | Uint8Array | Uint32Array;
 export class GpuKernelRunner {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
 
-  private constructor(readonly device: GPUDevice) {}
+  readonly features: ShaderFeatures;
 
-  /** A runner on the first adapter of `gpu` (navigator.gpu); null when there is none. */
-  static async create(gpu: GPU): Promise<GpuKernelRunner | null> {
+  private constructor(readonly device: GPUDevice) {
+    this.features = shaderFeatures(device);
+  }
+
+  /**
+   * A runner on the first adapter of `gpu` (navigator.gpu); null when there is none. `plain`: a
+   * device without the optional features, so the shaders' fallbacks run on any adapter.
+   */
+  static async create(gpu: GPU, options: { plain?: boolean } = {}): Promise<GpuKernelRunner | null> {
     const adapter = await gpu.requestAdapter();
     if (!adapter) return null;
     const device = await adapter.requestDevice({
+      requiredFeatures: options.plain ? [] : usefulFeatures(adapter),
       requiredLimits: {
         maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
         maxBufferSize: adapter.limits.maxBufferSize,
@@ -43,7 +54,7 @@ export class GpuKernelRunner {
     const grid = gridFor(w.rows);
     await this.run(
       `matmul-${w.dtype}`,
-      () => matmulShader(w.dtype),
+      () => matmulShader(w.dtype, this.features),
       [out, x, w.data],
       uniforms([w.rows, w.cols, seqLen, w.rows, 0]),
       [grid.x, grid.y, Math.ceil(seqLen / MATMUL_TOKEN_TILE)],
@@ -55,7 +66,7 @@ export class GpuKernelRunner {
     const count = ids.length;
     await this.run(
       `embed-${table.dtype}`,
-      () => embedShader(table.dtype),
+      () => embedShader(table.dtype, this.features),
       [out, Uint32Array.from(ids), table.data],
       uniforms([table.rows, table.cols, count], [scale], [0]),
       [Math.ceil((count * table.cols) / 64), 1, 1],

@@ -7,6 +7,28 @@
  */
 import type { MatrixDtype } from "../../weights/dtype.js";
 
+/**
+ * Optional device features the shaders use where the device has them: `shader-f16` (f16 weights
+ * read as f16 instead of unpacked from u32 words) and `subgroups` (a matmul's per-thread sums
+ * added within each subgroup instead of through a tree in workgroup memory).
+ */
+export interface ShaderFeatures {
+  f16: boolean;
+  subgroups: boolean;
+}
+
+export const PLAIN_SHADERS: ShaderFeatures = { f16: false, subgroups: false };
+
+/** The optional features of `adapter` the shaders can use: request them when making the device. */
+export function usefulFeatures(adapter: GPUAdapter): GPUFeatureName[] {
+  return (["shader-f16", "subgroups"] as const).filter((f) => adapter.features.has(f));
+}
+
+/** What a device made with usefulFeatures lets the shaders use. */
+export function shaderFeatures(device: GPUDevice): ShaderFeatures {
+  return { f16: device.features.has("shader-f16"), subgroups: device.features.has("subgroups") };
+}
+
 /** Rows per dispatch dimension: workgroup counts stop at 65535 per dimension. */
 export const ROWS_PER_GRID_X = 32768;
 
@@ -100,6 +122,17 @@ fn weight(r: u32, c: u32) -> f32 {
 }`,
 };
 
+/** The weight binding and its reader: f16 as f16 where the device has `shader-f16`, every other type as u32 words. */
+function weightSource(dtype: keyof typeof WEIGHT_AT, features: ShaderFeatures): { enable: string; binding: string; reader: string } {
+  if (dtype === "f16" && features.f16)
+    return {
+      enable: "enable f16;",
+      binding: "@group(0) @binding(2) var<storage, read> w: array<f16>;",
+      reader: "fn weight(r: u32, c: u32) -> f32 { return f32(w[r * p.cols + c]); }",
+    };
+  return { enable: "", binding: "@group(0) @binding(2) var<storage, read> w: array<u32>;", reader: WEIGHT_AT[dtype] };
+}
+
 /** Tokens one matmul workgroup takes at once: each dequantized weight is used this many times. */
 export const MATMUL_TOKEN_TILE = 8;
 
@@ -110,18 +143,44 @@ export const MATMUL_TOKEN_TILE = 8;
  * for every token of its tile, summed in workgroup memory. Each token's sum runs in the same
  * order whatever the tile, so prompts and decode steps give the same numbers.
  */
-export function matmulShader(dtype: keyof typeof WEIGHT_AT): string {
+export function matmulShader(dtype: keyof typeof WEIGHT_AT, features: ShaderFeatures = PLAIN_SHADERS): string {
   const tile = MATMUL_TOKEN_TILE;
-  return /* wgsl */ `
+  const source = weightSource(dtype, features);
+  // Subgroups: each subgroup's sum lands in the slot of its first lane, the others hold zero, and
+  // one thread per token adds the 64 slots: no assumption about how lanes map to threads.
+  const reduce = features.subgroups
+    ? `for (var j = 0u; j < ${tile}u; j++) {
+    let sum = subgroupAdd(acc[j]);
+    partial[j * 64u + t] = select(0.0, sum, lane == 0u);
+  }
+  workgroupBarrier();
+  if (t < n && r < p.rows) {
+    var total = 0.0;
+    for (var i = 0u; i < 64u; i++) { total += partial[t * 64u + i]; }
+    out[(s0 + t) * p.out_rows + p.row_offset + r] = total;
+  }`
+    : `for (var j = 0u; j < ${tile}u; j++) { partial[j * 64u + t] = acc[j]; }
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (t < stride) {
+      for (var j = 0u; j < n; j++) { partial[j * 64u + t] += partial[j * 64u + t + stride]; }
+    }
+    workgroupBarrier();
+  }
+  if (t < n && r < p.rows) { out[(s0 + t) * p.out_rows + p.row_offset + r] = partial[t * 64u]; }`;
+  return /* wgsl */ `${source.enable}
+${features.subgroups ? "enable subgroups;" : ""}
 struct Params { rows: u32, cols: u32, seq_len: u32, out_rows: u32, row_offset: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+${source.binding}
 @group(0) @binding(3) var<uniform> p: Params;
 var<workgroup> partial: array<f32, ${64 * tile}>;
-${WEIGHT_AT[dtype]}
+${source.reader}
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32${
+    features.subgroups ? ", @builtin(subgroup_invocation_id) lane: u32" : ""
+  }) {
   let r = wid.y * ${ROWS_PER_GRID_X}u + wid.x;
   let s0 = wid.z * ${tile}u;
   let n = min(${tile}u, p.seq_len - s0);
@@ -132,15 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var j = 0u; j < n; j++) { acc[j] += x[(s0 + j) * p.cols + c] * wv; }
     }
   }
-  for (var j = 0u; j < ${tile}u; j++) { partial[j * 64u + t] = acc[j]; }
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (t < stride) {
-      for (var j = 0u; j < n; j++) { partial[j * 64u + t] += partial[j * 64u + t + stride]; }
-    }
-    workgroupBarrier();
-  }
-  if (t < n && r < p.rows) { out[(s0 + t) * p.out_rows + p.row_offset + r] = partial[t * 64u]; }
+  ${reduce}
 }`;
 }
 
@@ -148,14 +199,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * Rows of the embedding table, scaled: out[s] = table[ids[s]] · scale (any stored type), for the
  * ids whose rows are in this buffer (rows row_start.. of a table split by rows).
  */
-export function embedShader(dtype: keyof typeof WEIGHT_AT): string {
-  return /* wgsl */ `
+export function embedShader(dtype: keyof typeof WEIGHT_AT, features: ShaderFeatures = PLAIN_SHADERS): string {
+  const source = weightSource(dtype, features);
+  return /* wgsl */ `${source.enable}
 struct Params { rows: u32, cols: u32, count: u32, scale: f32, row_start: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+${source.binding}
 @group(0) @binding(3) var<uniform> p: Params;
-${WEIGHT_AT[dtype]}
+${source.reader}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let i = g.x;

@@ -17,6 +17,8 @@ import {
   ROPE,
   ropeTable,
   SOFTCAP,
+  type ShaderFeatures,
+  shaderFeatures,
 } from "../../backend/webgpu/shaders.js";
 import { ConfigError, GenerationError } from "../../errors.js";
 import type { CausalLM, DecodeState, StateOptions } from "../causal-lm.js";
@@ -111,6 +113,8 @@ export class GpuGemmaForward implements CausalLM {
   private readonly embedScale: number;
   private readonly maxBindingBytes: number;
   private readonly promptChunk: number;
+  /** The optional features the device was made with (shaders.ts usefulFeatures). */
+  private readonly features: ShaderFeatures;
   /** Set when the device is lost (driver reset, tab in background too long): every later call fails with it. */
   private lost: string | null = null;
 
@@ -125,6 +129,7 @@ export class GpuGemmaForward implements CausalLM {
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
     this.maxBindingBytes = Math.min(limit, options.maxBindingBytes ?? limit);
     this.promptChunk = options.promptChunk ?? PROMPT_CHUNK;
+    this.features = shaderFeatures(device);
     if (!Number.isInteger(this.promptChunk) || this.promptChunk < 1)
       throw new ConfigError(`promptChunk must be a positive whole number of tokens, not ${options.promptChunk}`);
     void device.lost.then((info) => {
@@ -263,7 +268,7 @@ export class GpuGemmaForward implements CausalLM {
       for (const part of w.parts) {
         const grid = gridFor(part.rows);
         const values = uniforms([part.rows, w.w.cols, tokens, w.w.rows, part.start]);
-        dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype), [dst, x, part.buffer], values, [
+        dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype, this.features), [dst, x, part.buffer], values, [
           grid.x,
           grid.y,
           Math.ceil(tokens / MATMUL_TOKEN_TILE),
@@ -291,7 +296,7 @@ export class GpuGemmaForward implements CausalLM {
     for (const part of this.embedding.parts)
       dispatch(
         `embed-${this.embedding.w.dtype}`,
-        () => embedShader(this.embedding.w.dtype),
+        () => embedShader(this.embedding.w.dtype, this.features),
         [h, idBuffer, part.buffer],
         uniforms([part.rows, d, T], [this.embedScale], [part.start]),
         [Math.ceil((T * d) / 64), 1, 1],
