@@ -105,7 +105,17 @@ async function overLimit(): Promise<FixtureResult> {
 
 (window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward = (async () => {
   const results: FixtureResult[] = [];
-  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense"]) results.push(await fixture(name));
+  for (const name of [
+    "tiny_a",
+    "tiny_b_27blike",
+    "g1_tiny",
+    "hf_gemma3",
+    "hf_gemma4_dense",
+    "hf_gemma4_keqv",
+    "hf_gemma4_kvshare",
+    "hf_gemma4_moe",
+  ])
+    results.push(await fixture(name));
   for (const name of ["hf_gemma3-q8_0.gguf", "hf_gemma3-q4_0.gguf"]) results.push(await quantized(name, "hf_gemma3"));
   results.push(await overLimit());
   return results;

@@ -407,3 +407,27 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x >= p.n) { return; }
   out[g.x] += x[g.x];
 }`;
+
+/** x[i] *= s: Gemma 4's layer scalars and the per-layer inputs' fixed scales. */
+export const SCALE = /* wgsl */ `
+struct Params { n: u32, s: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.n) { return; }
+  x[g.x] = x[g.x] * p.s;
+}`;
+
+/** out[r, c] = src[r · stride + offset + c]: one layer's slice of Gemma 4's per-layer inputs [tokens, layers · width]. */
+export const SLICE = /* wgsl */ `
+struct Params { rows: u32, width: u32, stride: u32, offset: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.rows * p.width) { return; }
+  let r = g.x / p.width;
+  out[g.x] = src[r * p.stride + p.offset + g.x % p.width];
+}`;

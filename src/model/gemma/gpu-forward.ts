@@ -1,5 +1,5 @@
 /**
- * The Gemma forward pass on WebGPU (Gemma 1, 2 and 3 configs): the weights uploaded once in their
+ * The Gemma forward pass on WebGPU (Gemma 1 to 4, not Gemma 4's experts): the weights uploaded once in their
  * stored layout, the KV cache in device buffers (a ring of the window on local layers, as on the
  * CPU), every dispatch of a call encoded into one command buffer, and only the logits read back.
  * It is asynchronous (`forwardAsync`): WebGPU returns results through a promise.
@@ -16,6 +16,8 @@ import {
   RMSNORM,
   ROPE,
   ropeTable,
+  SCALE,
+  SLICE,
   SOFTCAP,
   type ShaderFeatures,
   shaderFeatures,
@@ -71,10 +73,7 @@ export class GpuKvCache extends KvCache {
 
 /** Why a config cannot run on this forward yet, or null. */
 export function gpuUnsupported(c: GemmaConfig): string | null {
-  if (c.perLayerInput) return "Gemma 4 per-layer inputs are not on WebGPU yet";
   if (c.moe) return "mixture-of-experts blocks are not on WebGPU yet";
-  if (c.layers.some((l, i) => l.kvSource !== i)) return "KV sharing is not on WebGPU yet";
-  if (c.layers.some((l) => l.valuesFromKeys) || c.valueNorm || c.layerScalars) return "Gemma 4 layers are not on WebGPU yet";
   return null;
 }
 
@@ -92,13 +91,19 @@ interface GpuLayer {
   qNorm: GPUBuffer | null;
   kNorm: GPUBuffer | null;
   q: GpuWeight;
-  k: GpuWeight;
-  v: GpuWeight;
+  /** Null on a layer that reads an earlier layer's keys and values (KV sharing). */
+  k: GpuWeight | null;
+  /** Null where the values are the key projection (attention_k_eq_v) or shared. */
+  v: GpuWeight | null;
   o: GpuWeight;
   gate: GpuWeight;
   up: GpuWeight;
   down: GpuWeight;
   invFreq: Float32Array;
+  /** Gemma 4's per-layer input block: gate [dim, d], projection [d, dim], its norm. */
+  perLayer: { gate: GpuWeight; projection: GpuWeight; norm: GPUBuffer } | null;
+  /** Gemma 4's layer scalar (1 elsewhere). */
+  scalar: number;
 }
 
 export class GpuGemmaForward implements CausalLM {
@@ -111,6 +116,10 @@ export class GpuGemmaForward implements CausalLM {
   private readonly embedding: GpuWeight;
   private readonly finalNorm: GPUBuffer;
   private readonly embedScale: number;
+  /** Gemma 4's per-layer inputs: the packed token table, the projection of the embedding, its norm. */
+  private readonly perLayerInput: { embedding: GpuWeight; projection: GpuWeight; norm: GPUBuffer; scale: number } | null;
+  /** Unit gains (Gemma 4's value norm) by width. */
+  private readonly unitGains = new Map<number, GPUBuffer>();
   private readonly maxBindingBytes: number;
   private readonly promptChunk: number;
   /** The optional features the device was made with (shaders.ts usefulFeatures). */
@@ -148,21 +157,37 @@ export class GpuGemmaForward implements CausalLM {
         qNorm: w.qNorm ? this.floats(w.qNorm) : null,
         kNorm: w.kNorm ? this.floats(w.kNorm) : null,
         q: this.upload(w.q),
-        k: this.upload(w.k!),
-        v: this.upload(w.v!),
+        k: config.layers[i]!.kvSource === i ? this.upload(w.k!) : null,
+        v: config.layers[i]!.kvSource === i && w.v ? this.upload(w.v) : null,
         o: this.upload(w.o),
         gate: this.upload(w.gate),
         up: this.upload(w.up),
         down: this.upload(w.down),
         invFreq,
+        perLayer: w.perLayer
+          ? { gate: this.upload(w.perLayer.gate), projection: this.upload(w.perLayer.projection), norm: this.floats(w.perLayer.norm) }
+          : null,
+        scalar: w.scalar,
       };
     });
+    const pli = weights.perLayerInput;
+    this.perLayerInput =
+      config.perLayerInput && pli
+        ? {
+            embedding: this.upload(pli.embedding),
+            projection: this.upload(pli.projection),
+            norm: this.floats(pli.norm),
+            scale: embeddingNormalizer(config.perLayerInput.dim, "f32"),
+          }
+        : null;
     // At most 19 dispatches per layer (norms, projections, RoPE, attention, GeGLU, adds), 4 outside,
     // and one more per extra part of a split matrix (the embedding's twice: lookup and output head).
     const extraParts = (w: GpuWeight) => w.parts.length - 1;
-    const split = this.layers.reduce((n, l) => n + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map(extraParts).reduce((a, b) => a + b), 0);
+    const matrices = this.matrices();
+    const split = matrices.reduce((n, w) => n + extraParts(w), 0);
     this.slotBytes = Math.max(UNIFORM_BYTES, device.limits.minUniformBufferOffsetAlignment);
-    this.slotCount = 20 * config.nLayers + 8 + split + 2 * extraParts(this.embedding);
+    // Gemma 4 adds up to 9 per layer (value norm, per-layer input block, layer scalar) and 6 outside.
+    this.slotCount = 30 * config.nLayers + 16 + split + extraParts(this.embedding);
     this.uniformSlots = device.createBuffer({
       size: this.slotCount * this.slotBytes,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -171,8 +196,32 @@ export class GpuGemmaForward implements CausalLM {
 
   /** How many device buffers hold the matrices (more than one per matrix where one exceeded the binding limit). */
   weightBuffers(): number {
-    const matrices = this.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]);
-    return [this.embedding, ...matrices].reduce((n, w) => n + w.parts.length, 0);
+    return this.matrices().reduce((n, w) => n + w.parts.length, 0);
+  }
+
+  /** Every matrix on the device (the embedding once). */
+  private matrices(): GpuWeight[] {
+    const layers = this.layers.flatMap((l) => [
+      l.q,
+      ...(l.k ? [l.k] : []),
+      ...(l.v ? [l.v] : []),
+      l.o,
+      l.gate,
+      l.up,
+      l.down,
+      ...(l.perLayer ? [l.perLayer.gate, l.perLayer.projection] : []),
+    ]);
+    const perLayer = this.perLayerInput ? [this.perLayerInput.embedding, this.perLayerInput.projection] : [];
+    return [this.embedding, ...perLayer, ...layers];
+  }
+
+  private unitGain(width: number): GPUBuffer {
+    let gain = this.unitGains.get(width);
+    if (!gain) {
+      gain = this.floats(new Float32Array(width).fill(1));
+      this.unitGains.set(width, gain);
+    }
+    return gain;
   }
 
   createState(options: StateOptions = {}): GpuKvCache {
@@ -198,6 +247,8 @@ export class GpuGemmaForward implements CausalLM {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
         throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+      if (c.perLayerInput && id >= c.perLayerInput.vocabSize)
+        throw new GenerationError(`token id ${id} is outside the per-layer input vocabulary of ${c.perLayerInput.vocabSize}`);
     }
     if (T <= this.promptChunk) return (await this.pass(ids, cache, logitsFor))!;
     // A long prompt in passes (a cache for the call when none was given): each pass's scratch stays bounded.
@@ -242,7 +293,7 @@ export class GpuGemmaForward implements CausalLM {
     const h = buffer(T * d);
     const [normed, out, out2] = [buffer(T * d), buffer(T * d), buffer(T * d)];
     const [qRaw, q, attn] = [buffer(T * qMax), buffer(T * qMax), buffer(T * qMax)];
-    const kRaw = buffer(T * kvMax);
+    const [kRaw, vRaw] = [buffer(T * kvMax), buffer(T * kvMax)];
     const [gate, up, act] = [buffer(T * ffnMax), buffer(T * ffnMax), buffer(T * ffnMax)];
     const scores = buffer(T * c.nHeads * (startPos + T));
     const idBuffer = this.device.createBuffer({ size: Math.max(4, T * 4), usage: storage() });
@@ -301,23 +352,58 @@ export class GpuGemmaForward implements CausalLM {
         uniforms([part.rows, d, T], [this.embedScale], [part.start]),
         [Math.ceil((T * d) / 64), 1, 1],
       );
-    // Each layer's new keys and values in buffers of their own: they go into its ring after the pass.
+    const scale = (x: GPUBuffer, n: number, by: number) =>
+      dispatch("scale", () => SCALE, [x], uniforms([n], [by]), [Math.ceil(n / 64), 1, 1]);
+    // Gemma 4's per-layer inputs [T, layers · dim]: the token's row of the packed table (scaled by
+    // sqrt(dim)) plus the RMS-normed projection of the scaled embedding (× d^-0.5), times 1/sqrt(2).
+    let perLayerInputs: GPUBuffer | null = null;
+    const pli = this.perLayerInput;
+    if (pli) {
+      const { dim } = c.perLayerInput!;
+      const packed = c.nLayers * dim;
+      const fromTokens = buffer(T * packed);
+      perLayerInputs = buffer(T * packed);
+      const projected = buffer(T * packed);
+      for (const part of pli.embedding.parts)
+        dispatch(
+          `embed-${pli.embedding.w.dtype}`,
+          () => embedShader(pli.embedding.w.dtype, this.features),
+          [fromTokens, idBuffer, part.buffer],
+          uniforms([part.rows, packed, T], [pli.scale], [part.start]),
+          [Math.ceil((T * packed) / 64), 1, 1],
+        );
+      matmul(projected, h, pli.projection, T);
+      scale(projected, T * packed, Math.fround(d ** -0.5));
+      rmsnorm(perLayerInputs, projected, pli.norm, T * c.nLayers, dim);
+      add(perLayerInputs, fromTokens, T * packed);
+      scale(perLayerInputs, T * packed, Math.fround(2 ** -0.5));
+    }
+    const perLayerAct = perLayerInputs ? [buffer(T * c.perLayerInput!.dim), buffer(T * c.perLayerInput!.dim)] : [];
+    // Each layer's new keys and values in buffers of their own: they go into its ring after the pass
+    // (a KV-sharing layer reads its source's, so every reader sees the source's ring before this call).
     const writes: { layer: number; k: GPUBuffer; v: GPUBuffer; width: number }[] = [];
     for (const [i, layer] of this.layers.entries()) {
-      const { headDim, nKvHeads, ffnDim } = c.layers[i]!;
+      const { headDim, nKvHeads, ffnDim, kvSource } = c.layers[i]!;
       const kvWidth = nKvHeads * headDim;
-      const [k, v] = [buffer(T * kvWidth), buffer(T * kvWidth)];
-      writes.push({ layer: i, k, v, width: kvWidth });
       rmsnorm(normed, h, layer.inputNorm, T, d);
       matmul(layer.qNorm ? qRaw : q, normed, layer.q, T);
       if (layer.qNorm) rmsnorm(q, qRaw, layer.qNorm, T * c.nHeads, headDim);
-      matmul(layer.kNorm ? kRaw : k, normed, layer.k, T);
-      if (layer.kNorm) rmsnorm(k, kRaw, layer.kNorm, T * nKvHeads, headDim);
-      matmul(v, normed, layer.v, T);
       rope(q, c.nHeads, headDim, layer);
-      rope(k, nKvHeads, headDim, layer);
-      const ring = cache?.layers[i];
-      const past = cache?.buffers[i];
+      let own = writes.find((w) => w.layer === kvSource);
+      if (kvSource === i) {
+        const [k, v] = [buffer(T * kvWidth), buffer(T * kvWidth)];
+        own = { layer: i, k, v, width: kvWidth };
+        writes.push(own);
+        matmul(layer.kNorm ? kRaw : k, normed, layer.k!, T);
+        if (layer.kNorm) rmsnorm(k, kRaw, layer.kNorm, T * nKvHeads, headDim);
+        // attention_k_eq_v: the values are the key projection, before its norm and rotation.
+        matmul(c.valueNorm ? vRaw : v, normed, layer.v ?? layer.k!, T);
+        if (c.valueNorm) rmsnorm(v, vRaw, this.unitGain(headDim), T * nKvHeads, headDim);
+        rope(k, nKvHeads, headDim, layer);
+      }
+      const { k, v } = own!;
+      const ring = cache?.layers[kvSource];
+      const past = cache?.buffers[kvSource];
       dispatch(
         "attention",
         () => ATTENTION,
@@ -352,6 +438,26 @@ export class GpuGemmaForward implements CausalLM {
       matmul(out, act, layer.down, T);
       if (layer.postFeedforwardNorm) rmsnorm(out2, out, layer.postFeedforwardNorm, T, d);
       add(h, layer.postFeedforwardNorm ? out2 : out, T * d);
+      if (layer.perLayer && perLayerInputs) {
+        // h += norm(projection(gelu(gate·h) ⊙ this layer's slice of the per-layer inputs)).
+        const dim = c.perLayerInput!.dim;
+        const [slice, gated] = perLayerAct as [GPUBuffer, GPUBuffer];
+        dispatch("slice", () => SLICE, [slice, perLayerInputs], uniforms([T, dim, c.nLayers * dim, i * dim]), [
+          Math.ceil((T * dim) / 64),
+          1,
+          1,
+        ]);
+        matmul(gate, h, layer.perLayer.gate, T);
+        dispatch("geglu", () => GEGLU, [gated, gate, slice], uniforms([T * dim, c.activation === "gelu_exact" ? 1 : 0]), [
+          Math.ceil((T * dim) / 64),
+          1,
+          1,
+        ]);
+        matmul(out, gated, layer.perLayer.projection, T);
+        rmsnorm(out2, out, layer.perLayer.norm, T, d);
+        add(h, out2, T * d);
+      }
+      if (layer.scalar !== 1) scale(h, T * d, layer.scalar);
     }
     pass.end();
     let logits: GPUBuffer | null = null;
