@@ -40,7 +40,7 @@ async function fixture(name: string): Promise<FixtureResult> {
   for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i]! - expected[i]!));
   const greedy: number[] = [];
   for await (const t of loaded.model.generate(fx.greedy.prompt_ids ?? fx.input_ids, { temperature: 0, maxTokens: 16 })) greedy.push(t.id);
-  const split = await splitAndChunked(files, fx, logits, loaded.model.forwardPass as GpuGemmaForward);
+  const split = await splitAndChunked(name, files, fx, logits, loaded.model.forwardPass as GpuGemmaForward);
   // A lost device (here: destroyed) ends the next reply with an error, not a hang or garbage.
   (loaded.model.forwardPass as GpuGemmaForward).device.destroy();
   const afterLoss = await loaded.model
@@ -53,16 +53,20 @@ async function fixture(name: string): Promise<FixtureResult> {
   return { name, adapter: loaded.adapter, maxDiff, greedy, expectedGreedy: fx.greedy.generated_ids, afterLoss, split };
 }
 
-/** The same model with matrices split into buffers of at most 4 KiB and prompts in passes of 3 tokens. */
+/** The same model with matrices split into buffers of at most 4 KiB (8 KiB for the experts' fixture) and prompts in passes of 3 tokens. */
 async function splitAndChunked(
+  name: string,
   files: ModelFiles,
   fx: Fixture,
   whole: Float32Array,
   unsplit: GpuGemmaForward,
 ): Promise<FixtureResult["split"]> {
   const gpu = (navigator as Navigator & { gpu: GPU }).gpu;
-  const loaded = await loadModelOnWebGpu(files, gpu, { softwareAdapter: true, maxBindingBytes: 4096, promptChunk: 3 });
-  const forward = loaded.model!.forwardPass as GpuGemmaForward;
+  // One expert of the MoE fixture is 8 KiB: its buffers hold one expert each.
+  const maxBindingBytes = name === "hf_gemma4_moe" ? 8192 : 4096;
+  const loaded = await loadModelOnWebGpu(files, gpu, { softwareAdapter: true, maxBindingBytes, promptChunk: 3 });
+  if (!loaded.model) throw new Error(`split load refused: ${loaded.reason}`);
+  const forward = loaded.model.forwardPass as GpuGemmaForward;
   const queue = forward.device.queue;
   let passes = 0;
   const submit = queue.submit.bind(queue);
@@ -94,6 +98,22 @@ async function quantized(name: string, fixtureName: string): Promise<FixtureResu
   return { name, logits: Array.from(await loaded.model.logits(fx.input_ids)) };
 }
 
+/** A device that rejects a shader: the forward pass fails with the device's message instead of returning stale numbers. */
+async function rejectedShader(): Promise<FixtureResult> {
+  const file = async (f: string) => new File([await (await fetch(`/models/tiny_a/${f}`)).blob()], f);
+  const files = pickedFiles([await file("config.json"), await file("model.safetensors")]);
+  const loaded = await loadModelOnWebGpu(files, (navigator as Navigator & { gpu: GPU }).gpu, { softwareAdapter: true });
+  const device = (loaded.model!.forwardPass as GpuGemmaForward).device;
+  const create = device.createShaderModule.bind(device);
+  device.createShaderModule = () => create({ code: "fn broken(" });
+  const reason = await loaded.model!.logits([2, 5, 7]).then(
+    () => "no error",
+    (e: unknown) => (e as Error).message,
+  );
+  device.destroy();
+  return { name: "rejected-shader", reason };
+}
+
 /** A binding limit smaller than one row of the model's matrices: refused with the reason, for the page to fall back. */
 async function overLimit(): Promise<FixtureResult> {
   const file = async (f: string) => new File([await (await fetch(`/models/hf_gemma3/${f}`)).blob()], f);
@@ -118,5 +138,6 @@ async function overLimit(): Promise<FixtureResult> {
     results.push(await fixture(name));
   for (const name of ["hf_gemma3-q8_0.gguf", "hf_gemma3-q4_0.gguf"]) results.push(await quantized(name, "hf_gemma3"));
   results.push(await overLimit());
+  results.push(await rejectedShader());
   return results;
 })().catch((e) => `error: ${(e as Error).stack ?? e}`);

@@ -9,6 +9,7 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
+import { gpuUnsupported } from "../../src/model/gemma/gpu-forward.js";
 import { encodeGgufModel } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { after, before, describe, it } from "node:test";
@@ -52,7 +53,16 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
   });
   after(() => run?.close());
 
-  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense", "hf_gemma4_keqv", "hf_gemma4_kvshare"]) {
+  for (const name of [
+    "tiny_a",
+    "tiny_b_27blike",
+    "g1_tiny",
+    "hf_gemma3",
+    "hf_gemma4_dense",
+    "hf_gemma4_keqv",
+    "hf_gemma4_kvshare",
+    "hf_gemma4_moe",
+  ]) {
     it(`${name}: logits within 1e-2 of the reference, 16 greedy tokens identical through the device KV cache; a lost device is an error`, () => {
       assert.ok(Array.isArray(results), String(results));
       const r = results.find((x) => x.name === name)!;
@@ -64,8 +74,17 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     });
   }
 
-  for (const name of ["tiny_a", "tiny_b_27blike", "g1_tiny", "hf_gemma3", "hf_gemma4_dense", "hf_gemma4_keqv", "hf_gemma4_kvshare"]) {
-    it(`${name}: matrices split over 4 KiB buffers and prompts in passes of 3 tokens give the same logits and greedy tokens`, () => {
+  for (const name of [
+    "tiny_a",
+    "tiny_b_27blike",
+    "g1_tiny",
+    "hf_gemma3",
+    "hf_gemma4_dense",
+    "hf_gemma4_keqv",
+    "hf_gemma4_kvshare",
+    "hf_gemma4_moe",
+  ]) {
+    it(`${name}: matrices split over 4 KiB buffers (8 KiB: one expert) and prompts in passes of 3 tokens give the same logits and greedy tokens`, () => {
       assert.ok(Array.isArray(results), String(results));
       const r = results.find((x) => x.name === name)!;
       const split = r.split!;
@@ -107,6 +126,11 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     });
   }
 
+  it("a shader the device rejects fails the forward pass with the device's message", () => {
+    assert.ok(Array.isArray(results), String(results));
+    assert.match(results.find((x) => x.name === "rejected-shader")!.reason ?? "", /the GPU rejected the forward pass: .*\S/);
+  });
+
   it("refuses a model one of whose matrix rows exceeds the binding limit, with the reason", () => {
     assert.ok(Array.isArray(results), String(results));
     assert.match(
@@ -115,8 +139,9 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     );
   });
 
-  it("refuses a Gemma 4 mixture-of-experts model with its reason, for the page to fall back to WebAssembly", () => {
-    assert.ok(Array.isArray(results), String(results));
-    assert.match(results.find((x) => x.name === "hf_gemma4_moe")!.reason!, /mixture-of-experts blocks are not on WebGPU yet/);
+  it("refuses a mixture of experts that picks more experts per token than the GPU's top-k holds", async () => {
+    const config = (await loadConfig(join(FIXTURES, "hf_gemma4_moe"))) as GemmaConfig;
+    assert.equal(gpuUnsupported(config), null);
+    assert.match(gpuUnsupported({ ...config, moe: { ...config.moe!, topK: 17, experts: 32 } })!, /more than 16 experts per token/);
   });
 });

@@ -431,3 +431,122 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let r = g.x / p.width;
   out[g.x] = src[r * p.stride + p.offset + g.x % p.width];
 }`;
+
+/** x[t, j] = (x[t, j] · v[j]) · s: the MoE router's input scale (per channel, then d^-0.5). */
+export const SCALE_CHANNELS = /* wgsl */ `
+struct Params { n: u32, width: u32, s: f32, pad0: u32 }
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> v: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.n) { return; }
+  x[g.x] = (x[g.x] * v[g.x % p.width]) * p.s;
+}`;
+
+/** The most experts a token may pick on the GPU (the top-k shader's arrays). */
+export const MAX_TOP_K = 16;
+
+/**
+ * Per token, the top k experts under a softmax of its router scores (ties: lower index first),
+ * written in expert order with weight = probability / Σ chosen probabilities · per-expert scale.
+ */
+export const TOP_K = /* wgsl */ `
+struct Params { tokens: u32, experts: u32, k: u32, pad0: u32 }
+@group(0) @binding(0) var<storage, read_write> chosen: array<u32>;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> scores: array<f32>;
+@group(0) @binding(3) var<storage, read> expert_scale: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let t = g.x;
+  if (t >= p.tokens) { return; }
+  let base = t * p.experts;
+  var m = scores[base];
+  for (var e = 1u; e < p.experts; e++) { m = max(m, scores[base + e]); }
+  var total = 0.0;
+  for (var e = 0u; e < p.experts; e++) { total += exp(scores[base + e] - m); }
+  var picked: array<u32, ${MAX_TOP_K}>;
+  var prob: array<f32, ${MAX_TOP_K}>;
+  var sum = 0.0;
+  for (var i = 0u; i < p.k; i++) {
+    var best = p.experts;
+    for (var e = 0u; e < p.experts; e++) {
+      var taken = false;
+      for (var j = 0u; j < i; j++) { if (picked[j] == e) { taken = true; } }
+      if (!taken && (best == p.experts || scores[base + e] > scores[base + best])) { best = e; }
+    }
+    picked[i] = best;
+    prob[i] = exp(scores[base + best] - m) / total;
+    sum += prob[i];
+  }
+  // In expert order, as the CPU sums them.
+  for (var i = 1u; i < p.k; i++) {
+    var j = i;
+    while (j > 0u && picked[j - 1u] > picked[j]) {
+      let e = picked[j]; picked[j] = picked[j - 1u]; picked[j - 1u] = e;
+      let q = prob[j]; prob[j] = prob[j - 1u]; prob[j - 1u] = q;
+      j--;
+    }
+  }
+  for (var i = 0u; i < p.k; i++) {
+    chosen[t * p.k + i] = picked[i];
+    weights[t * p.k + i] = prob[i] / sum * expert_scale[picked[i]];
+  }
+}`;
+
+/**
+ * One expert's matmul per (token, slot): out[slot, r] = Σ_c x[row, c] · W_e[r, c] where e =
+ * chosen[slot] and W holds experts first_expert.. of a layer's experts stacked by rows (a part of
+ * them when they exceed a binding); x's row is the slot's (x_per_slot) or its token's (slot / k).
+ */
+export function expertMatmulShader(dtype: keyof typeof WEIGHT_AT, features: ShaderFeatures = PLAIN_SHADERS): string {
+  const source = weightSource(dtype, features);
+  return /* wgsl */ `${source.enable}
+struct Params { rows: u32, cols: u32, slots: u32, first_expert: u32, experts: u32, x_per_slot: u32, k: u32, pad0: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+${source.binding}
+@group(0) @binding(3) var<storage, read> chosen: array<u32>;
+@group(0) @binding(4) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+${source.reader}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wid.y * ${ROWS_PER_GRID_X}u + wid.x;
+  let slot = wid.z;
+  let e = chosen[slot];
+  let live = r < p.rows && e >= p.first_expert && e < p.first_expert + p.experts;
+  let xr = select(slot / p.k, slot, p.x_per_slot == 1u);
+  var acc = 0.0;
+  if (live) {
+    let wr = (e - p.first_expert) * p.rows + r;
+    for (var c = t; c < p.cols; c += 64u) { acc += x[xr * p.cols + c] * weight(wr, c); }
+  }
+  partial[t] = acc;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (t < stride) { partial[t] += partial[t + stride]; }
+    workgroupBarrier();
+  }
+  if (t == 0u && live) { out[slot * p.rows + r] = partial[0]; }
+}`;
+}
+
+/** out[t, j] = Σ_i weights[t·k + i] · y[(t·k + i), j]: the chosen experts' outputs, weighted. */
+export const COMBINE_EXPERTS = /* wgsl */ `
+struct Params { tokens: u32, width: u32, k: u32, pad0: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> weights: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.tokens * p.width) { return; }
+  let t = g.x / p.width;
+  let j = g.x % p.width;
+  var sum = 0.0;
+  for (var i = 0u; i < p.k; i++) { sum += weights[t * p.k + i] * y[(t * p.k + i) * p.width + j]; }
+  out[g.x] = sum;
+}`;

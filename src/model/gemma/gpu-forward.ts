@@ -1,5 +1,5 @@
 /**
- * The Gemma forward pass on WebGPU (Gemma 1 to 4, not Gemma 4's experts): the weights uploaded once in their
+ * The Gemma forward pass on WebGPU (Gemma 1 to 4): the weights uploaded once in their
  * stored layout, the KV cache in device buffers (a ring of the window on local layers, as on the
  * CPU), every dispatch of a call encoded into one command buffer, and only the logits read back.
  * It is asynchronous (`forwardAsync`): WebGPU returns results through a promise.
@@ -9,16 +9,21 @@ import { gridFor, uniforms } from "../../backend/webgpu/runner.js";
 import {
   ADD,
   ATTENTION,
+  COMBINE_EXPERTS,
   embedShader,
+  expertMatmulShader,
   GEGLU,
   MATMUL_TOKEN_TILE,
+  MAX_TOP_K,
   matmulShader,
   RMSNORM,
   ROPE,
   ropeTable,
   SCALE,
+  SCALE_CHANNELS,
   SLICE,
   SOFTCAP,
+  TOP_K,
   type ShaderFeatures,
   shaderFeatures,
 } from "../../backend/webgpu/shaders.js";
@@ -28,7 +33,7 @@ import { KvCache } from "../kv-cache.js";
 import { layerRopeFrequencies } from "../rope.js";
 import type { GemmaConfig } from "./config.js";
 import { embeddingNormalizer } from "./forward.js";
-import type { GemmaWeights } from "./weights.js";
+import type { GemmaWeights, MoeWeights } from "./weights.js";
 
 /** Room for any dispatch's parameters (attention's twelve words are the most). */
 const UNIFORM_BYTES = 64;
@@ -73,7 +78,7 @@ export class GpuKvCache extends KvCache {
 
 /** Why a config cannot run on this forward yet, or null. */
 export function gpuUnsupported(c: GemmaConfig): string | null {
-  if (c.moe) return "mixture-of-experts blocks are not on WebGPU yet";
+  if (c.moe && c.moe.topK > MAX_TOP_K) return `more than ${MAX_TOP_K} experts per token are not on WebGPU`;
   return null;
 }
 
@@ -104,6 +109,20 @@ interface GpuLayer {
   perLayer: { gate: GpuWeight; projection: GpuWeight; norm: GPUBuffer } | null;
   /** Gemma 4's layer scalar (1 elsewhere). */
   scalar: number;
+  moe: GpuExperts | null;
+}
+
+/** Gemma 4's mixture-of-experts block: the experts' matrices stacked by rows (a part holds whole experts). */
+interface GpuExperts {
+  router: GpuWeight;
+  routerScale: GPUBuffer;
+  perExpertScale: GPUBuffer;
+  gate: GpuWeight;
+  up: GpuWeight;
+  down: GpuWeight;
+  preNorm: GPUBuffer;
+  postDenseNorm: GPUBuffer;
+  postExpertsNorm: GPUBuffer;
 }
 
 export class GpuGemmaForward implements CausalLM {
@@ -168,6 +187,7 @@ export class GpuGemmaForward implements CausalLM {
           ? { gate: this.upload(w.perLayer.gate), projection: this.upload(w.perLayer.projection), norm: this.floats(w.perLayer.norm) }
           : null,
         scalar: w.scalar,
+        moe: w.moe ? this.uploadExperts(w.moe) : null,
       };
     });
     const pli = weights.perLayerInput;
@@ -186,8 +206,9 @@ export class GpuGemmaForward implements CausalLM {
     const matrices = this.matrices();
     const split = matrices.reduce((n, w) => n + extraParts(w), 0);
     this.slotBytes = Math.max(UNIFORM_BYTES, device.limits.minUniformBufferOffsetAlignment);
-    // Gemma 4 adds up to 9 per layer (value norm, per-layer input block, layer scalar) and 6 outside.
-    this.slotCount = 30 * config.nLayers + 16 + split + extraParts(this.embedding);
+    // Gemma 4 adds up to 9 per layer (value norm, per-layer input block, layer scalar) and 6 outside;
+    // its experts 12 more per layer.
+    this.slotCount = (config.moe ? 42 : 30) * config.nLayers + 16 + split + extraParts(this.embedding);
     this.uniformSlots = device.createBuffer({
       size: this.slotCount * this.slotBytes,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -210,6 +231,7 @@ export class GpuGemmaForward implements CausalLM {
       l.up,
       l.down,
       ...(l.perLayer ? [l.perLayer.gate, l.perLayer.projection] : []),
+      ...(l.moe ? [l.moe.router, l.moe.gate, l.moe.up, l.moe.down] : []),
     ]);
     const perLayer = this.perLayerInput ? [this.perLayerInput.embedding, this.perLayerInput.projection] : [];
     return [this.embedding, ...perLayer, ...layers];
@@ -300,204 +322,291 @@ export class GpuGemmaForward implements CausalLM {
     temp.push(idBuffer);
     this.device.queue.writeBuffer(idBuffer, 0, Uint32Array.from(ids));
 
-    const encoder = this.device.createCommandEncoder();
-    let pass = encoder.beginComputePass();
-    const params = new Uint8Array(this.slotCount * this.slotBytes);
-    let slots = 0;
-    const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], values: ArrayBuffer, grid: [number, number, number]) => {
-      if (slots === this.slotCount) throw new GenerationError(`the WebGPU forward ran out of its ${this.slotCount} parameter slots`);
-      const offset = slots++ * this.slotBytes;
-      params.set(new Uint8Array(values), offset);
-      const pipeline = this.pipeline(key, source);
-      pass.setPipeline(pipeline);
-      const entries: GPUBindGroupEntry[] = bindings.map((b, binding) => ({ binding, resource: { buffer: b } }));
-      entries.push({ binding: bindings.length, resource: { buffer: this.uniformSlots, offset, size: values.byteLength } });
-      pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
-      pass.dispatchWorkgroups(...grid);
-    };
-    const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, tokens: number) => {
-      for (const part of w.parts) {
-        const grid = gridFor(part.rows);
-        const values = uniforms([part.rows, w.w.cols, tokens, w.w.rows, part.start]);
-        dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype, this.features), [dst, x, part.buffer], values, [
-          grid.x,
-          grid.y,
-          Math.ceil(tokens / MATMUL_TOKEN_TILE),
-        ]);
-      }
-    };
-    const rmsnorm = (dst: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, rows: number, dim: number) => {
-      const grid = gridFor(rows);
-      dispatch("rmsnorm", () => RMSNORM, [dst, x, gain], uniforms([rows, dim], [c.rmsNormEps]), [grid.x, grid.y, 1]);
-    };
-    const add = (dst: GPUBuffer, x: GPUBuffer, n: number) => dispatch("add", () => ADD, [dst, x], uniforms([n]), [Math.ceil(n / 64), 1, 1]);
-    // One cos/sin table per distinct frequency set (layer kind and head_dim), shared by its layers.
-    const tables = new Map<Float32Array, GPUBuffer>();
-    const rope = (x: GPUBuffer, heads: number, headDim: number, layer: GpuLayer) => {
-      let table = tables.get(layer.invFreq);
-      if (!table) {
-        table = buffer(T * layer.invFreq.length * 2);
-        this.device.queue.writeBuffer(table, 0, ropeTable(T, startPos, layer.invFreq));
-        tables.set(layer.invFreq, table);
-      }
-      const half = layer.invFreq.length;
-      dispatch("rope", () => ROPE, [x, table], uniforms([T, heads, headDim, half]), [Math.ceil((T * heads * half) / 64), 1, 1]);
-    };
+    // A shader or binding the device rejects would otherwise leave zeros or stale rows: errors of this call are caught and raised.
+    this.device.pushErrorScope("validation");
+    let readback: GPUBuffer | null = null;
+    let encodingFailure: unknown = null;
+    try {
+      const encoder = this.device.createCommandEncoder();
+      let pass = encoder.beginComputePass();
+      const params = new Uint8Array(this.slotCount * this.slotBytes);
+      let slots = 0;
+      const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], values: ArrayBuffer, grid: [number, number, number]) => {
+        if (slots === this.slotCount) throw new GenerationError(`the WebGPU forward ran out of its ${this.slotCount} parameter slots`);
+        const offset = slots++ * this.slotBytes;
+        params.set(new Uint8Array(values), offset);
+        const pipeline = this.pipeline(key, source);
+        pass.setPipeline(pipeline);
+        const entries: GPUBindGroupEntry[] = bindings.map((b, binding) => ({ binding, resource: { buffer: b } }));
+        entries.push({ binding: bindings.length, resource: { buffer: this.uniformSlots, offset, size: values.byteLength } });
+        pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+        pass.dispatchWorkgroups(...grid);
+      };
+      const matmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, tokens: number) => {
+        for (const part of w.parts) {
+          const grid = gridFor(part.rows);
+          const values = uniforms([part.rows, w.w.cols, tokens, w.w.rows, part.start]);
+          dispatch(`matmul-${w.w.dtype}`, () => matmulShader(w.w.dtype, this.features), [dst, x, part.buffer], values, [
+            grid.x,
+            grid.y,
+            Math.ceil(tokens / MATMUL_TOKEN_TILE),
+          ]);
+        }
+      };
+      const rmsnorm = (dst: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, rows: number, dim: number) => {
+        const grid = gridFor(rows);
+        dispatch("rmsnorm", () => RMSNORM, [dst, x, gain], uniforms([rows, dim], [c.rmsNormEps]), [grid.x, grid.y, 1]);
+      };
+      const add = (dst: GPUBuffer, x: GPUBuffer, n: number) =>
+        dispatch("add", () => ADD, [dst, x], uniforms([n]), [Math.ceil(n / 64), 1, 1]);
+      // One cos/sin table per distinct frequency set (layer kind and head_dim), shared by its layers.
+      const tables = new Map<Float32Array, GPUBuffer>();
+      const rope = (x: GPUBuffer, heads: number, headDim: number, layer: GpuLayer) => {
+        let table = tables.get(layer.invFreq);
+        if (!table) {
+          table = buffer(T * layer.invFreq.length * 2);
+          this.device.queue.writeBuffer(table, 0, ropeTable(T, startPos, layer.invFreq));
+          tables.set(layer.invFreq, table);
+        }
+        const half = layer.invFreq.length;
+        dispatch("rope", () => ROPE, [x, table], uniforms([T, heads, headDim, half]), [Math.ceil((T * heads * half) / 64), 1, 1]);
+      };
 
-    for (const part of this.embedding.parts)
-      dispatch(
-        `embed-${this.embedding.w.dtype}`,
-        () => embedShader(this.embedding.w.dtype, this.features),
-        [h, idBuffer, part.buffer],
-        uniforms([part.rows, d, T], [this.embedScale], [part.start]),
-        [Math.ceil((T * d) / 64), 1, 1],
-      );
-    const scale = (x: GPUBuffer, n: number, by: number) =>
-      dispatch("scale", () => SCALE, [x], uniforms([n], [by]), [Math.ceil(n / 64), 1, 1]);
-    // Gemma 4's per-layer inputs [T, layers · dim]: the token's row of the packed table (scaled by
-    // sqrt(dim)) plus the RMS-normed projection of the scaled embedding (× d^-0.5), times 1/sqrt(2).
-    let perLayerInputs: GPUBuffer | null = null;
-    const pli = this.perLayerInput;
-    if (pli) {
-      const { dim } = c.perLayerInput!;
-      const packed = c.nLayers * dim;
-      const fromTokens = buffer(T * packed);
-      perLayerInputs = buffer(T * packed);
-      const projected = buffer(T * packed);
-      for (const part of pli.embedding.parts)
+      for (const part of this.embedding.parts)
         dispatch(
-          `embed-${pli.embedding.w.dtype}`,
-          () => embedShader(pli.embedding.w.dtype, this.features),
-          [fromTokens, idBuffer, part.buffer],
-          uniforms([part.rows, packed, T], [pli.scale], [part.start]),
-          [Math.ceil((T * packed) / 64), 1, 1],
+          `embed-${this.embedding.w.dtype}`,
+          () => embedShader(this.embedding.w.dtype, this.features),
+          [h, idBuffer, part.buffer],
+          uniforms([part.rows, d, T], [this.embedScale], [part.start]),
+          [Math.ceil((T * d) / 64), 1, 1],
         );
-      matmul(projected, h, pli.projection, T);
-      scale(projected, T * packed, Math.fround(d ** -0.5));
-      rmsnorm(perLayerInputs, projected, pli.norm, T * c.nLayers, dim);
-      add(perLayerInputs, fromTokens, T * packed);
-      scale(perLayerInputs, T * packed, Math.fround(2 ** -0.5));
-    }
-    const perLayerAct = perLayerInputs ? [buffer(T * c.perLayerInput!.dim), buffer(T * c.perLayerInput!.dim)] : [];
-    // Each layer's new keys and values in buffers of their own: they go into its ring after the pass
-    // (a KV-sharing layer reads its source's, so every reader sees the source's ring before this call).
-    const writes: { layer: number; k: GPUBuffer; v: GPUBuffer; width: number }[] = [];
-    for (const [i, layer] of this.layers.entries()) {
-      const { headDim, nKvHeads, ffnDim, kvSource } = c.layers[i]!;
-      const kvWidth = nKvHeads * headDim;
-      rmsnorm(normed, h, layer.inputNorm, T, d);
-      matmul(layer.qNorm ? qRaw : q, normed, layer.q, T);
-      if (layer.qNorm) rmsnorm(q, qRaw, layer.qNorm, T * c.nHeads, headDim);
-      rope(q, c.nHeads, headDim, layer);
-      let own = writes.find((w) => w.layer === kvSource);
-      if (kvSource === i) {
-        const [k, v] = [buffer(T * kvWidth), buffer(T * kvWidth)];
-        own = { layer: i, k, v, width: kvWidth };
-        writes.push(own);
-        matmul(layer.kNorm ? kRaw : k, normed, layer.k!, T);
-        if (layer.kNorm) rmsnorm(k, kRaw, layer.kNorm, T * nKvHeads, headDim);
-        // attention_k_eq_v: the values are the key projection, before its norm and rotation.
-        matmul(c.valueNorm ? vRaw : v, normed, layer.v ?? layer.k!, T);
-        if (c.valueNorm) rmsnorm(v, vRaw, this.unitGain(headDim), T * nKvHeads, headDim);
-        rope(k, nKvHeads, headDim, layer);
+      const scale = (x: GPUBuffer, n: number, by: number) =>
+        dispatch("scale", () => SCALE, [x], uniforms([n], [by]), [Math.ceil(n / 64), 1, 1]);
+      // Gemma 4's per-layer inputs [T, layers · dim]: the token's row of the packed table (scaled by
+      // sqrt(dim)) plus the RMS-normed projection of the scaled embedding (× d^-0.5), times 1/sqrt(2).
+      let perLayerInputs: GPUBuffer | null = null;
+      const pli = this.perLayerInput;
+      if (pli) {
+        const { dim } = c.perLayerInput!;
+        const packed = c.nLayers * dim;
+        const fromTokens = buffer(T * packed);
+        perLayerInputs = buffer(T * packed);
+        const projected = buffer(T * packed);
+        for (const part of pli.embedding.parts)
+          dispatch(
+            `embed-${pli.embedding.w.dtype}`,
+            () => embedShader(pli.embedding.w.dtype, this.features),
+            [fromTokens, idBuffer, part.buffer],
+            uniforms([part.rows, packed, T], [pli.scale], [part.start]),
+            [Math.ceil((T * packed) / 64), 1, 1],
+          );
+        matmul(projected, h, pli.projection, T);
+        scale(projected, T * packed, Math.fround(d ** -0.5));
+        rmsnorm(perLayerInputs, projected, pli.norm, T * c.nLayers, dim);
+        add(perLayerInputs, fromTokens, T * packed);
+        scale(perLayerInputs, T * packed, Math.fround(2 ** -0.5));
       }
-      const { k, v } = own!;
-      const ring = cache?.layers[kvSource];
-      const past = cache?.buffers[kvSource];
-      dispatch(
-        "attention",
-        () => ATTENTION,
-        [attn, q, k, v, past?.k ?? k, past?.v ?? v, scores],
-        uniforms(
-          [
-            T,
-            c.nHeads,
-            nKvHeads,
-            headDim,
-            startPos,
-            ring?.ringSize ?? 1,
-            c.layerTypes[i] === "local" ? (c.slidingWindow ?? 0) : 0,
-            startPos + T,
-          ],
-          [c.queryPreAttnScalar ** -0.5, c.attnSoftcap ?? 0],
-          [0, 0],
-        ),
-        [c.nHeads, T, 1],
-      );
-      matmul(out, attn, layer.o, T);
-      if (layer.postAttentionNorm) rmsnorm(out2, out, layer.postAttentionNorm, T, d);
-      add(h, layer.postAttentionNorm ? out2 : out, T * d);
-      rmsnorm(normed, h, layer.preFeedforwardNorm, T, d);
-      matmul(gate, normed, layer.gate, T);
-      matmul(up, normed, layer.up, T);
-      dispatch("geglu", () => GEGLU, [act, gate, up], uniforms([T * ffnDim, c.activation === "gelu_exact" ? 1 : 0]), [
-        Math.ceil((T * ffnDim) / 64),
-        1,
-        1,
-      ]);
-      matmul(out, act, layer.down, T);
-      if (layer.postFeedforwardNorm) rmsnorm(out2, out, layer.postFeedforwardNorm, T, d);
-      add(h, layer.postFeedforwardNorm ? out2 : out, T * d);
-      if (layer.perLayer && perLayerInputs) {
-        // h += norm(projection(gelu(gate·h) ⊙ this layer's slice of the per-layer inputs)).
-        const dim = c.perLayerInput!.dim;
-        const [slice, gated] = perLayerAct as [GPUBuffer, GPUBuffer];
-        dispatch("slice", () => SLICE, [slice, perLayerInputs], uniforms([T, dim, c.nLayers * dim, i * dim]), [
-          Math.ceil((T * dim) / 64),
+      // Gemma 4's experts: each token's top k run as (token, slot) rows of stacked expert matrices.
+      const moe = c.moe;
+      const expertSlots = T * (moe?.topK ?? 0);
+      const expertsOut = buffer(moe ? T * d : 0);
+      const [routed, routerScores, expertWeights] = [buffer(moe ? T * d : 0), buffer(T * (moe?.experts ?? 0)), buffer(expertSlots)];
+      const chosen = buffer(expertSlots);
+      const [expertGate, expertUp, expertAct] = [
+        buffer(expertSlots * (moe?.expertDim ?? 0)),
+        buffer(expertSlots * (moe?.expertDim ?? 0)),
+        buffer(expertSlots * (moe?.expertDim ?? 0)),
+      ];
+      const expertY = buffer(expertSlots * (moe ? d : 0));
+      const expertMatmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, perExpertRows: number, xPerSlot: boolean) => {
+        for (const part of w.parts) {
+          const grid = gridFor(perExpertRows);
+          const values = uniforms([
+            perExpertRows,
+            w.w.cols,
+            expertSlots,
+            part.start / perExpertRows,
+            part.rows / perExpertRows,
+            xPerSlot ? 1 : 0,
+            moe!.topK,
+          ]);
+          dispatch(
+            `expert-matmul-${w.w.dtype}`,
+            () => expertMatmulShader(w.w.dtype, this.features),
+            [dst, x, part.buffer, chosen],
+            values,
+            [grid.x, grid.y, expertSlots],
+          );
+        }
+      };
+      const experts = (e: GpuExperts, dst: GPUBuffer) => {
+        const { experts: count, topK, expertDim } = moe!;
+        rmsnorm(routed, h, this.unitGain(d), T, d);
+        dispatch("scale-channels", () => SCALE_CHANNELS, [routed, e.routerScale], uniforms([T * d, d], [d ** -0.5]), [
+          Math.ceil((T * d) / 64),
           1,
           1,
         ]);
-        matmul(gate, h, layer.perLayer.gate, T);
-        dispatch("geglu", () => GEGLU, [gated, gate, slice], uniforms([T * dim, c.activation === "gelu_exact" ? 1 : 0]), [
-          Math.ceil((T * dim) / 64),
+        matmul(routerScores, routed, e.router, T);
+        dispatch("top-k", () => TOP_K, [chosen, expertWeights, routerScores, e.perExpertScale], uniforms([T, count, topK]), [
+          Math.ceil(T / 64),
           1,
           1,
         ]);
-        matmul(out, gated, layer.perLayer.projection, T);
-        rmsnorm(out2, out, layer.perLayer.norm, T, d);
-        add(h, out2, T * d);
+        rmsnorm(normed, h, e.preNorm, T, d);
+        expertMatmul(expertGate, normed, e.gate, expertDim, false);
+        expertMatmul(expertUp, normed, e.up, expertDim, false);
+        dispatch(
+          "geglu",
+          () => GEGLU,
+          [expertAct, expertGate, expertUp],
+          uniforms([expertSlots * expertDim, c.activation === "gelu_exact" ? 1 : 0]),
+          [Math.ceil((expertSlots * expertDim) / 64), 1, 1],
+        );
+        expertMatmul(expertY, expertAct, e.down, d, true);
+        dispatch("combine-experts", () => COMBINE_EXPERTS, [dst, expertY, expertWeights], uniforms([T, d, topK]), [
+          Math.ceil((T * d) / 64),
+          1,
+          1,
+        ]);
+      };
+      const perLayerAct = perLayerInputs ? [buffer(T * c.perLayerInput!.dim), buffer(T * c.perLayerInput!.dim)] : [];
+      // Each layer's new keys and values in buffers of their own: they go into its ring after the pass
+      // (a KV-sharing layer reads its source's, so every reader sees the source's ring before this call).
+      const writes: { layer: number; k: GPUBuffer; v: GPUBuffer; width: number }[] = [];
+      for (const [i, layer] of this.layers.entries()) {
+        const { headDim, nKvHeads, ffnDim, kvSource } = c.layers[i]!;
+        const kvWidth = nKvHeads * headDim;
+        rmsnorm(normed, h, layer.inputNorm, T, d);
+        matmul(layer.qNorm ? qRaw : q, normed, layer.q, T);
+        if (layer.qNorm) rmsnorm(q, qRaw, layer.qNorm, T * c.nHeads, headDim);
+        rope(q, c.nHeads, headDim, layer);
+        let own = writes.find((w) => w.layer === kvSource);
+        if (kvSource === i) {
+          const [k, v] = [buffer(T * kvWidth), buffer(T * kvWidth)];
+          own = { layer: i, k, v, width: kvWidth };
+          writes.push(own);
+          matmul(layer.kNorm ? kRaw : k, normed, layer.k!, T);
+          if (layer.kNorm) rmsnorm(k, kRaw, layer.kNorm, T * nKvHeads, headDim);
+          // attention_k_eq_v: the values are the key projection, before its norm and rotation.
+          matmul(c.valueNorm ? vRaw : v, normed, layer.v ?? layer.k!, T);
+          if (c.valueNorm) rmsnorm(v, vRaw, this.unitGain(headDim), T * nKvHeads, headDim);
+          rope(k, nKvHeads, headDim, layer);
+        }
+        const { k, v } = own!;
+        const ring = cache?.layers[kvSource];
+        const past = cache?.buffers[kvSource];
+        dispatch(
+          "attention",
+          () => ATTENTION,
+          [attn, q, k, v, past?.k ?? k, past?.v ?? v, scores],
+          uniforms(
+            [
+              T,
+              c.nHeads,
+              nKvHeads,
+              headDim,
+              startPos,
+              ring?.ringSize ?? 1,
+              c.layerTypes[i] === "local" ? (c.slidingWindow ?? 0) : 0,
+              startPos + T,
+            ],
+            [c.queryPreAttnScalar ** -0.5, c.attnSoftcap ?? 0],
+            [0, 0],
+          ),
+          [c.nHeads, T, 1],
+        );
+        matmul(out, attn, layer.o, T);
+        if (layer.postAttentionNorm) rmsnorm(out2, out, layer.postAttentionNorm, T, d);
+        add(h, layer.postAttentionNorm ? out2 : out, T * d);
+        rmsnorm(normed, h, layer.preFeedforwardNorm, T, d);
+        matmul(gate, normed, layer.gate, T);
+        matmul(up, normed, layer.up, T);
+        dispatch("geglu", () => GEGLU, [act, gate, up], uniforms([T * ffnDim, c.activation === "gelu_exact" ? 1 : 0]), [
+          Math.ceil((T * ffnDim) / 64),
+          1,
+          1,
+        ]);
+        matmul(out, act, layer.down, T);
+        let ffnOut = out;
+        if (layer.moe) {
+          // Gemma 4: the experts read the residual stream beside the dense MLP; both outputs are normed and summed.
+          rmsnorm(out2, out, layer.moe.postDenseNorm, T, d);
+          experts(layer.moe, expertsOut);
+          rmsnorm(out, expertsOut, layer.moe.postExpertsNorm, T, d);
+          add(out2, out, T * d);
+          ffnOut = out2;
+        }
+        const ffnNormed = ffnOut === out ? out2 : out;
+        if (layer.postFeedforwardNorm) rmsnorm(ffnNormed, ffnOut, layer.postFeedforwardNorm, T, d);
+        add(h, layer.postFeedforwardNorm ? ffnNormed : ffnOut, T * d);
+        if (layer.perLayer && perLayerInputs) {
+          // h += norm(projection(gelu(gate·h) ⊙ this layer's slice of the per-layer inputs)).
+          const dim = c.perLayerInput!.dim;
+          const [slice, gated] = perLayerAct as [GPUBuffer, GPUBuffer];
+          dispatch("slice", () => SLICE, [slice, perLayerInputs], uniforms([T, dim, c.nLayers * dim, i * dim]), [
+            Math.ceil((T * dim) / 64),
+            1,
+            1,
+          ]);
+          matmul(gate, h, layer.perLayer.gate, T);
+          dispatch("geglu", () => GEGLU, [gated, gate, slice], uniforms([T * dim, c.activation === "gelu_exact" ? 1 : 0]), [
+            Math.ceil((T * dim) / 64),
+            1,
+            1,
+          ]);
+          matmul(out, gated, layer.perLayer.projection, T);
+          rmsnorm(out2, out, layer.perLayer.norm, T, d);
+          add(h, out2, T * d);
+        }
+        if (layer.scalar !== 1) scale(h, T * d, layer.scalar);
       }
-      if (layer.scalar !== 1) scale(h, T * d, layer.scalar);
-    }
-    pass.end();
-    let logits: GPUBuffer | null = null;
-    const rows = logitsFor === "all" ? T : 1;
-    if (logitsFor !== "none") {
-      const last = buffer(rows * d);
-      logits = buffer(rows * c.vocabSize);
-      encoder.copyBufferToBuffer(h, logitsFor === "all" ? 0 : (T - 1) * d * 4, last, 0, rows * d * 4);
-      pass = encoder.beginComputePass();
-      rmsnorm(normed, last, this.finalNorm, rows, d);
-      matmul(logits, normed, this.embedding, rows);
-      if (c.finalSoftcap !== null)
-        dispatch("softcap", () => SOFTCAP, [logits], uniforms([rows * c.vocabSize], [c.finalSoftcap]), [
-          Math.ceil((rows * c.vocabSize) / 64),
-          1,
-          1,
-        ]);
       pass.end();
-    }
-    // The new keys and values into each layer's ring: row (startPos + s) mod ring.
-    if (cache) {
-      for (const { layer, k: keys, v: values, width } of writes) {
-        const ring = cache.layers[layer]!.ringSize;
-        const { k: ringK, v: ringV } = cache.buffers[layer]!;
-        for (let s = Math.max(0, T - ring); s < T; s++) {
-          const row = ((startPos + s) % ring) * width * 4;
-          encoder.copyBufferToBuffer(keys, s * width * 4, ringK, row, width * 4);
-          encoder.copyBufferToBuffer(values, s * width * 4, ringV, row, width * 4);
+      let logits: GPUBuffer | null = null;
+      const rows = logitsFor === "all" ? T : 1;
+      if (logitsFor !== "none") {
+        const last = buffer(rows * d);
+        logits = buffer(rows * c.vocabSize);
+        encoder.copyBufferToBuffer(h, logitsFor === "all" ? 0 : (T - 1) * d * 4, last, 0, rows * d * 4);
+        pass = encoder.beginComputePass();
+        rmsnorm(normed, last, this.finalNorm, rows, d);
+        matmul(logits, normed, this.embedding, rows);
+        if (c.finalSoftcap !== null)
+          dispatch("softcap", () => SOFTCAP, [logits], uniforms([rows * c.vocabSize], [c.finalSoftcap]), [
+            Math.ceil((rows * c.vocabSize) / 64),
+            1,
+            1,
+          ]);
+        pass.end();
+      }
+      // The new keys and values into each layer's ring: row (startPos + s) mod ring.
+      if (cache) {
+        for (const { layer, k: keys, v: values, width } of writes) {
+          const ring = cache.layers[layer]!.ringSize;
+          const { k: ringK, v: ringV } = cache.buffers[layer]!;
+          for (let s = Math.max(0, T - ring); s < T; s++) {
+            const row = ((startPos + s) % ring) * width * 4;
+            encoder.copyBufferToBuffer(keys, s * width * 4, ringK, row, width * 4);
+            encoder.copyBufferToBuffer(values, s * width * 4, ringV, row, width * 4);
+          }
         }
       }
+      readback = logits
+        ? this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+        : null;
+      if (readback) {
+        temp.push(readback);
+        encoder.copyBufferToBuffer(logits!, 0, readback, 0, rows * c.vocabSize * 4);
+      }
+      this.device.queue.writeBuffer(this.uniformSlots, 0, params, 0, slots * this.slotBytes);
+      this.device.queue.submit([encoder.finish()]);
+    } catch (e) {
+      encodingFailure = e;
     }
-    const readback = logits
-      ? this.device.createBuffer({ size: rows * c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
-      : null;
-    if (readback) {
-      temp.push(readback);
-      encoder.copyBufferToBuffer(logits!, 0, readback, 0, rows * c.vocabSize * 4);
-    }
-    this.device.queue.writeBuffer(this.uniformSlots, 0, params, 0, slots * this.slotBytes);
-    this.device.queue.submit([encoder.finish()]);
+    const invalid = await this.device.popErrorScope();
+    if (invalid || encodingFailure) for (const b of temp) b.destroy();
+    if (invalid) throw new GenerationError(`the GPU rejected the forward pass: ${invalid.message}`);
+    if (encodingFailure) throw encodingFailure;
     try {
       if (readback) await readback.mapAsync(GPUMapMode.READ);
       else await this.device.queue.onSubmittedWorkDone();
@@ -530,14 +639,15 @@ export class GpuGemmaForward implements CausalLM {
   }
 
   /** A matrix in its stored layout, in as few buffers of whole rows as the binding limit allows. */
-  private upload(w: Weight): GpuWeight {
+  private upload(w: Weight, rowsTogether = 1): GpuWeight {
     const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
     const rowBytes = bytes.length / w.rows;
-    const perPart = Math.floor((Math.floor(this.maxBindingBytes / 4) * 4) / rowBytes);
-    if (perPart < 1)
-      throw new ConfigError(
-        `one row of a ${w.rows} × ${w.cols} ${w.dtype} matrix (${rowBytes} bytes) exceeds the binding limit of ${this.maxBindingBytes}`,
-      );
+    const perPart = Math.floor((Math.floor(this.maxBindingBytes / 4) * 4) / rowBytes / rowsTogether) * rowsTogether;
+    if (perPart < 1) {
+      const what = rowsTogether > 1 ? `one expert's ${rowsTogether} rows` : "one row";
+      const size = `${what} of a ${w.rows} × ${w.cols} ${w.dtype} matrix (${rowBytes * rowsTogether} bytes)`;
+      throw new ConfigError(`${size} exceeds the binding limit of ${this.maxBindingBytes}`);
+    }
     const parts: GpuWeight["parts"] = [];
     for (let start = 0; start < w.rows; start += perPart) {
       const rows = Math.min(perPart, w.rows - start);
@@ -549,6 +659,34 @@ export class GpuGemmaForward implements CausalLM {
       parts.push({ buffer, start, rows });
     }
     return { parts, w: { dtype: w.dtype, rows: w.rows, cols: w.cols } };
+  }
+
+  /** A layer's experts, each matrix kind stacked into one [experts · rows, cols] matrix, split only between experts. */
+  private uploadExperts(w: MoeWeights): GpuExperts {
+    const stacked = (pick: (e: MoeWeights["experts"][number]) => Weight): GpuWeight => {
+      const all = w.experts.map(pick);
+      const first = all[0]!;
+      if (all.some((m) => m.dtype !== first.dtype || m.rows !== first.rows || m.cols !== first.cols))
+        throw new ConfigError("the experts of a layer differ in type or shape; WebGPU needs them alike");
+      const data = new Uint8Array(all.reduce((n, m) => n + m.data.byteLength, 0));
+      let at = 0;
+      for (const m of all) {
+        data.set(new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength), at);
+        at += m.data.byteLength;
+      }
+      return this.upload({ dtype: first.dtype, rows: first.rows * all.length, cols: first.cols, data } as Weight, first.rows);
+    };
+    return {
+      router: this.upload(w.router),
+      routerScale: this.floats(w.routerScale),
+      perExpertScale: this.floats(w.perExpertScale),
+      gate: stacked((e) => e.gate),
+      up: stacked((e) => e.up),
+      down: stacked((e) => e.down),
+      preNorm: this.floats(w.preNorm),
+      postDenseNorm: this.floats(w.postDenseNorm),
+      postExpertsNorm: this.floats(w.postExpertsNorm),
+    };
   }
 
   private floats(data: Float32Array): GPUBuffer {
