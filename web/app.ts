@@ -218,7 +218,8 @@ async function listServedModels(): Promise<void> {
         Object.assign(document.createElement("option"), { value: new URL(m.url, location.href).href, label: mib(m.size) }),
       ),
     );
-    if (!ui.url.value && models[0]) ui.url.value = new URL(models[0].url, location.href).href;
+    // Not while someone is typing there: the listing may arrive between clearing the field and typing.
+    if (!ui.url.value && document.activeElement !== ui.url && models[0]) ui.url.value = new URL(models[0].url, location.href).href;
   } catch {
     // A page served by something other than `gemma-ts web` lists no models.
   }
