@@ -18,6 +18,7 @@ import { runPageScript, type PageRun } from "../helpers/page-script.js";
 import { FIXTURES } from "../helpers/random-model.js";
 import type { FixtureResult } from "./webgpu-forward.page.js";
 import { tempDir } from "../helpers/temp.js";
+import { GPU_FIXTURES, SPLIT_FIXTURES } from "./webgpu-fixtures.js";
 
 const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
@@ -30,17 +31,7 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
   before(async () => {
     // The fixtures, and hf_gemma3 as Q8_0 and Q4_0 GGUF files, in one folder the page reads.
     const models = tempDir("gemma-ts-webgpu-models");
-    for (const name of [
-      "tiny_a",
-      "tiny_b_27blike",
-      "g1_tiny",
-      "hf_gemma3",
-      "hf_gemma4_dense",
-      "hf_gemma4_keqv",
-      "hf_gemma4_kvshare",
-      "hf_gemma4_moe",
-    ])
-      cpSync(join(FIXTURES, name), join(models, name), { recursive: true });
+    for (const name of GPU_FIXTURES) cpSync(join(FIXTURES, name), join(models, name), { recursive: true });
     for (const type of ["Q8_0", "Q4_0"] as const) {
       const checkpoint = await openCheckpointFolder(join(FIXTURES, "hf_gemma3"));
       const config = (await loadConfig(join(FIXTURES, "hf_gemma3"))) as GemmaConfig;
@@ -53,16 +44,7 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
   });
   after(() => run?.close());
 
-  for (const name of [
-    "tiny_a",
-    "tiny_b_27blike",
-    "g1_tiny",
-    "hf_gemma3",
-    "hf_gemma4_dense",
-    "hf_gemma4_keqv",
-    "hf_gemma4_kvshare",
-    "hf_gemma4_moe",
-  ]) {
+  for (const name of GPU_FIXTURES) {
     it(`${name}: logits within 1e-2 of the reference, 16 greedy tokens identical through the device KV cache; a lost device is an error`, () => {
       assert.ok(Array.isArray(results), String(results));
       const r = results.find((x) => x.name === name)!;
@@ -74,16 +56,7 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     });
   }
 
-  for (const name of [
-    "tiny_a",
-    "tiny_b_27blike",
-    "g1_tiny",
-    "hf_gemma3",
-    "hf_gemma4_dense",
-    "hf_gemma4_keqv",
-    "hf_gemma4_kvshare",
-    "hf_gemma4_moe",
-  ]) {
+  for (const name of SPLIT_FIXTURES) {
     it(`${name}: matrices split over 4 KiB buffers (8 KiB: one expert) and prompts in passes of 3 tokens give the same logits and greedy tokens`, () => {
       assert.ok(Array.isArray(results), String(results));
       const r = results.find((x) => x.name === name)!;

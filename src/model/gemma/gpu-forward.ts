@@ -372,14 +372,19 @@ export class GpuGemmaForward implements CausalLM {
         dispatch("rope", () => ROPE, [x, table], uniforms([T, heads, headDim, half]), [Math.ceil((T * heads * half) / 64), 1, 1]);
       };
 
-      for (const part of this.embedding.parts)
-        dispatch(
-          `embed-${this.embedding.w.dtype}`,
-          () => embedShader(this.embedding.w.dtype, this.features),
-          [h, idBuffer, part.buffer],
-          uniforms([part.rows, d, T], [this.embedScale], [part.start]),
-          [Math.ceil((T * d) / 64), 1, 1],
-        );
+      // Rows of a table (split or not) for the call's ids, scaled.
+      const embed = (dst: GPUBuffer, table: GpuWeight, scaleBy: number) => {
+        const width = table.w.cols;
+        for (const part of table.parts)
+          dispatch(
+            `embed-${table.w.dtype}`,
+            () => embedShader(table.w.dtype, this.features),
+            [dst, idBuffer, part.buffer],
+            uniforms([part.rows, width, T], [scaleBy], [part.start]),
+            [Math.ceil((T * width) / 64), 1, 1],
+          );
+      };
+      embed(h, this.embedding, this.embedScale);
       const scale = (x: GPUBuffer, n: number, by: number) =>
         dispatch("scale", () => SCALE, [x], uniforms([n], [by]), [Math.ceil(n / 64), 1, 1]);
       // Gemma 4's per-layer inputs [T, layers · dim]: the token's row of the packed table (scaled by
@@ -392,14 +397,7 @@ export class GpuGemmaForward implements CausalLM {
         const fromTokens = buffer(T * packed);
         perLayerInputs = buffer(T * packed);
         const projected = buffer(T * packed);
-        for (const part of pli.embedding.parts)
-          dispatch(
-            `embed-${pli.embedding.w.dtype}`,
-            () => embedShader(pli.embedding.w.dtype, this.features),
-            [fromTokens, idBuffer, part.buffer],
-            uniforms([part.rows, packed, T], [pli.scale], [part.start]),
-            [Math.ceil((T * packed) / 64), 1, 1],
-          );
+        embed(fromTokens, pli.embedding, pli.scale);
         matmul(projected, h, pli.projection, T);
         scale(projected, T * packed, Math.fround(d ** -0.5));
         rmsnorm(perLayerInputs, projected, pli.norm, T * c.nLayers, dim);
