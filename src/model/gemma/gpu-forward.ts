@@ -305,7 +305,11 @@ export class GpuGemmaForward implements CausalLM {
     const widest = (f: (l: GemmaConfig["layers"][number]) => number) => Math.max(...c.layers.map(f));
     const qMax = c.nHeads * widest((l) => l.headDim);
     const kvMax = widest((l) => l.nKvHeads * l.headDim);
-    const ffnMax = widest((l) => l.ffnDim);
+    // The feed-forward buffers also hold Gemma 4's per-layer input gate.
+    const ffnMax = Math.max(
+      widest((l) => l.ffnDim),
+      c.perLayerInput?.dim ?? 0,
+    );
     const temp: GPUBuffer[] = [];
     const buffer = (floats: number) => {
       const b = this.device.createBuffer({ size: Math.max(4, floats * 4), usage: storage() });
