@@ -126,11 +126,28 @@ async function overLimit(): Promise<FixtureResult> {
   return { name: "over-limit", reason: loaded.model ? undefined : loaded.reason };
 }
 
+/** Options that make no sense are refused with their name, not run (a zero chunk would never end a prompt). */
+async function badOptions(): Promise<FixtureResult[]> {
+  const file = async (f: string) => new File([await (await fetch(`/models/tiny_a/${f}`)).blob()], f);
+  const gpu = (navigator as Navigator & { gpu: GPU }).gpu;
+  const results: FixtureResult[] = [];
+  for (const [name, options] of [
+    ["prompt-chunk-0", { promptChunk: 0 }],
+    ["binding-bytes-nan", { maxBindingBytes: Number.NaN }],
+  ] as const) {
+    const files = pickedFiles([await file("config.json"), await file("model.safetensors")]);
+    const loaded = await loadModelOnWebGpu(files, gpu, { softwareAdapter: true, ...options });
+    results.push({ name, reason: loaded.model ? undefined : loaded.reason });
+  }
+  return results;
+}
+
 (window as unknown as { gpuForward: Promise<FixtureResult[] | string> }).gpuForward = (async () => {
   const results: FixtureResult[] = [];
   for (const name of GPU_FIXTURES) results.push(await fixture(name));
   for (const name of ["hf_gemma3-q8_0.gguf", "hf_gemma3-q4_0.gguf"]) results.push(await quantized(name, "hf_gemma3"));
   results.push(await overLimit());
+  results.push(...(await badOptions()));
   results.push(await rejectedShader());
   return results;
 })().catch((e) => `error: ${(e as Error).stack ?? e}`);

@@ -104,6 +104,18 @@ describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { 
     assert.match(results.find((x) => x.name === "rejected-shader")!.reason ?? "", /the GPU rejected the forward pass: .*\S/);
   });
 
+  it("refuses a prompt chunk of 0 tokens and a binding limit that is not a number, naming the option", () => {
+    assert.ok(Array.isArray(results), String(results));
+    assert.match(
+      results.find((x) => x.name === "prompt-chunk-0")!.reason ?? "",
+      /promptChunk must be a positive whole number of tokens, not 0/,
+    );
+    assert.match(
+      results.find((x) => x.name === "binding-bytes-nan")!.reason ?? "",
+      /maxBindingBytes must be a whole number of bytes, at least 4, not NaN/,
+    );
+  });
+
   it("refuses a model one of whose matrix rows exceeds the binding limit, with the reason", () => {
     assert.ok(Array.isArray(results), String(results));
     assert.match(

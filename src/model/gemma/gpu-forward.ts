@@ -155,7 +155,10 @@ export class GpuGemmaForward implements CausalLM {
     const unsupported = gpuUnsupported(config);
     if (unsupported) throw new ConfigError(`${unsupported}; use the wasm backend for this model`);
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-    this.maxBindingBytes = Math.min(limit, options.maxBindingBytes ?? limit);
+    const asked = options.maxBindingBytes;
+    if (asked !== undefined && !(Number.isInteger(asked) && asked >= 4))
+      throw new ConfigError(`maxBindingBytes must be a whole number of bytes, at least 4, not ${asked}`);
+    this.maxBindingBytes = Math.min(limit, asked ?? limit);
     this.promptChunk = options.promptChunk ?? PROMPT_CHUNK;
     this.features = shaderFeatures(device);
     if (!Number.isInteger(this.promptChunk) || this.promptChunk < 1)
