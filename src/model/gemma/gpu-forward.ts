@@ -129,6 +129,8 @@ export class GpuGemmaForward implements CausalLM {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Every dispatch's parameters of one call, each in its own aligned slot: one buffer for the model, written once per call. */
   private readonly uniformSlots: GPUBuffer;
+  /** Their staging copy on the CPU, filled while a call is encoded (encoding never awaits, so calls cannot interleave here). */
+  private readonly params: Uint8Array<ArrayBuffer>;
   private readonly slotBytes: number;
   private readonly slotCount: number;
   private readonly layers: GpuLayer[];
@@ -212,6 +214,7 @@ export class GpuGemmaForward implements CausalLM {
     // Gemma 4 adds up to 9 per layer (value norm, per-layer input block, layer scalar) and 6 outside;
     // its experts 12 more per layer.
     this.slotCount = (config.moe ? 42 : 30) * config.nLayers + 16 + split + extraParts(this.embedding);
+    this.params = new Uint8Array(this.slotCount * this.slotBytes);
     this.uniformSlots = device.createBuffer({
       size: this.slotCount * this.slotBytes,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -336,7 +339,7 @@ export class GpuGemmaForward implements CausalLM {
     try {
       const encoder = this.device.createCommandEncoder();
       let pass = encoder.beginComputePass();
-      const params = new Uint8Array(this.slotCount * this.slotBytes);
+      const params = this.params;
       let slots = 0;
       const dispatch = (key: string, source: () => string, bindings: GPUBuffer[], values: ArrayBuffer, grid: [number, number, number]) => {
         if (slots === this.slotCount) throw new GenerationError(`the WebGPU forward ran out of its ${this.slotCount} parameter slots`);
@@ -411,18 +414,26 @@ export class GpuGemmaForward implements CausalLM {
         add(perLayerInputs, fromTokens, T * packed);
         scale(perLayerInputs, T * packed, Math.fround(2 ** -0.5));
       }
-      // Gemma 4's experts: each token's top k run as (token, slot) rows of stacked expert matrices.
+      // Gemma 4's experts: each token's top k run as (token, slot) rows of stacked expert matrices;
+      // their scratch is made on the first MoE layer of the call (never for other models).
       const moe = c.moe;
       const expertSlots = T * (moe?.topK ?? 0);
-      const expertsOut = buffer(moe ? T * d : 0);
-      const [routed, routerScores, expertWeights] = [buffer(moe ? T * d : 0), buffer(T * (moe?.experts ?? 0)), buffer(expertSlots)];
-      const chosen = buffer(expertSlots);
-      const [expertGate, expertUp, expertAct] = [
-        buffer(expertSlots * (moe?.expertDim ?? 0)),
-        buffer(expertSlots * (moe?.expertDim ?? 0)),
-        buffer(expertSlots * (moe?.expertDim ?? 0)),
-      ];
-      const expertY = buffer(expertSlots * (moe ? d : 0));
+      let scratch: Record<"out" | "routed" | "routerScores" | "weights" | "chosen" | "gate" | "up" | "act" | "y", GPUBuffer> | null = null;
+      const expertScratch = () => {
+        const { experts: count, expertDim } = moe!;
+        scratch ??= {
+          out: buffer(T * d),
+          routed: buffer(T * d),
+          routerScores: buffer(T * count),
+          weights: buffer(expertSlots),
+          chosen: buffer(expertSlots),
+          gate: buffer(expertSlots * expertDim),
+          up: buffer(expertSlots * expertDim),
+          act: buffer(expertSlots * expertDim),
+          y: buffer(expertSlots * d),
+        };
+        return scratch;
+      };
       const expertMatmul = (dst: GPUBuffer, x: GPUBuffer, w: GpuWeight, perExpertRows: number, xPerSlot: boolean) => {
         for (const part of w.parts) {
           const grid = gridFor(perExpertRows);
@@ -438,14 +449,25 @@ export class GpuGemmaForward implements CausalLM {
           dispatch(
             `expert-matmul-${w.w.dtype}`,
             () => expertMatmulShader(w.w.dtype, this.features),
-            [dst, x, part.buffer, chosen],
+            [dst, x, part.buffer, expertScratch().chosen],
             values,
             [grid.x, grid.y, expertSlots],
           );
         }
       };
-      const experts = (e: GpuExperts, dst: GPUBuffer) => {
+      const experts = (e: GpuExperts): GPUBuffer => {
         const { experts: count, topK, expertDim } = moe!;
+        const {
+          out: dst,
+          routed,
+          routerScores,
+          weights: expertWeights,
+          chosen,
+          gate: expertGate,
+          up: expertUp,
+          act: expertAct,
+          y: expertY,
+        } = expertScratch();
         rmsnorm(routed, h, this.unitGain(d), T, d);
         dispatch("scale-channels", () => SCALE_CHANNELS, [routed, e.routerScale], uniforms([T * d, d], [d ** -0.5]), [
           Math.ceil((T * d) / 64),
@@ -474,6 +496,7 @@ export class GpuGemmaForward implements CausalLM {
           1,
           1,
         ]);
+        return dst;
       };
       const perLayerAct = perLayerInputs ? [buffer(T * c.perLayerInput!.dim), buffer(T * c.perLayerInput!.dim)] : [];
       // Each layer's new keys and values in buffers of their own: they go into its ring after the pass
@@ -537,8 +560,7 @@ export class GpuGemmaForward implements CausalLM {
         if (layer.moe) {
           // Gemma 4: the experts read the residual stream beside the dense MLP; both outputs are normed and summed.
           rmsnorm(out2, out, layer.moe.postDenseNorm, T, d);
-          experts(layer.moe, expertsOut);
-          rmsnorm(out, expertsOut, layer.moe.postExpertsNorm, T, d);
+          rmsnorm(out, experts(layer.moe), layer.moe.postExpertsNorm, T, d);
           add(out2, out, T * d);
           ffnOut = out2;
         }
