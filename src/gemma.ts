@@ -29,7 +29,7 @@ export interface LoadModelOptions extends ForwardOptions, HubOptions {
   /**
    * Compute backend: "wasm" (WebAssembly SIMD matmuls, the default when its module is built), "js"
    * (the TypeScript reference), any Kernels implementation, or "webgpu": the whole forward pass on
-   * a GPU through Dawn (the optional package `webgpu`; experimental, Gemma 1-3).
+   * a GPU through Dawn (the optional package `webgpu`; experimental; Gemma 1-4, not RecurrentGemma).
    */
   kernels?: Kernels | "js" | "wasm" | "webgpu";
   /** Called as weights are read: bytes so far and in total. */
