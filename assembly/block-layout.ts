@@ -15,6 +15,10 @@ export const ACTIVATION_QUANTS_OFFSET: i32 = 8;
 export const SPLIT_BLOCK_BYTES: i32 = 72;
 export const SPLIT_POS_OFFSET: i32 = 8;
 export const SPLIT_NEG_OFFSET: i32 = 40;
+// Prompt tiles (prompt-tiles.ts): a thread's scratch holds one Q4_0 row group repacked, this many
+// bytes per block column; matmuls over at least PROMPT_TILE_MIN_TOKENS tokens use them (relaxed SIMD).
+export const PROMPT_TILE_BLOCK_BYTES: i32 = 144;
+export const PROMPT_TILE_MIN_TOKENS: i32 = 4;
 // K-quant super-blocks of QK_K values (src/weights/block-layout.ts): Q4_K and Q5_K start with f16 d,
 // f16 dmin and 12 bytes of packed 6-bit scales and mins; Q5_K's fifth bits then its nibbles; Q6_K
 // holds low nibbles, high bit pairs, 16 int8 scales, then f16 d. K activations: f32 scale, 12 unused

@@ -19,6 +19,7 @@ import {
   SPLIT_NEG_OFFSET,
   SPLIT_POS_OFFSET,
 } from "./block-layout";
+import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, sum4 } from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
@@ -407,7 +408,12 @@ export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   matmulBlocks<i8>(out, xq, w, rows, cols, seqLen, outStride);
 }
 
-export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+// `scratch`: this thread's PROMPT_TILE_BLOCK_BYTES per block column, for prompt tiles.
+export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32, scratch: usize): void {
+  // Only relaxed builds compile the tiles (their dot needs relaxed SIMD).
+  if (RELAXED) {
+    if (tiledFor(seqLen)) return matmulQ4_0Tiles(out, xq, w, rows, cols, seqLen, outStride, scratch);
+  }
   matmulBlocks<u8>(out, xq, w, rows, cols, seqLen, outStride);
 }
 

@@ -31,6 +31,12 @@ export const Q8_0 = { blockBytes: 34, scaleOffset: 0, quantsOffset: 2 } as const
 export const Q4_0 = { blockBytes: 18, scaleOffset: 0, quantsOffset: 2 } as const;
 export const ACTIVATION_Q8 = { blockBytes: 40, scaleOffset: 0, sumOffset: 4, quantsOffset: 8 } as const;
 export const ACTIVATION_SPLIT = { blockBytes: 72, scaleOffset: 0, posOffset: 8, negOffset: 40 } as const;
+/**
+ * The WebAssembly prompt tiles (assembly/prompt-tiles.ts): a Q4_0 matmul over at least `minTokens`
+ * tokens repacks one group of four rows at a time into each thread's scratch, this many bytes per
+ * block column.
+ */
+export const PROMPT_TILE = { blockBytes: 144, minTokens: 4 } as const;
 
 /** Values per K-quant super-block. */
 export const QK_K = 256;

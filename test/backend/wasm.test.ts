@@ -5,11 +5,13 @@ import type { Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
+import { instantiate } from "../../src/backend/wasm/module.js";
 import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
 import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
 import { dequantizeQ4_0Row } from "../../src/weights/q4_0.js";
 import { dequantizeQ8_0Row } from "../../src/weights/q8_0.js";
+import { PROMPT_TILE, QK } from "../../src/weights/block-layout.js";
 import { toBlocks } from "../../src/weights/matrix-rows.js";
 
 const rng = new Rng(9);
@@ -304,6 +306,57 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         // The same integer sums; only the order of the f32 lane additions differs.
         assert.ok(maxRelativeDiff(a, b) <= 1e-5, `${dtype} [${rows}x${cols}]: ${maxRelativeDiff(a, b)}`);
       }
+    }
+  });
+
+  // Relaxed SIMD runs Q4_0 matmuls of PROMPT_TILE.minTokens tokens or more as tiles over a repacked
+  // copy of each row group (assembly/prompt-tiles.ts); fewer tokens go row-wise. The integer sums
+  // and float steps are the same, so every token's row must equal its own one-token matmul exactly.
+  it("Q4_0 prompt tiles give the row-wise kernel's results bit for bit: several cache chunks, a partial row group, 2 threads", async () => {
+    for (const [rows, cols, seqLen, threads] of [
+      [130, 288, 9, 2],
+      [5, 9216, 50, 1],
+    ] as [number, number, number, number][]) {
+      const wasm = await createWasmKernels({ host: nodeWasmHost, threads });
+      const w = randomWeight("q4_0", rows, cols);
+      wasm.adopt!([w]);
+      await wasm.ready!();
+      const x = randomF32(seqLen * cols);
+      const tiled = new Float32Array(seqLen * rows);
+      wasm.matmul(tiled, x, w, seqLen);
+      const one = new Float32Array(rows);
+      for (let s = 0; s < seqLen; s++) {
+        wasm.matmul(one, x.subarray(s * cols, (s + 1) * cols), w, 1);
+        assert.deepEqual(tiled.subarray(s * rows, (s + 1) * rows), one, `token ${s} of [${rows}x${cols}] x ${seqLen}`);
+      }
+      await wasm.release!();
+    }
+  });
+
+  it("Q4_0 prompt tiles run from PROMPT_TILE.minTokens tokens, in the thread's scratch", { skip: !RELAXED && "no relaxed SIMD here" }, async () => {
+    const rows = 6;
+    const cols = 64;
+    const memory = new WebAssembly.Memory({ initial: 4 });
+    const k = instantiate(await kernelModule(false, true), memory);
+    const heap = new Uint8Array(memory.buffer);
+    const wPtr = 1024;
+    const blocks = toBlocks(randomF32(rows * cols), "f32", rows, cols, "q4_0");
+    heap.set(blocks, wPtr);
+    const packScratch = 8192;
+    k.packRows4(wPtr, rows, cols, 0, packScratch);
+    const xPtr = 16384;
+    const xqPtr = 32768;
+    const outPtr = 49152;
+    const tilePtr = 65536;
+    const tileBytes = (cols / QK) * PROMPT_TILE.blockBytes;
+    for (const seqLen of [PROMPT_TILE.minTokens - 1, PROMPT_TILE.minTokens]) {
+      new Float32Array(memory.buffer, xPtr, seqLen * cols).set(randomF32(seqLen * cols));
+      k.quantizeActivations(xPtr, xqPtr, cols, seqLen, 0);
+      heap.fill(0xab, tilePtr, tilePtr + tileBytes);
+      k.matmulQ4_0(outPtr, xqPtr, wPtr, rows, cols, seqLen, rows, tilePtr);
+      const touched = heap.subarray(tilePtr, tilePtr + tileBytes).some((b) => b !== 0xab);
+      assert.equal(touched, seqLen >= PROMPT_TILE.minTokens, `${seqLen} tokens`);
+      assert.ok(heap.subarray(tilePtr + tileBytes, tilePtr + tileBytes + 64).every((b) => b === 0), "nothing past the thread's scratch");
     }
   });
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { ACTIVATION_Q8, ACTIVATION_SPLIT, Q4_0, Q8_0, QK } from "../../src/weights/block-layout.js";
+import { ACTIVATION_Q8, ACTIVATION_SPLIT, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../src/weights/block-layout.js";
 import { GGML_TYPE_ID, ggmlType } from "../../src/weights/ggml-types.js";
 
 const WASM = new URL("../../wasm/kernels.wasm", import.meta.url);
@@ -23,6 +23,10 @@ describe("quantized block layouts", () => {
     assert.equal(global("SPLIT_BLOCK_BYTES"), ACTIVATION_SPLIT.blockBytes);
     assert.equal(global("SPLIT_POS_OFFSET"), ACTIVATION_SPLIT.posOffset);
     assert.equal(global("SPLIT_NEG_OFFSET"), ACTIVATION_SPLIT.negOffset);
+    assert.equal(global("PROMPT_TILE_BLOCK_BYTES"), PROMPT_TILE.blockBytes);
+    assert.equal(global("PROMPT_TILE_MIN_TOKENS"), PROMPT_TILE.minTokens);
+    // A repacked block column: f32 scales of four rows, then their 4 × QK quants as bytes.
+    assert.equal(PROMPT_TILE.blockBytes, 4 * 4 + 4 * QK);
   });
 
   it("are ggml's: a 2-byte f16 scale before QK int8 (Q8_0) or QK/2 nibble bytes (Q4_0); activations: f32 scale, i32 sum, QK int8 (or QK positive and QK negative parts)", () => {

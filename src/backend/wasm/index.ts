@@ -5,7 +5,7 @@
  * GeGLU (tanh form), soft-capping and RG-LRU gate projections run in WebAssembly on the main
  * thread; every other kernel is the TypeScript reference for now.
  */
-import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, Q4_0, Q8_0 } from "../../weights/block-layout.js";
+import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
 import { matrixRowBytes } from "../../weights/matrix-rows.js";
 import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
@@ -67,7 +67,10 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const quantized = isBlockDtype(w.dtype);
     // Room for any activation layout (the split one is the largest: block-layout.ts).
     const quantizedBytes = quantized ? blockRowBytes(ACTIVATION_SPLIT, inCount) : 0;
-    const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes);
+    // Each thread's prompt tile (Q4_0 over several tokens), 16-byte aligned.
+    const tiled = w.dtype === "q4_0" && seqLen >= PROMPT_TILE.minTokens;
+    const tileBytes = tiled ? (w.cols / QK) * PROMPT_TILE.blockBytes : 0;
+    const xPtr = arena.scratch(4 * (inCount + outCount) + quantizedBytes + threads * tileBytes + 16);
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
     let input = xPtr;
@@ -79,10 +82,11 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       else arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
       kernel = BLOCK_KERNEL[w.dtype];
     }
+    const tilePtr = (outPtr + 4 * outCount + quantizedBytes + 15) & ~15;
     if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
-      pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen);
+      pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen, tilePtr, tileBytes);
     } else {
-      arena.kernels[kernel](outPtr, input, placed.ptr, w.rows, w.cols, seqLen, w.rows);
+      arena.kernels[kernel](outPtr, input, placed.ptr, w.rows, w.cols, seqLen, w.rows, tilePtr);
     }
     out.set(new Float32Array(arena.memory.buffer, outPtr, outCount));
   };

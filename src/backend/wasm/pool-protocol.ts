@@ -18,6 +18,9 @@ export const SEQ_LEN = 9;
 export const THREADS = 10;
 /** Set by a worker whose slice threw; the main thread reports it after the job. */
 export const FAILED = 11;
+/** Prompt tiles' scratch (Q4_0 matmuls): thread i's starts at SCRATCH + i · SCRATCH_STRIDE. */
+export const SCRATCH = 12;
+export const SCRATCH_STRIDE = 13;
 export const CONTROL_INTS = 16;
 /** Polls of the control block before a waiting thread sleeps (tens to hundreds of microseconds). */
 export const SPIN_POLLS = 20_000;
@@ -67,7 +70,8 @@ export interface SliceKernels {
   matmulF16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   streamRows(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
-  matmulQ4_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  /** `scratch`: this thread's PROMPT_TILE.blockBytes per block column (prompt tiles, block-layout.ts). */
+  matmulQ4_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number, scratch: number): void;
   matmulQ4_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ5_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ6_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
@@ -103,5 +107,6 @@ export function runSlice(kernels: SliceKernels, control: Uint32Array, index: num
     cols,
     control[SEQ_LEN]!,
     rows,
+    control[SCRATCH]! + index * control[SCRATCH_STRIDE]!,
   );
 }

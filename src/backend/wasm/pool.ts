@@ -16,6 +16,8 @@ import {
   KERNELS,
   OUT,
   ROWS,
+  SCRATCH,
+  SCRATCH_STRIDE,
   SEQ_LEN,
   SPIN_POLLS,
   THREADS,
@@ -85,6 +87,8 @@ export class KernelPool {
     rows: number,
     cols: number,
     seqLen: number,
+    scratch = 0,
+    scratchStride = 0,
   ): void {
     const c = this.control;
     c[KERNEL] = KERNELS.indexOf(kernel);
@@ -95,6 +99,8 @@ export class KernelPool {
     c[ROWS] = rows;
     c[COLS] = cols;
     c[SEQ_LEN] = seqLen;
+    c[SCRATCH] = scratch;
+    c[SCRATCH_STRIDE] = scratchStride;
     c[THREADS] = this.threads;
     Atomics.store(this.signals, DONE, 0);
     Atomics.add(this.signals, GENERATION, 1);
