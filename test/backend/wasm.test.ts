@@ -333,7 +333,9 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
-  it("Q4_0 prompt tiles run from PROMPT_TILE.minTokens tokens, in the thread's scratch", { skip: !RELAXED && "no relaxed SIMD here" }, async () => {
+  it("Q4_0 prompt tiles run from PROMPT_TILE.minTokens tokens, in the thread's scratch", {
+    skip: !RELAXED && "no relaxed SIMD here",
+  }, async () => {
     const rows = 6;
     const cols = 64;
     const memory = new WebAssembly.Memory({ initial: 4 });
@@ -356,7 +358,10 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
       k.matmulQ4_0(outPtr, xqPtr, wPtr, rows, cols, seqLen, rows, tilePtr);
       const touched = heap.subarray(tilePtr, tilePtr + tileBytes).some((b) => b !== 0xab);
       assert.equal(touched, seqLen >= PROMPT_TILE.minTokens, `${seqLen} tokens`);
-      assert.ok(heap.subarray(tilePtr + tileBytes, tilePtr + tileBytes + 64).every((b) => b === 0), "nothing past the thread's scratch");
+      assert.ok(
+        heap.subarray(tilePtr + tileBytes, tilePtr + tileBytes + 64).every((b) => b === 0),
+        "nothing past the thread's scratch",
+      );
     }
   });
 
