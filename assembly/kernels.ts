@@ -9,7 +9,7 @@
 import {
   ACTIVATION_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,
-  ACTIVATION_SUM_OFFSET,
+  ACTIVATION_BIAS_OFFSET,
   Q4_0_BLOCK_BYTES,
   Q4_0_QUANTS_OFFSET,
   Q8_0_BLOCK_BYTES,
@@ -188,7 +188,7 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
           store<i8>(dst + <usize>ACTIVATION_QUANTS_OFFSET + <usize>i, <i8>q);
         }
       }
-      store<i32>(dst + <usize>ACTIVATION_SUM_OFFSET, sum);
+      store<i32>(dst + <usize>ACTIVATION_BIAS_OFFSET, -8 * sum);
     }
   }
 }
@@ -208,7 +208,7 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
 // Row i's 32 weight values in group block gb as two i8x16 halves (values 0..15 and 16..31),
 // chosen at compile time: T = i8 for Q8_0 (int8 as stored), T = u8 for Q4_0 (the raw nibbles
 // 0..15: low nibbles are values 0..15, high 16..31; the −8 offset is applied once per block
-// through the activations' sum).
+// through the activations' bias).
 @inline function weightsLow<T>(gb: usize, i: usize): v128 {
   const q = gb + 8 + i * quantBytes<T>();
   if (isSigned<T>()) return v128.load(q);
@@ -324,10 +324,10 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
 
-// Four rows' integer block sums scaled by d_w · d_x, added to acc (Q4_0: minus 8·Σq_x first).
+// Four rows' integer block sums scaled by d_w · d_x, added to acc (Q4_0: plus its bias −8·Σq_x first).
 @inline function accumulate<T>(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
   let sums = ints;
-  if (!isSigned<T>()) sums = i32x4.sub(sums, i32x4.splat(load<i32>(xb + <usize>ACTIVATION_SUM_OFFSET) << 3));
+  if (!isSigned<T>()) sums = i32x4.add(sums, i32x4.splat(load<i32>(xb + <usize>ACTIVATION_BIAS_OFFSET)));
   const scale = f32x4.mul(scales, f32x4.splat(load<f32>(xb)));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
 }

@@ -11,7 +11,7 @@
 import {
   ACTIVATION_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,
-  ACTIVATION_SUM_OFFSET,
+  ACTIVATION_BIAS_OFFSET,
   PROMPT_TILE_BLOCK_BYTES,
   PROMPT_TILE_MIN_TOKENS,
   QK,
@@ -63,10 +63,10 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
 }
 
-// acc + the block's exact integer sums (Σq_w·q_x − 8·Σq_x) scaled by d_w · d_x, in matmulBlocks'
-// order of float operations.
+// acc + the block's exact integer sums (even + odd: Σq_w·q_x − 8·Σq_x, the bias in even from the
+// start) scaled by d_w · d_x, in matmulBlocks' order of float operations.
 @inline function scaled(acc: v128, even: v128, odd: v128, xb: usize, scales: v128): v128 {
-  const ints = i32x4.sub(i32x4.add(even, odd), i32x4.splat(load<i32>(xb + <usize>ACTIVATION_SUM_OFFSET) << 3));
+  const ints = i32x4.add(even, odd);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb)))));
 }
 
@@ -79,8 +79,12 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
     const x0 = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
     const x1 = x0 + xRowBytes, x2 = x1 + xRowBytes, x3 = x2 + xRowBytes;
     // Two accumulators per token (even and odd 4-value steps): shorter dependency chains.
+    // The even sums start from the block's bias −8·Σq_x.
     const zero = i32x4.splat(0);
-    let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+    let a0 = v128.load32_splat(x0 + <usize>ACTIVATION_BIAS_OFFSET);
+    let a1 = v128.load32_splat(x1 + <usize>ACTIVATION_BIAS_OFFSET);
+    let a2 = v128.load32_splat(x2 + <usize>ACTIVATION_BIAS_OFFSET);
+    let a3 = v128.load32_splat(x3 + <usize>ACTIVATION_BIAS_OFFSET);
     let c0 = zero, c1 = zero, c2 = zero, c3 = zero;
     for (let g: usize = 0; g < 32; g += 8) {
       const w0 = v128.load(tb + QUANTS_OFFSET + (g << 2));
@@ -113,7 +117,7 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
   for (let b = 0; b < blocks; b++) {
     const tb = tile + <usize>b * <usize>PROMPT_TILE_BLOCK_BYTES;
     const x0 = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
-    let a = i32x4.splat(0), c = i32x4.splat(0);
+    let a = v128.load32_splat(x0 + <usize>ACTIVATION_BIAS_OFFSET), c = i32x4.splat(0);
     for (let g: usize = 0; g < 32; g += 8) {
       a = dotAdd(v128.load32_splat(x0 + q + g), v128.load(tb + QUANTS_OFFSET + (g << 2)), a);
       c = dotAdd(v128.load32_splat(x0 + q + g + 4), v128.load(tb + QUANTS_OFFSET + (g << 2) + 16), c);

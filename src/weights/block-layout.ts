@@ -6,8 +6,8 @@
  * Q8_0: 32 values as an f16 scale d then 32 int8 q; value = d · q.
  * Q4_0: 32 values as an f16 scale d then 16 bytes of nibbles (low nibbles values 0-15, high
  *       nibbles 16-31); value = (nibble − 8) · d.
- * Activations (the kernels' Q8 input): 32 values as an f32 scale, the i32 sum of the 32 int8
- *       (Q4_0's −8 offset is applied once per block through it), then the 32 int8.
+ * Activations (the kernels' Q8 input): 32 values as an f32 scale, an i32 bias −8 · Σ of the 32
+ *       int8 (Q4_0's −8 offset, added once to each block sum), then the 32 int8.
  * Split activations (relaxed SIMD's Q8_0 input): an f32 scale, 4 unused bytes, then the 32 int8 as
  *       32 u8 positive parts and 32 u8 negative parts (x = pos − neg): relaxed SIMD's int8 dot
  *       product is exact only when one operand lies in 0..127.
@@ -29,7 +29,7 @@ export const QK = 32;
 
 export const Q8_0 = { blockBytes: 34, scaleOffset: 0, quantsOffset: 2 } as const;
 export const Q4_0 = { blockBytes: 18, scaleOffset: 0, quantsOffset: 2 } as const;
-export const ACTIVATION_Q8 = { blockBytes: 40, scaleOffset: 0, sumOffset: 4, quantsOffset: 8 } as const;
+export const ACTIVATION_Q8 = { blockBytes: 40, scaleOffset: 0, biasOffset: 4, quantsOffset: 8 } as const;
 export const ACTIVATION_SPLIT = { blockBytes: 72, scaleOffset: 0, posOffset: 8, negOffset: 40 } as const;
 /**
  * The WebAssembly prompt tiles (assembly/prompt-tiles.ts): a Q4_0 matmul over at least `minTokens`

@@ -19,7 +19,7 @@ describe("quantized block layouts", () => {
     assert.equal(global("Q4_0_QUANTS_OFFSET"), Q4_0.quantsOffset);
     assert.equal(global("ACTIVATION_BLOCK_BYTES"), ACTIVATION_Q8.blockBytes);
     assert.equal(global("ACTIVATION_QUANTS_OFFSET"), ACTIVATION_Q8.quantsOffset);
-    assert.equal(global("ACTIVATION_SUM_OFFSET"), ACTIVATION_Q8.sumOffset);
+    assert.equal(global("ACTIVATION_BIAS_OFFSET"), ACTIVATION_Q8.biasOffset);
     assert.equal(global("SPLIT_BLOCK_BYTES"), ACTIVATION_SPLIT.blockBytes);
     assert.equal(global("SPLIT_POS_OFFSET"), ACTIVATION_SPLIT.posOffset);
     assert.equal(global("SPLIT_NEG_OFFSET"), ACTIVATION_SPLIT.negOffset);
@@ -29,7 +29,7 @@ describe("quantized block layouts", () => {
     assert.equal(PROMPT_TILE.blockBytes, 4 * 4 + 4 * QK);
   });
 
-  it("are ggml's: a 2-byte f16 scale before QK int8 (Q8_0) or QK/2 nibble bytes (Q4_0); activations: f32 scale, i32 sum, QK int8 (or QK positive and QK negative parts)", () => {
+  it("are ggml's: a 2-byte f16 scale before QK int8 (Q8_0) or QK/2 nibble bytes (Q4_0); activations: f32 scale, i32 bias, QK int8 (or QK positive and QK negative parts)", () => {
     assert.equal(Q8_0.blockBytes, 2 + QK);
     assert.equal(Q4_0.blockBytes, 2 + QK / 2);
     assert.equal(ACTIVATION_Q8.blockBytes, 8 + QK);
