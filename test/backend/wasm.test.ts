@@ -5,6 +5,7 @@ import type { Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
+import type { WasmHost } from "../../src/backend/wasm/host.js";
 import { instantiate } from "../../src/backend/wasm/module.js";
 import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
 import { Rng } from "../../src/generate/rng.js";
@@ -261,6 +262,47 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         }
       }
     }
+  });
+
+  // A matrix over one 16 MB read chunk: chunks are read ahead into two buffers, and while the model
+  // loads the worker quantizes a share of each chunk's rows.
+  it("quantizes a matrix of several read chunks on load across threads into the TypeScript quantizer's blocks", async () => {
+    let workerJobs = 0;
+    const host: WasmHost = {
+      ...nodeWasmHost,
+      startWorker(init) {
+        const worker = nodeWasmHost.startWorker(init);
+        return {
+          ...worker,
+          request: (message) => ((workerJobs += typeof message === "object" && "quantize" in message ? 1 : 0), worker.request(message)),
+        };
+      },
+    };
+    const wasm = await createWasmKernels({ host, threads: 2 });
+    const [rows, cols] = [4100, 2048];
+    const source = randomWeight("bf16", rows, cols);
+    const bytes = new Uint8Array(source.data.buffer);
+    const reads: number[] = [];
+    const quantized = await wasm.receive!(
+      { dtype: "bf16", rows, cols },
+      async (into, offset) => {
+        reads.push(offset);
+        into.set(bytes.subarray(offset, offset + into.length));
+      },
+      "q8_0",
+    );
+    assert.deepEqual(reads, [0, 4096 * cols * 2], "two chunks of 16 MB");
+    assert.equal(workerJobs, 2, "the worker took a share of each chunk");
+    const ids = Array.from({ length: rows }, (_, i) => i);
+    const actual = new Float32Array(rows * cols);
+    const reference = new Float32Array(rows * cols);
+    wasm.embed(actual, quantized, ids, 1);
+    jsKernels.embed(reference, { dtype: "q8_0", rows, cols, data: toBlocks(source.data, "bf16", rows, cols, "q8_0") }, ids, 1);
+    assert.ok(
+      actual.every((v, i) => v === reference[i]),
+      "the same blocks",
+    );
+    await wasm.release!();
   });
 
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {

@@ -11,8 +11,25 @@ export interface KernelWorkerInit {
   index: number;
 }
 
-/** After its init a kernel worker takes arena memories (each answered by one reply), then "start". */
-export type KernelWorkerMessage = { memory: WebAssembly.Memory } | "start";
+/**
+ * Rows src..src + rows of an arena quantized into dst by the worker (KernelExports.quantizeRows),
+ * while a model loads.
+ */
+export interface QuantizeJob {
+  arena: number;
+  dst: number;
+  src: number;
+  rows: number;
+  cols: number;
+  type: number;
+  q8: number;
+}
+
+/**
+ * After its init a kernel worker takes arena memories and quantization jobs (each answered by one
+ * reply), then "start".
+ */
+export type KernelWorkerMessage = { memory: WebAssembly.Memory } | { quantize: QuantizeJob } | "start";
 
 export interface KernelWorker {
   /** Sends a message and resolves on the worker's reply (rejects if the worker fails). */

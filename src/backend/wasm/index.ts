@@ -29,6 +29,15 @@ export interface WasmKernelOptions {
   relaxedSimd?: boolean;
 }
 
+/** A float matrix's rows as quantizeRows takes them (createWasmKernels' `quantizing`). */
+interface Quantizing {
+  storedRowBytes: number;
+  rowBytes: number;
+  chunkRows: number;
+  type: number;
+  q8: number;
+}
+
 interface Placement {
   arena: number;
   ptr: number;
@@ -108,7 +117,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const QUANTIZE_CHUNK_BYTES = 16 << 20;
 
   /** How `quantizeRows` takes a float matrix: bytes per stored and per quantized row, rows per chunk, its type codes. */
-  const quantizing = (dtype: Weight["dtype"], target: "q8_0" | "q4_0", cols: number) => {
+  const quantizing = (dtype: Weight["dtype"], target: "q8_0" | "q4_0", cols: number): Quantizing => {
     if (dtype !== "f32" && dtype !== "bf16" && dtype !== "f16") throw new GemmaError(`cannot re-quantize a ${dtype} matrix`);
     const storedRowBytes = cols * (dtype === "f32" ? 4 : 2);
     return {
@@ -118,6 +127,25 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       type: dtype === "f32" ? 0 : dtype === "bf16" ? 1 : 2,
       q8: target === "q8_0" ? 1 : 0,
     };
+  };
+
+  /**
+   * Quantizes `rows` source rows at src into dst: while a model loads (the pool not yet started) the
+   * workers take equal shares of the rows beside the main thread.
+   */
+  const quantizeShared = async (arena: number, dst: number, src: number, rows: number, cols: number, q: Quantizing) => {
+    const helpers = pool?.canQuantize(arena) ? pool.threads - 1 : 0;
+    const share = Math.ceil(rows / (helpers + 1));
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < helpers && (i + 1) * share < rows; i++) {
+      const r = (i + 1) * share;
+      const n = Math.min(share, rows - r);
+      jobs.push(
+        pool!.quantize(i, { arena, dst: dst + r * q.rowBytes, src: src + r * q.storedRowBytes, rows: n, cols, type: q.type, q8: q.q8 }),
+      );
+    }
+    arenas[arena]!.kernels.quantizeRows(dst, src, Math.min(share, rows), cols, q.type, q.q8);
+    await Promise.all(jobs);
   };
 
   /** Quantizes on load in WebAssembly, straight into the arena the matrix will live in. */
@@ -159,11 +187,29 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       ptr = await arena.placeFilledAsync(weight, 0, (dst) => read(new Uint8Array(arena.memory.buffer, dst, bytes), 0));
     } else {
       const q = quantizing(dtype, quantizeTo, cols);
-      ptr = await arena.placeFilledAsync(weight, Math.min(rows, q.chunkRows) * q.storedRowBytes, async (dst, scratch) => {
-        for (let r = 0; r < rows; r += q.chunkRows) {
+      const index = arenas.indexOf(arena);
+      const chunkBytes = Math.min(rows, q.chunkRows) * q.storedRowBytes;
+      // Two chunk buffers: the next chunk is read while this one is quantized.
+      ptr = await arena.placeFilledAsync(weight, 2 * chunkBytes, async (dst, scratch) => {
+        if (threaded && !pool?.canRun(index)) await ensurePool().register(arenas.map((a) => a.memory));
+        const readChunk = (r: number) => {
           const n = Math.min(q.chunkRows, rows - r);
-          await read(new Uint8Array(arena.memory.buffer, scratch, n * q.storedRowBytes), r * q.storedRowBytes);
-          arena.kernels.quantizeRows(dst + r * q.rowBytes, scratch, n, cols, q.type, q.q8);
+          return read(
+            new Uint8Array(arena.memory.buffer, scratch + ((r / q.chunkRows) % 2) * chunkBytes, n * q.storedRowBytes),
+            r * q.storedRowBytes,
+          );
+        };
+        let pending = readChunk(0);
+        try {
+          for (let r = 0; r < rows; r += q.chunkRows) {
+            await pending;
+            if (r + q.chunkRows < rows) pending = readChunk(r + q.chunkRows);
+            const n = Math.min(q.chunkRows, rows - r);
+            await quantizeShared(index, dst + r * q.rowBytes, scratch + ((r / q.chunkRows) % 2) * chunkBytes, n, cols, q);
+          }
+        } finally {
+          // A failed quantization must not leave the next read unobserved.
+          await pending.catch(() => {});
         }
       });
     }
@@ -294,13 +340,21 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     out.set(memory.subarray(x0 + n, x0 + 2 * n));
   };
 
+  /** The worker pool, made on first need (quantizing on load, or `ready`). */
+  const ensurePool = (): KernelPool => {
+    if (!pool) {
+      pool = KernelPool.create(host, module, threads - 1);
+      poolsOfDroppedKernels.register(kernels, pool, kernels);
+    }
+    return pool;
+  };
+
   /** Hands every arena to the workers and starts them. */
   const ready = async (): Promise<void> => {
-    if (!threaded || pool) return;
-    pool = KernelPool.create(host, module, threads - 1);
-    poolsOfDroppedKernels.register(kernels, pool, kernels);
-    await pool.register(arenas.map((a) => a.memory));
-    pool.start();
+    if (!threaded) return;
+    const workers = ensurePool();
+    await workers.register(arenas.map((a) => a.memory));
+    workers.start();
   };
 
   const release = async (): Promise<void> => {

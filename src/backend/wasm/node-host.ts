@@ -47,10 +47,19 @@ export const nodeWasmHost: WasmHost = {
     // Idle workers must not keep the process alive.
     worker.unref();
     return {
+      // Each listener removes the other: a load sends hundreds of requests.
       request: (message: KernelWorkerMessage) =>
         new Promise<void>((resolve, reject) => {
-          worker.once("message", () => resolve());
-          worker.once("error", reject);
+          const done = () => {
+            worker.off("error", failed);
+            resolve();
+          };
+          const failed = (e: Error) => {
+            worker.off("message", done);
+            reject(e);
+          };
+          worker.once("message", done);
+          worker.once("error", failed);
           worker.postMessage(message);
         }),
       post: (message) => worker.postMessage(message),

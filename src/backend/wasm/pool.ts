@@ -4,7 +4,7 @@
  * job). The forward pass stays synchronous: the main thread blocks until every slice is done.
  */
 import { GemmaError } from "../../errors.js";
-import type { KernelWorker, WasmHost } from "./host.js";
+import type { KernelWorker, QuantizeJob, WasmHost } from "./host.js";
 import {
   ARENA,
   FAILED,
@@ -64,6 +64,17 @@ export class KernelPool {
       await Promise.all(this.workers.map((worker) => worker.request({ memory })));
     }
     this.registered += fresh.length;
+  }
+
+  /** Whether the workers can take quantization jobs on this arena: registered, not yet started. */
+  canQuantize(arena: number): boolean {
+    return !this.started && arena < this.registered;
+  }
+
+  /** Before `start`: worker `i` (0-based) quantizes rows of an arena already registered. */
+  async quantize(i: number, job: QuantizeJob): Promise<void> {
+    if (!this.canQuantize(job.arena)) throw new GemmaError("kernel workers can quantize only registered arenas before they start");
+    await this.workers[i]!.request({ quantize: job });
   }
 
   /** From now on workers block on the control block; arenas made later run on the main thread. */

@@ -4,7 +4,8 @@
  * waiting on the control block and computing this worker's slice of each job.
  */
 import type { KernelWorkerInit, KernelWorkerMessage } from "./host.js";
-import { ARENA, DONE, FAILED, GENERATION, SPIN_POLLS, THREADS, runSlice, type SliceKernels } from "./pool-protocol.js";
+import { instantiate, type KernelExports } from "./module.js";
+import { ARENA, DONE, FAILED, GENERATION, SPIN_POLLS, THREADS, runSlice } from "./pool-protocol.js";
 
 /**
  * Returns the worker's message handler. `reply` answers an arena message; `schedule` runs the
@@ -17,7 +18,7 @@ export function kernelWorkerHandler(
 ): (message: KernelWorkerMessage) => void {
   const control = new Uint32Array(init.control);
   const signals = new Int32Array(init.control);
-  const arenas: SliceKernels[] = [];
+  const arenas: KernelExports[] = [];
 
   const loop = (): void => {
     // Generation 0 is "no job yet": a job posted before this loop began is still seen as new.
@@ -41,9 +42,12 @@ export function kernelWorkerHandler(
 
   return (message) => {
     if (message === "start") return schedule(loop);
-    arenas.push(
-      new WebAssembly.Instance(init.module, { env: { memory: message.memory, abort: () => {} } }).exports as unknown as SliceKernels,
-    );
+    if ("quantize" in message) {
+      const { arena, dst, src, rows, cols, type, q8 } = message.quantize;
+      arenas[arena]!.quantizeRows(dst, src, rows, cols, type, q8);
+    } else {
+      arenas.push(instantiate(init.module, message.memory));
+    }
     reply(arenas.length);
   };
 }
