@@ -20,7 +20,8 @@ import {
   SPLIT_POS_OFFSET,
 } from "./block-layout";
 import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
-import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, sum4 } from "./simd";
+import { matmulQ4_0Rows } from "./q4_0-rows";
+import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
 // (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
@@ -205,25 +206,33 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
   return 8 + 4 * quantBytes<T>();
 }
 
+// Q4_0 row i's 16 quant bytes in group block gb: lane k of the group's vector V_k (q4_0-rows.ts).
+@inline function q4Row(gb: usize, i: usize): v128 {
+  const lanes = gb + 8 + (i << 2);
+  let v = i32x4.splat(load<i32>(lanes));
+  v = i32x4.replace_lane(v, 1, load<i32>(lanes, 16));
+  v = i32x4.replace_lane(v, 2, load<i32>(lanes, 32));
+  return i32x4.replace_lane(v, 3, load<i32>(lanes, 48));
+}
+
 // Row i's 32 weight values in group block gb as two i8x16 halves (values 0..15 and 16..31),
 // chosen at compile time: T = i8 for Q8_0 (int8 as stored), T = u8 for Q4_0 (the raw nibbles
 // 0..15: low nibbles are values 0..15, high 16..31; the −8 offset is applied once per block
 // through the activations' bias).
 @inline function weightsLow<T>(gb: usize, i: usize): v128 {
-  const q = gb + 8 + i * quantBytes<T>();
-  if (isSigned<T>()) return v128.load(q);
-  return v128.and(v128.load(q), i8x16.splat(0x0f));
+  if (isSigned<T>()) return v128.load(gb + 8 + i * quantBytes<T>());
+  return v128.and(q4Row(gb, i), i8x16.splat(0x0f));
 }
 
 @inline function weightsHigh<T>(gb: usize, i: usize): v128 {
-  const q = gb + 8 + i * quantBytes<T>();
-  if (isSigned<T>()) return v128.load(q, 16);
-  return i8x16.shr_u(v128.load(q), 4);
+  if (isSigned<T>()) return v128.load(gb + 8 + i * quantBytes<T>(), 16);
+  return i8x16.shr_u(q4Row(gb, i), 4);
 }
 
 // Rearranges a row-major matrix of Q8_0 (q8 != 0) or Q4_0 blocks at w, in place, into groups of
 // four rows; the memory after it must hold the last group's missing rows, and `scratch` four
 // rows. A group takes exactly the bytes of its four rows, so no second copy of a matrix exists.
+// Q8_0 rows' quants follow one another; Q4_0's are interleaved by 4 bytes (q4_0-rows.ts).
 export function packRows4(w: usize, rows: i32, cols: i32, q8: i32, scratch: usize): void {
   if (q8) packRows4For<i8>(w, rows, cols, scratch);
   else packRows4For<u8>(w, rows, cols, scratch);
@@ -241,11 +250,15 @@ export function packRows4(w: usize, rows: i32, cols: i32, q8: i32, scratch: usiz
     for (let i = have; i < 4; i++) memory.copy(scratch + i * rowBytes, scratch + (have - 1) * rowBytes, rowBytes);
     for (let b: usize = 0; b < blocks; b++) {
       const gb = group + b * groupBlockBytes<T>();
-      for (let i: usize = 0; i < 4; i++) {
-        const src = scratch + i * rowBytes + b * size;
-        store<u16>(gb + (i << 1), load<u16>(src));
-        v128.store(gb + 8 + i * quants, v128.load(src + 2));
-        if (isSigned<T>()) v128.store(gb + 8 + i * quants, v128.load(src + 2, 16), 16);
+      for (let i: usize = 0; i < 4; i++) store<u16>(gb + (i << 1), load<u16>(scratch + i * rowBytes + b * size));
+      const src = scratch + b * size + 2;
+      if (isSigned<T>()) {
+        for (let i: usize = 0; i < 4; i++) {
+          v128.store(gb + 8 + i * quants, v128.load(src + i * rowBytes));
+          v128.store(gb + 8 + i * quants, v128.load(src + i * rowBytes, 16), 16);
+        }
+      } else {
+        storeTransposed(gb + 8, v128.load(src), v128.load(src + rowBytes), v128.load(src + 2 * rowBytes), v128.load(src + 3 * rowBytes));
       }
     }
   }
@@ -306,28 +319,22 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return splitFor<T>() ? v128.load(xb + <usize>SPLIT_NEG_OFFSET + 16) : i32x4.splat(0);
 }
 
-// Σ q_w·q_x of one weight block (halves w0, w1) against one activation block, as four i32 lanes.
-// Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening; its
-// second operand must lie in 0..127: the positive and negative parts of split activations (Q8_0),
-// or Q4_0's nibbles.
+// Σ q_w·q_x of one Q8_0 weight block (halves w0, w1) against one activation block, as four i32
+// lanes. Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening;
+// its second operand must lie in 0..127: the positive and negative parts of split activations.
 @inline function blockInts<T>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128): v128 {
   if (RELAXED) {
     // The second dot accumulates onto the first (one instruction with VNNI).
     const zero = i32x4.splat(0);
-    if (isSigned<T>()) {
-      const pos = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, zero));
-      const neg = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, b1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, b0, zero));
-      return i32x4.sub(pos, neg);
-    }
-    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a1, w1, i32x4.relaxed_dot_i8x16_i7x16_add_s(a0, w0, zero));
+    const pos = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, a1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, a0, zero));
+    const neg = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, b1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, b0, zero));
+    return i32x4.sub(pos, neg);
   }
   return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
 
-// Four rows' integer block sums scaled by d_w · d_x, added to acc (Q4_0: plus its bias −8·Σq_x first).
-@inline function accumulate<T>(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
-  let sums = ints;
-  if (!isSigned<T>()) sums = i32x4.add(sums, i32x4.splat(load<i32>(xb + <usize>ACTIVATION_BIAS_OFFSET)));
+// Four rows' integer block sums scaled by d_w · d_x, added to acc.
+@inline function accumulate<T>(acc: v128, sums: v128, xb: usize, scales: v128): v128 {
   const scale = f32x4.mul(scales, f32x4.splat(load<f32>(xb)));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
 }
@@ -335,10 +342,10 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
 const CHUNK_BYTES: usize = 192 * 1024;
 
-// Packed quantized weights (T = i8: Q8_0, T = u8: Q4_0; packRows4) against activations
-// quantized by quantizeActivations; cols is a multiple of QK and rows start at a multiple of 4.
-// Tiles of four rows × two tokens share every weight load, unpacked nibble and scale; the four
-// rows' sums go through one vector per token. Tokens run in chunks whose activations stay in
+// Packed Q8_0 weights (T = i8; packRows4; Q4_0 has its own kernels: q4_0-rows.ts and
+// prompt-tiles.ts) against activations quantized by quantizeActivations; cols is a multiple of QK
+// and rows start at a multiple of 4. Tiles of four rows × two tokens share every weight load and
+// scale; the four rows' sums go through one vector per token. Tokens run in chunks whose activations stay in
 // cache while all row groups pass over them.
 @inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols / QK;
@@ -414,7 +421,7 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   if (RELAXED) {
     if (tiledFor(seqLen)) return matmulQ4_0Tiles(out, xq, w, rows, cols, seqLen, outStride, scratch);
   }
-  matmulBlocks<u8>(out, xq, w, rows, cols, seqLen, outStride);
+  matmulQ4_0Rows(out, xq, w, rows, cols, seqLen, outStride);
 }
 
 // e^z in f32x4, z clamped to [-87, 88] (normal f32 results): z = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts, Cephes' split),

@@ -1,11 +1,11 @@
 // Prompt matmuls over packed Q4_0 weights in tiles of four rows × four tokens (relaxed SIMD builds,
 // PROMPT_TILE_MIN_TOKENS tokens or more). Per token chunk, each group of four rows is first
-// rewritten into the caller's scratch as f32 scales and the nibbles as bytes, interleaved by row:
-// for each 4 values of the block, the four rows' 4 bytes side by side. One relaxed dot of that
-// vector with a token's 4 activation bytes repeated (one 32-bit splat load) then gives the four
-// rows' sums in their own lanes: no cross-lane reduction and no nibble unpacking per block, and
-// each weight vector serves four tokens. The integer sums equal the row-wise kernel's exactly and
-// the float steps are the same, so the results are bit for bit those of kernels.ts's matmulBlocks.
+// rewritten into the caller's scratch as f32 scales and its nibbles as bytes, still interleaved by
+// row (q4_0-rows.ts): for each 4 values of the block, the four rows' 4 bytes side by side. One
+// relaxed dot of that vector with a token's 4 activation bytes repeated (one 32-bit splat load)
+// gives the four rows' sums in their own lanes, and each weight vector serves four tokens with no
+// nibble unpacking. The integer sums equal the row-wise kernel's exactly and the float steps are
+// the same, so the results are bit for bit those of q4_0-rows.ts.
 // Q8_0 stays row-wise: its signed weights need two relaxed dots per 16 values either way, and a
 // tiled variant (w + 128 as two nibble planes) measured 6% slower.
 import {
@@ -16,13 +16,12 @@ import {
   PROMPT_TILE_MIN_TOKENS,
   QK,
 } from "./block-layout";
+import { Q4_0_GROUP_BLOCK_BYTES } from "./q4_0-rows";
 import { halvesToF32, storeRows } from "./simd";
 
 // A repacked block column: 16 bytes of f32 scales, then 8 vectors, one per 4 values of the block
 // (the nibbles 0..15; value = q − 8).
 const QUANTS_OFFSET: usize = 16;
-// Bytes of a packed Q4_0 group's block column (kernels.ts packRows4): 4 f16 scales, 4 × 16 nibble bytes.
-const GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
 
 // Activation bytes a chunk of tokens may take: larger than matmulBlocks' chunks, since each chunk
 // repacks every row group once.
@@ -33,29 +32,19 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
   return RELAXED && seqLen >= PROMPT_TILE_MIN_TOKENS;
 }
 
-// Four vectors of four 32-bit lanes, transposed: out g = [a_g, b_g, c_g, d_g], stored at dst + 16·g.
-@inline function storeTransposed(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
-  const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
-  const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
-  const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
-  const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
-  v128.store(dst, v128.shuffle<i32>(ab01, cd01, 0, 1, 4, 5));
-  v128.store(dst, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7), 16);
-  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5), 32);
-  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7), 48);
-}
-
 // One packed row group rewritten into tile.
 @inline function repackGroup(group: usize, blocks: i32, tile: usize): void {
   const nibble = i8x16.splat(0x0f);
   for (let b = 0; b < blocks; b++) {
-    const gb = group + <usize>b * GROUP_BLOCK_BYTES;
+    const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
     const tb = tile + <usize>b * <usize>PROMPT_TILE_BLOCK_BYTES;
     v128.store(tb, halvesToF32(v128.load16x4_u(gb)));
-    const r0 = v128.load(gb, 8), r1 = v128.load(gb, 24), r2 = v128.load(gb, 40), r3 = v128.load(gb, 56);
-    // Low nibbles are values 0..15, high nibbles 16..31.
-    storeTransposed(tb + QUANTS_OFFSET, v128.and(r0, nibble), v128.and(r1, nibble), v128.and(r2, nibble), v128.and(r3, nibble));
-    storeTransposed(tb + QUANTS_OFFSET + 64, i8x16.shr_u(r0, 4), i8x16.shr_u(r1, 4), i8x16.shr_u(r2, 4), i8x16.shr_u(r3, 4));
+    // V_k's low nibbles are the rows' values 4k.., its high nibbles 16 + 4k.. (q4_0-rows.ts).
+    for (let k: usize = 0; k < 4; k++) {
+      const v = v128.load(gb + 8 + (k << 4));
+      v128.store(tb + QUANTS_OFFSET + (k << 4), v128.and(v, nibble));
+      v128.store(tb + QUANTS_OFFSET + 64 + (k << 4), i8x16.shr_u(v, 4));
+    }
   }
 }
 
@@ -131,7 +120,7 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
 // (cols / QK) · PROMPT_TILE_BLOCK_BYTES bytes.
 export function matmulQ4_0Tiles(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32, scratch: usize): void {
   const blocks = cols / QK;
-  const groupBytes = <usize>blocks * GROUP_BLOCK_BYTES;
+  const groupBytes = <usize>blocks * Q4_0_GROUP_BLOCK_BYTES;
   const xRowBytes = <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
   const stride = <usize>outStride;
   const chunk = max(4, min(seqLen, <i32>(TILE_CHUNK_BYTES / xRowBytes) & ~3));

@@ -56,3 +56,15 @@
   if (RELAXED) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
+
+// Four vectors of four 32-bit lanes, transposed: out g = [a_g, b_g, c_g, d_g], stored at dst + 16·g.
+@inline export function storeTransposed(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
+  const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
+  const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+  const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
+  const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<i32>(ab01, cd01, 0, 1, 4, 5));
+  v128.store(dst, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7), 16);
+  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5), 32);
+  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7), 48);
+}

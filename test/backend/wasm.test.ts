@@ -352,12 +352,14 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   // Relaxed SIMD runs Q4_0 matmuls of PROMPT_TILE.minTokens tokens or more as tiles over a repacked
-  // copy of each row group (assembly/prompt-tiles.ts); fewer tokens go row-wise. The integer sums
-  // and float steps are the same, so every token's row must equal its own one-token matmul exactly.
-  it("Q4_0 prompt tiles give the row-wise kernel's results bit for bit: several cache chunks, a partial row group, 2 threads", async () => {
+  // copy of each row group (assembly/prompt-tiles.ts), 2-3 tokens in pairs (q4_0-rows.ts). The
+  // integer sums and float steps are the same, so every token's row must equal its own one-token
+  // matmul exactly.
+  it("Q4_0 prompt tiles and token pairs give the one-token results bit for bit: several cache chunks, a partial row group, 2 threads", async () => {
     for (const [rows, cols, seqLen, threads] of [
       [130, 288, 9, 2],
       [5, 9216, 50, 1],
+      [7, 96, 3, 1],
     ] as [number, number, number, number][]) {
       const wasm = await createWasmKernels({ host: nodeWasmHost, threads });
       const w = randomWeight("q4_0", rows, cols);

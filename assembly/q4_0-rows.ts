@@ -1,0 +1,119 @@
+// Q4_0 matmuls over few tokens (decode; and every prompt without relaxed SIMD) on the packed Q4_0
+// layout (kernels.ts packRows4): per block column of a group of four rows, the rows' f16 scales,
+// then four vectors V_k whose 4-byte lane r holds row r's quant bytes 4k..4k+3. A byte's low
+// nibble is value 4k + j, its high nibble value 16 + 4k + j, so and/shift give the four rows'
+// values side by side, and one dot with a token's 4 activation bytes repeated (a 32-bit splat
+// load) gives the four rows' sums in their own lanes: no cross-lane reduction per block.
+// The integer sums and the float steps are those of the tiles (prompt-tiles.ts), so results are
+// bit for bit the same for every token count.
+import {
+  ACTIVATION_BIAS_OFFSET,
+  ACTIVATION_BLOCK_BYTES,
+  ACTIVATION_QUANTS_OFFSET,
+  QK,
+} from "./block-layout";
+import { halvesToF32, storeRows } from "./simd";
+
+// Bytes of a packed Q4_0 group's block column: 4 f16 scales, 4 × 16 quant bytes.
+export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
+
+// Step k of a block for the four rows (V_k = v): their nibbles times the token's activation bytes
+// 4k..4k+3 (low nibbles) and 16 + 4k.. (high nibbles), added to acc with relaxed SIMD's dot.
+@inline function relaxedStep(v: v128, q: usize, k: usize, acc: v128): v128 {
+  const low = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + (k << 2)), v128.and(v, i8x16.splat(0x0f)), acc);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + 16 + (k << 2)), i8x16.shr_u(v, 4), low);
+}
+
+// The four rows' exact integer sums of one block against one token (activation block xb), the
+// bias −8·Σq_x included.
+@inline function blockInts(gb: usize, xb: usize): v128 {
+  const q = xb + <usize>ACTIVATION_QUANTS_OFFSET;
+  const bias = v128.load32_splat(xb + <usize>ACTIVATION_BIAS_OFFSET);
+  const zero = i32x4.splat(0);
+  if (RELAXED) {
+    // Two chains: steps 0, 2 and 1, 3.
+    const a = relaxedStep(v128.load(gb, 40), q, 2, relaxedStep(v128.load(gb, 8), q, 0, bias));
+    const c = relaxedStep(v128.load(gb, 56), q, 3, relaxedStep(v128.load(gb, 24), q, 1, zero));
+    return i32x4.add(a, c);
+  }
+  // Plain SIMD widens to i16: a dot's lanes are (row, half of its 4 bytes), rows 0-1 in a and
+  // rows 2-3 in c, paired up at the end.
+  let a = zero, c = zero;
+  for (let k: usize = 0; k < 4; k++) {
+    const v = v128.load(gb + 8 + (k << 4));
+    const low = v128.and(v, i8x16.splat(0x0f));
+    const high = i8x16.shr_u(v, 4);
+    const xl = i16x8.extend_low_i8x16_s(v128.load32_splat(q + (k << 2)));
+    const xh = i16x8.extend_low_i8x16_s(v128.load32_splat(q + 16 + (k << 2)));
+    a = i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(high), xh)));
+    c = i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(high), xh)));
+  }
+  const rows = i32x4.add(v128.shuffle<i32>(a, c, 0, 2, 4, 6), v128.shuffle<i32>(a, c, 1, 3, 5, 7));
+  return i32x4.add(rows, bias);
+}
+
+// acc + ints scaled by d_w · d_x (the tiles' order of float operations).
+@inline function scaled(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb)))));
+}
+
+// Two tokens' sums of one block (relaxed SIMD), sharing the weight loads and unpacked nibbles:
+// token xb's returned, token yb's added to pairSecond.
+let pairSecond: v128 = i32x4.splat(0);
+@inline function blockIntsPair(gb: usize, xb: usize, yb: usize): v128 {
+  const p = xb + <usize>ACTIVATION_QUANTS_OFFSET;
+  const q = yb + <usize>ACTIVATION_QUANTS_OFFSET;
+  let a = v128.load32_splat(xb + <usize>ACTIVATION_BIAS_OFFSET);
+  let c = v128.load32_splat(yb + <usize>ACTIVATION_BIAS_OFFSET);
+  for (let k: usize = 0; k < 4; k++) {
+    const v = v128.load(gb + 8 + (k << 4));
+    const low = v128.and(v, i8x16.splat(0x0f));
+    const high = i8x16.shr_u(v, 4);
+    a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(p + (k << 2)), low, a);
+    c = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + (k << 2)), low, c);
+    a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(p + 16 + (k << 2)), high, a);
+    c = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + 16 + (k << 2)), high, c);
+  }
+  pairSecond = c;
+  return a;
+}
+
+// matmulBlocks' arguments and result for packed Q4_0 weights: each group of four rows passes over
+// the tokens, two at a time with relaxed SIMD (a decode step has one).
+export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+  const blocks = cols / QK;
+  const groupBytes = <usize>blocks * Q4_0_GROUP_BLOCK_BYTES;
+  const xRowBytes = <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
+  for (let r = 0; r < rows; r += 4) {
+    const group = w + <usize>(r >> 2) * groupBytes;
+    const valid = rows - r;
+    let s = 0;
+    if (RELAXED) {
+      for (; s + 1 < seqLen; s += 2) {
+        const xs = xq + <usize>s * xRowBytes;
+        let acc = f32x4.splat(0);
+        let accT = f32x4.splat(0);
+        for (let b = 0; b < blocks; b++) {
+          const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
+          const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
+          const yb = xb + xRowBytes;
+          const scales = halvesToF32(v128.load16x4_u(gb));
+          acc = scaled(acc, blockIntsPair(gb, xb, yb), xb, scales);
+          accT = scaled(accT, pairSecond, yb, scales);
+        }
+        storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
+        storeRows(out + ((<usize>(s + 1) * <usize>outStride + <usize>r) << 2), accT, valid);
+      }
+    }
+    for (; s < seqLen; s++) {
+      const xs = xq + <usize>s * xRowBytes;
+      let acc = f32x4.splat(0);
+      for (let b = 0; b < blocks; b++) {
+        const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
+        const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
+        acc = scaled(acc, blockInts(gb, xb), xb, halvesToF32(v128.load16x4_u(gb)));
+      }
+      storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
+    }
+  }
+}
