@@ -20,6 +20,7 @@ import {
   Q6_K_SCALES_OFFSET,
   QK_K,
 } from "./block-layout";
+import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
 import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
 
 // kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K; every use is inlined with a constant kind, so each kernel
@@ -394,22 +395,14 @@ export function quantizeActivationsK(x: usize, out: usize, cols: i32, seqLen: i3
     for (let b = 0; b < blocks; b++) {
       const src = x + ((<usize>s * <usize>cols + <usize>b * <usize>QK_K) << 2);
       const dst = out + (<usize>s * <usize>blocks + <usize>b) * <usize>ACTIVATION_K_BLOCK_BYTES;
-      let amax: f32 = 0;
-      for (let i = 0; i < QK_K; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
-      const d: f32 = amax / 127;
-      const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
+      const d: f32 = absMax(src, QK_K) / 127;
+      const inverse = f32x4.splat(d == 0 ? 0 : <f32>1 / d);
       store<f32>(dst, d);
-      for (let k = 0; k < 16; k++) {
-        let sum = 0;
-        for (let l = 0; l < 16; l++) {
-          const i = 16 * k + l;
-          const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
-          const magnitude = <i32>Mathf.floor(abs(v) + 0.5);
-          const q = v < 0 ? -magnitude : magnitude;
-          sum += q;
-          store<i8>(dst + <usize>ACTIVATION_K_QUANTS_OFFSET + <usize>i, <i8>q);
-        }
-        store<i16>(dst + <usize>ACTIVATION_K_SUMS_OFFSET + (<usize>k << 1), <i16>sum);
+      for (let k: usize = 0; k < 16; k++) {
+        const v = src + (k << 6);
+        const q0 = quants(v, inverse), q1 = quants(v + 16, inverse), q2 = quants(v + 32, inverse), q3 = quants(v + 48, inverse);
+        v128.store(dst + <usize>ACTIVATION_K_QUANTS_OFFSET + (k << 4), int8Lanes(q0, q1, q2, q3));
+        store<i16>(dst + <usize>ACTIVATION_K_SUMS_OFFSET + (k << 1), <i16>laneSum(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3))));
       }
     }
   }

@@ -21,6 +21,7 @@ import {
 } from "./block-layout";
 import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { matmulQ4_0Rows } from "./q4_0-rows";
+import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
 import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
@@ -171,25 +172,24 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
     for (let b = 0; b < blocks; b++) {
       const src = x + ((<usize>s * <usize>cols + <usize>b * <usize>QK) << 2);
       const dst = out + (<usize>s * <usize>blocks + <usize>b) * bytes;
-      let amax: f32 = 0;
-      for (let i = 0; i < QK; i++) amax = max(amax, abs(load<f32>(src + (<usize>i << 2))));
-      const d: f32 = amax / 127;
-      const inverse: f32 = d == 0 ? 0 : <f32>1 / d;
+      const d: f32 = absMax(src, QK) / 127;
+      const inverse = f32x4.splat(d == 0 ? 0 : <f32>1 / d);
       store<f32>(dst, d);
-      let sum = 0;
-      for (let i = 0; i < QK; i++) {
-        const v: f32 = load<f32>(src + (<usize>i << 2)) * inverse;
-        const magnitude = <i32>Mathf.floor(abs(v) + 0.5);
-        const q = v < 0 ? -magnitude : magnitude;
-        sum += q;
+      let sums = i32x4.splat(0);
+      for (let i: usize = 0; i < <usize>QK; i += 16) {
+        const v = src + (i << 2);
+        const q0 = quants(v, inverse), q1 = quants(v + 16, inverse), q2 = quants(v + 32, inverse), q3 = quants(v + 48, inverse);
+        sums = i32x4.add(sums, i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)));
         if (splitFor<T>()) {
-          store<u8>(dst + <usize>SPLIT_POS_OFFSET + <usize>i, <u8>(v < 0 ? 0 : magnitude));
-          store<u8>(dst + <usize>SPLIT_NEG_OFFSET + <usize>i, <u8>(v < 0 ? magnitude : 0));
+          const zero = i32x4.splat(0);
+          const pos = int8Lanes(i32x4.max_s(q0, zero), i32x4.max_s(q1, zero), i32x4.max_s(q2, zero), i32x4.max_s(q3, zero));
+          v128.store(dst + <usize>SPLIT_POS_OFFSET + i, pos);
+          v128.store(dst + <usize>SPLIT_NEG_OFFSET + i, i8x16.sub(pos, int8Lanes(q0, q1, q2, q3)));
         } else {
-          store<i8>(dst + <usize>ACTIVATION_QUANTS_OFFSET + <usize>i, <i8>q);
+          v128.store(dst + <usize>ACTIVATION_QUANTS_OFFSET + i, int8Lanes(q0, q1, q2, q3));
         }
       }
-      store<i32>(dst + <usize>ACTIVATION_BIAS_OFFSET, -8 * sum);
+      store<i32>(dst + <usize>ACTIVATION_BIAS_OFFSET, -8 * laneSum(sums));
     }
   }
 }

@@ -12,7 +12,9 @@ import { Rng } from "../../src/generate/rng.js";
 import { f32ToBf16, f32ToF16 } from "../../src/weights/dtype.js";
 import { dequantizeQ4_0Row } from "../../src/weights/q4_0.js";
 import { dequantizeQ8_0Row } from "../../src/weights/q8_0.js";
-import { PROMPT_TILE, QK } from "../../src/weights/block-layout.js";
+import { ACTIVATION_K, ACTIVATION_Q8, ACTIVATION_SPLIT, PROMPT_TILE, QK } from "../../src/weights/block-layout.js";
+import { quantizeActivationRowK } from "../../src/backend/js/matmul-kquant.js";
+import { quantizeActivationRow } from "../../src/backend/js/matmul-quantized.js";
 import { toBlocks } from "../../src/weights/matrix-rows.js";
 
 const rng = new Rng(9);
@@ -303,6 +305,51 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
       "the same blocks",
     );
     await wasm.release!();
+  });
+
+  it("activations quantize in SIMD into the TypeScript reference's blocks: ties away from zero, a zero block, every layout", async () => {
+    const cols = 256;
+    const seqLen = 2;
+    const x = randomF32(seqLen * cols).map((v) => v * 40);
+    // Block 0: amax 127 so the scale is 1 and these are exact ties; block 1 all zeros.
+    x.set([127, -126.5, -2.5, -0.5, 0.5, 2.5, 1.49, -1.51, 0, -0, 63.5, -63.5], 0);
+    x.fill(0, 32, 64);
+    for (const relaxed of RELAXED ? [true, false] : [false]) {
+      const memory = new WebAssembly.Memory({ initial: 4 });
+      const k = instantiate(await kernelModule(false, relaxed), memory);
+      new Float32Array(memory.buffer, 0, x.length).set(x);
+      const out = 16384;
+      for (const q8 of [0, 1]) {
+        k.quantizeActivations(0, out, cols, seqLen, q8);
+        const split = relaxed && q8 === 1;
+        const blockBytes = split ? ACTIVATION_SPLIT.blockBytes : ACTIVATION_Q8.blockBytes;
+        const view = new DataView(memory.buffer);
+        for (let s = 0; s < seqLen; s++) {
+          const { scales, values } = quantizeActivationRow(x, s * cols, cols);
+          for (let b = 0; b < cols / QK; b++) {
+            const at = out + (s * (cols / QK) + b) * blockBytes;
+            assert.equal(view.getFloat32(at, true), scales[b], `scale of block ${b}`);
+            const expected = [...values.subarray(b * QK, (b + 1) * QK)];
+            const actual = split
+              ? Array.from(
+                  { length: QK },
+                  (_, i) => view.getUint8(at + ACTIVATION_SPLIT.posOffset + i) - view.getUint8(at + ACTIVATION_SPLIT.negOffset + i),
+                )
+              : [...new Int8Array(memory.buffer, at + ACTIVATION_Q8.quantsOffset, QK)];
+            assert.deepEqual(actual, expected, `${relaxed ? "relaxed" : "plain"} q8=${q8} block ${b}`);
+            if (!split) assert.equal(view.getInt32(at + ACTIVATION_Q8.biasOffset, true), expected.reduce((a, v) => a - 8 * v, 0));
+          }
+        }
+      }
+      k.quantizeActivationsK(0, out, cols, seqLen);
+      for (let s = 0; s < seqLen; s++) {
+        const { scales, values, sums } = quantizeActivationRowK(x, s * cols, cols);
+        const at = out + s * ACTIVATION_K.blockBytes;
+        assert.equal(new DataView(memory.buffer).getFloat32(at, true), scales[0]);
+        assert.deepEqual([...new Int8Array(memory.buffer, at + ACTIVATION_K.quantsOffset, cols)], [...values]);
+        assert.deepEqual([...new Int16Array(memory.buffer, at + ACTIVATION_K.sumsOffset, 16)], [...sums]);
+      }
+    }
   });
 
   it("embedding rows of Q8_0 and Q4_0 tables held in the kernels' packed layout", async () => {
