@@ -45,8 +45,10 @@ export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
     const high = i8x16.shr_u(v, 4);
     const xl = i16x8.extend_low_i8x16_s(v128.load32_splat(q + (k << 2)));
     const xh = i16x8.extend_low_i8x16_s(v128.load32_splat(q + 16 + (k << 2)));
-    a = i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(high), xh)));
-    c = i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(high), xh)));
+    const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(high), xh));
+    const rows23 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(high), xh));
+    a = i32x4.add(a, rows01);
+    c = i32x4.add(c, rows23);
   }
   const rows = i32x4.add(v128.shuffle<i32>(a, c, 0, 2, 4, 6), v128.shuffle<i32>(a, c, 1, 3, 5, 7));
   return i32x4.add(rows, bias);

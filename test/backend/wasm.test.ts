@@ -276,7 +276,10 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         const worker = nodeWasmHost.startWorker(init);
         return {
           ...worker,
-          request: (message) => ((workerJobs += typeof message === "object" && "quantize" in message ? 1 : 0), worker.request(message)),
+          request: (message) => {
+            if (typeof message === "object" && "quantize" in message) workerJobs++;
+            return worker.request(message);
+          },
         };
       },
     };
@@ -337,7 +340,11 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
                 )
               : [...new Int8Array(memory.buffer, at + ACTIVATION_Q8.quantsOffset, QK)];
             assert.deepEqual(actual, expected, `${relaxed ? "relaxed" : "plain"} q8=${q8} block ${b}`);
-            if (!split) assert.equal(view.getInt32(at + ACTIVATION_Q8.biasOffset, true), expected.reduce((a, v) => a - 8 * v, 0));
+            if (!split)
+              assert.equal(
+                view.getInt32(at + ACTIVATION_Q8.biasOffset, true),
+                expected.reduce((a, v) => a - 8 * v, 0),
+              );
           }
         }
       }
