@@ -494,6 +494,39 @@ describe("worker threads", () => {
     }
   });
 
+  it("run GeGLU and the soft-cap over a long row in slices of four on two threads, exactly as one thread", async () => {
+    const one = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
+    one.adopt!([randomWeight("f32", 4, 4)]);
+    two.adopt!([randomWeight("f32", 4, 4)]);
+    await two.ready!();
+    // Odd lengths over the pool's threshold (2^14): the slices end on multiples of 4, the tail is the last thread's.
+    for (const n of [20_001, 256_003]) {
+      const gate = randomF32(n).map((v) => v * 6);
+      const up = randomF32(n);
+      const [a, b] = [new Float32Array(n), new Float32Array(n)];
+      one.geglu(a, gate, up, n, "gelu_tanh");
+      two.geglu(b, gate, up, n, "gelu_tanh");
+      assert.ok(
+        a.every((v, i) => Object.is(v, b[i])),
+        `geglu n=${n}`,
+      );
+      const logits = randomF32(n).map((v) => v * 90);
+      const [c, d] = [logits.slice(), logits.slice()];
+      one.softcap(c, n, 30);
+      two.softcap(d, n, 30);
+      assert.ok(
+        c.every((v, i) => Object.is(v, d[i])),
+        `softcap n=${n}`,
+      );
+      assert.ok(
+        d.every((v) => Math.abs(v) <= 30),
+        "capped",
+      );
+    }
+    await two.release!();
+  });
+
   it("split a large matmul across threads exactly, with relaxed and with plain SIMD", async () => {
     for (const relaxedSimd of [true, false]) {
       const kernels = await createWasmKernels({ host: nodeWasmHost, threads: 2, relaxedSimd });

@@ -15,7 +15,7 @@ import type { WasmHost } from "./host.js";
 import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
-import { BLOCK_KERNEL, type KernelName } from "./pool-protocol.js";
+import { BLOCK_KERNEL, floatToWord, type KernelName } from "./pool-protocol.js";
 
 export interface WasmKernelOptions {
   /** The platform: Node (`nodeWasmHost`) or a browser (`browserWasmHost`). */
@@ -51,6 +51,8 @@ const K_KIND = { q4_k: 4, q5_k: 5, q6_k: 6 } as const;
 
 /** Below this many multiply-adds a matmul is not worth waking the workers. */
 const MIN_PARALLEL_WORK = 1 << 16;
+/** Below this many elements GeGLU and the soft-cap run on the main thread. */
+const MIN_PARALLEL_ELEMENTS = 1 << 14;
 
 export async function createWasmKernels(options: WasmKernelOptions): Promise<Kernels> {
   const { host } = options;
@@ -255,13 +257,25 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     return true;
   };
 
+  /** Whether an element-wise kernel over n floats in the first arena is worth the workers. */
+  const elementwiseOnPool = (n: number): boolean => pool?.canRun(0) === true && n >= MIN_PARALLEL_ELEMENTS;
+
   const geglu: Kernels["geglu"] = (out, gate, up, n, activation) => {
-    const done = activation === "gelu_tanh" && inScratch([gate, up], n, (k, [g, u]) => k.gegluTanh(g!, g!, u!, n), out);
+    const done =
+      activation === "gelu_tanh" &&
+      inScratch(
+        [gate, up],
+        n,
+        (k, [g, u]) => (elementwiseOnPool(n) ? pool!.run(0, k, "gegluTanh", g!, g!, u!, n, 0, 0) : k.gegluTanh(g!, g!, u!, n)),
+        out,
+      );
     if (!done) jsKernels.geglu(out, gate, up, n, activation);
   };
 
   const softcap: Kernels["softcap"] = (x, n, cap) => {
-    if (!inScratch([x], n, (k, [p]) => k.softcapInPlace(p!, n, cap), x)) jsKernels.softcap(x, n, cap);
+    const run = (k: KernelExports, [p]: number[]) =>
+      elementwiseOnPool(n) ? pool!.run(0, k, "softcapInPlace", p!, 0, 0, n, floatToWord(cap), 0) : k.softcapInPlace(p!, n, cap);
+    if (!inScratch([x], n, run, x)) jsKernels.softcap(x, n, cap);
   };
 
   /**

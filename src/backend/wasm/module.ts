@@ -18,10 +18,6 @@ export interface KernelExports extends SliceKernels {
   packKRows4(w: number, rows: number, cols: number, blockBytes: number, scratch: number): void;
   /** out = scale · row `row` of a packed K-quant matrix (kind 4: Q4_K, 5: Q5_K, 6: Q6_K), as f32. */
   embedKRow(out: number, w: number, row: number, cols: number, kind: number, scale: number): void;
-  /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
-  gegluTanh(out: number, gate: number, up: number, n: number): void;
-  /** x = cap · tanh(x / cap) over n floats. */
-  softcapInPlace(x: number, n: number, cap: number): void;
   /** Kernels.blockDiagonalLinear's (token, block) items [from, to), parameters at `params` (assembly/kernels.ts). */
   blockDiagonalItems(params: number, from: number, to: number, thread: number): void;
   /**

@@ -36,6 +36,8 @@ export const KERNELS = [
   "matmulQ6_K",
   "streamRows",
   "attendItems",
+  "gegluTanh",
+  "softcapInPlace",
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -48,8 +50,12 @@ export const BLOCK_KERNEL: Readonly<Record<BlockDtype, KernelName>> = {
   q6_k: "matmulQ6_K",
 };
 
+/** The element-wise kernels: a job's ROWS elements split between threads. */
+export type ElementwiseKernel = "gegluTanh" | "softcapInPlace";
+export type MatmulKernel = Exclude<KernelName, "attendItems" | ElementwiseKernel>;
+
 /** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
-export function rowBytes(kernel: Exclude<KernelName, "attendItems">, cols: number): number {
+export function rowBytes(kernel: MatmulKernel, cols: number): number {
   if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
   if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
   const dtype = (Object.keys(BLOCK_KERNEL) as BlockDtype[]).find((d) => BLOCK_KERNEL[d] === kernel)!;
@@ -77,6 +83,28 @@ export interface SliceKernels {
   matmulQ6_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   /** Attention work items [from, to) of the job whose parameters are at `params` (assembly/kernels.ts). */
   attendItems(params: number, from: number, to: number, thread: number): void;
+  /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
+  gegluTanh(out: number, gate: number, up: number, n: number): void;
+  /** x = cap · tanh(x / cap) over n floats. */
+  softcapInPlace(x: number, n: number, cap: number): void;
+}
+
+/** Elements [start, end) of thread `index`, in multiples of 4 so each element takes the same SIMD path as on one thread. */
+export function elementSlice(n: number, threads: number, index: number): [number, number] {
+  const quads = Math.ceil(n / 4);
+  return [Math.min(n, Math.floor((quads * index) / threads) * 4), Math.min(n, Math.floor((quads * (index + 1)) / threads) * 4)];
+}
+
+/** An f32 parameter (the soft-cap) through a 32-bit control word. */
+const f32Bits = new Float32Array(1);
+const u32Bits = new Uint32Array(f32Bits.buffer);
+export function floatToWord(value: number): number {
+  f32Bits[0] = value;
+  return u32Bits[0]!;
+}
+function wordToFloat(word: number): number {
+  u32Bits[0] = word;
+  return f32Bits[0]!;
 }
 
 /** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs). */
@@ -94,6 +122,14 @@ export function runSlice(kernels: SliceKernels, control: Uint32Array, index: num
   if (kernel === "attendItems") {
     const [from, to] = itemSlice(rows, control[THREADS]!, index);
     if (to > from) kernels.attendItems(control[X]!, from, to, index);
+    return;
+  }
+  if (kernel === "gegluTanh" || kernel === "softcapInPlace") {
+    const [from, to] = elementSlice(rows, control[THREADS]!, index);
+    if (to <= from) return;
+    const at = 4 * from;
+    if (kernel === "gegluTanh") kernels.gegluTanh(control[OUT]! + at, control[X]! + at, control[W]! + at, to - from);
+    else kernels.softcapInPlace(control[OUT]! + at, to - from, wordToFloat(control[COLS]!));
     return;
   }
   const cols = control[COLS]!;
