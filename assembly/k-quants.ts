@@ -95,13 +95,24 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
   return q;
 }
 
-// Row i's 32 quants (0..63) of Q6_K's values 32b..32b+31 as two halves: value 128n + 32k + l is
+// Row m's 16 quant bytes at offset o (a multiple of 16) of a group's interleaved Q6_K super-blocks
+// at b0 (interleave6): its bytes 4j.. of that chunk sit in row j's block at o + 4m.
+@inline function rowChunk6(b0: usize, m: usize, o: usize): v128 {
+  const size = <usize>Q6_K_BLOCK_BYTES;
+  const at = b0 + o + (m << 2);
+  let v = i32x4.splat(load<i32>(at));
+  v = i32x4.replace_lane(v, 1, load<i32>(at + size));
+  v = i32x4.replace_lane(v, 2, load<i32>(at + 2 * size));
+  return i32x4.replace_lane(v, 3, load<i32>(at + 3 * size));
+}
+
+// Row m's 16 quants (0..63) of Q6_K's values 32b + half.. (half: 0 or 16): value 128n + 32k + l is
 // the low (k < 2) or high nibble of ql[64n + 32(k & 1) + l] with bits 2k, 2k+1 of qh[32n + l] on top.
-@inline function quants6(block: usize, b: i32, half: usize): v128 {
+@inline function quants6(b0: usize, m: usize, b: i32, half: usize): v128 {
   const n = <usize>(b >> 2);
   const k = b & 3;
-  const low = v128.load(block + (n << 6) + (<usize>(k & 1) << 5) + half);
-  const high = v128.load(block + <usize>Q6_K_HIGH_OFFSET + (n << 5) + half);
+  const low = rowChunk6(b0, m, (n << 6) + (<usize>(k & 1) << 5) + half);
+  const high = rowChunk6(b0, m, <usize>Q6_K_HIGH_OFFSET + (n << 5) + half);
   return v128.or(nibbles(low, k >= 2), pairToFour(high, k));
 }
 
@@ -253,40 +264,74 @@ let partT: v128 = f32x4.splat(0);
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, dx)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.mul(dmin, dx)));
 }
 
-// Σ scale·Σ q·x of Q6_K's values 32b..32b+31 (sub-blocks 2b, 2b + 1) for four rows, added to isum
-// (with two, the same for the token at yb, added to isumT); scales holds the rows' int8 scales of
-// sub-blocks 4m..4m+3 (lane 4r + (k & 3)), m = 2b >> 2.
-@inline function pair6(
-  b: i32,
+// Σ q·x over four values of each of the four rows, in their own lanes: w holds the rows' 4 bytes
+// side by side (the interleaved Q6_K layout), x the token's 4 activation bytes repeated. Plain
+// SIMD widens to i16, where a dot's lanes are (row, half of its 4 bytes), paired up after.
+@inline function rowsDot(x: v128, w: v128, acc: v128): v128 {
+  if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
+  const wx = i16x8.extend_low_i8x16_s(x);
+  const rows01 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), wx);
+  const rows23 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), wx);
+  return i32x4.add(acc, i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7)));
+}
+
+// Σ_k scale·Σ q·x of Q6_K's sub-blocks 8n + 2k + h (k = 0..3) for four rows, added to isum. With
+// the quant bytes interleaved (interleave6), the vectors at offset o of rows m = 0..3's blocks hold
+// the four rows' bytes 4m.. of chunk o: ql chunks 4n + h (k even) and 4n + 2 + h (k odd) carry
+// values 128n + 32k + 16h + 4m.. in their low (k < 2) or high nibbles, qh chunk 2n + h their top
+// bits (pair k). scales: the rows' int8 scales as column() lays them out.
+@inline function quarter6(
+  n: i32,
+  h: i32,
   b0: usize,
-  b1: usize,
-  b2: usize,
-  b3: usize,
   xb: usize,
   yb: usize,
   two: bool,
-  scales: v128,
+  t0: v128,
+  t1: v128,
+  t2: v128,
+  t3: v128,
   isum: v128,
 ): v128 {
-  const zero = i32x4.splat(0);
-  const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>b << 5);
-  const lo0 = quants6(b0, b, 0), lo1 = quants6(b1, b, 0), lo2 = quants6(b2, b, 0), lo3 = quants6(b3, b, 0);
-  const hi0 = quants6(b0, b, 16), hi1 = quants6(b1, b, 16), hi2 = quants6(b2, b, 16), hi3 = quants6(b3, b, 16);
-  const k = (2 * b) & 3;
-  const scaleLow = laneBytes(scales, k, true);
-  const scaleHigh = laneBytes(scales, k + 1, true);
-  if (two) {
-    const c0 = v128.load(yb + at);
-    const c1 = v128.load(yb + at, 16);
-    const low = rowSums(dotAdd(c0, lo0, zero), dotAdd(c0, lo1, zero), dotAdd(c0, lo2, zero), dotAdd(c0, lo3, zero));
-    const high = rowSums(dotAdd(c1, hi0, zero), dotAdd(c1, hi1, zero), dotAdd(c1, hi2, zero), dotAdd(c1, hi3, zero));
-    isumT = i32x4.add(isumT, i32x4.add(i32x4.mul(low, scaleLow), i32x4.mul(high, scaleHigh)));
+  const size = <usize>Q6_K_BLOCK_BYTES;
+  const low = <usize>(64 * n + 16 * h);
+  const high = <usize>Q6_K_HIGH_OFFSET + <usize>(32 * n + 16 * h);
+  const at = <usize>ACTIVATION_K_QUANTS_OFFSET + <usize>(128 * n + 16 * h);
+  let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+  for (let m: usize = 0; m < 4; m++) {
+    const block = b0 + m * size;
+    const even = v128.load(block + low);
+    const odd = v128.load(block + low + 32);
+    const bits = v128.load(block + high);
+    const w0 = v128.or(nibbles(even, false), pairToFour(bits, 0));
+    const w1 = v128.or(nibbles(odd, false), pairToFour(bits, 1));
+    const w2 = v128.or(nibbles(even, true), pairToFour(bits, 2));
+    const w3 = v128.or(nibbles(odd, true), pairToFour(bits, 3));
+    const xm = xb + at + (m << 2);
+    a0 = rowsDot(v128.load32_splat(xm), w0, a0);
+    a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
+    a2 = rowsDot(v128.load32_splat(xm + 64), w2, a2);
+    a3 = rowsDot(v128.load32_splat(xm + 96), w3, a3);
+    if (two) {
+      const ym = yb + at + (m << 2);
+      e0 = rowsDot(v128.load32_splat(ym), w0, e0);
+      e1 = rowsDot(v128.load32_splat(ym + 32), w1, e1);
+      e2 = rowsDot(v128.load32_splat(ym + 64), w2, e2);
+      e3 = rowsDot(v128.load32_splat(ym + 96), w3, e3);
+    }
   }
-  const a0 = v128.load(xb + at);
-  const a1 = v128.load(xb + at, 16);
-  const low = rowSums(dotAdd(a0, lo0, zero), dotAdd(a0, lo1, zero), dotAdd(a0, lo2, zero), dotAdd(a0, lo3, zero));
-  const high = rowSums(dotAdd(a1, hi0, zero), dotAdd(a1, hi1, zero), dotAdd(a1, hi2, zero), dotAdd(a1, hi3, zero));
-  return i32x4.add(isum, i32x4.add(i32x4.mul(low, scaleLow), i32x4.mul(high, scaleHigh)));
+  // Sub-block j = 8n + 2k + h: its scales are bytes j & 3 of column j >> 2.
+  const s0 = laneBytes(n == 0 ? t0 : t2, h, true);
+  const s1 = laneBytes(n == 0 ? t0 : t2, 2 + h, true);
+  const s2 = laneBytes(n == 0 ? t1 : t3, h, true);
+  const s3 = laneBytes(n == 0 ? t1 : t3, 2 + h, true);
+  if (two) {
+    const first = i32x4.add(i32x4.mul(e0, s0), i32x4.mul(e1, s1));
+    isumT = i32x4.add(isumT, i32x4.add(first, i32x4.add(i32x4.mul(e2, s2), i32x4.mul(e3, s3))));
+  }
+  const sum = i32x4.add(i32x4.mul(a0, s0), i32x4.mul(a1, s1));
+  return i32x4.add(isum, i32x4.add(sum, i32x4.add(i32x4.mul(a2, s2), i32x4.mul(a3, s3))));
 }
 
 // 32 · Σ_k scale_k · Σx over sub-block k for four rows (c0..c3: their 16 int8 scales) against the
@@ -303,13 +348,15 @@ let partT: v128 = f32x4.splat(0);
   return i32x4.shl(offset, 5);
 }
 
-// One Q6_K super-block of four rows against one token: d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as
-// f32x4; with two, also against yb, that result left in partT.
-@inline function superBlock6(b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool): v128 {
+// One Q6_K super-block of four rows (b0, b0 + Q6_K_BLOCK_BYTES, ...) against one token:
+// d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4; with two, also against yb (which shares the
+// unpacked quants), that result left in partT.
+@inline function superBlock6(b0: usize, xb: usize, yb: usize, two: bool): v128 {
+  const size = <usize>Q6_K_BLOCK_BYTES;
   const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
-  const c1 = v128.load(b1 + <usize>Q6_K_SCALES_OFFSET);
-  const c2 = v128.load(b2 + <usize>Q6_K_SCALES_OFFSET);
-  const c3 = v128.load(b3 + <usize>Q6_K_SCALES_OFFSET);
+  const c1 = v128.load(b0 + size + <usize>Q6_K_SCALES_OFFSET);
+  const c2 = v128.load(b0 + 2 * size + <usize>Q6_K_SCALES_OFFSET);
+  const c3 = v128.load(b0 + 3 * size + <usize>Q6_K_SCALES_OFFSET);
   // Lane 4r + (k & 3) of t(k >> 2) is row r's scale k.
   const t0 = column(c0, c1, c2, c3, 0);
   const t1 = column(c0, c1, c2, c3, 1);
@@ -317,21 +364,35 @@ let partT: v128 = f32x4.splat(0);
   const t3 = column(c0, c1, c2, c3, 3);
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = pair6(0, b0, b1, b2, b3, xb, yb, two, t0, isum);
-  isum = pair6(1, b0, b1, b2, b3, xb, yb, two, t0, isum);
-  isum = pair6(2, b0, b1, b2, b3, xb, yb, two, t1, isum);
-  isum = pair6(3, b0, b1, b2, b3, xb, yb, two, t1, isum);
-  isum = pair6(4, b0, b1, b2, b3, xb, yb, two, t2, isum);
-  isum = pair6(5, b0, b1, b2, b3, xb, yb, two, t2, isum);
-  isum = pair6(6, b0, b1, b2, b3, xb, yb, two, t3, isum);
-  isum = pair6(7, b0, b1, b2, b3, xb, yb, two, t3, isum);
-  const d = fourHalves(b0, <usize>Q6_K_BLOCK_BYTES, <usize>Q6_K_D_OFFSET);
+  isum = quarter6(0, 0, b0, xb, yb, two, t0, t1, t2, t3, isum);
+  isum = quarter6(0, 1, b0, xb, yb, two, t0, t1, t2, t3, isum);
+  isum = quarter6(1, 0, b0, xb, yb, two, t0, t1, t2, t3, isum);
+  isum = quarter6(1, 1, b0, xb, yb, two, t0, t1, t2, t3, isum);
+  const d = fourHalves(b0, size, <usize>Q6_K_D_OFFSET);
   if (two) {
     const sumT = i32x4.sub(isumT, offsetSums6(c0, c1, c2, c3, yb));
     partT = f32x4.mul(f32x4.convert_i32x4_s(sumT), f32x4.mul(d, f32x4.splat(load<f32>(yb))));
   }
   isum = i32x4.sub(isum, offsetSums6(c0, c1, c2, c3, xb));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, f32x4.splat(load<f32>(xb))));
+}
+
+// Q6_K's quant arrays (ql then qh, bytes 0..191) of four rows' super-blocks at b0, b0 + 210, ...
+// interleaved by 4 bytes, in place: each 16-byte chunk of the four rows is transposed as four
+// 32-bit lanes, vector m (the rows' bytes 4m..4m + 3 of that chunk) going to row m's chunk.
+@inline function interleave6(b0: usize): void {
+  const size = <usize>Q6_K_BLOCK_BYTES;
+  for (let o: usize = 0; o < <usize>Q6_K_SCALES_OFFSET; o += 16) {
+    const a = v128.load(b0 + o), b = v128.load(b0 + size + o), c = v128.load(b0 + 2 * size + o), d = v128.load(b0 + 3 * size + o);
+    const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
+    const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+    const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
+    const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+    v128.store(b0 + o, v128.shuffle<i32>(ab01, cd01, 0, 1, 4, 5));
+    v128.store(b0 + size + o, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7));
+    v128.store(b0 + 2 * size + o, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5));
+    v128.store(b0 + 3 * size + o, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7));
+  }
 }
 
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
@@ -361,7 +422,7 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
             const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
             const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
             const yb = xb + xRowBytes;
-            const part = kind == 6 ? superBlock6(b0, b1, b2, b3, xb, yb, true) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true);
+            const part = kind == 6 ? superBlock6(b0, xb, yb, true) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true);
             accS = f32x4.add(accS, part);
             accT = f32x4.add(accT, partT);
           }
@@ -377,7 +438,7 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
           const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
           const part =
             kind == 6
-              ? superBlock6(b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false)
+              ? superBlock6(b0, xb, xb, false)
               : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false);
           acc = f32x4.add(acc, part);
         }
@@ -434,6 +495,7 @@ export function packKRows4(w: usize, rows: i32, cols: i32, blockBytes: i32, scra
     for (let i = have; i < 4; i++) memory.copy(scratch + i * rowBytes, scratch + (have - 1) * rowBytes, rowBytes);
     for (let sb: usize = 0; sb < superBlocks; sb++) {
       for (let i: usize = 0; i < 4; i++) memory.copy(group + (sb * 4 + i) * size, scratch + i * rowBytes + sb * size, size);
+      if (blockBytes == Q6_K_BLOCK_BYTES) interleave6(group + sb * 4 * size);
     }
   }
 }
@@ -458,7 +520,7 @@ export function embedKRow(out: usize, w: usize, row: i32, cols: i32, kind: i32, 
       const d = f16ToF32(<u32>load<u16>(block + <usize>Q6_K_D_OFFSET));
       for (let b = 0; b < 8; b++) {
         for (let h = 0; h < 2; h++) {
-          const q = quants6(block, b, <usize>h << 4);
+          const q = quants6(block - <usize>(row & 3) * blockBytes, <usize>(row & 3), b, <usize>h << 4);
           const ds = f32x4.splat(d * <f32>load<i8>(block + <usize>Q6_K_SCALES_OFFSET + <usize>(2 * b + h)));
           storeScaled16(dst + (<usize>(32 * b + 16 * h) << 2), q, ds, f32x4.splat(0), i16x8.splat(32), by);
         }
