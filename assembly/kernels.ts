@@ -535,6 +535,29 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
   }
 }
 
+// out[i] += p_k · v_k[i] for k = 0..3 in that order (p_k at ps, v_k at v + k · stride), over n
+// floats: axpyF32 four times with one load and store of out, each element's operations unchanged.
+@inline function axpy4F32(out: usize, ps: usize, v: usize, stride: usize, n: i32): void {
+  const p0 = load<f32>(ps), p1 = load<f32>(ps, 4), p2 = load<f32>(ps, 8), p3 = load<f32>(ps, 12);
+  const s0 = f32x4.splat(p0), s1 = f32x4.splat(p1), s2 = f32x4.splat(p2), s3 = f32x4.splat(p3);
+  const end = n & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const at = <usize>i << 2;
+    const w = v + at;
+    let o = madd(s0, v128.load(w), v128.load(out + at));
+    o = madd(s1, v128.load(w + stride), o);
+    o = madd(s2, v128.load(w + 2 * stride), o);
+    v128.store(out + at, madd(s3, v128.load(w + 3 * stride), o));
+  }
+  for (let i = end; i < n; i++) {
+    const at = <usize>i << 2;
+    let o = load<f32>(out + at) + p0 * load<f32>(v + at);
+    o += p1 * load<f32>(v + stride + at);
+    o += p2 * load<f32>(v + 2 * stride + at);
+    store<f32>(out + at, o + p3 * load<f32>(v + 3 * stride + at));
+  }
+}
+
 // An attention job's parameters, as consecutive 32-bit words at `params` (see attendItems).
 const P_OUT = 0;
 const P_Q = 4;
@@ -785,6 +808,9 @@ export function blockDiagonalItems(params: usize, from: i32, to: i32, thread: i3
     memory.copy(o, bias + <usize>h * chunkBytes, chunkBytes);
     const xs = x + (<usize>(s * width + h * blockWidth) << 2);
     const wh = w + <usize>h * <usize>blockWidth * chunkBytes;
-    for (let i = 0; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
+    // Four weight rows per pass over the output chunk.
+    let i = 0;
+    for (; i + 3 < blockWidth; i += 4) axpy4F32(o, xs + (<usize>i << 2), wh + <usize>i * chunkBytes, chunkBytes, blockWidth);
+    for (; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
   }
 }
