@@ -345,8 +345,8 @@ const CHUNK_BYTES: usize = 192 * 1024;
 // Packed Q8_0 weights (T = i8; packRows4; Q4_0 has its own kernels: q4_0-rows.ts and
 // prompt-tiles.ts) against activations quantized by quantizeActivations; cols is a multiple of QK
 // and rows start at a multiple of 4. Tiles of four rows × two tokens share every weight load and
-// scale; the four rows' sums go through one vector per token. Tokens run in chunks whose activations stay in
-// cache while all row groups pass over them.
+// scale; the four rows' sums go through one vector per token. Tokens run in chunks whose
+// activations stay in cache while all row groups pass over them.
 @inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols / QK;
   const groupBytes = <usize>blocks * groupBlockBytes<T>();
