@@ -485,6 +485,39 @@ export function gegluTanh(out: usize, gate: usize, up: usize, n: i32): void {
   }
 }
 
+// RMSNorm of seqLen rows of dim floats with the TypeScript reference's arithmetic, so the result is
+// the same bit for bit: Σx² in f64 in order, inv = 1 / √(Σx² / dim + eps) in f64, then
+// (x · inv) · gain in f64 rounded to f32 (the multiplies four values at a time in f64x2 lanes).
+export function rmsnormRows(out: usize, x: usize, gain: usize, seqLen: i32, dim: i32, eps: f64): void {
+  const end = dim & ~3;
+  for (let s = 0; s < seqLen; s++) {
+    const row = x + ((<usize>s * <usize>dim) << 2);
+    const dst = out + ((<usize>s * <usize>dim) << 2);
+    let sumSq: f64 = 0;
+    for (let i = 0; i < dim; i++) {
+      const v = <f64>load<f32>(row + (<usize>i << 2));
+      sumSq += v * v;
+    }
+    const inv = 1 / Math.sqrt(sumSq / <f64>dim + eps);
+    const by = f64x2.splat(inv);
+    for (let i = 0; i < end; i += 4) {
+      const at = <usize>i << 2;
+      const v = v128.load(row + at);
+      const g = v128.load(gain + at);
+      const low = f64x2.mul(f64x2.mul(f64x2.promote_low_f32x4(v), by), f64x2.promote_low_f32x4(g));
+      const high = f64x2.mul(
+        f64x2.mul(f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 2, 3)), by),
+        f64x2.promote_low_f32x4(v128.shuffle<i32>(g, g, 2, 3, 2, 3)),
+      );
+      v128.store(dst + at, v128.shuffle<i32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5));
+    }
+    for (let i = end; i < dim; i++) {
+      const at = <usize>i << 2;
+      store<f32>(dst + at, <f32>(<f64>load<f32>(row + at) * inv * <f64>load<f32>(gain + at)));
+    }
+  }
+}
+
 // x[i] = cap · tanh(x[i] / cap), in place.
 export function softcapInPlace(x: usize, n: i32, cap: f32): void {
   const c = f32x4.splat(cap);

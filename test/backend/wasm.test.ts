@@ -131,6 +131,36 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   }
 
+  it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    for (const [seqLen, dim] of [
+      [1, 1],
+      [3, 5],
+      [2, 2304],
+      [7, 259],
+    ] as [number, number][]) {
+      // Magnitudes from 1e-6 to 1e3, and a gain around 1 (Gemma's 1 + w).
+      const x = Float32Array.from({ length: seqLen * dim + 3 }, () => (rng.next() * 2 - 1) * 10 ** (rng.next() * 9 - 6));
+      const gain = Float32Array.from({ length: dim }, () => 1 + rng.next() - 0.5);
+      const expected = new Float32Array(seqLen * dim);
+      jsKernels.rmsnorm(expected, x, gain, seqLen, dim, 1e-6);
+      const actual = new Float32Array(seqLen * dim);
+      wasm.rmsnorm(actual, x, gain, seqLen, dim, 1e-6);
+      assert.ok(
+        actual.every((v, i) => Object.is(v, expected[i])),
+        `[${seqLen}x${dim}]`,
+      );
+      const inPlace = x.slice();
+      wasm.rmsnorm(inPlace, inPlace, gain, seqLen, dim, 1e-6);
+      assert.ok(
+        expected.every((v, i) => Object.is(v, inPlace[i])),
+        `[${seqLen}x${dim}] in place`,
+      );
+      assert.equal(inPlace[seqLen * dim], x[seqLen * dim], "nothing past the rows");
+    }
+  });
+
   it("GeGLU (tanh form) and soft-capping in f32 SIMD against the f64 reference, odd lengths, every range of inputs", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     wasm.adopt!([randomWeight("f32", 4, 4)]);

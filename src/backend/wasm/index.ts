@@ -2,9 +2,9 @@
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores, and so do attention, GeGLU (tanh form) and soft-capping
- * over long rows, and quantizing on load. Embedding rows of quantized tables and RG-LRU gate
- * projections run in WebAssembly on the main thread; every other kernel is the TypeScript
- * reference for now.
+ * over long rows, and quantizing on load. Embedding rows of quantized tables, RMSNorm and RG-LRU
+ * gate projections run in WebAssembly on the main thread; every other kernel (RoPE, residual adds)
+ * is the TypeScript reference for now.
  */
 import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
 import { matrixRowBytes } from "../../weights/matrix-rows.js";
@@ -258,6 +258,19 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     return true;
   };
 
+  /** RMSNorm in WebAssembly on copies of the rows and the gain (the reference's arithmetic, f64 sums). */
+  const rmsnorm: Kernels["rmsnorm"] = (out, x, gain, seqLen, dim, eps) => {
+    const arena = arenas[0];
+    const n = seqLen * dim;
+    if (!arena) return jsKernels.rmsnorm(out, x, gain, seqLen, dim, eps);
+    const base = arena.scratch(4 * (2 * n + dim));
+    const memory = new Float32Array(arena.memory.buffer);
+    memory.set(x.subarray(0, n), base / 4);
+    memory.set(gain.subarray(0, dim), base / 4 + 2 * n);
+    arena.kernels.rmsnormRows(base + 4 * n, base, base + 8 * n, seqLen, dim, eps);
+    out.set(memory.subarray(base / 4 + n, base / 4 + 2 * n));
+  };
+
   /** Whether an element-wise kernel over n floats in the first arena is worth the workers. */
   const elementwiseOnPool = (n: number): boolean => pool?.canRun(0) === true && n >= MIN_PARALLEL_ELEMENTS;
 
@@ -387,6 +400,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     name,
     matmul,
     embed,
+    rmsnorm,
     geglu,
     softcap,
     attention,

@@ -8,6 +8,8 @@ export interface KernelExports extends SliceKernels {
    * or ACTIVATION_SPLIT for relaxed SIMD's Q8_0 kernel).
    */
   quantizeActivations(x: number, out: number, cols: number, seqLen: number, q8: number): void;
+  /** RMSNorm of seqLen rows of dim floats, bit for bit as the TypeScript reference (jsKernels.rmsnorm). */
+  rmsnormRows(out: number, x: number, gain: number, seqLen: number, dim: number, eps: number): void;
   /** Quantizes seqLen rows of f32 activations into K activation blocks (block-layout.ts ACTIVATION_K) for the K-quant matmuls. */
   quantizeActivationsK(x: number, out: number, cols: number, seqLen: number): void;
   /** Rearranges a Q8_0 (q8 = 1) or Q4_0 matrix in place into groups of four rows (arena.ts). */
