@@ -21,7 +21,7 @@ import {
   QK_K,
 } from "./block-layout";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
-import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
+import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeRows, storeTransposed } from "./simd";
 
 // kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K; every use is inlined with a constant kind, so each kernel
 // compiles to its own straight code.
@@ -98,12 +98,7 @@ import { dot16, f16ToF32, halvesToF32, rowSums, storeRows } from "./simd";
 // Row m's 16 quant bytes at offset o (a multiple of 16) of a group's interleaved Q6_K super-blocks
 // at b0 (interleave6): its bytes 4j.. of that chunk sit in row j's block at o + 4m.
 @inline function rowChunk6(b0: usize, m: usize, o: usize): v128 {
-  const size = <usize>Q6_K_BLOCK_BYTES;
-  const at = b0 + o + (m << 2);
-  let v = i32x4.splat(load<i32>(at));
-  v = i32x4.replace_lane(v, 1, load<i32>(at + size));
-  v = i32x4.replace_lane(v, 2, load<i32>(at + 2 * size));
-  return i32x4.replace_lane(v, 3, load<i32>(at + 3 * size));
+  return gatherLanes(b0 + o + (m << 2), <usize>Q6_K_BLOCK_BYTES);
 }
 
 // Row m's 16 quants (0..63) of Q6_K's values 32b + half.. (half: 0 or 16): value 128n + 32k + l is
@@ -219,7 +214,7 @@ let partT: v128 = f32x4.splat(0);
   const low23 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), pairsLow);
   const rows01 = i32x4.add(low01, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), pairsHigh));
   const rows23 = i32x4.add(low23, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), pairsHigh));
-  return i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
+  return pairsToRows(rows01, rows23);
 }
 
 // One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
@@ -272,7 +267,7 @@ let partT: v128 = f32x4.splat(0);
   const wx = i16x8.extend_low_i8x16_s(x);
   const rows01 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), wx);
   const rows23 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), wx);
-  return i32x4.add(acc, i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7)));
+  return i32x4.add(acc, pairsToRows(rows01, rows23));
 }
 
 // Σ_k scale·Σ q·x of Q6_K's sub-blocks 8n + 2k + h (k = 0..3) for four rows, added to isum. With
@@ -383,15 +378,7 @@ let partT: v128 = f32x4.splat(0);
 @inline function interleave6(b0: usize): void {
   const size = <usize>Q6_K_BLOCK_BYTES;
   for (let o: usize = 0; o < <usize>Q6_K_SCALES_OFFSET; o += 16) {
-    const a = v128.load(b0 + o), b = v128.load(b0 + size + o), c = v128.load(b0 + 2 * size + o), d = v128.load(b0 + 3 * size + o);
-    const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
-    const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
-    const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
-    const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
-    v128.store(b0 + o, v128.shuffle<i32>(ab01, cd01, 0, 1, 4, 5));
-    v128.store(b0 + size + o, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7));
-    v128.store(b0 + 2 * size + o, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5));
-    v128.store(b0 + 3 * size + o, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7));
+    storeTransposed(b0 + o, size, v128.load(b0 + o), v128.load(b0 + size + o), v128.load(b0 + 2 * size + o), v128.load(b0 + 3 * size + o));
   }
 }
 

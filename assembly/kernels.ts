@@ -22,7 +22,7 @@ import {
 import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { matmulQ4_0Rows } from "./q4_0-rows";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
-import { dot16, f16ToF32, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
+import { dot16, f16ToF32, gatherLanes, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
 // (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
@@ -208,11 +208,7 @@ export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32
 
 // Q4_0 row i's 16 quant bytes in group block gb: lane k of the group's vector V_k (q4_0-rows.ts).
 @inline function q4Row(gb: usize, i: usize): v128 {
-  const lanes = gb + 8 + (i << 2);
-  let v = i32x4.splat(load<i32>(lanes));
-  v = i32x4.replace_lane(v, 1, load<i32>(lanes, 16));
-  v = i32x4.replace_lane(v, 2, load<i32>(lanes, 32));
-  return i32x4.replace_lane(v, 3, load<i32>(lanes, 48));
+  return gatherLanes(gb + 8 + (i << 2), 16);
 }
 
 // Row i's 32 weight values in group block gb as two i8x16 halves (values 0..15 and 16..31),
@@ -258,7 +254,8 @@ export function packRows4(w: usize, rows: i32, cols: i32, q8: i32, scratch: usiz
           v128.store(gb + 8 + i * quants, v128.load(src + i * rowBytes, 16), 16);
         }
       } else {
-        storeTransposed(gb + 8, v128.load(src), v128.load(src + rowBytes), v128.load(src + 2 * rowBytes), v128.load(src + 3 * rowBytes));
+        const r2 = src + 2 * rowBytes;
+        storeTransposed(gb + 8, 16, v128.load(src), v128.load(src + rowBytes), v128.load(r2), v128.load(r2 + rowBytes));
       }
     }
   }

@@ -16,7 +16,7 @@ import {
   PROMPT_TILE_MIN_TOKENS,
   QK,
 } from "./block-layout";
-import { Q4_0_GROUP_BLOCK_BYTES } from "./q4_0-rows";
+import { Q4_0_GROUP_BLOCK_BYTES, scaled } from "./q4_0-rows";
 import { halvesToF32, storeRows } from "./simd";
 
 // A repacked block column: 16 bytes of f32 scales, then 8 vectors, one per 4 values of the block
@@ -52,13 +52,6 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
 }
 
-// acc + the block's exact integer sums (even + odd: Σq_w·q_x − 8·Σq_x, the bias in even from the
-// start) scaled by d_w · d_x, in matmulBlocks' order of float operations.
-@inline function scaled(acc: v128, even: v128, odd: v128, xb: usize, scales: v128): v128 {
-  const ints = i32x4.add(even, odd);
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb)))));
-}
-
 // Tokens s..s+3 (activation rows xs, xs + xRowBytes, ...) against one repacked row group.
 @inline function tile4(out: usize, xs: usize, xRowBytes: usize, tile: usize, blocks: i32, outStride: usize, valid: i32): void {
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
@@ -88,10 +81,10 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
       c3 = dotAdd(v128.load32_splat(x3 + q + g + 4), w1, c3);
     }
     const scales = v128.load(tb);
-    f0 = scaled(f0, a0, c0, x0, scales);
-    f1 = scaled(f1, a1, c1, x1, scales);
-    f2 = scaled(f2, a2, c2, x2, scales);
-    f3 = scaled(f3, a3, c3, x3, scales);
+    f0 = scaled(f0, i32x4.add(a0, c0), x0, scales);
+    f1 = scaled(f1, i32x4.add(a1, c1), x1, scales);
+    f2 = scaled(f2, i32x4.add(a2, c2), x2, scales);
+    f3 = scaled(f3, i32x4.add(a3, c3), x3, scales);
   }
   storeRows(out, f0, valid);
   storeRows(out + (outStride << 2), f1, valid);
@@ -111,7 +104,7 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
       a = dotAdd(v128.load32_splat(x0 + q + g), v128.load(tb + QUANTS_OFFSET + (g << 2)), a);
       c = dotAdd(v128.load32_splat(x0 + q + g + 4), v128.load(tb + QUANTS_OFFSET + (g << 2) + 16), c);
     }
-    f = scaled(f, a, c, x0, v128.load(tb));
+    f = scaled(f, i32x4.add(a, c), x0, v128.load(tb));
   }
   storeRows(out, f, valid);
 }

@@ -12,7 +12,7 @@ import {
   ACTIVATION_QUANTS_OFFSET,
   QK,
 } from "./block-layout";
-import { halvesToF32, storeRows } from "./simd";
+import { halvesToF32, pairsToRows, storeRows } from "./simd";
 
 // Bytes of a packed Q4_0 group's block column: 4 f16 scales, 4 × 16 quant bytes.
 export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
@@ -50,12 +50,11 @@ export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
     a = i32x4.add(a, rows01);
     c = i32x4.add(c, rows23);
   }
-  const rows = i32x4.add(v128.shuffle<i32>(a, c, 0, 2, 4, 6), v128.shuffle<i32>(a, c, 1, 3, 5, 7));
-  return i32x4.add(rows, bias);
+  return i32x4.add(pairsToRows(a, c), bias);
 }
 
-// acc + ints scaled by d_w · d_x (the tiles' order of float operations).
-@inline function scaled(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
+// acc + ints scaled by d_w · d_x (the prompt tiles use it too: the same float steps).
+@inline export function scaled(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb)))));
 }
 

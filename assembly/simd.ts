@@ -57,14 +57,30 @@
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-// Four vectors of four 32-bit lanes, transposed: out g = [a_g, b_g, c_g, d_g], stored at dst + 16·g.
-@inline export function storeTransposed(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
+// Four vectors of four 32-bit lanes, transposed: out g = [a_g, b_g, c_g, d_g], stored at
+// dst + g · stride (Q4_0's packing: stride 16; Q6_K's: one super-block apart).
+@inline export function storeTransposed(dst: usize, stride: usize, a: v128, b: v128, c: v128, d: v128): void {
   const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
   const ab23 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
   const cd01 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
   const cd23 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
   v128.store(dst, v128.shuffle<i32>(ab01, cd01, 0, 1, 4, 5));
-  v128.store(dst, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7), 16);
-  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5), 32);
-  v128.store(dst, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7), 48);
+  v128.store(dst + stride, v128.shuffle<i32>(ab01, cd01, 2, 3, 6, 7));
+  v128.store(dst + 2 * stride, v128.shuffle<i32>(ab23, cd23, 0, 1, 4, 5));
+  v128.store(dst + 3 * stride, v128.shuffle<i32>(ab23, cd23, 2, 3, 6, 7));
+}
+
+// The 32-bit words at at, at + stride, at + 2·stride, at + 3·stride as one vector: a row's bytes
+// back out of a transposed (interleaved) layout.
+@inline export function gatherLanes(at: usize, stride: usize): v128 {
+  let v = i32x4.splat(load<i32>(at));
+  v = i32x4.replace_lane(v, 1, load<i32>(at + stride));
+  v = i32x4.replace_lane(v, 2, load<i32>(at + 2 * stride));
+  return i32x4.replace_lane(v, 3, load<i32>(at + 3 * stride));
+}
+
+// Lanes (row, half) after an i16 dot over rows side by side: [r0a, r0b, r1a, r1b] and
+// [r2a, r2b, r3a, r3b] → [r0, r1, r2, r3].
+@inline export function pairsToRows(rows01: v128, rows23: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
 }
