@@ -424,8 +424,12 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 // e^z in f32x4, z clamped to [-87, 88] (normal f32 results): z = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts, Cephes' split),
 // e^r by its Taylor series to r^7 (relative error < 2^-24 there), then scaled by 2^k.
 @inline function exp4(x: v128): v128 {
-  const z = f32x4.max(f32x4.min(x, f32x4.splat(88)), f32x4.splat(-87));
-  const k = f32x4.nearest(f32x4.mul(z, f32x4.splat(1.4426950408889634)));
+  // pmin/pmax (one instruction each; NaN in x stays NaN) instead of min/max (several on x64).
+  const z = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
+  // k = round-to-even(z·log2 e) by adding 1.5·2^23: kb's low mantissa bits then hold k itself.
+  const magic = f32x4.splat(12582912.0);
+  const kb = f32x4.add(f32x4.mul(z, f32x4.splat(1.4426950408889634)), magic);
+  const k = f32x4.sub(kb, magic);
   const r = f32x4.sub(f32x4.sub(z, f32x4.mul(k, f32x4.splat(0.693359375))), f32x4.mul(k, f32x4.splat(-2.12194440e-4)));
   let p = f32x4.splat(<f32>(1.0 / 5040));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 720)));
@@ -435,7 +439,7 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
-  const twoToK = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
+  const twoToK = i32x4.shl(i32x4.add(kb, i32x4.splat(127 - 0x4b400000)), 23);
   return f32x4.mul(p, twoToK);
 }
 
@@ -451,7 +455,7 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(2.0 / 15)));
   t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(-1.0 / 3)));
   const series = f32x4.add(f32x4.mul(f32x4.mul(t, y2), y), y);
-  const e = exp4(f32x4.min(f32x4.add(a, a), f32x4.splat(40)));
+  const e = exp4(f32x4.pmin(f32x4.add(a, a), f32x4.splat(40)));
   const magnitude = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
   const signed = v128.or(magnitude, v128.and(y, i32x4.splat(0x80000000)));
   return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.3)));
