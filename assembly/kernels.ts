@@ -595,8 +595,8 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
 // An attention job's parameters, as consecutive 32-bit words at `params` (see attendItems).
 const P_OUT = 0;
 const P_Q = 4;
-const P_K = 8;
-const P_V = 12;
+const P_PAST_K = 8;
+const P_PAST_V = 12;
 const P_SCORES = 16;
 const P_SEQ_LEN = 20;
 const P_START_POS = 24;
@@ -608,12 +608,18 @@ const P_SCALE = 44;
 const P_SOFTCAP = 48;
 const P_WINDOW = 52;
 const P_SCORES_STRIDE = 56;
+const P_NEW_K = 60;
+const P_NEW_V = 64;
+const P_CAPACITY = 68;
+const P_PAST_OFFSET = 72;
 
 // Attention of seqLen queries (positions startPos..) over keys and values of positions p0..
-// startPos+seqLen−1, held as consecutive rows of nKvHeads·headDim floats (k, v): GQA (consecutive
-// query heads share a KV head), scale, soft-cap (0: none) before the causal and sliding-window
-// mask (window 0: none), softmax in f32, as the TypeScript reference. Work items are (query, KV
-// head) pairs, item = s · nKvHeads + kvh; a thread runs items [from, to) with its own scores area
+// startPos+seqLen−1, rows of nKvHeads·headDim floats: an earlier position j in row
+// (j − pastOffset) mod capacity of pastK / pastV (a KV cache's ring read in place, or rows copied
+// in position order), a new one in row j − startPos of newK / newV. GQA (consecutive query heads
+// share a KV head), scale, soft-cap (0: none) before the causal and sliding-window mask (window 0:
+// none), softmax in f32, as the TypeScript reference. Work items are (query, KV head) pairs,
+// item = s · nKvHeads + kvh; a thread runs items [from, to) with its own scores area
 // (scores + thread · scoresStride bytes, nHeads / nKvHeads floats per visible key). The query heads
 // of one KV head go together, so each key and value row is read once per query.
 export function attendItems(params: usize, from: i32, to: i32, thread: i32): void {
@@ -625,8 +631,11 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
 @inline function attendItem(params: usize, s: i32, kvh: i32, scores: usize): void {
   const out = <usize>load<u32>(params + P_OUT);
   const q = <usize>load<u32>(params + P_Q);
-  const k = <usize>load<u32>(params + P_K);
-  const v = <usize>load<u32>(params + P_V);
+  const pastK = <usize>load<u32>(params + P_PAST_K);
+  const pastV = <usize>load<u32>(params + P_PAST_V);
+  const newK = <usize>load<u32>(params + P_NEW_K);
+  const newV = <usize>load<u32>(params + P_NEW_V);
+  const capacity = load<i32>(params + P_CAPACITY);
   const startPos = load<i32>(params + P_START_POS);
   const p0 = load<i32>(params + P_P0);
   const nHeads = load<i32>(params + P_HEADS);
@@ -641,18 +650,22 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
   const pos = startPos + s;
   const first = window > 0 ? max(p0, pos - window + 1) : p0;
   const n = pos - first + 1;
+  // The ring row of `first` (when it is an earlier position); later ones follow, wrapping at capacity.
+  const firstRing = first < startPos ? (first - load<i32>(params + P_PAST_OFFSET)) % capacity : 0;
   const headScores = <usize>n << 2;
   const kvOffset = <usize>(kvh * headDim) << 2;
   const qRows = q + (<usize>(s * qWidth + kvh * group * headDim) << 2);
   const oRows = out + (<usize>(s * qWidth + kvh * group * headDim) << 2);
   const headBytes = <usize>headDim << 2;
-  let kRow = k + <usize>(first - p0) * rowBytes + kvOffset;
+  let ring = firstRing;
   for (let j = 0; j < n; j++) {
+    const p = first + j;
+    const kRow = (p < startPos ? pastK + <usize>ring * rowBytes : newK + <usize>(p - startPos) * rowBytes) + kvOffset;
+    if (p < startPos && ++ring == capacity) ring = 0;
     for (let g = 0; g < group; g++) {
       const score = dotF32(qRows + <usize>g * headBytes, kRow, headDim) * scale;
       store<f32>(scores + <usize>g * headScores + (<usize>j << 2), score);
     }
-    kRow += rowBytes;
   }
   for (let g = 0; g < group; g++) {
     const row = scores + <usize>g * headScores;
@@ -688,12 +701,14 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
     memory.fill(oRows + <usize>g * headBytes, 0, headBytes);
   }
   // out_g = Σ_j p_gj · v_j, each value row read once for the whole group.
-  let vRow = v + <usize>(first - p0) * rowBytes + kvOffset;
+  ring = firstRing;
   for (let j = 0; j < n; j++) {
+    const p = first + j;
+    const vRow = (p < startPos ? pastV + <usize>ring * rowBytes : newV + <usize>(p - startPos) * rowBytes) + kvOffset;
+    if (p < startPos && ++ring == capacity) ring = 0;
     for (let g = 0; g < group; g++) {
       axpyF32(oRows + <usize>g * headBytes, load<f32>(scores + <usize>g * headScores + (<usize>j << 2)), vRow, headDim);
     }
-    vRow += rowBytes;
   }
 }
 

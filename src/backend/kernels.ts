@@ -27,7 +27,7 @@ export interface AttentionArgs {
   /** [seqLen, nKvHeads·headDim] keys and values of the new positions startPos..startPos+seqLen-1. */
   newK: Float32Array;
   newV: Float32Array;
-  /** Cached keys/values of earlier positions: position j lives in row j % pastCapacity. */
+  /** Cached keys/values of earlier positions: position j lives in row j % pastCapacity (arrays from `kvStorage` are read in place). */
   pastK: Float32Array;
   pastV: Float32Array;
   pastCapacity: number;
@@ -44,8 +44,21 @@ export interface AttentionArgs {
   window: number | null;
 }
 
+/**
+ * Memory a backend lends a KV cache for its rows, so its attention reads the cache where it lies
+ * instead of copying every visible row in per call.
+ */
+export interface KvStorage {
+  /** `floats` zeroed floats in the backend's memory, or null when it has no room (the cache then uses its own). */
+  allocate(floats: number): Float32Array | null;
+  /** Gives back an array `allocate` returned (the caller must not touch it afterwards); others are ignored. */
+  release(array: Float32Array): void;
+}
+
 export interface Kernels {
   readonly name: string;
+  /** Where KV caches made for these kernels keep their rows (the wasm backend's own memory); absent: plain arrays. */
+  readonly kvStorage?: KvStorage;
   /**
    * Called once with every weight matrix of a loaded model, so a backend can move them where its
    * kernels read them (WebAssembly memory); it may replace each `data` with a view of its own, in

@@ -26,7 +26,7 @@ export async function measureReadBandwidth(threads: number, bytes = 1024 ** 3, r
     let best = 0;
     for (let i = 0; i < repeats; i++) {
       const started = performance.now();
-      if (pool) pool.run(0, arena.kernels, "streamRows", out, 0, base, rows, cols, 1);
+      if (pool) pool.run(arena.memory, arena.kernels, "streamRows", out, 0, base, rows, cols, 1);
       else arena.kernels.streamRows(out, 0, base, rows, cols, 1, rows);
       const seconds = (performance.now() - started) / 1000;
       best = Math.max(best, (rows * cols * 4) / seconds / 1e9);

@@ -7,6 +7,7 @@
 import type { GemmaConfig } from "./gemma/config.js";
 import { GenerationError } from "../errors.js";
 import type { DecodeState, StateOptions } from "./causal-lm.js";
+import type { KvStorage } from "../backend/kernels.js";
 
 /**
  * `rewindSlack`: extra ring-buffer rows on local layers. With 0 a rewind can go back at most one
@@ -16,12 +17,14 @@ export type KvCacheOptions = StateOptions;
 
 /** Keys and values of one layer: position j lives in row j % ringSize. */
 export class LayerKv {
-  k = new Float32Array(0);
-  v = new Float32Array(0);
+  k: Float32Array = new Float32Array(0);
+  v: Float32Array = new Float32Array(0);
+  /** `storage`: the kernels' memory for the rows (their attention reads them in place); absent: plain arrays. */
   constructor(
     readonly ringSize: number,
     readonly window: number | null,
     readonly rowWidth: number,
+    private readonly storage?: KvStorage,
   ) {}
 
   /** Grows storage (before the ring wraps, row = position, so a prefix copy keeps it valid). */
@@ -30,8 +33,9 @@ export class LayerKv {
     if (this.k.length >= rows * this.rowWidth) return;
     const grown = Math.min(this.ringSize, Math.max(rows, 2 * (this.k.length / this.rowWidth), 64));
     for (const key of ["k", "v"] as const) {
-      const next = new Float32Array(grown * this.rowWidth);
+      const next = this.storage?.allocate(grown * this.rowWidth) ?? new Float32Array(grown * this.rowWidth);
       next.set(this[key]);
+      if (this[key].length > 0) this.storage?.release(this[key]);
       this[key] = next;
     }
   }
@@ -52,9 +56,11 @@ export class KvCache implements DecodeState {
   /** Number of positions whose keys and values have been written. */
   length = 0;
 
+  /** `storage`: where the rows live (Kernels.kvStorage); absent: plain arrays. */
   constructor(
     readonly config: GemmaConfig,
     options: KvCacheOptions = {},
+    storage?: KvStorage,
   ) {
     const slack = options.rewindSlack ?? 0;
     if (!Number.isInteger(slack) || slack < 0) throw new GenerationError(`rewindSlack must be a non-negative integer, found ${slack}`);
@@ -68,7 +74,7 @@ export class KvCache implements DecodeState {
       }
       const window = kind === "local" ? config.slidingWindow : null;
       const ringSize = window === null ? config.maxPositions : Math.min(window + slack, config.maxPositions);
-      this.layers.push(new LayerKv(ringSize, window, shape.nKvHeads * shape.headDim));
+      this.layers.push(new LayerKv(ringSize, window, shape.nKvHeads * shape.headDim, storage));
     }
   }
 

@@ -43,7 +43,7 @@ export async function trainingLinear(backend: "js" | "wasm", threads = available
     const memory = arena.memory.buffer as ArrayBuffer;
     new Float32Array(memory, aPtr, m * k).set(a.subarray(0, m * k));
     new Float32Array(memory, bPtr, n * k).set(b.subarray(0, n * k));
-    if (pool) pool.run(0, arena.kernels, "matmulF32", outPtr, aPtr, bPtr, n, k, m);
+    if (pool) pool.run(arena.memory, arena.kernels, "matmulF32", outPtr, aPtr, bPtr, n, k, m);
     else arena.kernels.matmulF32(outPtr, aPtr, bPtr, n, k, m, n);
     const result = new Float32Array(arena.memory.buffer as ArrayBuffer, outPtr, m * n);
     if (accumulate) for (let i = 0; i < m * n; i++) out[i] = out[i]! + result[i]!;

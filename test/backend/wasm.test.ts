@@ -5,6 +5,7 @@ import type { Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
+import { KvArena } from "../../src/backend/wasm/kv-arena.js";
 import type { WasmHost } from "../../src/backend/wasm/host.js";
 import { instantiate } from "../../src/backend/wasm/module.js";
 import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
@@ -242,8 +243,48 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
       const split = new Float32Array(actual.length);
       two.attention({ ...args, out: split });
       assert.deepEqual([...split], [...actual], label);
+      // A ring lent by the kernels' KV storage is read in place: the same numbers as the copied rows.
+      for (const kernels of [wasm, two]) {
+        const lent = (values: Float32Array) => {
+          const array = kernels.kvStorage!.allocate(values.length)!;
+          array.set(values);
+          return array;
+        };
+        const inPlace = new Float32Array(actual.length);
+        kernels.attention({ ...args, pastK: lent(args.pastK), pastV: lent(args.pastV), out: inPlace });
+        assert.deepEqual([...inPlace], [...actual], `${label}, read in place (${kernels.name})`);
+      }
     }
     await two.release!();
+  });
+
+  it("KV storage: rows lent in shared WebAssembly memory, reused first-fit and merged when given back, null past its limit", async () => {
+    const arena = new KvArena(await kernelModule(true, RELAXED), 1 << 20);
+    const a = arena.allocate(1000)!;
+    const b = arena.allocate(3000)!;
+    assert.ok(a.buffer instanceof SharedArrayBuffer && a.length === 1000 && a.every((v) => v === 0));
+    const [pa, pb] = [arena.pointerOf(a)!, arena.pointerOf(b)!];
+    assert.ok(pb >= pa + 4000, "blocks do not overlap");
+    a.fill(7);
+    // Growing the memory (a block past the first 128 KiB) leaves earlier views working.
+    const big = arena.allocate(200_000)!;
+    assert.ok(arena.memory.buffer.byteLength > 2 * 65536);
+    a[999] = 8;
+    assert.equal(new Float32Array(arena.memory.buffer, pa, 1000)[999], 8);
+    // Given back, a's block is reused by a request that fits and comes back zeroed.
+    arena.release(a);
+    assert.equal(arena.pointerOf(a), undefined);
+    const c = arena.allocate(500)!;
+    assert.equal(arena.pointerOf(c), pa);
+    assert.ok(c.every((v) => v === 0));
+    // Everything given back: the neighbours merge and the top returns to the start.
+    for (const array of [b, c, big]) arena.release(array);
+    assert.equal(arena.heldBytes, 0);
+    assert.equal(arena.pointerOf(arena.allocate(5000)!), pa, "one merged block from the start again");
+    // Past the limit there is no room: the cache falls back to its own arrays.
+    assert.equal(arena.allocate(1 << 20), null);
+    // An array it did not lend is ignored.
+    arena.release(new Float32Array(4));
   });
 
   it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls; 2-thread kernels as 1", async () => {

@@ -82,6 +82,10 @@ describe("sliding window and KV cache", () => {
     assert.equal(layers[0]!.ringSize, 6);
     assert.equal(layers[0]!.k.length, 6 * model.config.nKvHeads * model.config.headDim);
     assert.equal(layers[1]!.k.length >= 64 * model.config.nKvHeads * model.config.headDim, true);
+    // The default (wasm) kernels lend the rows from their own memory, where attention reads them in place.
+    const { kernels } = model.forwardPass as GemmaForward;
+    assert.match(kernels.name, /^wasm/);
+    for (const layer of layers) assert.ok(layer.k.buffer instanceof SharedArrayBuffer && layer.v.buffer instanceof SharedArrayBuffer);
   });
 
   it("chunked prefill longer than the ring buffer matches a full recompute", async () => {

@@ -2,7 +2,8 @@
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores, and so do attention, GeGLU (tanh form) and soft-capping
- * over long rows, and quantizing on load. Embedding rows of quantized tables, RMSNorm and RG-LRU
+ * over long rows, and quantizing on load. KV caches keep their rows in a shared memory of the
+ * backend (kv-arena.ts), where attention reads them in place. Embedding rows of quantized tables, RMSNorm and RG-LRU
  * gate projections run in WebAssembly on the main thread; every other kernel (RoPE, residual adds)
  * is the TypeScript reference for now.
  */
@@ -12,8 +13,8 @@ import { jsKernels } from "../js/index.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
 import { packedBytes, WasmArena } from "./arena.js";
+import { KvArena } from "./kv-arena.js";
 import type { WasmHost } from "./host.js";
-import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
 import { BLOCK_KERNEL, floatToWord, type KernelName } from "./pool-protocol.js";
@@ -65,6 +66,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   // Workers start with `ready`, once a model is loaded: kernels used on their own stay single-threaded.
   let pool: KernelPool | null = null;
   const arenas: WasmArena[] = [];
+  // KV caches keep their rows here, where attention reads them (needs memory that can be shared).
+  const kvArena = host.canShareMemory() ? new KvArena(threaded ? module : await host.loadModule(true, relaxed)) : null;
   const placements = new WeakMap<Weight, Placement>();
 
   const matmul = (out: Float32Array, x: Float32Array, w: Weight, seqLen: number): void => {
@@ -95,8 +98,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       kernel = BLOCK_KERNEL[w.dtype];
     }
     const tilePtr = (outPtr + 4 * outCount + quantizedBytes + 15) & ~15;
-    if (pool?.canRun(placed.arena) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
-      pool.run(placed.arena, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen, tilePtr, tileBytes);
+    if (pool?.canRun(arena.memory) && w.rows * w.cols * seqLen >= MIN_PARALLEL_WORK) {
+      pool.run(arena.memory, arena.kernels, kernel, outPtr, input, placed.ptr, w.rows, w.cols, seqLen, tilePtr, tileBytes);
     } else {
       arena.kernels[kernel](outPtr, input, placed.ptr, w.rows, w.cols, seqLen, w.rows, tilePtr);
     }
@@ -137,14 +140,15 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
    * workers take equal shares of the rows beside the main thread.
    */
   const quantizeShared = async (arena: number, dst: number, src: number, rows: number, cols: number, q: Quantizing) => {
-    const helpers = pool?.canQuantize(arena) ? pool.threads - 1 : 0;
+    const { memory } = arenas[arena]!;
+    const helpers = pool?.canQuantize(memory) ? pool.threads - 1 : 0;
     const share = Math.ceil(rows / (helpers + 1));
     const jobs: Promise<void>[] = [];
     for (let i = 0; i < helpers && (i + 1) * share < rows; i++) {
       const r = (i + 1) * share;
       const n = Math.min(share, rows - r);
       jobs.push(
-        pool!.quantize(i, { arena, dst: dst + r * q.rowBytes, src: src + r * q.storedRowBytes, rows: n, cols, type: q.type, q8: q.q8 }),
+        pool!.quantize(i, memory, { dst: dst + r * q.rowBytes, src: src + r * q.storedRowBytes, rows: n, cols, type: q.type, q8: q.q8 }),
       );
     }
     arenas[arena]!.kernels.quantizeRows(dst, src, Math.min(share, rows), cols, q.type, q.q8);
@@ -194,7 +198,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       const chunkBytes = Math.min(rows, q.chunkRows) * q.storedRowBytes;
       // Two chunk buffers: the next chunk is read while this one is quantized.
       ptr = await arena.placeFilledAsync(weight, 2 * chunkBytes, async (dst, scratch) => {
-        if (threaded && !pool?.canRun(index)) await ensurePool().register(arenas.map((a) => a.memory));
+        if (threaded && !pool?.canQuantize(arena.memory)) await ensurePool().register(arenas.map((a) => a.memory));
         const readChunk = (r: number) => {
           const n = Math.min(q.chunkRows, rows - r);
           return read(
@@ -244,7 +248,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
    * Runs an element-wise kernel on copies of its inputs in the first arena's scratch (cheap next to
    * the tanh it saves); returns false before any weights are adopted (the reference runs then).
    */
-  const inScratch = (inputs: Float32Array[], n: number, run: (k: KernelExports, ptrs: number[]) => void, out: Float32Array): boolean => {
+  const inScratch = (inputs: Float32Array[], n: number, run: (arena: WasmArena, ptrs: number[]) => void, out: Float32Array): boolean => {
     const arena = arenas[0];
     if (!arena) return false;
     const base = arena.scratch(4 * n * inputs.length);
@@ -253,7 +257,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       memory.set(input.subarray(0, n), base / 4 + i * n);
       return base + 4 * i * n;
     });
-    run(arena.kernels, ptrs);
+    run(arena, ptrs);
     out.set(new Float32Array(arena.memory.buffer, base, n));
     return true;
   };
@@ -271,8 +275,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     out.set(memory.subarray(base / 4 + n, base / 4 + 2 * n));
   };
 
-  /** Whether an element-wise kernel over n floats in the first arena is worth the workers. */
-  const elementwiseOnPool = (n: number): boolean => pool?.canRun(0) === true && n >= MIN_PARALLEL_ELEMENTS;
+  /** Whether an element-wise kernel over n floats in this arena is worth the workers. */
+  const elementwiseOnPool = (arena: WasmArena, n: number): boolean => pool?.canRun(arena.memory) === true && n >= MIN_PARALLEL_ELEMENTS;
 
   const geglu: Kernels["geglu"] = (out, gate, up, n, activation) => {
     const done =
@@ -280,24 +284,30 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       inScratch(
         [gate, up],
         n,
-        (k, [g, u]) => (elementwiseOnPool(n) ? pool!.run(0, k, "gegluTanh", g!, g!, u!, n, 0, 0) : k.gegluTanh(g!, g!, u!, n)),
+        (arena, [g, u]) =>
+          elementwiseOnPool(arena, n)
+            ? pool!.run(arena.memory, arena.kernels, "gegluTanh", g!, g!, u!, n, 0, 0)
+            : arena.kernels.gegluTanh(g!, g!, u!, n),
         out,
       );
     if (!done) jsKernels.geglu(out, gate, up, n, activation);
   };
 
   const softcap: Kernels["softcap"] = (x, n, cap) => {
-    const run = (k: KernelExports, [p]: number[]) =>
-      elementwiseOnPool(n) ? pool!.run(0, k, "softcapInPlace", p!, 0, 0, n, floatToWord(cap), 0) : k.softcapInPlace(p!, n, cap);
+    const run = (arena: WasmArena, [p]: number[]) =>
+      elementwiseOnPool(arena, n)
+        ? pool!.run(arena.memory, arena.kernels, "softcapInPlace", p!, 0, 0, n, floatToWord(cap), 0)
+        : arena.kernels.softcapInPlace(p!, n, cap);
     if (!inScratch([x], n, run, x)) jsKernels.softcap(x, n, cap);
   };
 
   /**
-   * Attention in WebAssembly on copies of the queries, the keys and values its queries can see
-   * (the cache's ring rows put back in position order, then the new ones) and the output.
+   * Attention in WebAssembly: a KV cache whose rows the KV arena lent is read where it lies (its
+   * ring addressed in the kernel); other caches' visible rows are copied in, in position order.
+   * The queries, the new keys and values and the output pass through scratch.
    */
   const attention: Kernels["attention"] = (a) => {
-    const arena = arenas[0];
+    const arena = kvArena ?? arenas[0];
     if (!arena) return jsKernels.attention(a);
     const { seqLen, startPos, nHeads, nKvHeads, headDim, pastCapacity } = a;
     const qWidth = nHeads * headDim;
@@ -306,41 +316,76 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const p0 = a.window === null ? 0 : Math.max(0, startPos - a.window + 1);
     const past = startPos - p0;
     if (past > pastCapacity) throw new GemmaError(`attention needs ${past} cached positions but the cache holds ${pastCapacity}`);
+    const heldRows = Math.min(startPos, pastCapacity);
+    if (a.pastK.length < heldRows * kvWidth || a.pastV.length < heldRows * kvWidth)
+      throw new GemmaError(`attention at position ${startPos} needs ${heldRows} cached rows but the cache holds fewer`);
     const rows = past + seqLen;
     const group = nHeads / nKvHeads;
     const items = seqLen * nKvHeads;
-    const parallel = pool?.canRun(0) && seqLen * rows * nHeads * headDim >= MIN_PARALLEL_WORK;
+    const parallel = pool?.canRun(arena.memory) && seqLen * rows * nHeads * headDim >= MIN_PARALLEL_WORK;
     const threadCount = parallel ? pool!.threads : 1;
-    // Parameters (16 words), queries, keys, values, output, then each thread's scores.
-    const floats = 16 + 2 * seqLen * qWidth + 2 * rows * kvWidth + threadCount * group * rows;
+    const pastK = kvArena?.pointerOf(a.pastK);
+    const pastV = kvArena?.pointerOf(a.pastV);
+    const inPlace = pastK !== undefined && pastV !== undefined && past > 0;
+    const copiedRows = inPlace ? 0 : past;
+    // Parameters (20 words), queries, new keys and values, output, each thread's scores, copied past rows.
+    const floats = 20 + 2 * seqLen * qWidth + 2 * seqLen * kvWidth + threadCount * group * rows + 2 * copiedRows * kvWidth;
     const base = arena.scratch(4 * floats) / 4;
     const memory = new Float32Array(arena.memory.buffer);
     const words = new Int32Array(arena.memory.buffer);
-    const q = base + 16;
-    const k = q + seqLen * qWidth;
-    const v = k + rows * kvWidth;
-    const out = v + rows * kvWidth;
+    const q = base + 20;
+    const newK = q + seqLen * qWidth;
+    const newV = newK + seqLen * kvWidth;
+    const out = newV + seqLen * kvWidth;
     const scores = out + seqLen * qWidth;
+    const copiedK = scores + threadCount * group * rows;
+    const copiedV = copiedK + copiedRows * kvWidth;
     memory.set(a.q.subarray(0, seqLen * qWidth), q);
-    // Ring rows p0 % capacity onwards, wrapping to row 0.
-    const first = p0 % pastCapacity;
-    const before = Math.min(past, pastCapacity - first);
-    for (const [from, to] of [
-      [a.pastK, k],
-      [a.pastV, v],
-    ] as const) {
-      memory.set(from.subarray(first * kvWidth, (first + before) * kvWidth), to);
-      memory.set(from.subarray(0, (past - before) * kvWidth), to + before * kvWidth);
+    memory.set(a.newK.subarray(0, seqLen * kvWidth), newK);
+    memory.set(a.newV.subarray(0, seqLen * kvWidth), newV);
+    if (!inPlace) {
+      // Ring rows p0 % capacity onwards, wrapping to row 0.
+      const first = p0 % pastCapacity;
+      const before = Math.min(past, pastCapacity - first);
+      for (const [from, to] of [
+        [a.pastK, copiedK],
+        [a.pastV, copiedV],
+      ] as const) {
+        memory.set(from.subarray(first * kvWidth, (first + before) * kvWidth), to);
+        memory.set(from.subarray(0, (past - before) * kvWidth), to + before * kvWidth);
+      }
     }
-    memory.set(a.newK.subarray(0, seqLen * kvWidth), k + past * kvWidth);
-    memory.set(a.newV.subarray(0, seqLen * kvWidth), v + past * kvWidth);
+    // In place: position j in ring row j % capacity; copied: row j − p0.
+    const [pastKPtr, pastVPtr, capacity, pastOffset] = inPlace
+      ? [pastK, pastV, pastCapacity, 0]
+      : [copiedK * 4, copiedV * 4, Math.max(1, copiedRows), p0];
     words.set(
-      [out * 4, q * 4, k * 4, v * 4, scores * 4, seqLen, startPos, p0, nHeads, nKvHeads, headDim, 0, 0, a.window ?? 0, group * rows * 4],
+      [
+        out * 4,
+        q * 4,
+        pastKPtr,
+        pastVPtr,
+        scores * 4,
+        seqLen,
+        startPos,
+        p0,
+        nHeads,
+        nKvHeads,
+        headDim,
+        0,
+        0,
+        a.window ?? 0,
+        group * rows * 4,
+        newK * 4,
+        newV * 4,
+        capacity,
+        pastOffset,
+      ],
       base,
     );
     memory[base + 11] = a.scale;
     memory[base + 12] = a.softcap ?? 0;
-    if (parallel) pool!.run(0, arena.kernels, "attendItems", 0, base * 4, 0, items, 0, 0);
+    if (parallel) pool!.run(arena.memory, arena.kernels, "attendItems", 0, base * 4, 0, items, 0, 0);
     else arena.kernels.attendItems(base * 4, 0, items, 0);
     a.out.set(memory.subarray(out, out + seqLen * qWidth));
   };
@@ -381,7 +426,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const ready = async (): Promise<void> => {
     if (!threaded) return;
     const workers = ensurePool();
-    await workers.register(arenas.map((a) => a.memory));
+    await workers.register([...arenas.map((a) => a.memory), ...(kvArena ? [kvArena.memory] : [])]);
     workers.start();
   };
 
@@ -398,6 +443,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const kernels: Kernels = {
     ...jsKernels,
     name,
+    ...(kvArena ? { kvStorage: kvArena } : {}),
     matmul,
     embed,
     rmsnorm,

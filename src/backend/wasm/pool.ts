@@ -34,7 +34,8 @@ const WORKER_TIMEOUT_MS = 60_000;
 export class KernelPool {
   private readonly control: Uint32Array;
   private readonly signals: Int32Array;
-  private registered = 0;
+  /** Memories the workers have instantiated the kernels on; a job names one by its index here. */
+  private readonly memories: WebAssembly.Memory[] = [];
   private started = false;
 
   private constructor(
@@ -56,25 +57,25 @@ export class KernelPool {
     return this.workers.length + 1;
   }
 
-  /** Sends arena memories to every worker (before `start`); resolves when all have instantiated them. */
+  /** Sends the memories not yet sent to every worker (before `start`); resolves when all have instantiated them. */
   async register(memories: WebAssembly.Memory[]): Promise<void> {
     if (this.started) return;
-    const fresh = memories.slice(this.registered);
-    for (const memory of fresh) {
+    for (const memory of memories) {
+      if (this.memories.includes(memory)) continue;
       await Promise.all(this.workers.map((worker) => worker.request({ memory })));
+      this.memories.push(memory);
     }
-    this.registered += fresh.length;
   }
 
-  /** Whether the workers can take quantization jobs on this arena: registered, not yet started. */
-  canQuantize(arena: number): boolean {
-    return !this.started && arena < this.registered;
+  /** Whether the workers can take quantization jobs on this memory: registered, not yet started. */
+  canQuantize(memory: WebAssembly.Memory): boolean {
+    return !this.started && this.memories.includes(memory);
   }
 
-  /** Before `start`: worker `i` (0-based) quantizes rows of an arena already registered. */
-  async quantize(i: number, job: QuantizeJob): Promise<void> {
-    if (!this.canQuantize(job.arena)) throw new GemmaError("kernel workers can quantize only registered arenas before they start");
-    await this.workers[i]!.request({ quantize: job });
+  /** Before `start`: worker `i` (0-based) quantizes rows of a registered memory. */
+  async quantize(i: number, memory: WebAssembly.Memory, job: Omit<QuantizeJob, "arena">): Promise<void> {
+    if (!this.canQuantize(memory)) throw new GemmaError("kernel workers can quantize only registered arenas before they start");
+    await this.workers[i]!.request({ quantize: { ...job, arena: this.memories.indexOf(memory) } });
   }
 
   /** From now on workers block on the control block; arenas made later run on the main thread. */
@@ -84,12 +85,13 @@ export class KernelPool {
     for (const worker of this.workers) worker.post("start");
   }
 
-  canRun(arena: number): boolean {
-    return this.started && arena < this.registered;
+  /** Whether jobs on this memory can run on the workers (registered before `start`). */
+  canRun(memory: WebAssembly.Memory): boolean {
+    return this.started && this.memories.includes(memory);
   }
 
   run(
-    arena: number,
+    memory: WebAssembly.Memory,
     kernels: SliceKernels,
     kernel: KernelName,
     out: number,
@@ -103,6 +105,8 @@ export class KernelPool {
   ): void {
     const c = this.control;
     c[KERNEL] = KERNELS.indexOf(kernel);
+    const arena = this.memories.indexOf(memory);
+    if (arena < 0) throw new GemmaError("a kernel job on a memory the workers do not have");
     c[ARENA] = arena;
     c[OUT] = out;
     c[X] = x;

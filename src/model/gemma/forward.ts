@@ -59,7 +59,7 @@ export class GemmaForward implements CausalLM {
 
   /** A KV cache for this model: full rows on global layers, a ring of the window on local ones, none on KV-sharing layers. */
   createState(options: StateOptions = {}): KvCache {
-    return new KvCache(this.config, options);
+    return new KvCache(this.config, options, this.kernels.kvStorage);
   }
 
   /**

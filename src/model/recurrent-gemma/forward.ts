@@ -3,7 +3,7 @@
  * residual blocks of RG-LRU recurrence or local multi-query attention, each followed by a GeGLU MLP.
  * The decode state has a constant size: conv history, a float32 RNN state, a W-row key/value ring.
  */
-import type { Kernels } from "../../backend/kernels.js";
+import type { Kernels, KvStorage } from "../../backend/kernels.js";
 import { GenerationError } from "../../errors.js";
 import { bf16ToF32, f32ToBf16 } from "../../weights/dtype.js";
 import type { CausalLM, DecodeState } from "../causal-lm.js";
@@ -20,13 +20,17 @@ export class RecurrentState implements DecodeState {
   readonly rnn: (Float32Array | null)[];
   readonly kv: (LayerKv | null)[];
 
-  constructor(readonly config: RecurrentGemmaConfig) {
+  /** `storage`: where the attention rings keep their rows (Kernels.kvStorage); absent: plain arrays. */
+  constructor(
+    readonly config: RecurrentGemmaConfig,
+    storage?: KvStorage,
+  ) {
     const c = config;
     this.convHistory = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array((c.convWidth - 1) * c.lruWidth) : null));
     this.rnn = c.blockTypes.map((t) => (t === "recurrent" ? new Float32Array(c.lruWidth) : null));
     // W rows suffice for W+1 visible keys because new keys are written after attention (§6).
     this.kv = c.blockTypes.map((t) =>
-      t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim) : null,
+      t === "attention" ? new LayerKv(c.attentionWindow, c.attentionWindow + 1, c.nKvHeads * c.headDim, storage) : null,
     );
   }
 
@@ -104,7 +108,7 @@ export class RecurrentGemmaForward implements CausalLM {
   }
 
   createState(): RecurrentState {
-    return new RecurrentState(this.config);
+    return new RecurrentState(this.config, this.kernels.kvStorage);
   }
 
   forward(ids: readonly number[], state: DecodeState | null, logitsFor: "all" | "last"): Float32Array {
@@ -119,7 +123,7 @@ export class RecurrentGemmaForward implements CausalLM {
         throw new GenerationError(`token id ${id} is outside the vocabulary of ${c.vocabSize}`);
     }
     // Without a state (logits() of a whole sequence), run on a fresh one.
-    const s = state ?? new RecurrentState(c);
+    const s = state ?? new RecurrentState(c, k.kvStorage);
     const startPos = s.length;
     const h = new Float32Array(seqLen * c.dModel);
     k.embed(h, this.weights.embedding, ids, this.embedScale);
