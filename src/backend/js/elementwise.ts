@@ -13,26 +13,51 @@ export function rmsnorm(out: Float32Array, x: Float32Array, gain: Float32Array, 
   }
 }
 
-/** NeoX rotation: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) on pairs (j, j + half) of each head (§2.2.3). */
-export function rope(x: Float32Array, seqLen: number, nHeads: number, headDim: number, startPos: number, invFreq: Float32Array): void {
+/** cos and sin of position · invFreq[j] for positions [start, start + count), row per position. */
+interface RopeTable {
+  start: number;
+  count: number;
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+/**
+ * The last table built for each frequency array: the queries and keys of every layer that shares
+ * the array rotate by the same angles, so a forward pass computes them once, not twice per layer.
+ */
+const ropeTables = new WeakMap<Float32Array, RopeTable>();
+
+function ropeTable(invFreq: Float32Array, start: number, count: number): RopeTable {
+  const held = ropeTables.get(invFreq);
+  if (held && held.start <= start && start + count <= held.start + held.count) return held;
   const half = invFreq.length;
-  const cos = new Float32Array(half);
-  const sin = new Float32Array(half);
-  for (let s = 0; s < seqLen; s++) {
-    const pos = startPos + s;
+  const table = { start, count, cos: new Float32Array(count * half), sin: new Float32Array(count * half) };
+  for (let s = 0; s < count; s++) {
+    const pos = start + s;
     for (let j = 0; j < half; j++) {
       // The reference builds angles in float32 (gemma_pytorch's complex64 table, HF's fp32 freqs).
       const angle = Math.fround(pos * invFreq[j]!);
-      cos[j] = Math.cos(angle);
-      sin[j] = Math.sin(angle);
+      table.cos[s * half + j] = Math.cos(angle);
+      table.sin[s * half + j] = Math.sin(angle);
     }
+  }
+  ropeTables.set(invFreq, table);
+  return table;
+}
+
+/** NeoX rotation: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) on pairs (j, j + half) of each head (§2.2.3). */
+export function rope(x: Float32Array, seqLen: number, nHeads: number, headDim: number, startPos: number, invFreq: Float32Array): void {
+  const half = invFreq.length;
+  const { start, cos, sin } = ropeTable(invFreq, startPos, seqLen);
+  for (let s = 0; s < seqLen; s++) {
+    const t = (startPos + s - start) * half;
     for (let h = 0; h < nHeads; h++) {
       const base = (s * nHeads + h) * headDim;
       for (let j = 0; j < half; j++) {
         const x1 = x[base + j]!;
         const x2 = x[base + half + j]!;
-        x[base + j] = x1 * cos[j]! - x2 * sin[j]!;
-        x[base + half + j] = x2 * cos[j]! + x1 * sin[j]!;
+        x[base + j] = x1 * cos[t + j]! - x2 * sin[t + j]!;
+        x[base + half + j] = x2 * cos[t + j]! + x1 * sin[t + j]!;
       }
     }
   }

@@ -28,7 +28,10 @@ export class KvArena implements KvStorage {
   readonly memory: WebAssembly.Memory;
   readonly kernels: KernelExports;
   private top = LOW_RESERVED;
-  /** Memory from here up was never written (fresh pages are zero): blocks there need no zeroing, so their pages stay uncommitted until used. */
+  /**
+   * Memory from here up was never written (fresh pages are zero): blocks there need no zeroing, so
+   * their pages stay uncommitted until used.
+   */
   private pristine = LOW_RESERVED;
   /** Free blocks below top, by address, never adjacent (merged). */
   private readonly free: Block[] = [];

@@ -50,7 +50,14 @@ export class GemmaForward implements CausalLM {
     readonly kernels: Kernels,
     options: ForwardOptions = {},
   ) {
-    this.invFreq = config.layers.map((shape, i) => layerRopeFrequencies(config.rope[config.layerTypes[i]!], shape.headDim));
+    // One array per distinct setting: the rope kernel reuses its angle table across the layers sharing one.
+    const distinct = new Map<string, Float32Array>();
+    this.invFreq = config.layers.map((shape, i) => {
+      const setting = config.rope[config.layerTypes[i]!];
+      const key = JSON.stringify([setting, shape.headDim]);
+      if (!distinct.has(key)) distinct.set(key, layerRopeFrequencies(setting, shape.headDim));
+      return distinct.get(key)!;
+    });
     const dtype = options.normalizerDtype ?? "f32";
     this.embedScale = embeddingNormalizer(config.dModel, dtype);
     this.perLayerScale = config.perLayerInput ? embeddingNormalizer(config.perLayerInput.dim, dtype) : 1;
