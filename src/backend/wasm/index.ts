@@ -408,8 +408,11 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     memory.set(x.subarray(0, n), x0);
     memory.set(bias, x0 + 2 * n);
     new Int32Array(arena.memory.buffer).set([4 * (x0 + n), 4 * x0, w, 4 * (x0 + 2 * n), seqLen, nBlocks, blockWidth], base);
-    // One thread: split across the pool it measured slower (a few MB per call, bandwidth-bound).
-    arena.kernels.blockDiagonalItems(4 * base, 0, seqLen * nBlocks, 0);
+    if (pool?.canRun(arena.memory) && n * blockWidth >= MIN_PARALLEL_WORK) {
+      pool.run(arena.memory, arena.kernels, "blockDiagonalItems", 0, 4 * base, 0, seqLen * nBlocks, 0, 0);
+    } else {
+      arena.kernels.blockDiagonalItems(4 * base, 0, seqLen * nBlocks, 0);
+    }
     out.set(memory.subarray(x0 + n, x0 + 2 * n));
   };
 

@@ -20,8 +20,6 @@ export interface KernelExports extends SliceKernels {
   packKRows4(w: number, rows: number, cols: number, blockBytes: number, scratch: number): void;
   /** out = scale · row `row` of a packed K-quant matrix (kind 4: Q4_K, 5: Q5_K, 6: Q6_K), as f32. */
   embedKRow(out: number, w: number, row: number, cols: number, kind: number, scale: number): void;
-  /** Kernels.blockDiagonalLinear's (token, block) items [from, to), parameters at `params` (assembly/kernels.ts). */
-  blockDiagonalItems(params: number, from: number, to: number, thread: number): void;
   /**
    * Quantizes rows of f32 (type 0), bf16 (1) or f16 (2) values into row-major Q8_0 (q8 = 1) or
    * Q4_0 blocks, bit for bit as src/weights/q8_0.ts and q4_0.ts do.

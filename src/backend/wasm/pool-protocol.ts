@@ -36,6 +36,7 @@ export const KERNELS = [
   "matmulQ6_K",
   "streamRows",
   "attendItems",
+  "blockDiagonalItems",
   "gegluTanh",
   "softcapInPlace",
 ] as const;
@@ -52,7 +53,9 @@ export const BLOCK_KERNEL: Readonly<Record<BlockDtype, KernelName>> = {
 
 /** The element-wise kernels: a job's ROWS elements split between threads. */
 export type ElementwiseKernel = "gegluTanh" | "softcapInPlace";
-export type MatmulKernel = Exclude<KernelName, "attendItems" | ElementwiseKernel>;
+/** The kernels whose jobs are work items (ROWS of them) with their parameters in memory (X). */
+export type ItemKernel = "attendItems" | "blockDiagonalItems";
+export type MatmulKernel = Exclude<KernelName, ItemKernel | ElementwiseKernel>;
 
 /** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
 export function rowBytes(kernel: MatmulKernel, cols: number): number {
@@ -83,6 +86,8 @@ export interface SliceKernels {
   matmulQ6_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   /** Attention work items [from, to) of the job whose parameters are at `params` (assembly/kernels.ts). */
   attendItems(params: number, from: number, to: number, thread: number): void;
+  /** RG-LRU gate projections' (token, block) items [from, to), parameters at `params` (assembly/kernels.ts). */
+  blockDiagonalItems(params: number, from: number, to: number, thread: number): void;
   /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
   gegluTanh(out: number, gate: number, up: number, n: number): void;
   /** x = cap · tanh(x / cap) over n floats. */
@@ -107,7 +112,7 @@ function wordToFloat(word: number): number {
   return f32Bits[0]!;
 }
 
-/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs). */
+/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs, gate projections' (token, block) pairs). */
 export function itemSlice(items: number, threads: number, index: number): [number, number] {
   return [Math.floor((items * index) / threads), Math.floor((items * (index + 1)) / threads)];
 }
@@ -119,9 +124,9 @@ export function itemSlice(items: number, threads: number, index: number): [numbe
 export function runSlice(kernels: SliceKernels, control: Uint32Array, index: number): void {
   const kernel = KERNELS[control[KERNEL]!]!;
   const rows = control[ROWS]!;
-  if (kernel === "attendItems") {
+  if (kernel === "attendItems" || kernel === "blockDiagonalItems") {
     const [from, to] = itemSlice(rows, control[THREADS]!, index);
-    if (to > from) kernels.attendItems(control[X]!, from, to, index);
+    if (to > from) kernels[kernel](control[X]!, from, to, index);
     return;
   }
   if (kernel === "gegluTanh" || kernel === "softcapInPlace") {
