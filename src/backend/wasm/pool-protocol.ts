@@ -112,7 +112,7 @@ function wordToFloat(word: number): number {
   return f32Bits[0]!;
 }
 
-/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs, gate projections' (token, block) pairs). */
+/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs, gates' (token, block) pairs). */
 export function itemSlice(items: number, threads: number, index: number): [number, number] {
   return [Math.floor((items * index) / threads), Math.floor((items * (index + 1)) / threads)];
 }
