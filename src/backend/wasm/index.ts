@@ -1,11 +1,12 @@
 /**
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
- * threads when there are several cores, and so do attention, GeGLU (tanh form) and soft-capping
- * over long rows, and quantizing on load. KV caches keep their rows in a shared memory of the
- * backend (kv-arena.ts), where attention reads them in place. Embedding rows of quantized tables, RMSNorm and RG-LRU
- * gate projections run in WebAssembly on the main thread; every other kernel (RoPE, residual adds)
- * is the TypeScript reference for now.
+ * threads when there are several cores, and so do attention, RG-LRU gate projections, GeGLU (tanh
+ * form) and soft-capping over long rows, and quantizing on load. KV caches keep their rows in a
+ * shared memory of the backend (kv-arena.ts), where attention reads them in place. Embedding rows
+ * of quantized tables and RMSNorm run in WebAssembly on the main thread; every other kernel (RoPE
+ * with its angles computed once per pass, residual adds, the RG-LRU scan and convolution) is the
+ * TypeScript reference for now.
  */
 import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
 import { matrixRowBytes } from "../../weights/matrix-rows.js";
