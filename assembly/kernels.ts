@@ -533,28 +533,6 @@ export function softcapInPlace(x: usize, n: i32, cap: f32): void {
   }
 }
 
-// Σ a[i]·b[i] over n floats (four lanes, then the tail).
-@inline function dotF32(a: usize, b: usize, n: i32): f32 {
-  // Four independent accumulators: one would wait on each addition's latency.
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
-  const end16 = n & ~15;
-  for (let i = 0; i < end16; i += 16) {
-    const at = <usize>i << 2;
-    acc0 = madd(v128.load(a + at), v128.load(b + at), acc0);
-    acc1 = madd(v128.load(a + at, 16), v128.load(b + at, 16), acc1);
-    acc2 = madd(v128.load(a + at, 32), v128.load(b + at, 32), acc2);
-    acc3 = madd(v128.load(a + at, 48), v128.load(b + at, 48), acc3);
-  }
-  const end = n & ~3;
-  for (let i = end16; i < end; i += 4) {
-    const at = <usize>i << 2;
-    acc0 = madd(v128.load(a + at), v128.load(b + at), acc0);
-  }
-  let total = sum4(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)));
-  for (let i = end; i < n; i++) total += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
-  return total;
-}
-
 // out[i] += p · v[i] over n floats.
 @inline function axpyF32(out: usize, p: f32, v: usize, n: i32): void {
   const pv = f32x4.splat(p);
@@ -620,8 +598,9 @@ const P_PAST_OFFSET = 72;
 // share a KV head), scale, soft-cap (0: none) before the causal and sliding-window mask (window 0:
 // none), softmax in f32, as the TypeScript reference. Work items are (query, KV head) pairs,
 // item = s · nKvHeads + kvh; a thread runs items [from, to) with its own scores area
-// (scores + thread · scoresStride bytes, nHeads / nKvHeads floats per visible key). The query heads
-// of one KV head go together, so each key and value row is read once per query.
+// (scores + thread · scoresStride bytes: nHeads / nKvHeads floats and a key and a value row address
+// per visible key). The query heads of one KV head go together, so each key and value row is read
+// once per query.
 export function attendItems(params: usize, from: i32, to: i32, thread: i32): void {
   const nKvHeads = load<i32>(params + P_KV_HEADS);
   const scores = load<u32>(params + P_SCORES) + <usize>thread * load<u32>(params + P_SCORES_STRIDE);
@@ -657,16 +636,22 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
   const qRows = q + (<usize>(s * qWidth + kvh * group * headDim) << 2);
   const oRows = out + (<usize>(s * qWidth + kvh * group * headDim) << 2);
   const headBytes = <usize>headDim << 2;
+  // Each visible key's and value's row address, in position order (the ring's rows, then the new).
+  const vRows = scores + <usize>group * headScores;
+  const kRows = vRows + headScores;
   let ring = firstRing;
   for (let j = 0; j < n; j++) {
     const p = first + j;
-    const kRow = (p < startPos ? pastK + <usize>ring * rowBytes : newK + <usize>(p - startPos) * rowBytes) + kvOffset;
+    const row = p < startPos ? <usize>ring * rowBytes : <usize>(p - startPos) * rowBytes;
+    store<u32>(kRows + (<usize>j << 2), <u32>((p < startPos ? pastK : newK) + row + kvOffset));
+    store<u32>(vRows + (<usize>j << 2), <u32>((p < startPos ? pastV : newV) + row + kvOffset));
     if (p < startPos && ++ring == capacity) ring = 0;
-    for (let g = 0; g < group; g++) {
-      const score = dotF32(qRows + <usize>g * headBytes, kRow, headDim) * scale;
-      store<f32>(scores + <usize>g * headScores + (<usize>j << 2), score);
-    }
   }
+  let h = 0;
+  for (; h + 1 < group; h += 2) {
+    keysPair(qRows + <usize>h * headBytes, headBytes, scores + <usize>h * headScores, headScores, kRows, n, headDim, scale);
+  }
+  if (h < group) keysPair(qRows + <usize>h * headBytes, 0, scores + <usize>h * headScores, 0, kRows, n, headDim, scale);
   for (let g = 0; g < group; g++) {
     const row = scores + <usize>g * headScores;
     if (softcap > 0) softcapInPlace(row, n, softcap);
@@ -698,18 +683,144 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
       const at = row + (<usize>j << 2);
       store<f32>(at, load<f32>(at) * f32x4.extract_lane(inverse, 0));
     }
-    memory.fill(oRows + <usize>g * headBytes, 0, headBytes);
   }
-  // out_g = Σ_j p_gj · v_j, each value row read once for the whole group.
-  ring = firstRing;
-  for (let j = 0; j < n; j++) {
-    const p = first + j;
-    const vRow = (p < startPos ? pastV + <usize>ring * rowBytes : newV + <usize>(p - startPos) * rowBytes) + kvOffset;
-    if (p < startPos && ++ring == capacity) ring = 0;
-    for (let g = 0; g < group; g++) {
-      axpyF32(oRows + <usize>g * headBytes, load<f32>(scores + <usize>g * headScores + (<usize>j << 2)), vRow, headDim);
+  // out_g = Σ_j p_gj · v_j, j in order for every element as axpyF32 would add them, but with 16
+  // dims of two query heads in registers across all j (a row's address from the table below)
+  // instead of a load and store of the output per value row.
+  const wide = headDim & ~15;
+  let g = 0;
+  for (; g + 1 < group; g += 2) {
+    for (let d = 0; d < wide; d += 16) valuesPair(oRows + <usize>g * headBytes, scores + <usize>g * headScores, headScores, headBytes, vRows, n, d);
+  }
+  if (g < group) {
+    for (let d = 0; d < wide; d += 16) valuesOne(oRows + <usize>g * headBytes, scores + <usize>g * headScores, vRows, n, d);
+  }
+  // Dims past the last 16 (heads whose size is no multiple of 16), as axpyF32 does them.
+  for (let h = 0; h < group; h++) {
+    const o = oRows + <usize>h * headBytes;
+    memory.fill(o + (<usize>wide << 2), 0, <usize>(headDim - wide) << 2);
+    for (let j = 0; j < n; j++) {
+      const pj = load<f32>(scores + <usize>h * headScores + (<usize>j << 2));
+      const v = <usize>load<u32>(vRows + (<usize>j << 2));
+      const end = headDim & ~3;
+      for (let i = wide; i < end; i += 4) {
+        const at = <usize>i << 2;
+        v128.store(o + at, madd(f32x4.splat(pj), v128.load(v + at), v128.load(o + at)));
+      }
+      for (let i = end; i < headDim; i++) {
+        const at = <usize>i << 2;
+        store<f32>(o + at, load<f32>(o + at) + pj * load<f32>(v + at));
+      }
     }
   }
+}
+
+// Scores q·k_j · scale of two query heads (at qa and qa + qStride; the second's scores at
+// sa + sStride; a stride of 0 computes one head twice over, harmlessly) against keys j < n at the
+// addresses in kRows: four keys per pass, each key's dot on one accumulator in dim order (then
+// its lanes and the dims past a multiple of 4), so a key's score does not depend on its pass.
+@inline function keysPair(qa: usize, qStride: usize, sa: usize, sStride: usize, kRows: usize, n: i32, headDim: i32, scale: f32): void {
+  const qb = qa + qStride;
+  const sb = sa + sStride;
+  const end = headDim & ~3;
+  let j = 0;
+  for (; j + 3 < n; j += 4) {
+    const k0 = <usize>load<u32>(kRows + (<usize>j << 2));
+    const k1 = <usize>load<u32>(kRows + (<usize>j << 2), 4);
+    const k2 = <usize>load<u32>(kRows + (<usize>j << 2), 8);
+    const k3 = <usize>load<u32>(kRows + (<usize>j << 2), 12);
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (let i = 0; i < end; i += 4) {
+      const at = <usize>i << 2;
+      const x = v128.load(qa + at), y = v128.load(qb + at);
+      const w0 = v128.load(k0 + at), w1 = v128.load(k1 + at), w2 = v128.load(k2 + at), w3 = v128.load(k3 + at);
+      a0 = madd(x, w0, a0);
+      a1 = madd(x, w1, a1);
+      a2 = madd(x, w2, a2);
+      a3 = madd(x, w3, a3);
+      b0 = madd(y, w0, b0);
+      b1 = madd(y, w1, b1);
+      b2 = madd(y, w2, b2);
+      b3 = madd(y, w3, b3);
+    }
+    const at = <usize>j << 2;
+    store<f32>(sa + at, (sum4(a0) + dotTail(qa, k0, end, headDim)) * scale);
+    store<f32>(sa + at, (sum4(a1) + dotTail(qa, k1, end, headDim)) * scale, 4);
+    store<f32>(sa + at, (sum4(a2) + dotTail(qa, k2, end, headDim)) * scale, 8);
+    store<f32>(sa + at, (sum4(a3) + dotTail(qa, k3, end, headDim)) * scale, 12);
+    store<f32>(sb + at, (sum4(b0) + dotTail(qb, k0, end, headDim)) * scale);
+    store<f32>(sb + at, (sum4(b1) + dotTail(qb, k1, end, headDim)) * scale, 4);
+    store<f32>(sb + at, (sum4(b2) + dotTail(qb, k2, end, headDim)) * scale, 8);
+    store<f32>(sb + at, (sum4(b3) + dotTail(qb, k3, end, headDim)) * scale, 12);
+  }
+  for (; j < n; j++) {
+    const k = <usize>load<u32>(kRows + (<usize>j << 2));
+    let a = f32x4.splat(0), b = a;
+    for (let i = 0; i < end; i += 4) {
+      const at = <usize>i << 2;
+      const w = v128.load(k + at);
+      a = madd(v128.load(qa + at), w, a);
+      b = madd(v128.load(qb + at), w, b);
+    }
+    store<f32>(sa + (<usize>j << 2), (sum4(a) + dotTail(qa, k, end, headDim)) * scale);
+    store<f32>(sb + (<usize>j << 2), (sum4(b) + dotTail(qb, k, end, headDim)) * scale);
+  }
+}
+
+// Σ a[i]·b[i] for i in [from, n): a dot product's last dims.
+@inline function dotTail(a: usize, b: usize, from: i32, n: i32): f32 {
+  let total: f32 = 0;
+  for (let i = from; i < n; i++) total += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
+  return total;
+}
+
+// Dims d..d + 15 of Σ_j p_j · v_j for two query heads (probabilities at ps and ps + headScores,
+// outputs at o and o + headBytes), value row j at the address in vRows[j].
+@inline function valuesPair(o: usize, ps: usize, headScores: usize, headBytes: usize, vRows: usize, n: i32, d: i32): void {
+  const at = <usize>d << 2;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (let j = 0; j < n; j++) {
+    const v = <usize>load<u32>(vRows + (<usize>j << 2)) + at;
+    const p = v128.load32_splat(ps + (<usize>j << 2));
+    const q = v128.load32_splat(ps + headScores + (<usize>j << 2));
+    const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
+    a0 = madd(p, v0, a0);
+    a1 = madd(p, v1, a1);
+    a2 = madd(p, v2, a2);
+    a3 = madd(p, v3, a3);
+    b0 = madd(q, v0, b0);
+    b1 = madd(q, v1, b1);
+    b2 = madd(q, v2, b2);
+    b3 = madd(q, v3, b3);
+  }
+  v128.store(o + at, a0);
+  v128.store(o + at, a1, 16);
+  v128.store(o + at, a2, 32);
+  v128.store(o + at, a3, 48);
+  v128.store(o + headBytes + at, b0);
+  v128.store(o + headBytes + at, b1, 16);
+  v128.store(o + headBytes + at, b2, 32);
+  v128.store(o + headBytes + at, b3, 48);
+}
+
+// valuesPair for one query head.
+@inline function valuesOne(o: usize, ps: usize, vRows: usize, n: i32, d: i32): void {
+  const at = <usize>d << 2;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let j = 0; j < n; j++) {
+    const v = <usize>load<u32>(vRows + (<usize>j << 2)) + at;
+    const p = v128.load32_splat(ps + (<usize>j << 2));
+    a0 = madd(p, v128.load(v), a0);
+    a1 = madd(p, v128.load(v, 16), a1);
+    a2 = madd(p, v128.load(v, 32), a2);
+    a3 = madd(p, v128.load(v, 48), a3);
+  }
+  v128.store(o + at, a0);
+  v128.store(o + at, a1, 16);
+  v128.store(o + at, a2, 32);
+  v128.store(o + at, a3, 48);
 }
 
 // f32 → f16 bits, round to nearest even (as src/weights/dtype.ts f32ToF16, which the TypeScript

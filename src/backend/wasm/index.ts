@@ -329,8 +329,9 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const pastV = kvArena?.pointerOf(a.pastV);
     const inPlace = pastK !== undefined && pastV !== undefined && past > 0;
     const copiedRows = inPlace ? 0 : past;
-    // Parameters (20 words), queries, new keys and values, output, each thread's scores, copied past rows.
-    const floats = 20 + 2 * seqLen * qWidth + 2 * seqLen * kvWidth + threadCount * group * rows + 2 * copiedRows * kvWidth;
+    // Parameters (20 words), queries, new keys and values, output, each thread's scores (and key and
+    // value row addresses), copied past rows.
+    const floats = 20 + 2 * seqLen * qWidth + 2 * seqLen * kvWidth + threadCount * (group + 2) * rows + 2 * copiedRows * kvWidth;
     const base = arena.scratch(4 * floats) / 4;
     const memory = new Float32Array(arena.memory.buffer);
     const words = new Int32Array(arena.memory.buffer);
@@ -339,7 +340,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const newV = newK + seqLen * kvWidth;
     const out = newV + seqLen * kvWidth;
     const scores = out + seqLen * qWidth;
-    const copiedK = scores + threadCount * group * rows;
+    const copiedK = scores + threadCount * (group + 2) * rows;
     const copiedV = copiedK + copiedRows * kvWidth;
     memory.set(a.q.subarray(0, seqLen * qWidth), q);
     memory.set(a.newK.subarray(0, seqLen * kvWidth), newK);
@@ -376,7 +377,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
         0,
         0,
         a.window ?? 0,
-        group * rows * 4,
+        (group + 2) * rows * 4,
         newK * 4,
         newV * 4,
         capacity,
