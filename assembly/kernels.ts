@@ -690,7 +690,8 @@ export function attendItems(params: usize, from: i32, to: i32, thread: i32): voi
   const wide = headDim & ~15;
   let g = 0;
   for (; g + 1 < group; g += 2) {
-    for (let d = 0; d < wide; d += 16) valuesPair(oRows + <usize>g * headBytes, scores + <usize>g * headScores, headScores, headBytes, vRows, n, d);
+    const o = oRows + <usize>g * headBytes;
+    for (let d = 0; d < wide; d += 16) valuesPair(o, scores + <usize>g * headScores, headScores, headBytes, vRows, n, d);
   }
   if (g < group) {
     for (let d = 0; d < wide; d += 16) valuesOne(oRows + <usize>g * headBytes, scores + <usize>g * headScores, vRows, n, d);
