@@ -8,6 +8,7 @@
 // every load of x.
 import {
   ACTIVATION_BLOCK_BYTES,
+  ACTIVATION_K_BLOCK_BYTES,
   ACTIVATION_QUANTS_OFFSET,
   ACTIVATION_BIAS_OFFSET,
   Q4_0_BLOCK_BYTES,
@@ -15,10 +16,12 @@ import {
   Q8_0_BLOCK_BYTES,
   Q8_0_QUANTS_OFFSET,
   QK,
+  QK_K,
   SPLIT_BLOCK_BYTES,
   SPLIT_NEG_OFFSET,
   SPLIT_POS_OFFSET,
 } from "./block-layout";
+import { quantizeActivationsK } from "./k-quants";
 import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { matmulQ4_0Rows } from "./q4_0-rows";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
@@ -30,8 +33,9 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, madd, rowSums, storeRows, st
 // Exported as globals of the module, so a test can check them against the TypeScript layouts.
 export * from "./block-layout";
 
-// The K-quant kernels live in their own file.
+// The K-quant kernels live in their own file, and so do RoPE, the adds and the convolution.
 export * from "./k-quants";
+export * from "./rows";
 
 @inline function loadBf16x4(ptr: usize): v128 {
   return i32x4.shl(v128.load16x4_u(ptr), 16);
@@ -163,6 +167,19 @@ export function streamRows(out: usize, x: usize, w: usize, rows: i32, cols: i32,
 export function quantizeActivations(x: usize, out: usize, cols: i32, seqLen: i32, q8: i32): void {
   if (q8) quantizeActivationsFor<i8>(x, out, cols, seqLen);
   else quantizeActivationsFor<u8>(x, out, cols, seqLen);
+}
+
+// Tokens [from, to) of x quantized as quantizeActivations (kind 1: for Q8_0, 0: Q4_0) or
+// quantizeActivationsK (kind 2) quantizes them, into their places in out: one thread's share.
+export function quantizeActivationTokens(x: usize, out: usize, cols: i32, from: i32, to: i32, kind: i32): void {
+  const src = x + ((<usize>from * <usize>cols) << 2);
+  if (kind == 2) {
+    quantizeActivationsK(src, out + <usize>from * <usize>(cols / QK_K) * <usize>ACTIVATION_K_BLOCK_BYTES, cols, to - from);
+  } else if (kind == 1) {
+    quantizeActivationsFor<i8>(src, out + <usize>from * <usize>(cols / QK) * activationBytes<i8>(), cols, to - from);
+  } else {
+    quantizeActivationsFor<u8>(src, out + <usize>from * <usize>(cols / QK) * activationBytes<u8>(), cols, to - from);
+  }
 }
 
 @inline function quantizeActivationsFor<T>(x: usize, out: usize, cols: i32, seqLen: i32): void {
@@ -489,6 +506,12 @@ export function gegluTanh(out: usize, gate: usize, up: usize, n: i32): void {
 // RMSNorm of seqLen rows of dim floats with the TypeScript reference's arithmetic, so the result is
 // the same bit for bit: Σx² in f64 in order, inv = 1 / √(Σx² / dim + eps) in f64, then
 // (x · inv) · gain in f64 rounded to f32 (the multiplies four values at a time in f64x2 lanes).
+// Rows [from, to) of rmsnormRows, eps (f64) read at epsAt: one thread's share.
+export function rmsnormRowsAt(out: usize, x: usize, gain: usize, from: i32, to: i32, dim: i32, epsAt: usize): void {
+  const at = (<usize>from * <usize>dim) << 2;
+  rmsnormRows(out + at, x + at, gain, to - from, dim, load<f64>(epsAt));
+}
+
 export function rmsnormRows(out: usize, x: usize, gain: usize, seqLen: i32, dim: i32, eps: f64): void {
   const end = dim & ~3;
   for (let s = 0; s < seqLen; s++) {
@@ -597,14 +620,19 @@ const P_PAST_OFFSET = 72;
 // in position order), a new one in row j − startPos of newK / newV. GQA (consecutive query heads
 // share a KV head), scale, soft-cap (0: none) before the causal and sliding-window mask (window 0:
 // none), softmax in f32, as the TypeScript reference. Work items are (query, KV head) pairs,
-// item = s · nKvHeads + kvh; a thread runs items [from, to) with its own scores area
-// (scores + thread · scoresStride bytes: nHeads / nKvHeads floats and a key and a value row address
-// per visible key). The query heads of one KV head go together, so each key and value row is read
-// once per query.
+// item = kvh · seqLen + (s's place in 0, n−1, 1, n−2, ...); a thread runs items [from, to) with its
+// own scores area (scores + thread · scoresStride bytes: nHeads / nKvHeads floats and a key and a
+// value row address per visible key). The query heads of one KV head go together, so each key and
+// value row is read once per query.
 export function attendItems(params: usize, from: i32, to: i32, thread: i32): void {
-  const nKvHeads = load<i32>(params + P_KV_HEADS);
+  const seqLen = load<i32>(params + P_SEQ_LEN);
   const scores = load<u32>(params + P_SCORES) + <usize>thread * load<u32>(params + P_SCORES_STRIDE);
-  for (let item = from; item < to; item++) attendItem(params, item / nKvHeads, item % nKvHeads, scores);
+  for (let item = from; item < to; item++) {
+    // KV head by KV head (its rows stay in cache), queries in the order 0, n−1, 1, n−2, ...: any run
+    // of items mixes short and long causal rows, so threads taking equal runs get equal work.
+    const i = item % seqLen;
+    attendItem(params, (i & 1) == 0 ? i >> 1 : seqLen - 1 - (i >> 1), item / seqLen, scores);
+  }
 }
 
 @inline function attendItem(params: usize, s: i32, kvh: i32, scores: usize): void {

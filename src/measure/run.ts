@@ -165,6 +165,15 @@ export async function runBenchConfig(
       skipped.push(`${test.name}: beyond the ${config.maxPositions}-token context`);
       continue;
     }
+    // A warm-up pass on a state of its own first, as llama-bench runs one before its tests (up to
+    // 32 prompt tokens, or one decoded): the first use of each matrix and of scratch memory is
+    // not what a test measures.
+    const warmUp = forwardPass.createState();
+    forwardPass.forward(
+      [2, ...Array.from({ length: (test.kind === "pp" ? Math.min(32, test.tokens) : 1) - 1 }, (_, i) => id(i))],
+      warmUp,
+      "last",
+    );
     const state = forwardPass.createState();
     advanceTo(state, test.position, test.position + test.tokens);
     profile?.reset();

@@ -132,6 +132,55 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   }
 
+  it("RoPE, residual and bias adds and the causal convolution in WebAssembly equal the TypeScript reference bit for bit", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const same = (a: Float32Array, b: Float32Array, label: string) =>
+      assert.ok(a.length === b.length && a.every((v, i) => Object.is(v, b[i])), label);
+    const wide = (n: number) => Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * 10 ** (rng.next() * 6 - 3));
+    // [seqLen, nHeads, headDim, rotated half, startPos]: all dims rotated, an odd half, RecurrentGemma's first half only.
+    for (const [seqLen, nHeads, headDim, half, startPos] of [
+      [1, 8, 256, 128, 2048],
+      [5, 3, 10, 5, 7],
+      [3, 2, 12, 3, 0],
+    ] as const) {
+      const invFreq = Float32Array.from({ length: half }, (_, j) => 1 / 10000 ** ((2 * j) / headDim));
+      const x = wide(seqLen * nHeads * headDim + 2);
+      const expected = x.slice();
+      jsKernels.rope(expected, seqLen, nHeads, headDim, startPos, invFreq);
+      const actual = x.slice();
+      wasm.rope(actual, seqLen, nHeads, headDim, startPos, invFreq);
+      same(actual, expected, `rope ${seqLen}x${nHeads}x${headDim} at ${startPos}`);
+    }
+    for (const n of [1, 7, 1001]) {
+      const [out, x] = [wide(n + 3), wide(n + 3)];
+      const expected = out.slice();
+      jsKernels.addInPlace(expected, x, n);
+      const actual = out.slice();
+      wasm.addInPlace(actual, x, n);
+      same(actual, expected, `add ${n}`);
+    }
+    const [rows, bias] = [wide(3 * 7), wide(7)];
+    const expectedRows = rows.slice();
+    jsKernels.addBias(expectedRows, bias, 3, 7);
+    const actualRows = rows.slice();
+    wasm.addBias(actualRows, bias, 3, 7);
+    same(actualRows, expectedRows, "bias");
+    // A convolution over calls of 1, 2 and 6 steps, the history carried from each to the next.
+    const [channels, width] = [5, 4];
+    const [weight, convBias] = [wide(width * channels), wide(channels)];
+    const expectedHistory = new Float32Array((width - 1) * channels);
+    const actualHistory = new Float32Array((width - 1) * channels);
+    for (const seqLen of [1, 2, 6]) {
+      const x = wide(seqLen * channels);
+      const [expected, actual] = [new Float32Array(seqLen * channels), new Float32Array(seqLen * channels)];
+      jsKernels.conv1d(expected, x, weight, convBias, expectedHistory, seqLen, channels, width);
+      wasm.conv1d(actual, x, weight, convBias, actualHistory, seqLen, channels, width);
+      same(actual, expected, `conv1d over ${seqLen}`);
+      same(actualHistory, expectedHistory, `conv1d history after ${seqLen}`);
+    }
+  });
+
   it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     wasm.adopt!([randomWeight("f32", 4, 4)]);

@@ -14,7 +14,7 @@ export function rmsnorm(out: Float32Array, x: Float32Array, gain: Float32Array, 
 }
 
 /** cos and sin of position · invFreq[j] for positions [start, start + count), row per position. */
-interface RopeTable {
+export interface RopeTable {
   start: number;
   count: number;
   cos: Float32Array;
@@ -27,7 +27,8 @@ interface RopeTable {
  */
 const ropeTables = new WeakMap<Float32Array, RopeTable>();
 
-function ropeTable(invFreq: Float32Array, start: number, count: number): RopeTable {
+/** cos and sin of (position · invFreq[j]) for positions start.. (at least count of them), built as the references do. */
+export function ropeTable(invFreq: Float32Array, start: number, count: number): RopeTable {
   const held = ropeTables.get(invFreq);
   if (held && held.start <= start && start + count <= held.start + held.count) return held;
   const half = invFreq.length;

@@ -2,20 +2,22 @@
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
  * threads when there are several cores, and so do attention, RG-LRU gate projections, GeGLU (tanh
- * form) and soft-capping over long rows, and quantizing on load. KV caches keep their rows in a
- * shared memory of the backend (kv-arena.ts), where attention reads them in place. Embedding rows
- * of quantized tables and RMSNorm run in WebAssembly on the main thread; every other kernel (RoPE
- * with its angles computed once per pass, residual adds, the RG-LRU scan and convolution) is the
- * TypeScript reference for now.
+ * form) and soft-capping over long rows, RMSNorm and activation quantization over several rows,
+ * and quantizing on load. KV caches keep their rows in a shared memory of the backend
+ * (kv-arena.ts), where attention reads them in place. Embedding rows of quantized tables, RoPE,
+ * residual and bias adds and RecurrentGemma's convolution run in WebAssembly on the main thread;
+ * the RG-LRU scan is the TypeScript reference.
  */
 import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
 import { matrixRowBytes } from "../../weights/matrix-rows.js";
 import { jsKernels } from "../js/index.js";
+import { ropeTable } from "../js/elementwise.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
 import { packedBytes, WasmArena } from "./arena.js";
 import { KvArena } from "./kv-arena.js";
 import type { WasmHost } from "./host.js";
+import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
 import { BLOCK_KERNEL, floatToWord, type KernelName } from "./pool-protocol.js";
@@ -56,6 +58,8 @@ const K_KIND = { q4_k: 4, q5_k: 5, q6_k: 6 } as const;
 const MIN_PARALLEL_WORK = 1 << 16;
 /** Below this many elements GeGLU and the soft-cap run on the main thread. */
 const MIN_PARALLEL_ELEMENTS = 1 << 14;
+/** Below this many rows (tokens) RMSNorm and activation quantization run on the main thread. */
+const MIN_PARALLEL_ROWS = 4;
 
 export async function createWasmKernels(options: WasmKernelOptions): Promise<Kernels> {
   const { host } = options;
@@ -94,8 +98,12 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     if (isBlockDtype(w.dtype)) {
       input = outPtr + 4 * outCount;
       // K-quants take activations per 256 values (ACTIVATION_K); Q8_0 and Q4_0 per 32.
-      if (isKQuant(w.dtype)) arena.kernels.quantizeActivationsK(xPtr, input, w.cols, seqLen);
-      else arena.kernels.quantizeActivations(xPtr, input, w.cols, seqLen, w.dtype === "q8_0" ? 1 : 0);
+      const kind = isKQuant(w.dtype) ? 2 : w.dtype === "q8_0" ? 1 : 0;
+      if (pool?.canRun(arena.memory) && seqLen >= MIN_PARALLEL_ROWS) {
+        pool.run(arena.memory, arena.kernels, "quantizeActivationTokens", input, xPtr, kind, seqLen, w.cols, 0);
+      } else {
+        arena.kernels.quantizeActivationTokens(xPtr, input, w.cols, 0, seqLen, kind);
+      }
       kernel = BLOCK_KERNEL[w.dtype];
     }
     const tilePtr = (outPtr + 4 * outCount + quantizedBytes + 15) & ~15;
@@ -263,16 +271,26 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     return true;
   };
 
-  /** RMSNorm in WebAssembly on copies of the rows and the gain (the reference's arithmetic, f64 sums). */
+  /**
+   * RMSNorm in WebAssembly on copies of the rows and the gain (the reference's arithmetic, f64
+   * sums), rows split between the threads from MIN_PARALLEL_ROWS.
+   */
   const rmsnorm: Kernels["rmsnorm"] = (out, x, gain, seqLen, dim, eps) => {
     const arena = arenas[0];
     const n = seqLen * dim;
     if (!arena) return jsKernels.rmsnorm(out, x, gain, seqLen, dim, eps);
-    const base = arena.scratch(4 * (2 * n + dim));
+    // eps (f64), the rows, their results, the gain.
+    const epsAt = arena.scratch(16 + 4 * (2 * n + dim));
+    const base = epsAt + 16;
+    new Float64Array(arena.memory.buffer, epsAt, 1)[0] = eps;
     const memory = new Float32Array(arena.memory.buffer);
     memory.set(x.subarray(0, n), base / 4);
     memory.set(gain.subarray(0, dim), base / 4 + 2 * n);
-    arena.kernels.rmsnormRows(base + 4 * n, base, base + 8 * n, seqLen, dim, eps);
+    if (pool?.canRun(arena.memory) && seqLen >= MIN_PARALLEL_ROWS) {
+      pool.run(arena.memory, arena.kernels, "rmsnormRowsAt", base + 4 * n, base, base + 8 * n, seqLen, dim, epsAt);
+    } else {
+      arena.kernels.rmsnormRows(base + 4 * n, base, base + 8 * n, seqLen, dim, eps);
+    }
     out.set(memory.subarray(base / 4 + n, base / 4 + 2 * n));
   };
 
@@ -392,6 +410,68 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     a.out.set(memory.subarray(out, out + seqLen * qWidth));
   };
 
+  /**
+   * Copies `arrays` into the first arena's scratch (16-byte aligned), runs a kernel on their
+   * addresses and copies those at the indexes in `back` out again; false before any weights are
+   * adopted (the reference runs then).
+   */
+  const onCopies = (arrays: Float32Array[], run: (k: KernelExports, ptrs: number[]) => void, back: number[]): boolean => {
+    const arena = arenas[0];
+    if (!arena) return false;
+    const sizes = arrays.map((a) => Math.ceil(a.length / 4) * 4);
+    const base = arena.scratch(4 * sizes.reduce((sum, n) => sum + n, 0));
+    const memory = new Float32Array(arena.memory.buffer);
+    const ptrs: number[] = [];
+    let at = base / 4;
+    for (const [i, array] of arrays.entries()) {
+      memory.set(array, at);
+      ptrs.push(4 * at);
+      at += sizes[i]!;
+    }
+    run(arena.kernels, ptrs);
+    for (const i of back) arrays[i]!.set(memory.subarray(ptrs[i]! / 4, ptrs[i]! / 4 + arrays[i]!.length));
+    return true;
+  };
+
+  /** RoPE in WebAssembly by the reference's own cos/sin table (the same angles, the same f64 steps). */
+  const rope: Kernels["rope"] = (x, seqLen, nHeads, headDim, startPos, invFreq) => {
+    const half = invFreq.length;
+    const table = ropeTable(invFreq, startPos, seqLen);
+    const from = (startPos - table.start) * half;
+    const rows = [
+      x.subarray(0, seqLen * nHeads * headDim),
+      table.cos.subarray(from, from + seqLen * half),
+      table.sin.subarray(from, from + seqLen * half),
+    ];
+    const run = (k: KernelExports, [xp, cos, sin]: number[]) => k.ropeRows(xp!, cos!, sin!, seqLen, nHeads, headDim, half);
+    if (!onCopies(rows, run, [0])) jsKernels.rope(x, seqLen, nHeads, headDim, startPos, invFreq);
+  };
+
+  const addInPlace: Kernels["addInPlace"] = (out, x, n) => {
+    if (!onCopies([out.subarray(0, n), x.subarray(0, n)], (k, [o, xp]) => k.addRows(o!, xp!, n), [0])) jsKernels.addInPlace(out, x, n);
+  };
+
+  const addBias: Kernels["addBias"] = (x, bias, seqLen, dim) => {
+    const rows = [x.subarray(0, seqLen * dim), bias.subarray(0, dim)];
+    if (!onCopies(rows, (k, [xp, b]) => k.addBiasRows(xp!, b!, seqLen, dim), [0])) jsKernels.addBias(x, bias, seqLen, dim);
+  };
+
+  const conv1d: Kernels["conv1d"] = (out, x, weight, bias, history, seqLen, channels, width) => {
+    const n = seqLen * channels;
+    const past = (width - 1) * channels;
+    const arrays = [
+      out.subarray(0, n),
+      x.subarray(0, n),
+      weight.subarray(0, width * channels),
+      bias.subarray(0, channels),
+      history.subarray(0, past),
+      new Float32Array(past),
+    ];
+    const run = (k: KernelExports, [o, xp, w, b, h, scratch]: number[]) =>
+      k.conv1dRows(o!, xp!, w!, b!, h!, seqLen, channels, width, scratch!);
+    if (!onCopies(arrays, run, [0, 4])) jsKernels.conv1d(out, x, weight, bias, history, seqLen, channels, width);
+  };
+
   /** RG-LRU gate weights (plain arrays of the model), copied into the first arena on first use. */
   const gateWeights = new WeakMap<Float32Array, number>();
   const blockDiagonalLinear: Kernels["blockDiagonalLinear"] = (out, x, weight, bias, seqLen, nBlocks, blockWidth) => {
@@ -454,6 +534,10 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     rmsnorm,
     geglu,
     softcap,
+    rope,
+    addInPlace,
+    addBias,
+    conv1d,
     attention,
     blockDiagonalLinear,
     quantize,

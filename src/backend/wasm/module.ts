@@ -25,6 +25,24 @@ export interface KernelExports extends SliceKernels {
    * Q4_0 blocks, bit for bit as src/weights/q8_0.ts and q4_0.ts do.
    */
   quantizeRows(dst: number, src: number, rows: number, cols: number, type: number, q8: number): void;
+  /** RoPE in place by a cos/sin table (assembly/rows.ts), bit for bit as jsKernels.rope. */
+  ropeRows(x: number, cos: number, sin: number, seqLen: number, nHeads: number, headDim: number, half: number): void;
+  /** out += x over n floats. */
+  addRows(out: number, x: number, n: number): void;
+  /** x[s, i] += bias[i]. */
+  addBiasRows(x: number, bias: number, seqLen: number, dim: number): void;
+  /** Kernels.conv1d in f64 as jsKernels.conv1d; `scratch` holds (width − 1) · channels floats. */
+  conv1dRows(
+    out: number,
+    x: number,
+    weight: number,
+    bias: number,
+    history: number,
+    seqLen: number,
+    channels: number,
+    width: number,
+    scratch: number,
+  ): void;
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {

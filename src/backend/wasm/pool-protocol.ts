@@ -39,6 +39,8 @@ export const KERNELS = [
   "blockDiagonalItems",
   "gegluTanh",
   "softcapInPlace",
+  "quantizeActivationTokens",
+  "rmsnormRowsAt",
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -55,7 +57,9 @@ export const BLOCK_KERNEL: Readonly<Record<BlockDtype, KernelName>> = {
 export type ElementwiseKernel = "gegluTanh" | "softcapInPlace";
 /** The kernels whose jobs are work items (ROWS of them) with their parameters in memory (X). */
 export type ItemKernel = "attendItems" | "blockDiagonalItems";
-export type MatmulKernel = Exclude<KernelName, ItemKernel | ElementwiseKernel>;
+/** The kernels whose jobs are ROWS rows (tokens) of activations, split evenly between threads. */
+export type RowKernel = "quantizeActivationTokens" | "rmsnormRowsAt";
+export type MatmulKernel = Exclude<KernelName, ItemKernel | ElementwiseKernel | RowKernel>;
 
 /** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
 export function rowBytes(kernel: MatmulKernel, cols: number): number {
@@ -92,6 +96,10 @@ export interface SliceKernels {
   gegluTanh(out: number, gate: number, up: number, n: number): void;
   /** x = cap · tanh(x / cap) over n floats. */
   softcapInPlace(x: number, n: number, cap: number): void;
+  /** Tokens [from, to) of x quantized into out for Q4_0 (kind 0), Q8_0 (1) or K-quant (2) weights. */
+  quantizeActivationTokens(x: number, out: number, cols: number, from: number, to: number, kind: number): void;
+  /** RMSNorm of rows [from, to) (eps as an f64 at epsAt), as rmsnormRows. */
+  rmsnormRowsAt(out: number, x: number, gain: number, from: number, to: number, dim: number, epsAt: number): void;
 }
 
 /** Elements [start, end) of thread `index`, in multiples of 4 so each element takes the same SIMD path as on one thread. */
@@ -127,6 +135,15 @@ export function runSlice(kernels: SliceKernels, control: Uint32Array, index: num
   if (kernel === "attendItems" || kernel === "blockDiagonalItems") {
     const [from, to] = itemSlice(rows, control[THREADS]!, index);
     if (to > from) kernels[kernel](control[X]!, from, to, index);
+    return;
+  }
+  if (kernel === "quantizeActivationTokens" || kernel === "rmsnormRowsAt") {
+    // ROWS rows of COLS: quantization's kind in W; RMSNorm's gain in W, its eps's address in SEQ_LEN.
+    const [from, to] = itemSlice(rows, control[THREADS]!, index);
+    if (to <= from) return;
+    if (kernel === "quantizeActivationTokens")
+      kernels.quantizeActivationTokens(control[X]!, control[OUT]!, control[COLS]!, from, to, control[W]!);
+    else kernels.rmsnormRowsAt(control[OUT]!, control[X]!, control[W]!, from, to, control[COLS]!, control[SEQ_LEN]!);
     return;
   }
   if (kernel === "gegluTanh" || kernel === "softcapInPlace") {
