@@ -84,7 +84,8 @@ export function conv1dRows(
       const at = <usize>c << 2;
       let acc = load2(bias + at);
       for (let k = 0; k < width; k++) {
-        acc = f64x2.add(acc, f64x2.mul(load2(weight + <usize>k * rowBytes + at), load2(inputRow(x, history, t - past + k, past, rowBytes) + at)));
+        const u = load2(inputRow(x, history, t - past + k, past, rowBytes) + at);
+        acc = f64x2.add(acc, f64x2.mul(load2(weight + <usize>k * rowBytes + at), u));
       }
       store2(o + at, acc);
     }
@@ -98,7 +99,9 @@ export function conv1dRows(
     }
   }
   // The last `past` inputs, oldest first, through scratch (they may come from history itself).
-  for (let r = 0; r < past; r++) memory.copy(scratch + <usize>r * rowBytes, inputRow(x, history, seqLen - past + r, past, rowBytes), rowBytes);
+  for (let r = 0; r < past; r++) {
+    memory.copy(scratch + <usize>r * rowBytes, inputRow(x, history, seqLen - past + r, past, rowBytes), rowBytes);
+  }
   memory.copy(history, scratch, <usize>past * rowBytes);
 }
 

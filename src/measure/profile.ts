@@ -34,9 +34,9 @@ export class KernelProfile {
     this.timings.clear();
   }
 
-  /** Kernels by total time, largest first. */
+  /** Kernels by total time, largest first (copies: later calls do not change a report already taken). */
   report(): KernelTiming[] {
-    return [...this.timings.values()].sort((a, b) => b.seconds - a.seconds);
+    return [...this.timings.values()].map((t) => ({ ...t })).sort((a, b) => b.seconds - a.seconds);
   }
 
   private add(kernel: string, seconds: number): void {
