@@ -1,7 +1,7 @@
 // Row-wise kernels whose TypeScript references compute in f64 or plain f32 adds: RoPE, residual and
-// bias adds, RecurrentGemma's causal depthwise convolution. Each repeats the reference's
-// arithmetic step for step (f64 lanes where it uses JavaScript numbers), so the results are the
-// same bit for bit.
+// bias adds, RecurrentGemma's causal depthwise convolution and RG-LRU scan. Each repeats the
+// reference's arithmetic step for step (f64 lanes where it uses JavaScript numbers), so the
+// results are the same bit for bit, but for the scan's exp (AssemblyScript's, not V8's).
 
 // Two f32 at p as f64x2.
 @inline function load2(p: usize): v128 {
@@ -108,4 +108,41 @@ export function conv1dRows(
 // The input row at time t of this call (t < 0: from history).
 @inline function inputRow(x: usize, history: usize, t: i32, past: i32, rowBytes: usize): usize {
   return t >= 0 ? x + <usize>t * rowBytes : history + <usize>(past + t) * rowBytes;
+}
+
+// 1 / (1 + e^−v) in f64, as the reference's sigmoid.
+@inline function sigmoid(v: f64): f64 {
+  return 1 / (1 + Math.exp(-v));
+}
+
+// The RG-LRU scan as src/backend/js/recurrent.ts rgLruScan, in f64 with the state held as f32: per
+// step and channel a = e^(−8·σ(recurrentGate)·softplusLambda), h = a·h + √(1 − a²)·σ(inputGate)·x,
+// with a = 0 and the multiplier 1 at position 0; out = h per step. Math.exp here is
+// AssemblyScript's (musl's algorithm), not V8's: results may differ from the reference in the
+// last bit of an f64, rarely of the f32 state.
+export function rgLruScanRows(
+  out: usize,
+  x: usize,
+  inputGate: usize,
+  recurrentGate: usize,
+  softplusLambda: usize,
+  state: usize,
+  seqLen: i32,
+  width: i32,
+  startPos: i32,
+): void {
+  for (let t = 0; t < seqLen; t++) {
+    const reset = startPos + t == 0;
+    const row = (<usize>t * <usize>width) << 2;
+    for (let c = 0; c < width; c++) {
+      const at = <usize>c << 2;
+      const logA = -8 * sigmoid(<f64>load<f32>(recurrentGate + row + at)) * <f64>load<f32>(softplusLambda + at);
+      const a: f64 = reset ? 0 : Math.exp(logA);
+      const multiplier: f64 = reset ? 1 : Math.sqrt(1 - Math.exp(2 * logA));
+      const gated = multiplier * sigmoid(<f64>load<f32>(inputGate + row + at)) * <f64>load<f32>(x + row + at);
+      const h = <f32>(a * <f64>load<f32>(state + at) + gated);
+      store<f32>(state + at, h);
+      store<f32>(out + row + at, h);
+    }
+  }
 }

@@ -181,6 +181,31 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
+  it("the RG-LRU scan in WebAssembly follows the TypeScript reference over calls (reset at position 0), within 1e-6", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const width = 37;
+    // softplus(Λ) > 0, as the model computes it.
+    const lambda = Float32Array.from({ length: width }, () => 0.01 + rng.next() * 4);
+    const expectedState = new Float32Array(width);
+    const actualState = new Float32Array(width);
+    let position = 0;
+    let worst = 0;
+    for (const seqLen of [3, 1, 1, 20]) {
+      const [x, inputGate, recurrentGate] = [randomF32(seqLen * width), randomF32(seqLen * width), randomF32(seqLen * width)].map((a) =>
+        a.map((v) => 6 * v),
+      );
+      const [expected, actual] = [new Float32Array(seqLen * width), new Float32Array(seqLen * width)];
+      jsKernels.rgLruScan(expected, x!, inputGate!, recurrentGate!, lambda, expectedState, seqLen, width, position);
+      wasm.rgLruScan(actual, x!, inputGate!, recurrentGate!, lambda, actualState, seqLen, width, position);
+      worst = Math.max(worst, maxRelativeDiff(actual, expected), maxRelativeDiff(actualState, expectedState));
+      // Position 0 resets the state: its output is σ(inputGate)·x alone.
+      if (position === 0) assert.ok(Math.abs(actual[0]! - x![0]! / (1 + Math.exp(-inputGate![0]!))) <= 1e-6);
+      position += seqLen;
+    }
+    assert.ok(worst <= 1e-6, `max relative difference ${worst}`);
+  });
+
   it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     wasm.adopt!([randomWeight("f32", 4, 4)]);

@@ -5,8 +5,8 @@
  * form) and soft-capping over long rows, RMSNorm and activation quantization over several rows,
  * and quantizing on load. KV caches keep their rows in a shared memory of the backend
  * (kv-arena.ts), where attention reads them in place. Embedding rows of quantized tables, RoPE,
- * residual and bias adds and RecurrentGemma's convolution run in WebAssembly on the main thread;
- * the RG-LRU scan is the TypeScript reference.
+ * residual and bias adds and RecurrentGemma's convolution and RG-LRU scan run in WebAssembly on
+ * the main thread.
  */
 import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
 import { matrixRowBytes } from "../../weights/matrix-rows.js";
@@ -472,6 +472,22 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     if (!onCopies(arrays, run, [0, 4])) jsKernels.conv1d(out, x, weight, bias, history, seqLen, channels, width);
   };
 
+  const rgLruScan: Kernels["rgLruScan"] = (out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos) => {
+    const n = seqLen * width;
+    const arrays = [
+      out.subarray(0, n),
+      x.subarray(0, n),
+      inputGate.subarray(0, n),
+      recurrentGate.subarray(0, n),
+      softplusLambda.subarray(0, width),
+      state.subarray(0, width),
+    ];
+    const run = (k: KernelExports, [o, xp, ig, rg, lambda, h]: number[]) =>
+      k.rgLruScanRows(o!, xp!, ig!, rg!, lambda!, h!, seqLen, width, startPos);
+    if (!onCopies(arrays, run, [0, 5]))
+      jsKernels.rgLruScan(out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos);
+  };
+
   /** RG-LRU gate weights (plain arrays of the model), copied into the first arena on first use. */
   const gateWeights = new WeakMap<Float32Array, number>();
   const blockDiagonalLinear: Kernels["blockDiagonalLinear"] = (out, x, weight, bias, seqLen, nBlocks, blockWidth) => {
@@ -538,6 +554,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     addInPlace,
     addBias,
     conv1d,
+    rgLruScan,
     attention,
     blockDiagonalLinear,
     quantize,
