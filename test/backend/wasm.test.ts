@@ -206,14 +206,18 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     assert.ok(worst <= 1e-6, `max relative difference ${worst}`);
   });
 
-  it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place", async () => {
+  it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place, rows split over 2 threads", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
+    two.adopt!([randomWeight("f32", 4, 4)]);
+    await two.ready!();
     for (const [seqLen, dim] of [
       [1, 1],
       [3, 5],
       [2, 2304],
       [7, 259],
+      [9, 2304],
     ] as [number, number][]) {
       // Magnitudes from 1e-6 to 1e3, and a gain around 1 (Gemma's 1 + w).
       const x = Float32Array.from({ length: seqLen * dim + 3 }, () => (rng.next() * 2 - 1) * 10 ** (rng.next() * 9 - 6));
@@ -233,7 +237,15 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         `[${seqLen}x${dim}] in place`,
       );
       assert.equal(inPlace[seqLen * dim], x[seqLen * dim], "nothing past the rows");
+      // From 4 rows the worker takes a share of them: the same numbers.
+      const split = new Float32Array(seqLen * dim);
+      two.rmsnorm(split, x, gain, seqLen, dim, 1e-6);
+      assert.ok(
+        split.every((v, i) => Object.is(v, expected[i])),
+        `[${seqLen}x${dim}] on 2 threads`,
+      );
     }
+    await two.release!();
   });
 
   it("GeGLU (tanh form) and soft-capping in f32 SIMD against the f64 reference, odd lengths, every range of inputs", async () => {
