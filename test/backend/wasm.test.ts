@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { jsKernels } from "../../src/backend/js/index.js";
-import type { Weight } from "../../src/backend/kernels.js";
+import type { Kernels, Weight } from "../../src/backend/kernels.js";
 import { WasmArena } from "../../src/backend/wasm/arena.js";
 import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
+import { GemmaError } from "../../src/errors.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
 import { KvArena } from "../../src/backend/wasm/kv-arena.js";
 import type { WasmHost } from "../../src/backend/wasm/host.js";
@@ -31,6 +32,14 @@ function randomWeight(dtype: Weight["dtype"], rows: number, cols: number): Weigh
   if (dtype === "q4_0") return { dtype, rows, cols, data: toBlocks(values, "f32", rows, cols, "q4_0") };
   const convert = dtype === "bf16" ? f32ToBf16 : f32ToF16;
   return { dtype, rows, cols, data: Uint16Array.from(values, convert) };
+}
+
+/** Kernels holding an arena (one small matrix adopted), so every kernel runs in WebAssembly; 2 threads: started. */
+async function startedKernels(threads: 1 | 2): Promise<Kernels> {
+  const kernels = await createWasmKernels({ host: nodeWasmHost, threads });
+  kernels.adopt!([randomWeight("f32", 4, 4)]);
+  await kernels.ready!();
+  return kernels;
 }
 
 function maxRelativeDiff(a: Float32Array, b: Float32Array): number {
@@ -133,8 +142,7 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   }
 
   it("RoPE, residual and bias adds and the causal convolution in WebAssembly equal the TypeScript reference bit for bit", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const wasm = await startedKernels(1);
     const same = (a: Float32Array, b: Float32Array, label: string) =>
       assert.ok(a.length === b.length && a.every((v, i) => Object.is(v, b[i])), label);
     const wide = (n: number) => Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * 10 ** (rng.next() * 6 - 3));
@@ -182,8 +190,7 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   it("the RG-LRU scan in WebAssembly follows the TypeScript reference over calls (reset at position 0), within 1e-6", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const wasm = await startedKernels(1);
     const width = 37;
     // softplus(Λ) > 0, as the model computes it.
     const lambda = Float32Array.from({ length: width }, () => 0.01 + rng.next() * 4);
@@ -207,11 +214,8 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place, rows split over 2 threads", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
-    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
-    two.adopt!([randomWeight("f32", 4, 4)]);
-    await two.ready!();
+    const wasm = await startedKernels(1);
+    const two = await startedKernels(2);
     for (const [seqLen, dim] of [
       [1, 1],
       [3, 5],
@@ -249,8 +253,7 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   it("GeGLU (tanh form) and soft-capping in f32 SIMD against the f64 reference, odd lengths, every range of inputs", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
+    const wasm = await startedKernels(1);
     for (const n of [1, 3, 4, 37, 9216 + 3]) {
       // Magnitudes from 1e-6 (tanh's series) through 0.3 (the switch to e^x) to 200 (saturated).
       const spread = () => (rng.next() * 2 - 1) * 10 ** (rng.next() * 8.3 - 6);
@@ -287,11 +290,8 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   it("attention against the reference: GQA, soft-cap, sliding window over a wrapped ring buffer, odd head sizes; 2 threads as 1", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
-    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
-    two.adopt!([randomWeight("f32", 4, 4)]);
-    await two.ready!();
+    const wasm = await startedKernels(1);
+    const two = await startedKernels(2);
     const cases = [
       // [nHeads, nKvHeads, headDim, startPos, seqLen, window, capacity, softcap]
       [4, 2, 16, 0, 7, null, 1, 50],
@@ -341,6 +341,16 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
         assert.deepEqual([...inPlace], [...actual], `${label}, read in place (${kernels.name})`);
       }
     }
+    // A cache holding fewer rows than its position says is refused, lent or not, instead of read past its end.
+    const short = { nHeads: 2, nKvHeads: 1, headDim: 8, startPos: 10, seqLen: 1, pastCapacity: 64, scale: 1, softcap: null, window: null };
+    for (const pastK of [new Float32Array(4 * 8), wasm.kvStorage!.allocate(4 * 8)!]) {
+      const args = { ...short, q: randomF32(16), newK: randomF32(8), newV: randomF32(8), pastK, pastV: pastK, out: new Float32Array(16) };
+      assert.throws(() => wasm.attention(args), GemmaError);
+      assert.ok(
+        args.out.every((v) => v === 0),
+        "nothing written",
+      );
+    }
     await two.release!();
   });
 
@@ -374,11 +384,8 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
   });
 
   it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls; 2-thread kernels as 1", async () => {
-    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
-    wasm.adopt!([randomWeight("f32", 4, 4)]);
-    const two = await createWasmKernels({ host: nodeWasmHost, threads: 2 });
-    two.adopt!([randomWeight("f32", 4, 4)]);
-    await two.ready!();
+    const wasm = await startedKernels(1);
+    const two = await startedKernels(2);
     for (const [nBlocks, blockWidth, seqLen] of [
       [1, 1, 1],
       [3, 7, 2],

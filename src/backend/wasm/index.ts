@@ -17,7 +17,6 @@ import { GemmaError } from "../../errors.js";
 import { packedBytes, WasmArena } from "./arena.js";
 import { KvArena } from "./kv-arena.js";
 import type { WasmHost } from "./host.js";
-import type { KernelExports } from "./module.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
 import { BLOCK_KERNEL, floatToWord, type KernelName } from "./pool-protocol.js";
@@ -254,20 +253,29 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   };
 
   /**
-   * Runs an element-wise kernel on copies of its inputs in the first arena's scratch (cheap next to
-   * the tanh it saves); returns false before any weights are adopted (the reference runs then).
+   * Runs a kernel in the first arena's scratch: each part is an input copied in or room for that
+   * many floats of output (16-byte aligned); afterwards each `back` pair copies a part out into its
+   * array. False before any weights are adopted (the reference runs then).
    */
-  const inScratch = (inputs: Float32Array[], n: number, run: (arena: WasmArena, ptrs: number[]) => void, out: Float32Array): boolean => {
+  const onCopies = (
+    parts: (Float32Array | number)[],
+    run: (arena: WasmArena, ptrs: number[]) => void,
+    back: [number, Float32Array][],
+  ): boolean => {
     const arena = arenas[0];
     if (!arena) return false;
-    const base = arena.scratch(4 * n * inputs.length);
+    const lengths = parts.map((part) => (typeof part === "number" ? part : part.length));
+    const base = arena.scratch(4 * lengths.reduce((sum, n) => sum + Math.ceil(n / 4) * 4, 0));
     const memory = new Float32Array(arena.memory.buffer);
-    const ptrs = inputs.map((input, i) => {
-      memory.set(input.subarray(0, n), base / 4 + i * n);
-      return base + 4 * i * n;
-    });
+    const ptrs: number[] = [];
+    let at = base / 4;
+    for (const [i, part] of parts.entries()) {
+      if (typeof part !== "number") memory.set(part, at);
+      ptrs.push(4 * at);
+      at += Math.ceil(lengths[i]! / 4) * 4;
+    }
     run(arena, ptrs);
-    out.set(new Float32Array(arena.memory.buffer, base, n));
+    for (const [i, into] of back) into.set(memory.subarray(ptrs[i]! / 4, ptrs[i]! / 4 + lengths[i]!));
     return true;
   };
 
@@ -300,14 +308,13 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
   const geglu: Kernels["geglu"] = (out, gate, up, n, activation) => {
     const done =
       activation === "gelu_tanh" &&
-      inScratch(
-        [gate, up],
-        n,
+      onCopies(
+        [gate.subarray(0, n), up.subarray(0, n)],
         (arena, [g, u]) =>
           elementwiseOnPool(arena, n)
             ? pool!.run(arena.memory, arena.kernels, "gegluTanh", g!, g!, u!, n, 0, 0)
             : arena.kernels.gegluTanh(g!, g!, u!, n),
-        out,
+        [[0, out]],
       );
     if (!done) jsKernels.geglu(out, gate, up, n, activation);
   };
@@ -317,7 +324,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       elementwiseOnPool(arena, n)
         ? pool!.run(arena.memory, arena.kernels, "softcapInPlace", p!, 0, 0, n, floatToWord(cap), 0)
         : arena.kernels.softcapInPlace(p!, n, cap);
-    if (!inScratch([x], n, run, x)) jsKernels.softcap(x, n, cap);
+    if (!onCopies([x.subarray(0, n)], run, [[0, x]])) jsKernels.softcap(x, n, cap);
   };
 
   /**
@@ -410,29 +417,6 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     a.out.set(memory.subarray(out, out + seqLen * qWidth));
   };
 
-  /**
-   * Copies `arrays` into the first arena's scratch (16-byte aligned), runs a kernel on their
-   * addresses and copies those at the indexes in `back` out again; false before any weights are
-   * adopted (the reference runs then).
-   */
-  const onCopies = (arrays: Float32Array[], run: (k: KernelExports, ptrs: number[]) => void, back: number[]): boolean => {
-    const arena = arenas[0];
-    if (!arena) return false;
-    const sizes = arrays.map((a) => Math.ceil(a.length / 4) * 4);
-    const base = arena.scratch(4 * sizes.reduce((sum, n) => sum + n, 0));
-    const memory = new Float32Array(arena.memory.buffer);
-    const ptrs: number[] = [];
-    let at = base / 4;
-    for (const [i, array] of arrays.entries()) {
-      memory.set(array, at);
-      ptrs.push(4 * at);
-      at += sizes[i]!;
-    }
-    run(arena.kernels, ptrs);
-    for (const i of back) arrays[i]!.set(memory.subarray(ptrs[i]! / 4, ptrs[i]! / 4 + arrays[i]!.length));
-    return true;
-  };
-
   /** RoPE in WebAssembly by the reference's own cos/sin table (the same angles, the same f64 steps). */
   const rope: Kernels["rope"] = (x, seqLen, nHeads, headDim, startPos, invFreq) => {
     const half = invFreq.length;
@@ -443,48 +427,55 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       table.cos.subarray(from, from + seqLen * half),
       table.sin.subarray(from, from + seqLen * half),
     ];
-    const run = (k: KernelExports, [xp, cos, sin]: number[]) => k.ropeRows(xp!, cos!, sin!, seqLen, nHeads, headDim, half);
-    if (!onCopies(rows, run, [0])) jsKernels.rope(x, seqLen, nHeads, headDim, startPos, invFreq);
+    const run = ({ kernels: k }: WasmArena, [xp, cos, sin]: number[]) => k.ropeRows(xp!, cos!, sin!, seqLen, nHeads, headDim, half);
+    if (!onCopies(rows, run, [[0, x]])) jsKernels.rope(x, seqLen, nHeads, headDim, startPos, invFreq);
   };
 
   const addInPlace: Kernels["addInPlace"] = (out, x, n) => {
-    if (!onCopies([out.subarray(0, n), x.subarray(0, n)], (k, [o, xp]) => k.addRows(o!, xp!, n), [0])) jsKernels.addInPlace(out, x, n);
+    const run = ({ kernels: k }: WasmArena, [o, xp]: number[]) => k.addRows(o!, xp!, n);
+    if (!onCopies([out.subarray(0, n), x.subarray(0, n)], run, [[0, out]])) jsKernels.addInPlace(out, x, n);
   };
 
   const addBias: Kernels["addBias"] = (x, bias, seqLen, dim) => {
     const rows = [x.subarray(0, seqLen * dim), bias.subarray(0, dim)];
-    if (!onCopies(rows, (k, [xp, b]) => k.addBiasRows(xp!, b!, seqLen, dim), [0])) jsKernels.addBias(x, bias, seqLen, dim);
+    const run = ({ kernels: k }: WasmArena, [xp, b]: number[]) => k.addBiasRows(xp!, b!, seqLen, dim);
+    if (!onCopies(rows, run, [[0, x]])) jsKernels.addBias(x, bias, seqLen, dim);
   };
 
   const conv1d: Kernels["conv1d"] = (out, x, weight, bias, history, seqLen, channels, width) => {
     const n = seqLen * channels;
     const past = (width - 1) * channels;
-    const arrays = [
-      out.subarray(0, n),
-      x.subarray(0, n),
-      weight.subarray(0, width * channels),
-      bias.subarray(0, channels),
-      history.subarray(0, past),
-      new Float32Array(past),
-    ];
-    const run = (k: KernelExports, [o, xp, w, b, h, scratch]: number[]) =>
+    // The output and the kernel's scratch (width − 1 rows) are room, not copies.
+    const parts = [n, x.subarray(0, n), weight.subarray(0, width * channels), bias.subarray(0, channels), history.subarray(0, past), past];
+    const run = ({ kernels: k }: WasmArena, [o, xp, w, b, h, scratch]: number[]) =>
       k.conv1dRows(o!, xp!, w!, b!, h!, seqLen, channels, width, scratch!);
-    if (!onCopies(arrays, run, [0, 4])) jsKernels.conv1d(out, x, weight, bias, history, seqLen, channels, width);
+    if (
+      !onCopies(parts, run, [
+        [0, out],
+        [4, history],
+      ])
+    )
+      jsKernels.conv1d(out, x, weight, bias, history, seqLen, channels, width);
   };
 
   const rgLruScan: Kernels["rgLruScan"] = (out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos) => {
     const n = seqLen * width;
-    const arrays = [
-      out.subarray(0, n),
+    const parts = [
+      n,
       x.subarray(0, n),
       inputGate.subarray(0, n),
       recurrentGate.subarray(0, n),
       softplusLambda.subarray(0, width),
       state.subarray(0, width),
     ];
-    const run = (k: KernelExports, [o, xp, ig, rg, lambda, h]: number[]) =>
+    const run = ({ kernels: k }: WasmArena, [o, xp, ig, rg, lambda, h]: number[]) =>
       k.rgLruScanRows(o!, xp!, ig!, rg!, lambda!, h!, seqLen, width, startPos);
-    if (!onCopies(arrays, run, [0, 5]))
+    if (
+      !onCopies(parts, run, [
+        [0, out],
+        [5, state],
+      ])
+    )
       jsKernels.rgLruScan(out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos);
   };
 
