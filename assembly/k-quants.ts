@@ -59,17 +59,24 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeR
 // Byte-wise bit moves through 16-bit lane shifts (one instruction; wasm's i8x16 shifts are two on
 // x64): sound wherever the bits kept after the mask cannot cross into the neighbouring byte.
 
-// The low (high = false) or high nibble of each byte.
-@inline function nibbles(raw: v128, high: bool): v128 {
-  return v128.and(high ? i16x8.shr_u(raw, 4) : raw, i8x16.splat(0x0f));
+// V8 materializes a v128 constant anew at each use inside a loop (a 64-bit load, a move into a
+// vector register and a shuffle: three instructions), so the hot loops take their masks as
+// arguments, read once per call from these globals, and the masks stay in registers.
+let MASK_0F: v128 = i8x16.splat(0x0f);
+let MASK_10: v128 = i8x16.splat(0x10);
+let MASK_30: v128 = i8x16.splat(0x30);
+let MASK_3F: v128 = i8x16.splat(0x3f);
+
+// The low (high = false) or high nibble of each byte (low4: MASK_0F's bytes).
+@inline function nibbles(raw: v128, high: bool, low4: v128 = i8x16.splat(0x0f)): v128 {
+  return v128.and(high ? i16x8.shr_u(raw, 4) : raw, low4);
 }
 
-// Bit `bit` of each byte moved to bit 4 (0 or 16): Q5_K's fifth bit.
-@inline function bitToFour(bits: v128, bit: i32): v128 {
-  const kept = v128.and(bits, i8x16.splat(<i8>(<i32>1 << bit)));
-  if (bit < 4) return i16x8.shl(kept, 4 - bit);
-  if (bit > 4) return i16x8.shr_u(kept, bit - 4);
-  return kept;
+// Bit `bit` of each byte moved to bit 4 (0 or 16): Q5_K's fifth bit (fifth: MASK_10's bytes).
+@inline function bitToFour(bits: v128, bit: i32, fifth: v128 = i8x16.splat(0x10)): v128 {
+  if (bit < 4) return v128.and(i16x8.shl(bits, 4 - bit), fifth);
+  if (bit > 4) return v128.and(i16x8.shr_u(bits, bit - 4), fifth);
+  return v128.and(bits, fifth);
 }
 
 // Bits 2k, 2k + 1 of each byte moved to bits 4, 5 (0..48): Q6_K's high bits.
@@ -79,26 +86,25 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeR
   return k == 2 ? kept : i16x8.shl(kept, 4 - 2 * k);
 }
 
-// Row i's 32 quants of Q4_K/Q5_K sub-block j as two u8x16 halves (values 0..15 and 16..31): low
-// (j even) or high nibbles of bytes 32(j >> 1).., with Q5_K's bit j of qh on top.
-@inline function quantsLow45(kind: i32, block: usize, j: i32): v128 {
-  const qs = block + (kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET) + (<usize>(j >> 1) << 5);
-  const q = nibbles(v128.load(qs), (j & 1) != 0);
-  if (kind == 5) return v128.or(q, bitToFour(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET), j));
-  return q;
+// Q4_K/Q5_K's quant bytes (and Q5_K's fifth bits) sit interleaved across a group's four blocks as
+// Q6_K's do (interleaveK): the vector at offset o of row m's block holds the four rows' bytes
+// 4m..4m + 3 of that 16-byte chunk, so a dot with the token's 4 activation bytes repeated gives the
+// four rows' sums in their own lanes. Byte l of quant chunk 32i + 16c holds value 16c + l of
+// sub-block 2i (low nibble) and 2i + 1 (high nibble); Q5_K's fifth bit of value l of sub-block j is
+// bit j of fifth-bit byte l.
+
+// Row m's 16 bytes at offset o of an interleaved group's blocks (b0: row 0's block).
+@inline function rowChunk(b0: usize, m: usize, o: usize, blockBytes: usize): v128 {
+  return gatherLanes(b0 + o + (m << 2), blockBytes);
 }
 
-@inline function quantsHigh45(kind: i32, block: usize, j: i32): v128 {
-  const qs = block + (kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET) + (<usize>(j >> 1) << 5);
-  const q = nibbles(v128.load(qs, 16), (j & 1) != 0);
-  if (kind == 5) return v128.or(q, bitToFour(v128.load(block + <usize>Q5_K_HIGH_BITS_OFFSET, 16), j));
+// Row m's 16 quants of Q4_K/Q5_K sub-block j, values 16c.. (c: 0 or 1), from an interleaved group.
+@inline function quants45(kind: i32, b0: usize, m: usize, j: i32, c: usize): v128 {
+  const size = kBlockBytes(kind);
+  const offset = kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET;
+  const q = nibbles(rowChunk(b0, m, offset + (<usize>(j >> 1) << 5) + (c << 4), size), (j & 1) != 0);
+  if (kind == 5) return v128.or(q, bitToFour(rowChunk(b0, m, <usize>Q5_K_HIGH_BITS_OFFSET + (c << 4), size), j));
   return q;
-}
-
-// Row m's 16 quant bytes at offset o (a multiple of 16) of a group's interleaved Q6_K super-blocks
-// at b0 (interleave6): its bytes 4j.. of that chunk sit in row j's block at o + 4m.
-@inline function rowChunk6(b0: usize, m: usize, o: usize): v128 {
-  return gatherLanes(b0 + o + (m << 2), <usize>Q6_K_BLOCK_BYTES);
 }
 
 // Q6_K's quants as packKRows4 leaves them: per 64 values 128n + 16h + 32k + l (k = 0..3, l < 16) of
@@ -108,20 +114,28 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeR
 //   B (ql bytes 64n + 32 + 16h..): w2 | (w3's top two bits) << 6
 //   C (qh bytes 32n + 16h..): (w1 & 15) | (w3 & 15) << 4
 // Quant k (0..63) of those values from the three chunks.
-@inline function quant6(a: v128, b: v128, c: v128, k: i32): v128 {
-  const low6 = i8x16.splat(0x3f);
+// (The masks: MASK_3F's, MASK_30's and MASK_0F's bytes.)
+@inline function quant6(
+  a: v128,
+  b: v128,
+  c: v128,
+  k: i32,
+  low6: v128 = i8x16.splat(0x3f),
+  tops: v128 = i8x16.splat(0x30),
+  low4: v128 = i8x16.splat(0x0f),
+): v128 {
   if (k == 0) return v128.and(a, low6);
   if (k == 2) return v128.and(b, low6);
-  const top = v128.and(i16x8.shr_u(k == 1 ? a : b, 2), i8x16.splat(0x30));
-  return v128.or(nibbles(c, k == 3), top);
+  const top = v128.and(i16x8.shr_u(k == 1 ? a : b, 2), tops);
+  return v128.or(nibbles(c, k == 3, low4), top);
 }
 
 // Row m's 16 quants (0..63) of Q6_K's values 32b + half.. (half: 0 or 16), b = 4n + k.
 @inline function quants6(b0: usize, m: usize, b: i32, half: usize): v128 {
   const n = <usize>(b >> 2);
-  const a = rowChunk6(b0, m, (n << 6) + half);
-  const bb = rowChunk6(b0, m, (n << 6) + 32 + half);
-  const c = rowChunk6(b0, m, <usize>Q6_K_HIGH_OFFSET + (n << 5) + half);
+  const a = rowChunk(b0, m, (n << 6) + half, <usize>Q6_K_BLOCK_BYTES);
+  const bb = rowChunk(b0, m, (n << 6) + 32 + half, <usize>Q6_K_BLOCK_BYTES);
+  const c = rowChunk(b0, m, <usize>Q6_K_HIGH_OFFSET + (n << 5) + half, <usize>Q6_K_BLOCK_BYTES);
   return quant6(a, bb, c, b & 3);
 }
 
@@ -169,49 +183,62 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeR
 let isumT: v128 = i32x4.splat(0);
 let partT: v128 = f32x4.splat(0);
 
-// Σ_j scale_j · Σ q·x of Q4_K/Q5_K sub-block j for four rows, added to isum (and with two, the
-// same for the token at yb, added to isumT); scales holds the four rows' scales of sub-blocks
-// j & ~3..(j | 3) (lane 4r + (j & 3)).
-@inline function subBlock45(
+// Sub-block j's quants (even j: low nibbles; odd: high) of 16 values of four rows from the
+// interleaved quant vector raw, with Q5_K's fifth bits (bits: the matching fifth-bit vector).
+@inline function quantsOf45(kind: i32, j: i32, raw: v128, bits: v128, low4: v128, fifth: v128): v128 {
+  const q = nibbles(raw, (j & 1) != 0, low4);
+  return kind == 5 ? v128.or(q, bitToFour(bits, j, fifth)) : q;
+}
+
+// Σ scale·Σ q·x of Q4_K/Q5_K sub-blocks j and j + 1 (j even) for four rows, added to isum (and
+// with two, the same for the token at yb, added to isumT): each interleaved quant vector gives both
+// sub-blocks' values (its nibbles), dotted with the token's 4 activation bytes at their positions;
+// separate chains per 16 values keep the dots' latency off the critical path. scales holds the
+// rows' scales of sub-blocks j & ~3..(j | 3) (lane 4r + (j & 3)).
+@inline function subBlockPair45(
   kind: i32,
   j: i32,
   b0: usize,
-  b1: usize,
-  b2: usize,
-  b3: usize,
   xb: usize,
   yb: usize,
   two: bool,
   scales: v128,
+  low4: v128,
+  fifth: v128,
   isum: v128,
 ): v128 {
-  const zero = i32x4.splat(0);
+  const size = kBlockBytes(kind);
+  const quants = b0 + (kind == 4 ? <usize>Q4_K_QUANTS_OFFSET : <usize>Q5_K_QUANTS_OFFSET) + (<usize>(j >> 1) << 5);
   const at = <usize>ACTIVATION_K_QUANTS_OFFSET + (<usize>j << 5);
-  const a0 = v128.load(xb + at);
-  const a1 = v128.load(xb + at, 16);
-  const lo0 = quantsLow45(kind, b0, j), hi0 = quantsHigh45(kind, b0, j);
-  const lo1 = quantsLow45(kind, b1, j), hi1 = quantsHigh45(kind, b1, j);
-  const lo2 = quantsLow45(kind, b2, j), hi2 = quantsHigh45(kind, b2, j);
-  const lo3 = quantsLow45(kind, b3, j), hi3 = quantsHigh45(kind, b3, j);
-  const scale = laneBytes(scales, j & 3, false);
-  if (two) {
-    const c0 = v128.load(yb + at);
-    const c1 = v128.load(yb + at, 16);
-    const t = rowSums(
-      dotAdd(c1, hi0, dotAdd(c0, lo0, zero)),
-      dotAdd(c1, hi1, dotAdd(c0, lo1, zero)),
-      dotAdd(c1, hi2, dotAdd(c0, lo2, zero)),
-      dotAdd(c1, hi3, dotAdd(c0, lo3, zero)),
-    );
-    isumT = i32x4.add(isumT, i32x4.mul(t, scale));
+  let e0 = i32x4.splat(0), e1 = e0, o0 = e0, o1 = e0;
+  let f0 = e0, f1 = e0, p0 = e0, p1 = e0;
+  for (let m: usize = 0; m < 4; m++) {
+    const raw0 = v128.load(quants + m * size);
+    const raw1 = v128.load(quants + m * size, 16);
+    let bits0 = raw0, bits1 = raw1;
+    if (kind == 5) {
+      bits0 = v128.load(b0 + m * size + <usize>Q5_K_HIGH_BITS_OFFSET);
+      bits1 = v128.load(b0 + m * size + <usize>Q5_K_HIGH_BITS_OFFSET, 16);
+    }
+    const low0 = quantsOf45(kind, j, raw0, bits0, low4, fifth), high0 = quantsOf45(kind, j + 1, raw0, bits0, low4, fifth);
+    const low1 = quantsOf45(kind, j, raw1, bits1, low4, fifth), high1 = quantsOf45(kind, j + 1, raw1, bits1, low4, fifth);
+    const xm = xb + at + (m << 2);
+    e0 = rowsDot(v128.load32_splat(xm), low0, e0);
+    o0 = rowsDot(v128.load32_splat(xm + 32), high0, o0);
+    e1 = rowsDot(v128.load32_splat(xm + 16), low1, e1);
+    o1 = rowsDot(v128.load32_splat(xm + 48), high1, o1);
+    if (two) {
+      const ym = yb + at + (m << 2);
+      f0 = rowsDot(v128.load32_splat(ym), low0, f0);
+      p0 = rowsDot(v128.load32_splat(ym + 32), high0, p0);
+      f1 = rowsDot(v128.load32_splat(ym + 16), low1, f1);
+      p1 = rowsDot(v128.load32_splat(ym + 48), high1, p1);
+    }
   }
-  const sums = rowSums(
-    dotAdd(a1, hi0, dotAdd(a0, lo0, zero)),
-    dotAdd(a1, hi1, dotAdd(a0, lo1, zero)),
-    dotAdd(a1, hi2, dotAdd(a0, lo2, zero)),
-    dotAdd(a1, hi3, dotAdd(a0, lo3, zero)),
-  );
-  return i32x4.add(isum, i32x4.mul(sums, scale));
+  const even = laneBytes(scales, j & 3, false);
+  const odd = laneBytes(scales, (j & 3) + 1, false);
+  if (two) isumT = i32x4.add(isumT, i32x4.add(i32x4.mul(i32x4.add(f0, f1), even), i32x4.mul(i32x4.add(p0, p1), odd)));
+  return i32x4.add(isum, i32x4.add(i32x4.mul(i32x4.add(e0, e1), even), i32x4.mul(i32x4.add(o0, o1), odd)));
 }
 
 // Σ_j min_j · Σx over sub-block j for four rows (mins as in superBlock45) against the K activation
@@ -234,7 +261,7 @@ let partT: v128 = f32x4.splat(0);
 // One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
 // xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4; with two, also against yb,
 // that result left in partT.
-@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool): v128 {
+@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, low4: v128, fifth: v128): v128 {
   // The four rows' 12 packed bytes as three columns (lane 4r + j: byte j, 4 + j or 8 + j of row r),
   // decoded at once (get_scale_min_k4): lane 4r + j of scLow / mLow is row r's scale / min j,
   // of scHigh / mHigh its scale / min 4 + j.
@@ -247,14 +274,10 @@ let partT: v128 = f32x4.splat(0);
   const mHigh = v128.or(v128.and(i16x8.shr_u(cc, 4), four), i16x8.shr_u(v128.and(cb, tops), 2));
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = subBlock45(kind, 0, b0, b1, b2, b3, xb, yb, two, scLow, isum);
-  isum = subBlock45(kind, 1, b0, b1, b2, b3, xb, yb, two, scLow, isum);
-  isum = subBlock45(kind, 2, b0, b1, b2, b3, xb, yb, two, scLow, isum);
-  isum = subBlock45(kind, 3, b0, b1, b2, b3, xb, yb, two, scLow, isum);
-  isum = subBlock45(kind, 4, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
-  isum = subBlock45(kind, 5, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
-  isum = subBlock45(kind, 6, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
-  isum = subBlock45(kind, 7, b0, b1, b2, b3, xb, yb, two, scHigh, isum);
+  isum = subBlockPair45(kind, 0, b0, xb, yb, two, scLow, low4, fifth, isum);
+  isum = subBlockPair45(kind, 2, b0, xb, yb, two, scLow, low4, fifth, isum);
+  isum = subBlockPair45(kind, 4, b0, xb, yb, two, scHigh, low4, fifth, isum);
+  isum = subBlockPair45(kind, 6, b0, xb, yb, two, scHigh, low4, fifth, isum);
   const msum = minSums(mLow, mHigh, xb);
   // Each row's f16 d and dmin in one 32-bit load.
   let dd = i32x4.splat(load<i32>(b0));
@@ -299,6 +322,9 @@ let partT: v128 = f32x4.splat(0);
   t1: v128,
   t2: v128,
   t3: v128,
+  low6: v128,
+  tops: v128,
+  low4: v128,
   isum: v128,
 ): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
@@ -312,10 +338,10 @@ let partT: v128 = f32x4.splat(0);
     const a = v128.load(block + low);
     const b = v128.load(block + low + 32);
     const c = v128.load(block + high);
-    const w0 = quant6(a, b, c, 0);
-    const w1 = quant6(a, b, c, 1);
-    const w2 = quant6(a, b, c, 2);
-    const w3 = quant6(a, b, c, 3);
+    const w0 = quant6(a, b, c, 0, low6, tops, low4);
+    const w1 = quant6(a, b, c, 1, low6, tops, low4);
+    const w2 = quant6(a, b, c, 2, low6, tops, low4);
+    const w3 = quant6(a, b, c, 3, low6, tops, low4);
     const xm = xb + at + (m << 2);
     a0 = rowsDot(v128.load32_splat(xm), w0, a0);
     a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
@@ -359,7 +385,7 @@ let partT: v128 = f32x4.splat(0);
 // One Q6_K super-block of four rows (b0, b0 + Q6_K_BLOCK_BYTES, ...) against one token:
 // d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4; with two, also against yb (which shares the
 // unpacked quants), that result left in partT.
-@inline function superBlock6(b0: usize, xb: usize, yb: usize, two: bool): v128 {
+@inline function superBlock6(b0: usize, xb: usize, yb: usize, two: bool, low6: v128, tops: v128, low4: v128): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
   const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
   const c1 = v128.load(b0 + size + <usize>Q6_K_SCALES_OFFSET);
@@ -372,10 +398,10 @@ let partT: v128 = f32x4.splat(0);
   const t3 = column(c0, c1, c2, c3, 3);
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = quarter6(0, 0, b0, xb, yb, two, t0, t1, t2, t3, isum);
-  isum = quarter6(0, 1, b0, xb, yb, two, t0, t1, t2, t3, isum);
-  isum = quarter6(1, 0, b0, xb, yb, two, t0, t1, t2, t3, isum);
-  isum = quarter6(1, 1, b0, xb, yb, two, t0, t1, t2, t3, isum);
+  isum = quarter6(0, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(0, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(1, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(1, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
   const d = fourHalves(b0, size, <usize>Q6_K_D_OFFSET);
   if (two) {
     const sumT = i32x4.sub(isumT, offsetSums6(c0, c1, c2, c3, yb));
@@ -385,12 +411,12 @@ let partT: v128 = f32x4.splat(0);
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, f32x4.splat(load<f32>(xb))));
 }
 
-// Q6_K's quant arrays (ql then qh, bytes 0..191) of four rows' super-blocks at b0, b0 + 210, ...
-// interleaved by 4 bytes, in place: each 16-byte chunk of the four rows is transposed as four
-// 32-bit lanes, vector m (the rows' bytes 4m..4m + 3 of that chunk) going to row m's chunk.
-@inline function interleave6(b0: usize): void {
-  const size = <usize>Q6_K_BLOCK_BYTES;
-  for (let o: usize = 0; o < <usize>Q6_K_SCALES_OFFSET; o += 16) {
+// Bytes from..to (multiples of 16 from the block's start) of four rows' super-blocks at b0,
+// b0 + size, ... interleaved by 4 bytes, in place: each 16-byte chunk of the four rows is
+// transposed as four 32-bit lanes, vector m (the rows' bytes 4m..4m + 3 of that chunk) going to
+// row m's chunk. Q6_K: its ql and qh; Q4_K, Q5_K: their fifth bits and nibbles.
+@inline function interleaveK(b0: usize, size: usize, from: usize, to: usize): void {
+  for (let o = from; o < to; o += 16) {
     storeTransposed(b0 + o, size, v128.load(b0 + o), v128.load(b0 + size + o), v128.load(b0 + 2 * size + o), v128.load(b0 + 3 * size + o));
   }
 }
@@ -430,6 +456,7 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
   const groupBytes = <usize>superBlocks * 4 * blockBytes;
   const xRowBytes = <usize>superBlocks * <usize>ACTIVATION_K_BLOCK_BYTES;
   const chunk = max(1, min(seqLen, <i32>(K_CHUNK_BYTES / xRowBytes)));
+  const low4 = MASK_0F, fifth = MASK_10, low6 = MASK_3F, tops = MASK_30;
   for (let s0 = 0; s0 < seqLen; s0 += chunk) {
     const sEnd = min(seqLen, s0 + chunk);
     for (let r = 0; r < rows; r += 4) {
@@ -445,7 +472,7 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
             const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
             const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
             const yb = xb + xRowBytes;
-            const part = kind == 6 ? superBlock6(b0, xb, yb, true) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true);
+            const part = kind == 6 ? superBlock6(b0, xb, yb, true, low6, tops, low4) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
             accS = f32x4.add(accS, part);
             accT = f32x4.add(accT, partT);
           }
@@ -461,8 +488,8 @@ const K_CHUNK_BYTES: usize = 192 * 1024;
           const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
           const part =
             kind == 6
-              ? superBlock6(b0, xb, xb, false)
-              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false);
+              ? superBlock6(b0, xb, xb, false, low6, tops, low4)
+              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false, low4, fifth);
           acc = f32x4.add(acc, part);
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, rows - r);
@@ -518,11 +545,14 @@ export function packKRows4(w: usize, rows: i32, cols: i32, blockBytes: i32, scra
     for (let i = have; i < 4; i++) memory.copy(scratch + i * rowBytes, scratch + (have - 1) * rowBytes, rowBytes);
     for (let sb: usize = 0; sb < superBlocks; sb++) {
       for (let i: usize = 0; i < 4; i++) memory.copy(group + (sb * 4 + i) * size, scratch + i * rowBytes + sb * size, size);
+      const b0 = group + sb * 4 * size;
       if (blockBytes == Q6_K_BLOCK_BYTES) {
         // Recoded per block before interleaving: recode6 works on whole 16-byte chunks, which the
         // interleave only permutes by 4-byte lanes across the group, value positions kept.
-        for (let i: usize = 0; i < 4; i++) recode6(group + (sb * 4 + i) * size);
-        interleave6(group + sb * 4 * size);
+        for (let i: usize = 0; i < 4; i++) recode6(b0 + i * size);
+        interleaveK(b0, size, 0, <usize>Q6_K_SCALES_OFFSET);
+      } else {
+        interleaveK(b0, size, <usize>Q4_K_QUANTS_OFFSET, size);
       }
     }
   }
@@ -558,11 +588,12 @@ export function embedKRow(out: usize, w: usize, row: i32, cols: i32, kind: i32, 
     const d = f16ToF32(<u32>load<u16>(block));
     const dmin = f16ToF32(<u32>load<u16>(block, 2));
     const sm = scalesAndMins(block);
+    const b0 = block - <usize>(row & 3) * blockBytes;
     for (let j = 0; j < 8; j++) {
       const ds = f32x4.splat(d * <f32>scaleByte(sm, j));
       const m = f32x4.splat(dmin * <f32>scaleByte(sm, j + 8));
-      storeScaled16(dst + (<usize>(32 * j) << 2), quantsLow45(kind, block, j), ds, m, i16x8.splat(0), by);
-      storeScaled16(dst + (<usize>(32 * j + 16) << 2), quantsHigh45(kind, block, j), ds, m, i16x8.splat(0), by);
+      storeScaled16(dst + (<usize>(32 * j) << 2), quants45(kind, b0, <usize>(row & 3), j, 0), ds, m, i16x8.splat(0), by);
+      storeScaled16(dst + (<usize>(32 * j + 16) << 2), quants45(kind, b0, <usize>(row & 3), j, 1), ds, m, i16x8.splat(0), by);
     }
   }
 }
