@@ -21,7 +21,20 @@ import {
   QK_K,
 } from "./block-layout";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
-import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeRows, storeTransposed } from "./simd";
+import {
+  dot16,
+  f16ToF32,
+  gatherLanes,
+  halvesToF32,
+  MASK_0F,
+  MASK_10,
+  MASK_30,
+  MASK_3F,
+  pairsToRows,
+  rowSums,
+  storeRows,
+  storeTransposed,
+} from "./simd";
 
 // kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K; every use is inlined with a constant kind, so each kernel
 // compiles to its own straight code.
@@ -58,14 +71,6 @@ import { dot16, f16ToF32, gatherLanes, halvesToF32, pairsToRows, rowSums, storeR
 
 // Byte-wise bit moves through 16-bit lane shifts (one instruction; wasm's i8x16 shifts are two on
 // x64): sound wherever the bits kept after the mask cannot cross into the neighbouring byte.
-
-// V8 materializes a v128 constant anew at each use inside a loop (a 64-bit load, a move into a
-// vector register and a shuffle: three instructions), so the hot loops take their masks as
-// arguments, read once per call from these globals, and the masks stay in registers.
-let MASK_0F: v128 = i8x16.splat(0x0f);
-let MASK_10: v128 = i8x16.splat(0x10);
-let MASK_30: v128 = i8x16.splat(0x30);
-let MASK_3F: v128 = i8x16.splat(0x3f);
 
 // The low (high = false) or high nibble of each byte (low4: MASK_0F's bytes).
 @inline function nibbles(raw: v128, high: bool, low4: v128 = i8x16.splat(0x0f)): v128 {

@@ -12,28 +12,29 @@ import {
   ACTIVATION_QUANTS_OFFSET,
   QK,
 } from "./block-layout";
-import { halvesToF32, pairsToRows, storeRows } from "./simd";
+import { halvesToF32, MASK_0F, pairsToRows, storeRows } from "./simd";
 
 // Bytes of a packed Q4_0 group's block column: 4 f16 scales, 4 × 16 quant bytes.
 export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
 
 // Step k of a block for the four rows (V_k = v): their nibbles times the token's activation bytes
 // 4k..4k+3 (low nibbles) and 16 + 4k.. (high nibbles), added to acc with relaxed SIMD's dot.
-@inline function relaxedStep(v: v128, q: usize, k: usize, acc: v128): v128 {
-  const low = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + (k << 2)), v128.and(v, i8x16.splat(0x0f)), acc);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + 16 + (k << 2)), i8x16.shr_u(v, 4), low);
+// (low4: MASK_0F's bytes, held in a register by the caller.)
+@inline function relaxedStep(v: v128, q: usize, k: usize, acc: v128, low4: v128): v128 {
+  const low = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + (k << 2)), v128.and(v, low4), acc);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + 16 + (k << 2)), v128.and(i16x8.shr_u(v, 4), low4), low);
 }
 
 // The four rows' exact integer sums of one block against one token (activation block xb), the
 // bias −8·Σq_x included.
-@inline function blockInts(gb: usize, xb: usize): v128 {
+@inline function blockInts(gb: usize, xb: usize, low4: v128): v128 {
   const q = xb + <usize>ACTIVATION_QUANTS_OFFSET;
   const bias = v128.load32_splat(xb + <usize>ACTIVATION_BIAS_OFFSET);
   const zero = i32x4.splat(0);
   if (RELAXED) {
     // Two chains: steps 0, 2 and 1, 3.
-    const a = relaxedStep(v128.load(gb, 40), q, 2, relaxedStep(v128.load(gb, 8), q, 0, bias));
-    const c = relaxedStep(v128.load(gb, 56), q, 3, relaxedStep(v128.load(gb, 24), q, 1, zero));
+    const a = relaxedStep(v128.load(gb, 40), q, 2, relaxedStep(v128.load(gb, 8), q, 0, bias, low4), low4);
+    const c = relaxedStep(v128.load(gb, 56), q, 3, relaxedStep(v128.load(gb, 24), q, 1, zero, low4), low4);
     return i32x4.add(a, c);
   }
   // Plain SIMD widens to i16: a dot's lanes are (row, half of its 4 bytes), rows 0-1 in a and
@@ -41,8 +42,8 @@ export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
   let a = zero, c = zero;
   for (let k: usize = 0; k < 4; k++) {
     const v = v128.load(gb + 8 + (k << 4));
-    const low = v128.and(v, i8x16.splat(0x0f));
-    const high = i8x16.shr_u(v, 4);
+    const low = v128.and(v, low4);
+    const high = v128.and(i16x8.shr_u(v, 4), low4);
     const xl = i16x8.extend_low_i8x16_s(v128.load32_splat(q + (k << 2)));
     const xh = i16x8.extend_low_i8x16_s(v128.load32_splat(q + 16 + (k << 2)));
     const rows01 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(low), xl), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(high), xh));
@@ -61,15 +62,15 @@ export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
 // Two tokens' sums of one block (relaxed SIMD), sharing the weight loads and unpacked nibbles:
 // token xb's returned, token yb's added to pairSecond.
 let pairSecond: v128 = i32x4.splat(0);
-@inline function blockIntsPair(gb: usize, xb: usize, yb: usize): v128 {
+@inline function blockIntsPair(gb: usize, xb: usize, yb: usize, low4: v128): v128 {
   const p = xb + <usize>ACTIVATION_QUANTS_OFFSET;
   const q = yb + <usize>ACTIVATION_QUANTS_OFFSET;
   let a = v128.load32_splat(xb + <usize>ACTIVATION_BIAS_OFFSET);
   let c = v128.load32_splat(yb + <usize>ACTIVATION_BIAS_OFFSET);
   for (let k: usize = 0; k < 4; k++) {
     const v = v128.load(gb + 8 + (k << 4));
-    const low = v128.and(v, i8x16.splat(0x0f));
-    const high = i8x16.shr_u(v, 4);
+    const low = v128.and(v, low4);
+    const high = v128.and(i16x8.shr_u(v, 4), low4);
     a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(p + (k << 2)), low, a);
     c = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(q + (k << 2)), low, c);
     a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(p + 16 + (k << 2)), high, a);
@@ -85,6 +86,7 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
   const blocks = cols / QK;
   const groupBytes = <usize>blocks * Q4_0_GROUP_BLOCK_BYTES;
   const xRowBytes = <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
+  const low4 = MASK_0F;
   for (let r = 0; r < rows; r += 4) {
     const group = w + <usize>(r >> 2) * groupBytes;
     const valid = rows - r;
@@ -99,7 +101,7 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
           const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
           const yb = xb + xRowBytes;
           const scales = halvesToF32(v128.load16x4_u(gb));
-          acc = scaled(acc, blockIntsPair(gb, xb, yb), xb, scales);
+          acc = scaled(acc, blockIntsPair(gb, xb, yb, low4), xb, scales);
           accT = scaled(accT, pairSecond, yb, scales);
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
@@ -112,7 +114,7 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
       for (let b = 0; b < blocks; b++) {
         const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
         const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
-        acc = scaled(acc, blockInts(gb, xb), xb, halvesToF32(v128.load16x4_u(gb)));
+        acc = scaled(acc, blockInts(gb, xb, low4), xb, halvesToF32(v128.load16x4_u(gb)));
       }
       storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
     }

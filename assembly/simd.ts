@@ -5,10 +5,28 @@
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
-// Four f16 bit patterns, one in the low half of each i32 lane, as f32x4.
-@inline export function halvesToF32(h: v128): v128 {
-  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
-  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+// V8 materializes a v128 constant anew at each use inside a loop (a 64-bit load, a move into a
+// vector register and a shuffle: three instructions for one mask), so the hot loops take their
+// masks as arguments, read once per call from these globals (never written: they only hide the
+// constants from the optimizers), and the masks stay in registers.
+export let MASK_0F: v128 = i8x16.splat(0x0f);
+export let MASK_10: v128 = i8x16.splat(0x10);
+export let MASK_30: v128 = i8x16.splat(0x30);
+export let MASK_3F: v128 = i8x16.splat(0x3f);
+export let F16_SIGN: v128 = i32x4.splat(0x8000);
+export let F16_MAGNITUDE: v128 = i32x4.splat(0x7fff);
+export let F16_EXPONENT_SHIFT: v128 = f32x4.splat(5.192296858534828e33);
+
+// Four f16 bit patterns, one in the low half of each i32 lane, as f32x4 (its constants read from
+// the globals: one load each instead of three instructions; hot loops may pass them in registers).
+@inline export function halvesToF32(
+  h: v128,
+  signMask: v128 = F16_SIGN,
+  magnitudeMask: v128 = F16_MAGNITUDE,
+  exponentShift: v128 = F16_EXPONENT_SHIFT,
+): v128 {
+  const sign = i32x4.shl(v128.and(h, signMask), 16);
+  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, magnitudeMask), 13), exponentShift);
   return v128.or(magnitude, sign);
 }
 
