@@ -145,29 +145,11 @@ import {
 }
 
 // Lane r of the result: byte 4r + j of v, zero-extended (signed = false) or sign-extended, as i32
-// (v holds four rows' bytes of four sub-blocks, row after row: column). j is a constant wherever
-// this is inlined, so the masks are too.
+// (v holds four rows' bytes of four sub-blocks, row after row: column). Shifts rather than a
+// swizzle, whose 16-byte index vector V8 would rebuild at every use.
 @inline function laneBytes(v: v128, j: i32, signed: bool): v128 {
-  if (!signed) {
-    const pick =
-      j == 0
-        ? i8x16(0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12, -1, -1, -1)
-        : j == 1
-          ? i8x16(1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13, -1, -1, -1)
-          : j == 2
-            ? i8x16(2, -1, -1, -1, 6, -1, -1, -1, 10, -1, -1, -1, 14, -1, -1, -1)
-            : i8x16(3, -1, -1, -1, 7, -1, -1, -1, 11, -1, -1, -1, 15, -1, -1, -1);
-    return i8x16.swizzle(v, pick);
-  }
-  const top =
-    j == 0
-      ? i8x16(-1, -1, -1, 0, -1, -1, -1, 4, -1, -1, -1, 8, -1, -1, -1, 12)
-      : j == 1
-        ? i8x16(-1, -1, -1, 1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13)
-        : j == 2
-          ? i8x16(-1, -1, -1, 2, -1, -1, -1, 6, -1, -1, -1, 10, -1, -1, -1, 14)
-          : i8x16(-1, -1, -1, 3, -1, -1, -1, 7, -1, -1, -1, 11, -1, -1, -1, 15);
-  return i32x4.shr_s(i8x16.swizzle(v, top), 24);
+  if (signed) return i32x4.shr_s(j == 3 ? v : i32x4.shl(v, 24 - 8 * j), 24);
+  return i32x4.shr_u(j == 3 ? v : i32x4.shl(v, 24 - 8 * j), 24);
 }
 
 // [a.l, b.l, a.l, b.l] for a constant lane l.
