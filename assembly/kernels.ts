@@ -438,25 +438,54 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
   matmulQ4_0Rows(out, xq, w, rows, cols, seqLen, outStride);
 }
 
+// The constants of exp4, tanh4 and geluTanh4 as globals: V8 rebuilds a v128 constant at every
+// use inside a loop (three instructions), where a global is one load (simd.ts says more).
+let EXP_HIGH: v128 = f32x4.splat(88);
+let EXP_LOW: v128 = f32x4.splat(-87);
+let EXP_ROUND: v128 = f32x4.splat(12582912.0);
+let EXP_LOG2E: v128 = f32x4.splat(1.4426950408889634);
+let EXP_LN2_HIGH: v128 = f32x4.splat(0.693359375);
+let EXP_LN2_LOW: v128 = f32x4.splat(-2.12194440e-4);
+let EXP_C7: v128 = f32x4.splat(<f32>(1.0 / 5040));
+let EXP_C6: v128 = f32x4.splat(<f32>(1.0 / 720));
+let EXP_C5: v128 = f32x4.splat(<f32>(1.0 / 120));
+let EXP_C4: v128 = f32x4.splat(<f32>(1.0 / 24));
+let EXP_C3: v128 = f32x4.splat(<f32>(1.0 / 6));
+let HALF: v128 = f32x4.splat(0.5);
+let ONE: v128 = f32x4.splat(1);
+let TWO: v128 = f32x4.splat(2);
+let EXP_BIAS: v128 = i32x4.splat(127 - 0x4b400000);
+let TANH_T9: v128 = f32x4.splat(<f32>(-1382.0 / 155925));
+let TANH_T7: v128 = f32x4.splat(<f32>(62.0 / 2835));
+let TANH_T5: v128 = f32x4.splat(<f32>(-17.0 / 315));
+let TANH_T3: v128 = f32x4.splat(<f32>(2.0 / 15));
+let TANH_T1: v128 = f32x4.splat(<f32>(-1.0 / 3));
+let TANH_CAP: v128 = f32x4.splat(40);
+let TANH_SERIES_BELOW: v128 = f32x4.splat(0.3);
+let SIGN_BIT: v128 = i32x4.splat(0x80000000);
+let GELU_CUBIC: v128 = f32x4.splat(<f32>0.044715);
+let GELU_SCALE: v128 = f32x4.splat(<f32>0.7978845608028654);
+let MINUS_TWO: v128 = f32x4.splat(-2);
+
 // e^z in f32x4, z clamped to [-87, 88] (normal f32 results): z = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts, Cephes' split),
 // e^r by its Taylor series to r^7 (relative error < 2^-24 there), then scaled by 2^k.
 @inline function exp4(x: v128): v128 {
   // pmin/pmax (one instruction each; NaN in x stays NaN) instead of min/max (several on x64).
-  const z = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
+  const z = f32x4.pmax(f32x4.pmin(x, EXP_HIGH), EXP_LOW);
   // k = round-to-even(z·log2 e) by adding 1.5·2^23: kb's low mantissa bits then hold k itself.
-  const magic = f32x4.splat(12582912.0);
-  const kb = f32x4.add(f32x4.mul(z, f32x4.splat(1.4426950408889634)), magic);
+  const magic = EXP_ROUND;
+  const kb = f32x4.add(f32x4.mul(z, EXP_LOG2E), magic);
   const k = f32x4.sub(kb, magic);
-  const r = f32x4.sub(f32x4.sub(z, f32x4.mul(k, f32x4.splat(0.693359375))), f32x4.mul(k, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(<f32>(1.0 / 5040));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 720)));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 120)));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 24)));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 6)));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1));
-  const twoToK = i32x4.shl(i32x4.add(kb, i32x4.splat(127 - 0x4b400000)), 23);
+  const r = f32x4.sub(f32x4.sub(z, f32x4.mul(k, EXP_LN2_HIGH)), f32x4.mul(k, EXP_LN2_LOW));
+  let p = EXP_C7;
+  p = f32x4.add(f32x4.mul(p, r), EXP_C6);
+  p = f32x4.add(f32x4.mul(p, r), EXP_C5);
+  p = f32x4.add(f32x4.mul(p, r), EXP_C4);
+  p = f32x4.add(f32x4.mul(p, r), EXP_C3);
+  p = f32x4.add(f32x4.mul(p, r), HALF);
+  p = f32x4.add(f32x4.mul(p, r), ONE);
+  p = f32x4.add(f32x4.mul(p, r), ONE);
+  const twoToK = i32x4.shl(i32x4.add(kb, EXP_BIAS), 23);
   return f32x4.mul(p, twoToK);
 }
 
@@ -466,16 +495,16 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 @inline function tanh4(y: v128): v128 {
   const a = f32x4.abs(y);
   const y2 = f32x4.mul(y, y);
-  let t = f32x4.splat(<f32>(-1382.0 / 155925));
-  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(62.0 / 2835)));
-  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(-17.0 / 315)));
-  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(2.0 / 15)));
-  t = f32x4.add(f32x4.mul(t, y2), f32x4.splat(<f32>(-1.0 / 3)));
+  let t = TANH_T9;
+  t = f32x4.add(f32x4.mul(t, y2), TANH_T7);
+  t = f32x4.add(f32x4.mul(t, y2), TANH_T5);
+  t = f32x4.add(f32x4.mul(t, y2), TANH_T3);
+  t = f32x4.add(f32x4.mul(t, y2), TANH_T1);
   const series = f32x4.add(f32x4.mul(f32x4.mul(t, y2), y), y);
-  const e = exp4(f32x4.pmin(f32x4.add(a, a), f32x4.splat(40)));
-  const magnitude = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
-  const signed = v128.or(magnitude, v128.and(y, i32x4.splat(0x80000000)));
-  return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.3)));
+  const e = exp4(f32x4.pmin(f32x4.add(a, a), TANH_CAP));
+  const magnitude = f32x4.sub(ONE, f32x4.div(TWO, f32x4.add(e, ONE)));
+  const signed = v128.or(magnitude, v128.and(y, SIGN_BIT));
+  return v128.bitselect(series, signed, f32x4.lt(a, TANH_SERIES_BELOW));
 }
 
 @inline function tanh1(y: f32): f32 {
@@ -485,9 +514,9 @@ export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 // gelu_tanh(v) = v/2 · (1 + tanh(u)), u = √(2/π) · (v + 0.044715 v³), computed as the equal
 // v / (1 + e^(−2u)): 1 + tanh(u) would cancel for negative v.
 @inline function geluTanh4(v: v128): v128 {
-  const cubic = f32x4.mul(f32x4.splat(<f32>0.044715), f32x4.mul(f32x4.mul(v, v), v));
-  const u = f32x4.mul(f32x4.splat(<f32>0.7978845608028654), f32x4.add(v, cubic));
-  return f32x4.div(v, f32x4.add(f32x4.splat(1), exp4(f32x4.mul(u, f32x4.splat(-2)))));
+  const cubic = f32x4.mul(GELU_CUBIC, f32x4.mul(f32x4.mul(v, v), v));
+  const u = f32x4.mul(GELU_SCALE, f32x4.add(v, cubic));
+  return f32x4.div(v, f32x4.add(ONE, exp4(f32x4.mul(u, MINUS_TWO))));
 }
 
 // out[i] = gelu_tanh(gate[i]) · up[i].
