@@ -248,7 +248,18 @@ let partT: v128 = f32x4.splat(0);
 // One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
 // xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4; with two, also against yb,
 // that result left in partT.
-@inline function superBlock45(kind: i32, b0: usize, b1: usize, b2: usize, b3: usize, xb: usize, yb: usize, two: bool, low4: v128, fifth: v128): v128 {
+@inline function superBlock45(
+  kind: i32,
+  b0: usize,
+  b1: usize,
+  b2: usize,
+  b3: usize,
+  xb: usize,
+  yb: usize,
+  two: bool,
+  low4: v128,
+  fifth: v128,
+): v128 {
   // The four rows' 12 packed bytes as three columns (lane 4r + j: byte j, 4 + j or 8 + j of row r),
   // decoded at once (get_scale_min_k4): lane 4r + j of scLow / mLow is row r's scale / min j,
   // of scHigh / mHigh its scale / min 4 + j.
@@ -467,7 +478,10 @@ let touchedSink: u32 = 0;
             const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
             const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
             const yb = xb + xRowBytes;
-            const part = kind == 6 ? superBlock6(b0, xb, yb, true, low6, tops, low4) : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
+            const part =
+              kind == 6
+                ? superBlock6(b0, xb, yb, true, low6, tops, low4)
+                : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
             accS = f32x4.add(accS, part);
             accT = f32x4.add(accT, partT);
           }
