@@ -4,7 +4,8 @@
 // super-block Σ scale·Σ q·x over its sub-blocks in i32, the mins (Q4_K, Q5_K) or the −32 offset
 // (Q6_K) from the activations' 16-value sums, then one f32 step per super-block. The quants are
 // unsigned (0..63), so they are relaxed SIMD's 7-bit operand as they are. Matrices sit in groups
-// of four rows (packKRows4): one stream feeds four rows, whose sums reduce into one vector.
+// of four rows (packKRows4), their quant bytes interleaved by 4 bytes across the four rows, so one
+// stream feeds four rows and one dot gives the four rows' sums in their own lanes.
 import {
   ACTIVATION_K_BLOCK_BYTES,
   ACTIVATION_K_QUANTS_OFFSET,
@@ -22,7 +23,6 @@ import {
 } from "./block-layout";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
 import {
-  dot16,
   f16ToF32,
   gatherLanes,
   halvesToF32,
@@ -40,12 +40,6 @@ import {
 // compiles to its own straight code.
 @inline function kBlockBytes(kind: i32): usize {
   return kind == 4 ? <usize>Q4_K_BLOCK_BYTES : kind == 5 ? <usize>Q5_K_BLOCK_BYTES : <usize>Q6_K_BLOCK_BYTES;
-}
-
-// acc + Σ a·w over 16 lanes as four i32 lanes; a: int8 activations, w: unsigned quants 0..127.
-@inline function dotAdd(a: v128, w: v128, acc: v128): v128 {
-  if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, w, acc);
-  return i32x4.add(acc, dot16(a, w));
 }
 
 // A Q4_K/Q5_K block's eight 6-bit scales and eight 6-bit mins as bytes [scale0..7, min0..7]
@@ -113,7 +107,7 @@ import {
 }
 
 // Q6_K's quants as packKRows4 leaves them: per 64 values 128n + 16h + 32k + l (k = 0..3, l < 16) of
-// a row, three 16-byte chunks (a row's bytes interleaved with the group's other rows, interleave6)
+// a row, three 16-byte chunks (a row's bytes interleaved with the group's other rows, interleaveK)
 // recoded on load (recode6) so that they unpack in 11 operations instead of 17:
 //   A (ql bytes 64n + 16h..): w0 | (w1's top two bits) << 6
 //   B (ql bytes 64n + 32 + 16h..): w2 | (w3's top two bits) << 6
@@ -306,7 +300,7 @@ let partT: v128 = f32x4.splat(0);
 }
 
 // Σ_k scale·Σ q·x of Q6_K's sub-blocks 8n + 2k + h (k = 0..3) for four rows, added to isum. With
-// the quant bytes interleaved (interleave6), the vectors at offset o of rows m = 0..3's blocks hold
+// the quant bytes interleaved (interleaveK), the vectors at offset o of rows m = 0..3's blocks hold
 // the four rows' bytes 4m.. of chunk o, and the chunks A, B, C of values 128n + 16h + 32k + 4m..
 // give their quants (quant6). scales: the rows' int8 scales as column() lays them out.
 @inline function quarter6(
