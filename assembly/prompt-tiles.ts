@@ -52,39 +52,38 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
 }
 
+// One token's integer sums of a repacked block (its 8 weight vectors w0..w7) for the four rows:
+// two chains (even and odd 4-value steps) for shorter dependencies, the even one starting from the
+// block's bias −8·Σq_x. Every address is the token's block plus a constant, so V8 folds it into
+// the load (a loop over the steps cost two address instructions per load).
+@inline function blockSums(x: usize, w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128): v128 {
+  const q = x + <usize>ACTIVATION_QUANTS_OFFSET;
+  let a = dotAdd(v128.load32_splat(q), w0, v128.load32_splat(x + <usize>ACTIVATION_BIAS_OFFSET));
+  let c = dotAdd(v128.load32_splat(q + 4), w1, i32x4.splat(0));
+  a = dotAdd(v128.load32_splat(q + 8), w2, a);
+  c = dotAdd(v128.load32_splat(q + 12), w3, c);
+  a = dotAdd(v128.load32_splat(q + 16), w4, a);
+  c = dotAdd(v128.load32_splat(q + 20), w5, c);
+  a = dotAdd(v128.load32_splat(q + 24), w6, a);
+  c = dotAdd(v128.load32_splat(q + 28), w7, c);
+  return i32x4.add(a, c);
+}
+
 // Tokens s..s+3 (activation rows xs, xs + xRowBytes, ...) against one repacked row group.
 @inline function tile4(out: usize, xs: usize, xRowBytes: usize, tile: usize, blocks: i32, outStride: usize, valid: i32): void {
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
-  const q = <usize>ACTIVATION_QUANTS_OFFSET;
   for (let b = 0; b < blocks; b++) {
     const tb = tile + <usize>b * <usize>PROMPT_TILE_BLOCK_BYTES;
     const x0 = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
     const x1 = x0 + xRowBytes, x2 = x1 + xRowBytes, x3 = x2 + xRowBytes;
-    // Two accumulators per token (even and odd 4-value steps): shorter dependency chains.
-    // The even sums start from the block's bias −8·Σq_x.
-    const zero = i32x4.splat(0);
-    let a0 = v128.load32_splat(x0 + <usize>ACTIVATION_BIAS_OFFSET);
-    let a1 = v128.load32_splat(x1 + <usize>ACTIVATION_BIAS_OFFSET);
-    let a2 = v128.load32_splat(x2 + <usize>ACTIVATION_BIAS_OFFSET);
-    let a3 = v128.load32_splat(x3 + <usize>ACTIVATION_BIAS_OFFSET);
-    let c0 = zero, c1 = zero, c2 = zero, c3 = zero;
-    for (let g: usize = 0; g < 32; g += 8) {
-      const w0 = v128.load(tb + QUANTS_OFFSET + (g << 2));
-      const w1 = v128.load(tb + QUANTS_OFFSET + (g << 2) + 16);
-      a0 = dotAdd(v128.load32_splat(x0 + q + g), w0, a0);
-      c0 = dotAdd(v128.load32_splat(x0 + q + g + 4), w1, c0);
-      a1 = dotAdd(v128.load32_splat(x1 + q + g), w0, a1);
-      c1 = dotAdd(v128.load32_splat(x1 + q + g + 4), w1, c1);
-      a2 = dotAdd(v128.load32_splat(x2 + q + g), w0, a2);
-      c2 = dotAdd(v128.load32_splat(x2 + q + g + 4), w1, c2);
-      a3 = dotAdd(v128.load32_splat(x3 + q + g), w0, a3);
-      c3 = dotAdd(v128.load32_splat(x3 + q + g + 4), w1, c3);
-    }
+    const w = tb + QUANTS_OFFSET;
+    const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32), w3 = v128.load(w, 48);
+    const w4 = v128.load(w, 64), w5 = v128.load(w, 80), w6 = v128.load(w, 96), w7 = v128.load(w, 112);
     const scales = v128.load(tb);
-    f0 = scaled(f0, i32x4.add(a0, c0), x0, scales);
-    f1 = scaled(f1, i32x4.add(a1, c1), x1, scales);
-    f2 = scaled(f2, i32x4.add(a2, c2), x2, scales);
-    f3 = scaled(f3, i32x4.add(a3, c3), x3, scales);
+    f0 = scaled(f0, blockSums(x0, w0, w1, w2, w3, w4, w5, w6, w7), x0, scales);
+    f1 = scaled(f1, blockSums(x1, w0, w1, w2, w3, w4, w5, w6, w7), x1, scales);
+    f2 = scaled(f2, blockSums(x2, w0, w1, w2, w3, w4, w5, w6, w7), x2, scales);
+    f3 = scaled(f3, blockSums(x3, w0, w1, w2, w3, w4, w5, w6, w7), x3, scales);
   }
   storeRows(out, f0, valid);
   storeRows(out + (outStride << 2), f1, valid);
