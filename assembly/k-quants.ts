@@ -464,24 +464,24 @@ let touchedSink: u32 = 0;
       let s = s0;
       // Two tokens per pass share every weight load and unpacked quant.
       for (; s + 1 < sEnd; s += 2) {
-          const xs = xq + <usize>s * xRowBytes;
-          let accS = f32x4.splat(0);
-          let accT = f32x4.splat(0);
-          for (let sb = 0; sb < superBlocks; sb++) {
-            const b0 = group + <usize>sb * 4 * blockBytes;
-            const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
-            const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
-            const yb = xb + xRowBytes;
-            const part =
-              kind == 6
-                ? superBlock6(b0, xb, yb, true, low6, tops, low4)
-                : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
-            accS = f32x4.add(accS, part);
-            accT = f32x4.add(accT, partT);
-          }
-          const os = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
-          storeRows(os, accS, rows - r);
-          storeRows(os + (<usize>outStride << 2), accT, rows - r);
+        const xs = xq + <usize>s * xRowBytes;
+        let accS = f32x4.splat(0);
+        let accT = f32x4.splat(0);
+        for (let sb = 0; sb < superBlocks; sb++) {
+          const b0 = group + <usize>sb * 4 * blockBytes;
+          const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
+          const b1 = b0 + blockBytes, b2 = b1 + blockBytes, b3 = b2 + blockBytes;
+          const yb = xb + xRowBytes;
+          const part =
+            kind == 6
+              ? superBlock6(b0, xb, yb, true, low6, tops, low4)
+              : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
+          accS = f32x4.add(accS, part);
+          accT = f32x4.add(accT, partT);
+        }
+        const os = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
+        storeRows(os, accS, rows - r);
+        storeRows(os + (<usize>outStride << 2), accT, rows - r);
       }
       for (; s < sEnd; s++) {
         const xs = xq + <usize>s * xRowBytes;
