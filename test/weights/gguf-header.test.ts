@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { BlobSource } from "../../src/browser/blob-source.js";
+import type { ByteSource } from "../../src/weights/byte-source.js";
+import { GgufFile } from "../../src/weights/gguf.js";
+import { GgufHeaderError, GgufHeaderTruncated, parseGgufHeader } from "../../src/weights/gguf-header.js";
+import { encodeGguf, gguv, type GgufValue } from "../../src/weights/gguf-writer.js";
+
+const typed = (type: GGUFValueType, value: GgufValue["value"], subType?: GGUFValueType): GgufValue =>
+  subType === undefined ? { type, value } : { type, value, subType };
+
+/** Every value type GGUF has, and the vocabulary-shaped arrays a Gemma file carries. */
+const METADATA: Record<string, GgufValue> = {
+  "general.architecture": gguv.str("gemma2"),
+  "t.u8": typed(GGUFValueType.UINT8, 200),
+  "t.i8": typed(GGUFValueType.INT8, -100),
+  "t.u16": typed(GGUFValueType.UINT16, 60000),
+  "t.i16": typed(GGUFValueType.INT16, -30000),
+  "t.u32": gguv.u32(4_000_000_000),
+  "t.i32": gguv.i32(-2_000_000_000),
+  "t.f32": gguv.f32(0.1),
+  "t.bool": gguv.bool(true),
+  "t.u64": typed(GGUFValueType.UINT64, 2n ** 63n + 5n),
+  "t.i64": typed(GGUFValueType.INT64, -(2n ** 62n)),
+  "t.f64": typed(GGUFValueType.FLOAT64, Math.PI),
+  "t.empty": gguv.strings([]),
+  "tokenizer.ggml.tokens": gguv.strings(["<pad>", "▁the", "日本", "😀", "", "a\u0000b"]),
+  "tokenizer.ggml.scores": gguv.f32s([0, -1.5, -2.25, 3, 4, 5]),
+  "tokenizer.ggml.token_type": gguv.i32s([3, 1, 1, 1, 1, 6]),
+  "t.bools": gguv.bools([true, false, true]),
+};
+
+const TENSORS = [
+  { name: "a", type: "F32" as const, shape: [3, 2], data: new Float32Array(6) },
+  { name: "b.weight", type: "Q8_0" as const, shape: [1, 64], data: new Uint8Array(68) },
+];
+
+/** A file `bytes` long served to @huggingface/gguf through `fetch`, as GgufFile once did. */
+async function referenceParse(bytes: Uint8Array) {
+  const fetchRange = (async (_url: unknown, init?: RequestInit) => {
+    const [, from, to] = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get("range") ?? "")!.map(Number);
+    const body = bytes.slice(Math.min(from!, bytes.length), Math.min(to! + 1, bytes.length));
+    return new Response(body, { status: 206, headers: { "content-range": `bytes ${from}-${to}/${bytes.length}` } });
+  }) as typeof fetch;
+  return gguf("https://example.invalid/x.gguf", { fetch: fetchRange });
+}
+
+describe("GGUF header parser", () => {
+  it("reads every value type as @huggingface/gguf does, and the tensor infos", async () => {
+    const bytes = encodeGguf(METADATA, TENSORS);
+    const header = parseGgufHeader(bytes, bytes.length);
+    const reference = await referenceParse(bytes);
+    assert.equal(header.version, 3);
+    for (const key of Object.keys(METADATA))
+      assert.deepEqual(header.metadata.get(key), (reference.metadata as Record<string, unknown>)[key], key);
+    assert.equal(header.metadata.size, Object.keys(METADATA).length);
+    assert.deepEqual(
+      header.tensors,
+      reference.tensorInfos.map((t) => ({ name: t.name, dims: t.shape.map(Number), type: t.dtype, offset: Number(t.offset) })),
+    );
+    assert.equal(header.end, reference.tensorInfoByteRange[1]);
+  });
+
+  it("keeps a leading byte-order mark (Gemma's piece \\uFEFF# is not #)", () => {
+    const bytes = encodeGguf({ "tokenizer.ggml.tokens": gguv.strings(["#", "\uFEFF#"]) }, []);
+    assert.deepEqual(parseGgufHeader(bytes, bytes.length).metadata.get("tokenizer.ggml.tokens"), ["#", "\uFEFF#"]);
+  });
+
+  it("asks for more bytes when the header goes on past the ones given", () => {
+    const bytes = encodeGguf(METADATA, TENSORS);
+    const end = parseGgufHeader(bytes, bytes.length).end;
+    for (const given of [10, 24, 100, end - 1]) {
+      assert.throws(
+        () => parseGgufHeader(bytes.subarray(0, given), bytes.length),
+        (e: Error) => e instanceof GgufHeaderTruncated && e.bytes > given && e.bytes <= end,
+      );
+    }
+  });
+
+  it("GgufFile reads a header longer than its first 8 MiB read again, whole", async () => {
+    const pieces = Array.from({ length: 300_000 }, (_, i) => `▁piece-number-${i}`);
+    const bytes = encodeGguf({ "general.architecture": gguv.str("gemma2"), "tokenizer.ggml.tokens": gguv.strings(pieces) }, TENSORS);
+    const blob = new BlobSource(new Blob([bytes.slice().buffer]), "big-header.gguf");
+    const reads: number[] = [];
+    const source: ByteSource = {
+      name: blob.name,
+      size: blob.size,
+      read: (offset, length, into) => {
+        if (offset === 0) reads.push(length);
+        return blob.read(offset, length, into);
+      },
+      close: () => blob.close(),
+    };
+    const file = await GgufFile.open(source);
+    assert.ok(parseGgufHeader(bytes, bytes.length).end > 8 * 1024 * 1024);
+    assert.deepEqual(reads, [4, 8 * 1024 * 1024, Math.min(bytes.length, 16 * 1024 * 1024)]);
+    assert.deepEqual(file.metadata["tokenizer.ggml.tokens"], pieces);
+    assert.deepEqual([...file.tensors.keys()].sort(), ["a", "b.weight"]);
+  });
+
+  describe("rejects a corrupt header, naming what is wrong", () => {
+    const bytes = () => encodeGguf(METADATA, TENSORS);
+    const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const fails = (b: Uint8Array, pattern: RegExp, fileSize = b.length) =>
+      assert.throws(
+        () => parseGgufHeader(b, fileSize),
+        (e: Error) => e instanceof GgufHeaderError && pattern.test(e.message),
+      );
+    /** Offset of the value type field after `key`. */
+    const typeAfter = (b: Uint8Array, key: string) => Buffer.from(b).indexOf(Buffer.from(key)) + key.length;
+
+    it("a header cut short in the file", () => {
+      const b = bytes();
+      const end = parseGgufHeader(b, b.length).end;
+      fails(b.subarray(0, end - 3), /ends early.*truncated/);
+    });
+
+    it("versions 1 and 4, and a big-endian file", () => {
+      for (const [version, pattern] of [
+        [1, /version 1 .*not supported/],
+        [4, /unknown GGUF version 4/],
+      ] as const) {
+        const b = bytes();
+        view(b).setUint32(4, version, true);
+        fails(b, pattern);
+      }
+      const big = bytes();
+      view(big).setUint32(4, 3, false);
+      fails(big, /big-endian/);
+    });
+
+    it("counts and lengths that cannot fit in the file (checked before anything is allocated)", () => {
+      const tensors = bytes();
+      view(tensors).setBigUint64(8, 2n ** 40n, true);
+      fails(tensors, /tensor count 1099511627776 .*does not fit/);
+      const kvs = bytes();
+      view(kvs).setBigUint64(16, 2n ** 53n + 1n, true);
+      fails(kvs, /metadata count .* is too large/);
+      const array = bytes();
+      view(array).setBigUint64(typeAfter(array, "tokenizer.ggml.scores") + 8, 10n ** 12n, true);
+      fails(array, /tokenizer\.ggml\.scores's length 1000000000000 .*does not fit/);
+      const string = bytes();
+      view(string).setBigUint64(typeAfter(string, "general.architecture") + 4, 10n ** 9n, true);
+      fails(string, /string length 1000000000 .*does not fit/);
+    });
+
+    it("an unknown value type, and arrays nested too deep", () => {
+      const b = bytes();
+      view(b).setUint32(typeAfter(b, "t.f32"), 13, true);
+      fails(b, /t\.f32 has unknown value type 13/);
+      const element = bytes();
+      view(element).setUint32(typeAfter(element, "t.bools") + 4, 77, true);
+      fails(element, /t\.bools is an array of unknown value type 77/);
+      // Arrays of arrays of ... of one empty array, five deep.
+      const nested = new Uint8Array(24 + 8 + 1 + 4 + 5 * 12);
+      nested.set([0x47, 0x47, 0x55, 0x46]);
+      const v = view(nested);
+      v.setUint32(4, 3, true);
+      v.setBigUint64(16, 1n, true);
+      v.setBigUint64(24, 1n, true);
+      nested[32] = 0x6e;
+      v.setUint32(33, 9, true);
+      for (let d = 0, at = 37; d < 5; d++, at += 12) {
+        v.setUint32(at, 9, true);
+        v.setBigUint64(at + 4, d < 4 ? 1n : 0n, true);
+      }
+      fails(nested, /metadata n nests arrays deeper than 4/);
+    });
+
+    it("a key given twice, and a tensor with no or too many dimensions", () => {
+      const twice = bytes();
+      const key = Buffer.from("t.u16");
+      twice.set(Buffer.from("t.i16"), Buffer.from(twice).indexOf(key));
+      fails(twice, /metadata key "t\.i16" appears twice/);
+      for (const dims of [0, 5]) {
+        const b = bytes();
+        view(b).setUint32(Buffer.from(b).lastIndexOf(Buffer.from("b.weight")) + 8, dims, true);
+        fails(b, new RegExp(`tensor b\\.weight has ${dims} dimensions; GGUF allows 1 to 4`));
+      }
+    });
+  });
+});
