@@ -1,6 +1,5 @@
 /** `gemma-ts pull REPO[@REV]`: download a model into the shared Hugging Face cache. */
 import { Command } from "commander";
-import { pullModel } from "../hub/pull.js";
 import { DownloadProgress, formatBytes } from "./progress.js";
 
 export function pullCommand(): Command {
@@ -12,6 +11,7 @@ export function pullCommand(): Command {
     .action(async (repo: string, flags: { file?: string; offline: boolean }) => {
       const progress = new DownloadProgress();
       const started = Date.now();
+      const { pullModel } = await import("../hub/pull.js");
       const result = await pullModel(repo, {
         ...(flags.file ? { file: flags.file } : {}),
         ...(flags.offline ? { offline: true } : {}),

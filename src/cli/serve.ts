@@ -2,7 +2,6 @@
 import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
-import { startServer } from "../server/serve.js";
 import {
   addModelOptions,
   collect,
@@ -57,6 +56,8 @@ export function serveCommand(): Command {
       // A folder is named by its last part; a repo id by itself (without @revision).
       const modelName = flags.modelName ?? (existsSync(flags.model) ? basename(resolve(flags.model)) : flags.model.split("@")[0]!);
       const apiKey = flags.apiKey ?? process.env["GEMMA_TS_API_KEY"];
+      // The HTTP stack loads with the command that serves, not with every command.
+      const { startServer } = await import("../server/serve.js");
       const server = await startServer(model, {
         modelName,
         host: flags.host,

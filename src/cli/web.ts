@@ -3,7 +3,6 @@ import { dirname, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command } from "commander";
 import { BUNDLED_MODEL } from "../bundled.js";
-import { startWebServer } from "../server/web.js";
 import { hostOption, listenError, portOption, UsageError } from "./options.js";
 
 interface WebFlags {
@@ -25,6 +24,7 @@ export function webCommand(): Command {
     .action(async (flags: WebFlags) => {
       const modelsDir = resolve(flags.models);
       if (!existsSync(modelsDir) || !statSync(modelsDir).isDirectory()) throw new UsageError(`--models ${flags.models}: no such folder`);
+      const { startWebServer } = await import("../server/web.js");
       const server = await startWebServer({
         modelsDir,
         host: flags.host,

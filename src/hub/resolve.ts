@@ -5,9 +5,8 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CheckpointError } from "../errors.js";
-import { cachedSnapshot, pullModel, type PullOptions } from "./pull.js";
+import type { PullOptions } from "./pull.js";
 import { HubError, looksLikeRepoId } from "./repo-id.js";
-import { hubSettings } from "./settings.js";
 
 /** `org/name[@revision]/path/file.gguf`: one GGUF file of a Hub repo. */
 export function splitGgufSpec(spec: string): { repo: string; file: string } | null {
@@ -22,6 +21,8 @@ export async function resolveModelPath(spec: string, options: PullOptions = {}):
   const gguf = splitGgufSpec(spec);
   if (gguf) return join(await resolveModelPath(gguf.repo, { ...options, file: gguf.file }), gguf.file);
   if (!looksLikeRepoId(spec)) throw new CheckpointError(`${spec}: no such file or folder`, spec);
+  // The Hub client (about 11 MB of a process) loads only when a repo id is given, not for a local file.
+  const [{ cachedSnapshot, pullModel }, { hubSettings }] = await Promise.all([import("./pull.js"), import("./settings.js")]);
   const cached = await cachedSnapshot(spec, options);
   if (cached) return cached;
   const settings = hubSettings(options);

@@ -7,7 +7,7 @@
 import { configFromHf, defaultLayerTypes, type GemmaConfig } from "./gemma/config.js";
 import { CheckpointError, ConfigError } from "../errors.js";
 import type { GgufFile, GgufMetadataReader } from "../weights/gguf.js";
-import { gguv, type GgufValue } from "../weights/gguf-writer.js";
+import { gguv, type GgufValue } from "../weights/gguf-values.js";
 
 /** Our own metadata key: llama.cpp infers this scalar from the model size (27B: d_model / heads). */
 export const QUERY_SCALAR_KEY = (arch: string) => `${arch}.attention.query_pre_attn_scalar`;

@@ -9,7 +9,7 @@ import { configToHf } from "../model/gemma/config.js";
 import { openCheckpoint } from "../model/open-checkpoint.js";
 import { CheckpointError } from "../errors.js";
 import { GgufFile } from "../weights/gguf.js";
-import { encodeGguf, gguv, type GgufValue } from "../weights/gguf-writer.js";
+import { gguv, type GgufValue } from "../weights/gguf-values.js";
 import { widenRow } from "../weights/matrix-rows.js";
 import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writer.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
@@ -98,6 +98,8 @@ async function vocabularyOnlyGguf(path: string): Promise<Uint8Array> {
   try {
     const file = await GgufFile.open(source);
     if (file.tensors.size === 0) return readFile(path);
+    // The serializer's package loads only here, not with every command that can train.
+    const { encodeGguf } = await import("../weights/gguf-writer.js");
     return encodeGguf(tokenizerMetadata(file), []);
   } finally {
     await source.close();

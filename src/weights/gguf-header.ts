@@ -37,14 +37,30 @@ export class GgufHeaderTruncated extends Error {
 /** A malformed header: `message` says what and where, without the file's name. */
 export class GgufHeaderError extends Error {}
 
+/** Value types as numbered in GGUF. */
+export const GGUF_TYPE = {
+  UINT8: 0,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 3,
+  UINT32: 4,
+  INT32: 5,
+  FLOAT32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  UINT64: 10,
+  INT64: 11,
+  FLOAT64: 12,
+} as const;
+
 /** GGML's limit on tensor dimensions. */
 const MAX_DIMS = 4;
 /** Nesting allowed for arrays of arrays (the spec allows it; models use none). */
 const MAX_ARRAY_DEPTH = 4;
 /** Bytes of the fixed-size value types, by GGUF type id. */
 const SCALAR_BYTES: Readonly<Record<number, number>> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
-const STRING = 8;
-const ARRAY = 9;
+const { STRING, ARRAY } = GGUF_TYPE;
 
 /**
  * Parses the header at the start of `bytes` (the first bytes of a file of `fileSize` bytes).

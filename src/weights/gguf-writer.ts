@@ -2,28 +2,9 @@
  * GGUF v3 writer for files we produce (exported and trained models, test inputs). Metadata is
  * encoded by @huggingface/gguf's serializer; tensor infos and data (32-byte aligned) are ours.
  */
-import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata, type MetadataValue } from "@huggingface/gguf";
+import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from "@huggingface/gguf";
 import { ggmlBytes, ggmlType, GGML_TYPE_ID } from "./ggml-types.js";
-
-export interface GgufValue {
-  type: GGUFValueType;
-  value: MetadataValue;
-  subType?: GGUFValueType;
-}
-
-/** Constructors for typed metadata values. */
-export const gguv = {
-  u32: (value: number): GgufValue => ({ type: GGUFValueType.UINT32, value }),
-  i32: (value: number): GgufValue => ({ type: GGUFValueType.INT32, value }),
-  f32: (value: number): GgufValue => ({ type: GGUFValueType.FLOAT32, value }),
-  bool: (value: boolean): GgufValue => ({ type: GGUFValueType.BOOL, value }),
-  str: (value: string): GgufValue => ({ type: GGUFValueType.STRING, value }),
-  strings: (value: string[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value }),
-  f32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32, value }),
-  i32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32, value }),
-  u32s: (value: number[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.UINT32, value }),
-  bools: (value: boolean[]): GgufValue => ({ type: GGUFValueType.ARRAY, subType: GGUFValueType.BOOL, value }),
-};
+import type { GgufValue } from "./gguf-values.js";
 
 export interface GgufTensorInput {
   name: string;

@@ -1,29 +1,30 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { gguf } from "@huggingface/gguf";
 import { BlobSource } from "../../src/browser/blob-source.js";
 import type { ByteSource } from "../../src/weights/byte-source.js";
 import { GgufFile } from "../../src/weights/gguf.js";
-import { GgufHeaderError, GgufHeaderTruncated, parseGgufHeader } from "../../src/weights/gguf-header.js";
-import { encodeGguf, gguv, type GgufValue } from "../../src/weights/gguf-writer.js";
+import { GGUF_TYPE, GgufHeaderError, GgufHeaderTruncated, parseGgufHeader } from "../../src/weights/gguf-header.js";
+import { encodeGguf } from "../../src/weights/gguf-writer.js";
+import { gguv, type GgufValue } from "../../src/weights/gguf-values.js";
 
-const typed = (type: GGUFValueType, value: GgufValue["value"], subType?: GGUFValueType): GgufValue =>
+const typed = (type: number, value: GgufValue["value"], subType?: number): GgufValue =>
   subType === undefined ? { type, value } : { type, value, subType };
 
 /** Every value type GGUF has, and the vocabulary-shaped arrays a Gemma file carries. */
 const METADATA: Record<string, GgufValue> = {
   "general.architecture": gguv.str("gemma2"),
-  "t.u8": typed(GGUFValueType.UINT8, 200),
-  "t.i8": typed(GGUFValueType.INT8, -100),
-  "t.u16": typed(GGUFValueType.UINT16, 60000),
-  "t.i16": typed(GGUFValueType.INT16, -30000),
+  "t.u8": typed(GGUF_TYPE.UINT8, 200),
+  "t.i8": typed(GGUF_TYPE.INT8, -100),
+  "t.u16": typed(GGUF_TYPE.UINT16, 60000),
+  "t.i16": typed(GGUF_TYPE.INT16, -30000),
   "t.u32": gguv.u32(4_000_000_000),
   "t.i32": gguv.i32(-2_000_000_000),
   "t.f32": gguv.f32(0.1),
   "t.bool": gguv.bool(true),
-  "t.u64": typed(GGUFValueType.UINT64, 2n ** 63n + 5n),
-  "t.i64": typed(GGUFValueType.INT64, -(2n ** 62n)),
-  "t.f64": typed(GGUFValueType.FLOAT64, Math.PI),
+  "t.u64": typed(GGUF_TYPE.UINT64, 2n ** 63n + 5n),
+  "t.i64": typed(GGUF_TYPE.INT64, -(2n ** 62n)),
+  "t.f64": typed(GGUF_TYPE.FLOAT64, Math.PI),
   "t.empty": gguv.strings([]),
   "tokenizer.ggml.tokens": gguv.strings(["<pad>", "▁the", "日本", "😀", "", "a\u0000b"]),
   "tokenizer.ggml.scores": gguv.f32s([0, -1.5, -2.25, 3, 4, 5]),

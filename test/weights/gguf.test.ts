@@ -9,7 +9,8 @@ import { GgufCheckpoint, ggufTensorName } from "../../src/model/gguf-checkpoint.
 import { expectedTensors } from "../../src/model/gemma/weights.js";
 import { encodeGgufModel, ggufModelParts, type GgufMatrixType, type GgufVocabulary } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
-import { encodeGguf, gguv } from "../../src/weights/gguf-writer.js";
+import { encodeGguf } from "../../src/weights/gguf-writer.js";
+import { gguv } from "../../src/weights/gguf-values.js";
 import { f32ToF16 } from "../../src/weights/dtype.js";
 import { dequantizeKQuant, K_QUANT_DTYPE } from "../../src/weights/k-quants.js";
 import type { NamedTensor } from "../../src/weights/safetensors-writer.js";
