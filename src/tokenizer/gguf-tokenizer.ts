@@ -11,11 +11,13 @@ export function tokenizerFromGguf(meta: GgufMetadataReader, source: string): Gem
   if (model !== "llama") {
     throw new TokenizerError(`${source}: tokenizer.ggml.model is ${JSON.stringify(model)}; Gemma files use "llama" (SentencePiece)`);
   }
-  const pieces = meta.array("tokenizer.ggml.tokens", "string");
+  const pieces = meta.strings("tokenizer.ggml.tokens");
   const codec = new SentencePieceCodec({
     pieces,
-    scores: meta.has("tokenizer.ggml.scores") ? meta.array("tokenizer.ggml.scores", "number") : pieces.map(() => 0),
-    types: meta.has("tokenizer.ggml.token_type") ? meta.array("tokenizer.ggml.token_type", "number") : pieces.map(() => 1),
+    scores: meta.has("tokenizer.ggml.scores") ? meta.array("tokenizer.ggml.scores", "number") : new Array<number>(pieces.length).fill(0),
+    types: meta.has("tokenizer.ggml.token_type")
+      ? meta.array("tokenizer.ggml.token_type", "number")
+      : new Array<number>(pieces.length).fill(1),
     // llama.cpp's default when the key is absent; Gemma's converter writes false.
     addSpacePrefix: meta.optionalBoolean("tokenizer.ggml.add_space_prefix") ?? true,
     source,
@@ -23,7 +25,7 @@ export function tokenizerFromGguf(meta: GgufMetadataReader, source: string): Gem
   const pieceOf = (key: string): string | undefined => {
     const id = meta.optionalNumber(key);
     if (id === undefined) return undefined;
-    const piece = pieces[id];
+    const piece = pieces.at(id);
     if (piece === undefined) throw new TokenizerError(`${source}: ${key} ${id} is outside the vocabulary of ${pieces.length}`);
     return piece;
   };

@@ -5,13 +5,15 @@
  * is left; a symbol that is not a piece falls back to its UTF-8 bytes (<0xXX> pieces).
  */
 import { TokenizerError } from "../errors.js";
+import type { StringTable } from "../weights/string-table.js";
+import { PieceTable } from "./piece-table.js";
 import type { SubwordCodec } from "./tokenizer.js";
 
 /** Piece types as numbered in GGUF (llama.cpp's llama_token_type). */
 export const PieceType = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
 export interface SentencePieceVocab {
-  pieces: readonly string[];
+  pieces: StringTable;
   scores: readonly number[];
   types: readonly number[];
   /** Prepend "▁" to the text (SentencePiece's add_dummy_prefix; false for Gemma). */
@@ -33,7 +35,7 @@ interface Candidate {
 
 export class SentencePieceCodec implements SubwordCodec {
   readonly vocabSize: number;
-  private readonly ids = new Map<string, number>();
+  private readonly ids: PieceTable;
   /** Pieces a merge may produce: normal and user-defined ones (SentencePiece never merges into control/byte/unused pieces). */
   private readonly mergeable: Uint8Array;
   private readonly byteIds = new Int32Array(256).fill(-1);
@@ -48,20 +50,24 @@ export class SentencePieceCodec implements SubwordCodec {
       throw new TokenizerError(`${source}: ${pieces.length} pieces but ${scores.length} scores and ${types.length} types`);
     }
     this.vocabSize = pieces.length;
+    this.ids = new PieceTable(pieces);
     this.mergeable = new Uint8Array(pieces.length);
     let unknown: number | null = null;
-    pieces.forEach((piece, id) => {
-      if (!this.ids.has(piece)) this.ids.set(piece, id);
+    const atomic: string[] = [];
+    for (let id = 0; id < pieces.length; id++) {
       const type = types[id]!;
       if (type === PieceType.normal || type === PieceType.userDefined) this.mergeable[id] = 1;
       if (type === PieceType.unknown && unknown === null) unknown = id;
-      const byte = type === PieceType.byte ? /^<0x([0-9A-Fa-f]{2})>$/.exec(piece) : null;
-      if (byte) this.byteIds[parseInt(byte[1]!, 16)] = id;
-    });
+      // Only the few special pieces become strings here; the rest stay in the table.
+      if (type === PieceType.byte) {
+        const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(pieces.at(id)!);
+        if (byte) this.byteIds[parseInt(byte[1]!, 16)] = id;
+      }
+      if ((type === PieceType.control || type === PieceType.userDefined) && pieces.ends[id]! > pieces.start(id))
+        atomic.push(pieces.at(id)!);
+    }
     this.unknownId = unknown;
-    this.atomicPieces = pieces
-      .filter((p, id) => (types[id] === PieceType.control || types[id] === PieceType.userDefined) && p.length > 0)
-      .sort((a, b) => b.length - a.length);
+    this.atomicPieces = atomic.sort((a, b) => b.length - a.length);
   }
 
   encodeText(text: string): number[] {
@@ -83,7 +89,7 @@ export class SentencePieceCodec implements SubwordCodec {
         continue;
       }
       flush(i);
-      ids.push(this.ids.get(piece)!);
+      ids.push(this.ids.find(piece));
       i += piece.length;
       plainStart = i;
     }
@@ -99,7 +105,7 @@ export class SentencePieceCodec implements SubwordCodec {
       bytes = [];
     };
     for (const id of ids) {
-      const piece = this.vocab.pieces[id];
+      const piece = this.ids.piece(id);
       if (piece === undefined) throw new TokenizerError(`token id ${id} is outside the vocabulary of ${this.vocabSize}`);
       const type = this.vocab.types[id];
       if (type === PieceType.byte && /^<0x[0-9A-Fa-f]{2}>$/.test(piece)) {
@@ -115,11 +121,12 @@ export class SentencePieceCodec implements SubwordCodec {
   }
 
   tokenToId(token: string): number | null {
-    return this.ids.get(token) ?? null;
+    const id = this.ids.find(token);
+    return id < 0 ? null : id;
   }
 
   idToToken(id: number): string | null {
-    return this.vocab.pieces[id] ?? null;
+    return this.ids.piece(id) ?? null;
   }
 
   private normalize(text: string, atStart: boolean): string {
@@ -153,8 +160,8 @@ export class SentencePieceCodec implements SubwordCodec {
     const consider = (left: number) => {
       const right = next[left]!;
       if (left < 0 || right < 0) return;
-      const id = this.ids.get(text.slice(start[left]!, start[right]! + length[right]!));
-      if (id === undefined || !this.mergeable[id]) return;
+      const id = this.ids.find(text, start[left]!, start[right]! + length[right]!);
+      if (id < 0 || !this.mergeable[id]) return;
       heap.push({ score: this.vocab.scores[id]!, left, leftLength: length[left]!, rightLength: length[right]! });
     };
     for (let i = 0; i + 1 < n; i++) consider(i);
@@ -170,10 +177,9 @@ export class SentencePieceCodec implements SubwordCodec {
     }
     const ids: number[] = [];
     for (let i = 0; i >= 0; i = next[i]!) {
-      const piece = text.slice(start[i]!, start[i]! + length[i]!);
-      const id = this.ids.get(piece);
-      if (id !== undefined) ids.push(id);
-      else this.byteFallback(piece, ids);
+      const id = this.ids.find(text, start[i]!, start[i]! + length[i]!);
+      if (id >= 0) ids.push(id);
+      else this.byteFallback(text.slice(start[i]!, start[i]! + length[i]!), ids);
     }
     return ids;
   }

@@ -10,6 +10,7 @@ import { openCheckpoint } from "../model/open-checkpoint.js";
 import { CheckpointError } from "../errors.js";
 import { GgufFile } from "../weights/gguf.js";
 import { gguv, type GgufValue } from "../weights/gguf-values.js";
+import { StringTable } from "../weights/string-table.js";
 import { widenRow } from "../weights/matrix-rows.js";
 import { encodeSafetensors, type NamedTensor } from "../weights/safetensors-writer.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
@@ -171,6 +172,7 @@ function tokenizerMetadata(file: GgufFile): Record<string, GgufValue> {
     if (typeof value === "string") out[key] = gguv.str(value);
     else if (typeof value === "boolean") out[key] = gguv.bool(value);
     else if (typeof value === "number") out[key] = Number.isInteger(value) && value >= 0 ? gguv.u32(value) : gguv.f32(value);
+    else if (value instanceof StringTable) out[key] = gguv.strings(value.toArray());
     else if (Array.isArray(value) && value.every((v) => typeof v === "string")) out[key] = gguv.strings(value as string[]);
     else if (Array.isArray(value) && key.endsWith("token_type")) out[key] = gguv.i32s((value as unknown[]).map(Number));
     else if (Array.isArray(value)) out[key] = gguv.f32s((value as unknown[]).map(Number));

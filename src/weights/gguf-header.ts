@@ -7,8 +7,13 @@
  * size before anything is allocated for it, so a corrupt header fails with its offset, not a hang.
  */
 
-/** A metadata value: unsigned/signed 64-bit integers stay bigint, arrays hold one type. */
-export type GgufMetadataValue = string | number | bigint | boolean | GgufMetadataValue[];
+import { StringTable } from "./string-table.js";
+
+/**
+ * A metadata value: unsigned/signed 64-bit integers stay bigint, arrays hold one type, and an
+ * array of strings is a StringTable (a vocabulary of 256k pieces is one).
+ */
+export type GgufMetadataValue = string | number | bigint | boolean | StringTable | GgufMetadataValue[];
 
 export interface GgufTensorInfo {
   name: string;
@@ -128,13 +133,14 @@ class HeaderReader {
     return value;
   }
 
-  private array(depth: number, key: string): GgufMetadataValue[] {
+  private array(depth: number, key: string): GgufMetadataValue[] | StringTable {
     if (depth >= MAX_ARRAY_DEPTH) throw new GgufHeaderError(`metadata ${key} nests arrays deeper than ${MAX_ARRAY_DEPTH}`);
     const type = this.u32();
     const size = SCALAR_BYTES[type];
     const minBytes = type === STRING ? 8 : type === ARRAY ? 12 : size;
     if (minBytes === undefined) throw new GgufHeaderError(`metadata ${key} is an array of unknown value type ${type}`);
     const count = this.count(`metadata ${key}'s length`, minBytes);
+    if (type === STRING) return this.strings(count);
     const values: GgufMetadataValue[] = [];
     if (size === undefined) {
       for (let i = 0; i < count; i++) values.push(this.value(type, depth + 1, key));
@@ -176,6 +182,74 @@ class HeaderReader {
     }
   }
 
+  /** `count` strings into one table, decoded without a JS string apiece. */
+  private strings(count: number): StringTable {
+    const first = this.at;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const length = this.count("string length", 1);
+      this.need(length);
+      this.at += length;
+      bytes += length;
+    }
+    // A string's UTF-16 length is at most its UTF-8 length.
+    const units = new Uint16Array(bytes);
+    const ends = new Uint32Array(count);
+    let out = 0;
+    this.at = first;
+    for (let i = 0; i < count; i++) {
+      const length = this.u64("string length");
+      out = this.decodeInto(units, out, this.at, this.at + length);
+      this.at += length;
+      ends[i] = out;
+    }
+    return new StringTable(out < bytes ? units.slice(0, out) : units, ends);
+  }
+
+  /**
+   * UTF-8 bytes [from, to) as UTF-16 code units at `units[out]`; returns the end. Valid UTF-8 is
+   * decoded here; anything else goes through TextDecoder (U+FFFD as it places them), which never
+   * writes more units than bytes either.
+   */
+  private decodeInto(units: Uint16Array, out: number, from: number, to: number): number {
+    const b = this.bytes;
+    const start = out;
+    for (let i = from; i < to; ) {
+      const lead = b[i]!;
+      if (lead < 0x80) {
+        units[out++] = lead;
+        i++;
+        continue;
+      }
+      const more = lead >= 0xc2 && lead < 0xe0 ? 1 : lead >= 0xe0 && lead < 0xf0 ? 2 : lead >= 0xf0 && lead < 0xf5 ? 3 : 0;
+      let point = lead & (0x3f >> more);
+      let valid = more > 0 && i + more < to;
+      for (let k = 1; valid && k <= more; k++) {
+        const next = b[i + k]!;
+        valid = (next & 0xc0) === 0x80;
+        point = (point << 6) | (next & 0x3f);
+      }
+      // Overlong forms, surrogates and points past U+10FFFF are invalid too.
+      if (
+        !valid ||
+        (more === 2 && (point < 0x800 || (point >= 0xd800 && point < 0xe000))) ||
+        (more === 3 && (point < 0x10000 || point > 0x10ffff))
+      ) {
+        const text = this.decoder.decode(b.subarray(from, to));
+        for (let k = 0; k < text.length; k++) units[start + k] = text.charCodeAt(k);
+        return start + text.length;
+      }
+      if (point >= 0x10000) {
+        units[out++] = 0xd800 + ((point - 0x10000) >> 10);
+        units[out++] = 0xdc00 + ((point - 0x10000) & 0x3ff);
+      } else {
+        units[out++] = point;
+      }
+      i += more + 1;
+    }
+    return out;
+  }
+
   private string(): string {
     const length = this.count("string length", 1);
     this.need(length);
@@ -193,9 +267,12 @@ class HeaderReader {
   private u64(what: string): number {
     this.need(8);
     this.at += 8;
-    const value = this.view.getBigUint64(this.at - 8, true);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new GgufHeaderError(`${what} ${value} is too large (at byte ${this.at - 8})`);
-    return Number(value);
+    const low = this.view.getUint32(this.at - 8, true);
+    const high = this.view.getUint32(this.at - 4, true);
+    if (high >= 2 ** 21) {
+      throw new GgufHeaderError(`${what} ${this.view.getBigUint64(this.at - 8, true)} is too large (at byte ${this.at - 8})`);
+    }
+    return high * 2 ** 32 + low;
   }
 
   /** A u64 count of things of at least `minBytes` each, which must fit in the rest of the file. */

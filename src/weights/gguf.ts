@@ -6,6 +6,7 @@
 import { CheckpointError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
 import { ggmlBytes, ggmlType, type GgmlType } from "./ggml-types.js";
+import { StringTable } from "./string-table.js";
 import { GgufHeaderError, GgufHeaderTruncated, parseGgufHeader, type GgufHeader, type GgufMetadataValue } from "./gguf-header.js";
 
 export interface GgufTensorEntry {
@@ -187,8 +188,21 @@ export class GgufMetadataReader {
     return v as boolean[];
   }
 
+  /** A list of strings as held (a vocabulary stays one table, not a string per piece). */
+  strings(key: string): StringTable {
+    const v = this.metadata[key];
+    if (!(v instanceof StringTable)) {
+      throw new CheckpointError(
+        `${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : "must be a list of strings"}`,
+        this.source,
+      );
+    }
+    return v;
+  }
+
   array<T extends "string" | "number">(key: string, kind: T): (T extends "string" ? string : number)[] {
     const v = this.metadata[key];
+    if (kind === "string" && v instanceof StringTable) return v.toArray() as (T extends "string" ? string : number)[];
     if (!Array.isArray(v) || !v.every((x) => typeof x === kind)) {
       throw new CheckpointError(
         `${this.source}: GGUF metadata ${key} ${v === undefined ? "is missing" : `must be a list of ${kind}s`}`,

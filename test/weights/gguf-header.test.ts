@@ -7,6 +7,7 @@ import { GgufFile } from "../../src/weights/gguf.js";
 import { GGUF_TYPE, GgufHeaderError, GgufHeaderTruncated, parseGgufHeader } from "../../src/weights/gguf-header.js";
 import { encodeGguf } from "../../src/weights/gguf-writer.js";
 import { gguv, type GgufValue } from "../../src/weights/gguf-values.js";
+import { StringTable } from "../../src/weights/string-table.js";
 
 const typed = (type: number, value: GgufValue["value"], subType?: number): GgufValue =>
   subType === undefined ? { type, value } : { type, value, subType };
@@ -37,6 +38,12 @@ const TENSORS = [
   { name: "b.weight", type: "Q8_0" as const, shape: [1, 64], data: new Uint8Array(68) },
 ];
 
+/** A little-endian u64's bytes. */
+const u64 = (n: number) => [...new Uint8Array(new BigUint64Array([BigInt(n)]).buffer)];
+
+/** String arrays as plain arrays, to compare. */
+const plain = (value: unknown) => (value instanceof StringTable ? value.toArray() : value);
+
 /** A file `bytes` long served to @huggingface/gguf through `fetch`, as GgufFile once did. */
 async function referenceParse(bytes: Uint8Array) {
   const fetchRange = (async (_url: unknown, init?: RequestInit) => {
@@ -54,7 +61,7 @@ describe("GGUF header parser", () => {
     const reference = await referenceParse(bytes);
     assert.equal(header.version, 3);
     for (const key of Object.keys(METADATA))
-      assert.deepEqual(header.metadata.get(key), (reference.metadata as Record<string, unknown>)[key], key);
+      assert.deepEqual(plain(header.metadata.get(key)), (reference.metadata as Record<string, unknown>)[key], key);
     assert.equal(header.metadata.size, Object.keys(METADATA).length);
     assert.deepEqual(
       header.tensors,
@@ -65,7 +72,46 @@ describe("GGUF header parser", () => {
 
   it("keeps a leading byte-order mark (Gemma's piece \\uFEFF# is not #)", () => {
     const bytes = encodeGguf({ "tokenizer.ggml.tokens": gguv.strings(["#", "\uFEFF#"]) }, []);
-    assert.deepEqual(parseGgufHeader(bytes, bytes.length).metadata.get("tokenizer.ggml.tokens"), ["#", "\uFEFF#"]);
+    assert.deepEqual(plain(parseGgufHeader(bytes, bytes.length).metadata.get("tokenizer.ggml.tokens")), ["#", "\uFEFF#"]);
+  });
+
+  it("decodes string arrays as TextDecoder does, invalid UTF-8 included", () => {
+    const utf8 = (text: string) => [...new TextEncoder().encode(text)];
+    const samples: number[][] = [
+      utf8("plain"),
+      utf8("▁日本語 😀 \uFEFFbom"),
+      [],
+      [0xff],
+      [0x61, 0xc3],
+      [0xc0, 0x80],
+      [0xe0, 0x80, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf0, 0x9f, 0x98],
+      [0x80, 0x61, 0xe2, 0x96, 0x81],
+    ];
+    let seed = 7;
+    const randomByte = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 16) & 0xff;
+    };
+    for (let n = 0; n < 200; n++) samples.push(Array.from({ length: n % 9 }, randomByte));
+    const body = samples.flatMap((b) => [...u64(b.length), ...b]);
+    const bytes = new Uint8Array([
+      ...utf8("GGUF"),
+      ...[3, 0, 0, 0],
+      ...u64(0),
+      ...u64(1),
+      ...u64(1),
+      ...utf8("k"),
+      ...[9, 0, 0, 0, 8, 0, 0, 0],
+      ...u64(samples.length),
+      ...body,
+    ]);
+    const table = parseGgufHeader(bytes, bytes.length).metadata.get("k");
+    assert.ok(table instanceof StringTable);
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    for (const [i, b] of samples.entries()) assert.equal(table.at(i), decoder.decode(new Uint8Array(b)), `sample ${i}: [${b.join(", ")}]`);
   });
 
   it("asks for more bytes when the header goes on past the ones given", () => {
@@ -96,7 +142,7 @@ describe("GGUF header parser", () => {
     const file = await GgufFile.open(source);
     assert.ok(parseGgufHeader(bytes, bytes.length).end > 8 * 1024 * 1024);
     assert.deepEqual(reads, [4, 8 * 1024 * 1024, Math.min(bytes.length, 16 * 1024 * 1024)]);
-    assert.deepEqual(file.metadata["tokenizer.ggml.tokens"], pieces);
+    assert.deepEqual(plain(file.metadata["tokenizer.ggml.tokens"]), pieces);
     assert.deepEqual([...file.tensors.keys()].sort(), ["a", "b.weight"]);
   });
 
