@@ -174,6 +174,8 @@ export async function runBenchConfig(
       warmUp,
       "last",
     );
+    // Its rows are not what the test holds: freed now, not whenever a GC finalizes them.
+    warmUp.release();
     const state = forwardPass.createState();
     advanceTo(state, test.position, test.position + test.tokens);
     profile?.reset();

@@ -19,6 +19,11 @@ export interface DecodeState {
   /** Forgets positions >= `position`; throws a GenerationError when that is impossible. */
   rewindTo(position: number): void;
   clear(): void;
+  /**
+   * Gives the rows held back to the kernels' memory now rather than when the state is
+   * garbage-collected; the state is empty afterwards and grows again if used.
+   */
+  release(): void;
   /** Bytes held now. */
   bytes(): number;
 }

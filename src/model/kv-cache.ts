@@ -40,6 +40,14 @@ export class LayerKv {
     }
   }
 
+  /** Back to no rows. */
+  release(): void {
+    for (const key of ["k", "v"] as const) {
+      if (this[key].length > 0) this.storage?.release(this[key]);
+      this[key] = new Float32Array(0);
+    }
+  }
+
   write(newK: Float32Array, newV: Float32Array, startPos: number, seqLen: number): void {
     this.reserve(startPos + seqLen);
     // Only the last ringSize positions can survive; skip the ones that would be overwritten.
@@ -115,6 +123,12 @@ export class KvCache implements DecodeState {
   }
 
   clear(): void {
+    this.length = 0;
+  }
+
+  /** (A GPU cache's device buffers are freed by its destroy().) */
+  release(): void {
+    for (const layer of this.distinctLayers()) layer.release();
     this.length = 0;
   }
 

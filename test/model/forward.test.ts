@@ -5,7 +5,7 @@ import { geluExact, geluTanh } from "../../src/backend/js/elementwise.js";
 import { GenerationError } from "../../src/errors.js";
 import { loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
-import { embeddingNormalizer, type GemmaForward } from "../../src/model/gemma/forward.js";
+import { embeddingNormalizer, GemmaForward, PROMPT_CHUNK } from "../../src/model/gemma/forward.js";
 import { KvCache } from "../../src/model/kv-cache.js";
 import { f32ToBf16 } from "../../src/weights/dtype.js";
 import { FIXTURES, tinyGemma2Json, writeRandomModel } from "../helpers/random-model.js";
@@ -60,6 +60,44 @@ for (const backend of ["js", "wasm"] as const) {
     }
   });
 }
+
+describe("long prompts run in chunks through the cache", () => {
+  // Window 6, 300 tokens: chunks of 128, 128 and 44, each reading the keys of those before.
+  const dir = writeRandomModel(tinyGemma2Json({ sliding_window: 6, max_position_embeddings: 512 }), 13);
+  const ids = Array.from({ length: 300 }, (_, i) => (i === 0 ? 2 : (i * 29 + 7) % 96));
+
+  for (const backend of ["js", "wasm"] as const) {
+    it(`${backend}: no pass holds more than ${PROMPT_CHUNK} tokens, and the logits equal one pass over the whole prompt`, async () => {
+      const model = await loadModel(dir, { kernels: backend });
+      const pass = model.forwardPass as GemmaForward;
+      const rowsPerMatmul: number[] = [];
+      const kernels = new Proxy(pass.kernels, {
+        get: (target, key, receiver) =>
+          key === "matmul"
+            ? (out: Float32Array, x: Float32Array, w: unknown, seqLen: number) => {
+                rowsPerMatmul.push(seqLen);
+                return Reflect.apply(target.matmul, target, [out, x, w, seqLen]);
+              }
+            : Reflect.get(target, key, receiver),
+      });
+      const chunked = new GemmaForward(pass.config, pass.weights, kernels);
+      const whole = pass.forward(ids, null, "all");
+      const vocab = model.config.vocabSize;
+      const last = chunked.forward(ids, chunked.createState(), "last");
+      assert.ok(rowsPerMatmul.length > 0 && Math.max(...rowsPerMatmul) === PROMPT_CHUNK, `rows per matmul: ${Math.max(...rowsPerMatmul)}`);
+      assert.ok(maxAbsDiff(last, whole.subarray((ids.length - 1) * vocab)) <= 1e-4);
+      const all = chunked.forward(ids, chunked.createState(), "all");
+      assert.ok(maxAbsDiff(all, whole) <= 1e-4, `${maxAbsDiff(all, whole)}`);
+    });
+  }
+
+  it("a bad token in a late chunk fails before the cache moves", async () => {
+    const model = await loadModel(dir);
+    const state = model.forwardPass.createState();
+    assert.throws(() => model.forwardPass.forward([...ids.slice(0, 200), 96], state, "last"), /token id 96 is outside/);
+    assert.equal(state.length, 0);
+  });
+});
 
 describe("sliding window and KV cache", () => {
   // Window 6 and 64-token sequences: more than 10x the window.

@@ -86,6 +86,13 @@ export class RecurrentState implements DecodeState {
     for (const h of this.rnn) h?.fill(0);
   }
 
+  /** The attention rings' rows go back; the conv and RNN state (a few hundred KB) are cleared. */
+  release(): void {
+    for (const ring of this.kv) ring?.release();
+    this.saved = null;
+    this.clear();
+  }
+
   bytes(): number {
     const arrays = [...this.convHistory, ...this.rnn].reduce((s, a) => s + (a?.byteLength ?? 0), 0);
     return arrays + this.kv.reduce((s, l) => s + (l ? l.k.byteLength + l.v.byteLength : 0), 0);
