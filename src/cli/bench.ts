@@ -151,7 +151,7 @@ export function benchCommand(): Command {
             kernels: result.kernels,
           });
           log(
-            `  ${w} (${result.weightsMB} MB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
+            `  ${w} (${result.weightsMB} MiB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
               `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels`,
           );
           for (const [i, row] of result.rows.entries()) {
@@ -181,9 +181,11 @@ export function benchCommand(): Command {
             const fraction =
               compared.bandwidthFraction === null ? "" : `   ${(100 * compared.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
             const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
+            // The memory target: peak RSS at most the weights plus the decode state, plus 10%.
+            const over = (100 * (row.peakRssMB / (result.weightsMB + row.stateMB) - 1)).toFixed(1);
             log(
               `    ${row.test.padEnd(12)} ${tokensPerSecond.toFixed(2).padStart(9)} tokens/s${ttft}${fraction}   state ` +
-                `${row.stateMB} MB   peak rss ${row.peakRssMB} MB`,
+                `${row.stateMB} MiB   peak rss ${row.peakRssMB} MiB (weights + state ${over.startsWith("-") ? "" : "+"}${over}%)`,
             );
             if (compared.llamaCpp) {
               const theirFraction = compared.llamaCpp.bandwidthFraction;

@@ -84,6 +84,7 @@ export interface BenchRow {
   tokensPerSecond: number;
   /** Decode rows: tokens/s over the bandwidth bound (bandwidth / bytes read per token); null elsewhere. */
   bandwidthFraction: number | null;
+  /** MiB (2^20 bytes), as every *MB field here. */
   peakRssMB: number;
   /** Prompt rows: time to the first token's logits. */
   ttftSeconds: number | null;
