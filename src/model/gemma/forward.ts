@@ -50,6 +50,8 @@ export class GemmaForward implements CausalLM {
   private readonly unitGains = new Map<number, Float32Array>();
   /** Layers whose keys and values later layers read (their cache write waits until those have attended). */
   private readonly sharedSources: Set<number>;
+  /** The activations' arrays, reused by every pass that fits (scratchFor). */
+  private plan: LayerScratch | null = null;
 
   constructor(
     readonly config: GemmaConfig,
@@ -87,12 +89,10 @@ export class GemmaForward implements CausalLM {
     const vocab = this.config.vocabSize;
     const all = logitsFor === "all" ? new Float32Array(ids.length * vocab) : null;
     let last: Float32Array = new Float32Array(0);
-    // One plan of activations for every chunk, so none is left to the GC between them.
-    const scratch = new LayerScratch(this.config, PROMPT_CHUNK);
     for (let at = 0; at < ids.length; at += PROMPT_CHUNK) {
       const chunk = ids.slice(at, at + PROMPT_CHUNK);
       const final = at + chunk.length === ids.length;
-      const logits = this.run([{ ids: chunk, state }], all ? "all" : final ? "last" : "none", scratch)[0]!;
+      const logits = this.run([{ ids: chunk, state }], all ? "all" : final ? "last" : "none")[0]!;
       if (all) all.set(logits, at * vocab);
       else if (final) last = logits;
     }
@@ -109,11 +109,7 @@ export class GemmaForward implements CausalLM {
   }
 
   /** logitsFor "none": the cache is filled, no output head runs (an earlier chunk of a prompt). */
-  private run(
-    items: readonly { ids: readonly number[]; state: DecodeState | null }[],
-    logitsFor: "all" | "last" | "none",
-    within?: LayerScratch,
-  ): Float32Array[] {
+  private run(items: readonly { ids: readonly number[]; state: DecodeState | null }[], logitsFor: "all" | "last" | "none"): Float32Array[] {
     const c = this.config;
     const k = this.kernels;
     const segments: Segment[] = [];
@@ -125,7 +121,7 @@ export class GemmaForward implements CausalLM {
       rows += ids.length;
     }
     const allIds = items.length === 1 ? items[0]!.ids : items.flatMap((item) => item.ids);
-    const scratch = new LayerScratch(c, rows, within);
+    const scratch = this.scratchFor(rows);
     const h = scratch.hidden;
     k.embed(h, this.weights.embedding, allIds, this.embedScale);
     const perLayer = this.perLayerInputs(allIds, h);
@@ -157,6 +153,19 @@ export class GemmaForward implements CausalLM {
       last.set(h.subarray((seg.offset + seg.length - 1) * c.dModel, (seg.offset + seg.length) * c.dModel), i * c.dModel);
     const logits = outputLogits(k, c, last, segments.length, "all", finalNorm, embedding);
     return segments.map((_, i) => logits.subarray(i * c.vocabSize, (i + 1) * c.vocabSize));
+  }
+
+  /**
+   * Activations for a pass of `rows` tokens: views of one plan kept across calls (llm.c's "memory
+   * planned once"), grown up to a prompt chunk, so decode steps and chunks leave nothing to the GC;
+   * a larger pass (a whole prompt without a cache) gets arrays of its own.
+   */
+  private scratchFor(rows: number): LayerScratch {
+    if (rows > PROMPT_CHUNK) return new LayerScratch(this.config, rows);
+    if (!this.plan || this.plan.seqLen < rows) {
+      this.plan = new LayerScratch(this.config, Math.min(PROMPT_CHUNK, Math.max(rows, 2 * (this.plan?.seqLen ?? 0))));
+    }
+    return new LayerScratch(this.config, rows, this.plan);
   }
 
   /** `ids` may run on `state`: a KvCache (or none), tokens in the vocabulary, room in the context. */
@@ -326,8 +335,7 @@ function rowsOf(a: Float32Array, seg: Segment, width: number): Float32Array {
 
 /**
  * The activations of a pass: the residual stream and one layer's intermediates (for the widest
- * layer), planned once per pass and reused by every layer. `within`: views of a larger plan's
- * arrays instead of new ones (the chunks of a prompt share one).
+ * layer), reused by every layer. `within`: views of a larger plan's arrays instead of new ones.
  */
 class LayerScratch {
   readonly hidden: Float32Array;
