@@ -15,7 +15,7 @@ const vocab = parseSpmVocab(readFileSync(input, "utf8"), undefined, input);
 const id = (piece: string) => vocab.pieces.indexOf(piece);
 writeFileSync(
   output,
-  encodeGgufVocabulary(
+  await encodeGgufVocabulary(
     { ...vocab, chatTemplate: GEMMA_CHAT_TEMPLATE },
     { bos: id("<bos>"), eos: id("<eos>"), pad: id("<pad>") },
     "KJV SentencePiece BPE",

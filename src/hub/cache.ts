@@ -6,7 +6,6 @@
  */
 import { mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
-import { getRepoFolderName } from "@huggingface/hub";
 import { COMMIT_PATTERN } from "./repo-id.js";
 
 export class RepoCache {
@@ -16,7 +15,7 @@ export class RepoCache {
     cacheDir: string,
     readonly repo: string,
   ) {
-    this.root = join(cacheDir, getRepoFolderName({ name: repo, type: "model" }));
+    this.root = join(cacheDir, repoFolderName(repo));
   }
 
   blobPath(etag: string): string {
@@ -78,4 +77,9 @@ export class RepoCache {
   async ensureDirs(): Promise<void> {
     await mkdir(join(this.root, "blobs"), { recursive: true });
   }
+}
+
+/** A model repo's folder in the HF cache, as @huggingface/hub's getRepoFolderName names it: models--org--name. */
+export function repoFolderName(repo: string): string {
+  return ["models", ...repo.split("/")].join("--");
 }

@@ -4,7 +4,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { HubApiError, listFiles } from "@huggingface/hub";
 import { RepoCache } from "./cache.js";
 import { downloadBlob, type RemoteFile } from "./download.js";
 import { HubError, parseRepoSpec, type RepoSpec } from "./repo-id.js";
@@ -134,6 +133,8 @@ async function shardsOf(indexPath: string): Promise<string[]> {
 
 async function listRepo(settings: HubSettings, spec: RepoSpec): Promise<Set<string>> {
   const files = new Set<string>();
+  // The Hub client (about 11 MiB of a process, with its task tables) loads when a repo is listed.
+  const { HubApiError, listFiles } = await import("@huggingface/hub");
   try {
     for await (const entry of listFiles({
       repo: { type: "model", name: spec.repo },

@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { getHFHubCachePath } from "@huggingface/hub";
 
 export interface HubOptions {
   /** Hub server (default HF_ENDPOINT or https://huggingface.co). */
@@ -45,7 +44,17 @@ export function hubSettings(options: HubOptions = {}): HubSettings {
   return {
     endpoint: (options.endpoint ?? process.env["HF_ENDPOINT"] ?? "https://huggingface.co").replace(/\/+$/, ""),
     token: options.token ?? process.env["HF_TOKEN"] ?? process.env["HUGGING_FACE_HUB_TOKEN"] ?? tokenFromFile(),
-    cacheDir: options.cacheDir ?? getHFHubCachePath(),
+    cacheDir: options.cacheDir ?? hfHubCachePath(),
     offline: options.offline ?? truthy(process.env["HF_HUB_OFFLINE"]),
   };
+}
+
+/**
+ * The HF cache as @huggingface/hub's getHFHubCachePath finds it (HF_HUB_CACHE, then
+ * HUGGINGFACE_HUB_CACHE, then HF_HOME/hub, then XDG_CACHE_HOME or ~/.cache, /huggingface/hub),
+ * here so that naming a folder does not load the Hub client; a test holds the two equal.
+ */
+export function hfHubCachePath(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const home = env["HF_HOME"] ?? join(env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "huggingface");
+  return env["HF_HUB_CACHE"] ?? env["HUGGINGFACE_HUB_CACHE"] ?? join(home, "hub");
 }

@@ -7,7 +7,7 @@ import type { GemmaConfig } from "./gemma/config.js";
 import { ConfigError } from "../errors.js";
 import type { TensorSource } from "../weights/checkpoint.js";
 import { f32ToF16 } from "../weights/dtype.js";
-import { encodeGguf, ggufParts, type GgufTensorInput } from "../weights/gguf-writer.js";
+import type { GgufTensorInput } from "../weights/gguf-writer.js";
 import { gguv, type GgufValue } from "../weights/gguf-values.js";
 import { toBlocks, widenRow } from "../weights/matrix-rows.js";
 import { ggufTensorName } from "./gguf-checkpoint.js";
@@ -15,6 +15,9 @@ import { ggufCompatible, ggufMetadata, ROPE_FREQS_TENSOR, ropeFreqsTensor } from
 import { PieceType } from "../tokenizer/sentencepiece.js";
 import { expectedTensors } from "./gemma/weights.js";
 import { textModelTensors } from "./gemma/text-tensors.js";
+
+/** The writer and its serializer package (about 11 MiB of a process) load when a file is written. */
+const writer = () => import("../weights/gguf-writer.js");
 
 export type GgufMatrixType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
@@ -34,11 +37,13 @@ export interface GgufExportOptions {
 
 /** The model as one GGUF file in memory (under 4 GiB; larger ones: ggufModelParts). */
 export async function encodeGgufModel(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<Uint8Array> {
+  const { encodeGguf } = await writer();
   return encodeGguf(metadataOf(config, options), await ggufTensors(ckpt, config, options));
 }
 
 /** The model's GGUF file as consecutive pieces (ggufParts), for files of any size. */
 export async function ggufModelParts(ckpt: TensorSource, config: GemmaConfig, options: GgufExportOptions): Promise<Uint8Array[]> {
+  const { ggufParts } = await writer();
   return ggufParts(metadataOf(config, options), await ggufTensors(ckpt, config, options));
 }
 
@@ -123,7 +128,12 @@ function vocabularyMetadata(v: GgufVocabulary): Record<string, GgufValue> {
 }
 
 /** A vocabulary-only GGUF (no tensors): what `--tokenizer file.gguf` and a folder's tokenizer.gguf hold. */
-export function encodeGgufVocabulary(v: GgufVocabulary, ids: { bos: number; eos: number; pad: number }, name = "vocabulary"): Uint8Array {
+export async function encodeGgufVocabulary(
+  v: GgufVocabulary,
+  ids: { bos: number; eos: number; pad: number },
+  name = "vocabulary",
+): Promise<Uint8Array> {
+  const { encodeGguf } = await writer();
   return encodeGguf(
     {
       "general.architecture": gguv.str("gemma2"),

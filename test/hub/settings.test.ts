@@ -3,7 +3,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { looksLikeRepoId, parseRepoSpec } from "../../src/hub/repo-id.js";
-import { hubSettings } from "../../src/hub/settings.js";
+import { repoFolderName } from "../../src/hub/cache.js";
+import { hfHubCachePath, hubSettings } from "../../src/hub/settings.js";
 import { tempDir } from "../helpers/temp.js";
 
 const VARS = [
@@ -50,6 +51,26 @@ describe("Hub settings from the environment", () => {
     process.env["HF_HUB_OFFLINE"] = "1";
     assert.deepEqual(hubSettings(), { endpoint: "https://mirror.example", token: "hf_env", cacheDir: "/data/hf", offline: true });
     assert.equal(hubSettings({ offline: false }).offline, false);
+  });
+
+  it("finds the cache where @huggingface/hub does, for every variable that moves it, without loading that package", async () => {
+    const { getHFHubCachePath, getRepoFolderName } = await import("@huggingface/hub");
+    const settings = [
+      {},
+      { XDG_CACHE_HOME: "/xdg" },
+      { HF_HOME: "/hf-home", XDG_CACHE_HOME: "/xdg" },
+      { HUGGINGFACE_HUB_CACHE: "/legacy", HF_HOME: "/hf-home" },
+      { HF_HUB_CACHE: "/hub", HUGGINGFACE_HUB_CACHE: "/legacy", HF_HOME: "/hf-home" },
+    ];
+    for (const vars of settings) {
+      clear();
+      Object.assign(process.env, vars);
+      assert.equal(hfHubCachePath(), getHFHubCachePath(), JSON.stringify(vars));
+      assert.equal(hubSettings().cacheDir, getHFHubCachePath());
+    }
+    for (const repo of ["google/gemma-2-2b-it", "org/name.with-dots"]) {
+      assert.equal(repoFolderName(repo), getRepoFolderName({ name: repo, type: "model" }));
+    }
   });
 
   it("reads HF_TOKEN_PATH", () => {
