@@ -146,6 +146,25 @@ describe("GGUF header parser", () => {
     assert.deepEqual([...file.tensors.keys()].sort(), ["a", "b.weight"]);
   });
 
+  it("any corrupted byte gives a header or a clear error, never another exception or a hang", () => {
+    const bytes = encodeGguf(METADATA, TENSORS);
+    const end = parseGgufHeader(bytes, bytes.length).end;
+    let seed = 11;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed >>> 8;
+    };
+    for (let trial = 0; trial < 3000; trial++) {
+      const bad = bytes.slice();
+      for (let flips = 1 + (next() % 3); flips > 0; flips--) bad[4 + (next() % (end - 4))] = next() & 0xff;
+      try {
+        parseGgufHeader(bad, bad.length);
+      } catch (e) {
+        assert.ok(e instanceof GgufHeaderError, `trial ${trial}: ${(e as Error).name}: ${(e as Error).message}`);
+      }
+    }
+  });
+
   describe("rejects a corrupt header, naming what is wrong", () => {
     const bytes = () => encodeGguf(METADATA, TENSORS);
     const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
