@@ -109,8 +109,15 @@ export function benchCommand(): Command {
       log(`gemma-ts bench  ${flags.model ? `model ${flags.model}` : `shape ${shape}`}, ${flags.backend} backend  ${machine}`);
       let bandwidthGBps: number | null = null;
       const bandwidthByThreads: Record<string, number> = {};
+      const probeThreads = [...new Set([1, ...flags.threads])];
+      /** The best of the probes on every thread count, one after another (what one thread or all can read). */
+      const probe = async () => {
+        let best = 0;
+        for (const threads of probeThreads) best = Math.max(best, await measureReadBandwidth(threads));
+        return round(best, 2);
+      };
       if (flags.bandwidth && flags.backend === "wasm") {
-        for (const threads of new Set([1, ...flags.threads])) bandwidthByThreads[threads] = round(await measureReadBandwidth(threads), 2);
+        for (const threads of probeThreads) bandwidthByThreads[threads] = round(await measureReadBandwidth(threads), 2);
         bandwidthGBps = Math.max(...Object.values(bandwidthByThreads));
         log(
           `  memory read bandwidth ${Object.entries(bandwidthByThreads)
@@ -122,6 +129,8 @@ export function benchCommand(): Command {
       const configs: {
         weights: BenchWeights;
         threads: number;
+        /** GB/s the decode rows' bound uses: the mean of the probes before and after (null: not measured). */
+        bandwidthGBps: number | null;
         weightsMB: number;
         weightBytes: number;
         loadSeconds: number;
@@ -129,6 +138,8 @@ export function benchCommand(): Command {
         kernels: string;
       }[] = [];
       let llamaCpp: { commit: string; cpu: string } | null = null;
+      // The probe just before each configuration (the first one, then the one after the last).
+      let probedBefore = bandwidthGBps;
       for (const w of weights) {
         for (const threads of flags.backend === "wasm" ? flags.threads : [1]) {
           // Alternating: ours, then llama-bench, `rounds` times; medians per test.
@@ -141,9 +152,18 @@ export function benchCommand(): Command {
           }
           const result = ours.at(-1)!;
           llamaCpp ??= theirs[0] ? { commit: theirs[0].commit, cpu: theirs[0].cpu } : null;
+          // A shared VM's bandwidth drifts over minutes: each configuration's decode is set against
+          // the mean of the probes right before and right after it, not the first probe alone.
+          const before = probedBefore;
+          const after = before === null ? null : await probe();
+          const configBandwidth = before === null || after === null ? null : round((before + after) / 2, 2);
+          // The children computed their fractions against the first probe.
+          const rebound = configBandwidth === null || bandwidthGBps === null ? 1 : bandwidthGBps / configBandwidth;
+          probedBefore = after;
           configs.push({
             weights: w,
             threads,
+            bandwidthGBps: configBandwidth,
             weightsMB: result.weightsMB,
             weightBytes: result.weightBytes,
             loadSeconds: round(median(ours.map((o) => o.loadSeconds)), 2),
@@ -152,7 +172,10 @@ export function benchCommand(): Command {
           });
           log(
             `  ${w} (${result.weightsMB} MiB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
-              `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels`,
+              `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels` +
+              (configBandwidth === null
+                ? ""
+                : `; bound from ${configBandwidth} GB/s, the mean of the probes before (${before}) and after (${after})`),
           );
           let largestState = 0;
           for (const [i, row] of result.rows.entries()) {
@@ -165,14 +188,15 @@ export function benchCommand(): Command {
             const compared: ComparedRow = {
               ...row,
               tokensPerSecond,
-              bandwidthFraction: row.bandwidthFraction === null ? null : row.bandwidthFraction * scale,
+              bandwidthFraction: row.bandwidthFraction === null ? null : row.bandwidthFraction * scale * rebound,
               ...(llamaBench
                 ? {
                     llamaCpp: Number.isNaN(llama)
                       ? null
                       : {
                           tokensPerSecond: llama,
-                          bandwidthFraction: test.kind === "tg" && bandwidthGBps ? (llama * llamaBytes()) / (bandwidthGBps * 1e9) : null,
+                          bandwidthFraction:
+                            test.kind === "tg" && configBandwidth ? (llama * llamaBytes()) / (configBandwidth * 1e9) : null,
                         },
                     ratio: Number.isNaN(llama) ? null : tokensPerSecond / llama,
                   }

@@ -157,8 +157,26 @@ describe("gemma-ts bench", () => {
   it("--json has one row per shape × weights × threads × test, with decode against the measured bandwidth", () => {
     const r = cli(["bench", "--shape", "tiny", "--weights", "f32,q8_0", "--threads", "1,2", "--tests", "pp8,tg4", "--json"]);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { machine: string; bandwidthGBps: number; results: BenchReportRow[] };
+    const out = JSON.parse(r.stdout) as {
+      machine: string;
+      bandwidthGBps: number;
+      configs: { weights: string; threads: number; bandwidthGBps: number; weightBytes: number }[];
+      results: BenchReportRow[];
+    };
     assert.ok(out.bandwidthGBps > 0.1, `bandwidth ${out.bandwidthGBps}`);
+    // Each configuration's decode is set against the mean of the probes right before and after it:
+    // fraction × that bandwidth / speed is the bytes a token reads, the same on 1 and 2 threads.
+    for (const weights of ["f32", "q8_0"]) {
+      const bytesPerToken = out.results
+        .filter((row) => row.test === "tg4" && row.weights === weights)
+        .map((row) => {
+          const config = out.configs.find((c) => c.weights === row.weights && c.threads === row.threads)!;
+          assert.ok(config.bandwidthGBps > 0.1);
+          return (row.bandwidthFraction! * config.bandwidthGBps * 1e9) / row.tokensPerSecond;
+        });
+      assert.equal(bytesPerToken.length, 2);
+      assert.ok(Math.abs(bytesPerToken[0]! / bytesPerToken[1]! - 1) < 0.02, `${weights}: ${bytesPerToken.join(" vs ")} bytes per token`);
+    }
     assert.match(out.machine, /node v/);
     assert.deepEqual(
       out.results.map((row) => `${row.weights}/${row.threads}/${row.test}`),
