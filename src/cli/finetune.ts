@@ -1,12 +1,9 @@
 /** `gemma-ts finetune`: LoRA adapters on chat data for a frozen Gemma 2 checkpoint, saved in PEFT's layout. */
 import { Command } from "commander";
 import { loadTokenizer } from "../tokenizer/load.js";
-import { loadTrainable } from "../train/checkpoint-io.js";
-import { trainingLinear } from "../train/fast-linear.js";
-import { loadChatExamples, saveLoraAdapter, trainLora } from "../train/lora.js";
-import { LORA_TARGETS } from "../train/model.js";
 import { backendOption, integer, nonNegativeInt, positive, positiveInt, threadsOption } from "./options.js";
 import { ProgressBar } from "./progress.js";
+import { trainingStack } from "./train.js";
 
 interface FinetuneFlags {
   model: string;
@@ -44,6 +41,10 @@ export function finetuneCommand(): Command {
     .addOption(threadsOption("the wasm matmuls"))
     .requiredOption("--out <dir>", "adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors)")
     .action(async (flags: FinetuneFlags) => {
+      const [{ loadTrainable, trainingLinear, LORA_TARGETS }, { loadChatExamples, saveLoraAdapter, trainLora }] = await Promise.all([
+        trainingStack(),
+        import("../train/lora.js"),
+      ]);
       const tokenizer = await loadTokenizer(flags.model);
       const linear = await trainingLinear(flags.backend, flags.threads);
       const model = await loadTrainable(flags.model, "f32", linear);

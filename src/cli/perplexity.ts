@@ -2,8 +2,6 @@
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { TokenizerError } from "../errors.js";
-import { perplexity } from "../eval/perplexity.js";
-import { DataError } from "../train/data.js";
 import { addModelOptions, loadModelWithProgress, positiveInt, type ModelFlags } from "./options.js";
 import { ProgressBar } from "./progress.js";
 
@@ -14,6 +12,7 @@ export function perplexityCommand(): Command {
     .option("--stride <n>", "tokens the window advances by (default: half the context)", positiveInt("--stride"))
     .option("--json", "print the result as JSON", false)
     .action(async (flags: ModelFlags & { data: string; context?: number; stride?: number; json: boolean }) => {
+      const [{ perplexity }, { DataError }] = await Promise.all([import("../eval/perplexity.js"), import("../train/data.js")]);
       const text = await readFile(flags.data, "utf8").catch((e: NodeJS.ErrnoException) => {
         throw new DataError(`${flags.data}: cannot read (${e.code ?? e.message})`);
       });

@@ -1,10 +1,9 @@
 /** `gemma-ts teacher-targets`: run a teacher once over the training text and store its top-k next-token distributions. */
 import { Command } from "commander";
 import { TokenizerError } from "../errors.js";
-import { loadTextDataset } from "../train/data.js";
-import { writeTeacherTargets } from "../train/teacher-targets.js";
 import { backendOption, fraction, loadModelWithProgress, positiveInt, threadsOption } from "./options.js";
 import { ProgressBar } from "./progress.js";
+import { trainingStack } from "./train.js";
 
 interface TeacherFlags {
   teacher: string;
@@ -29,6 +28,7 @@ export function teacherTargetsCommand(): Command {
     .addOption(threadsOption())
     .requiredOption("--out <dir>", "targets folder (meta.json + targets.bin); an interrupted run continues")
     .action(async (flags: TeacherFlags) => {
+      const { loadTextDataset, writeTeacherTargets } = await trainingStack();
       const teacher = await loadModelWithProgress(flags.teacher, {
         debug: false,
         offline: false,

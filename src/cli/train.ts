@@ -8,12 +8,8 @@ import { Command } from "commander";
 import { parseConfigJson, type GemmaConfig } from "../model/gemma/config.js";
 import { ConfigError, TokenizerError } from "../errors.js";
 import { loadTokenizer } from "../tokenizer/load.js";
-import { loadTrainable, loadTrainerState, saveTrainedModel } from "../train/checkpoint-io.js";
-import { loadTextDataset } from "../train/data.js";
-import { TrainableGemma } from "../train/model.js";
-import { TeacherTargets } from "../train/teacher-targets.js";
-import { Trainer, type TrainSettings } from "../train/trainer.js";
-import { trainingLinear } from "../train/fast-linear.js";
+import type { TrainableGemma } from "../train/model.js";
+import type { TrainSettings } from "../train/trainer.js";
 import { backendOption, fraction, integer, nonNegativeInt, positive, positiveInt, threadsOption, UsageError } from "./options.js";
 import { ProgressBar } from "./progress.js";
 
@@ -59,6 +55,16 @@ export function trainCommand(): Command {
     .option("--resume", "continue a run saved in --out (same settings)", false)
     .requiredOption("--out <dir>", "output checkpoint folder (config.json, model.safetensors, tokenizer files, train_log.jsonl)")
     .action(async (flags: TrainFlags, cmd: Command) => {
+      const {
+        loadTrainable,
+        loadTrainerState,
+        saveTrainedModel,
+        loadTextDataset,
+        TrainableGemma,
+        TeacherTargets,
+        Trainer,
+        trainingLinear,
+      } = await trainingStack();
       if (cmd.getOptionValueSource("alpha") === "cli" && !flags.targets)
         throw new UsageError("--alpha weighs the distillation loss and needs --targets");
       const tokenizer = await loadTokenizer(flags.tokenizer);
@@ -209,4 +215,20 @@ async function keepLogUpTo(logPath: string, step: number): Promise<void> {
     }
   });
   await writeFile(logPath, kept.map((l) => `${l}\n`).join(""));
+}
+
+/**
+ * The training modules, loaded by the commands that train rather than with every command the CLI
+ * has (they are 8 MiB of a CLI process).
+ */
+export async function trainingStack() {
+  const [io, data, model, targets, trainer, linear] = await Promise.all([
+    import("../train/checkpoint-io.js"),
+    import("../train/data.js"),
+    import("../train/model.js"),
+    import("../train/teacher-targets.js"),
+    import("../train/trainer.js"),
+    import("../train/fast-linear.js"),
+  ]);
+  return { ...io, ...data, ...model, ...targets, ...trainer, ...linear };
 }
