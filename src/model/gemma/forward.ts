@@ -17,7 +17,7 @@ import type { GemmaWeights, LayerWeights } from "./weights.js";
 /**
  * Tokens of one sequence per pass through the layers when a cache carries the keys between
  * passes: a longer prompt runs in chunks, so its activations (about 125 KB a token on a 2B, plus
- * the kernels' scratch) stay those of 128 tokens. A 512-token prompt held 87 MB more without.
+ * the kernels' scratch) stay those of 128 tokens. A 512-token prompt peaked 80 MiB higher without.
  */
 export const PROMPT_CHUNK = 128;
 
