@@ -57,6 +57,9 @@ function nodeReply(model: string, prompt = PROMPT): string {
 
 /** The cache listing once the page has refreshed it after the last load. */
 async function cacheListAfter(page: Page, action: () => Promise<unknown>): Promise<string> {
+  // The page lists the cache once as it opens: that listing must be in before the count is read,
+  // or it would pass for the one after `action` (a race a loaded CI machine lost once).
+  await page.waitForFunction(() => Number(document.getElementById("cache-list")!.dataset["version"] ?? 0) >= 1);
   const version = Number(await page.getAttribute("#cache-list", "data-version"));
   await action();
   await page.waitForFunction((v) => Number(document.getElementById("cache-list")!.dataset["version"]) > v, version);
