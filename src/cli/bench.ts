@@ -109,15 +109,16 @@ export function benchCommand(): Command {
       log(`gemma-ts bench  ${flags.model ? `model ${flags.model}` : `shape ${shape}`}, ${flags.backend} backend  ${machine}`);
       let bandwidthGBps: number | null = null;
       const bandwidthByThreads: Record<string, number> = {};
-      const probeThreads = [...new Set([1, ...flags.threads])];
-      /** The best of the probes on every thread count, one after another (what one thread or all can read). */
-      const probe = async () => {
-        let best = 0;
-        for (const threads of probeThreads) best = Math.max(best, await measureReadBandwidth(threads));
-        return round(best, 2);
+      /** GB/s on 1 thread and on each thread count asked for, measured one after another. */
+      const probeEach = async () => {
+        const byThreads: Record<string, number> = {};
+        for (const threads of new Set([1, ...flags.threads])) byThreads[threads] = round(await measureReadBandwidth(threads), 2);
+        return byThreads;
       };
+      /** The best of them: what one thread or all can read. */
+      const probe = async () => Math.max(...Object.values(await probeEach()));
       if (flags.bandwidth && flags.backend === "wasm") {
-        for (const threads of probeThreads) bandwidthByThreads[threads] = round(await measureReadBandwidth(threads), 2);
+        Object.assign(bandwidthByThreads, await probeEach());
         bandwidthGBps = Math.max(...Object.values(bandwidthByThreads));
         log(
           `  memory read bandwidth ${Object.entries(bandwidthByThreads)
