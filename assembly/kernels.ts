@@ -24,6 +24,7 @@ import {
 import { quantizeActivationsK } from "./k-quants";
 import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { matmulQ4_0Rows } from "./q4_0-rows";
+import { conv1dChannels, rgLruScanChannels } from "./rows";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
 import { dot16, f16ToF32, gatherLanes, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
 
@@ -1005,30 +1006,96 @@ export function quantizeRows(dst: usize, src: usize, rows: i32, cols: i32, type:
   }
 }
 
-// RG-LRU gate projection (Kernels.blockDiagonalLinear): x split into nBlocks chunks of blockWidth,
-// out chunk h = bias[h] + x chunk h · w[h], w [nBlocks, in, out] f32: each input value scales a
-// contiguous weight row into the output chunk, so every weight is read once per token. Work items
-// are (token, block) pairs, item = s · nBlocks + h; a thread runs items [from, to) of the job
-// whose parameters are at `params` (out, x, w, bias, seqLen, nBlocks, blockWidth as 32-bit words).
-export function blockDiagonalItems(params: usize, from: i32, to: i32, thread: i32): void {
+// Block h of token s of an RG-LRU gate projection: out chunk h = bias[h] + x chunk h · w[h], with
+// w placed transposed, [nBlocks, out, in] (recurrence in src/backend/wasm/index.ts): four outputs
+// per pass, each a dot product over its contiguous row in two f32x4 partial sums, so the weights
+// stream in order and the sums stay in registers.
+function gateBlock(out: usize, x: usize, w: usize, bias: usize, s: i32, h: i32, nBlocks: i32, blockWidth: i32): void {
+  const width = nBlocks * blockWidth;
+  const rowBytes = <usize>blockWidth << 2;
+  const o = out + (<usize>(s * width + h * blockWidth) << 2);
+  const xs = x + (<usize>(s * width + h * blockWidth) << 2);
+  const wh = w + <usize>h * <usize>blockWidth * rowBytes;
+  const b = bias + <usize>h * rowBytes;
+  const vecEnd = blockWidth & ~7;
+  let j = 0;
+  for (; j + 3 < blockWidth; j += 4) {
+    const r0 = wh + <usize>j * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+    let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let i = 0;
+    for (; i < vecEnd; i += 8) {
+      const at = <usize>i << 2;
+      const x0 = v128.load(xs + at), x1 = v128.load(xs + at, 16);
+      a0 = madd(x0, v128.load(r0 + at), a0);
+      b0 = madd(x1, v128.load(r0 + at, 16), b0);
+      a1 = madd(x0, v128.load(r1 + at), a1);
+      b1 = madd(x1, v128.load(r1 + at, 16), b1);
+      a2 = madd(x0, v128.load(r2 + at), a2);
+      b2 = madd(x1, v128.load(r2 + at, 16), b2);
+      a3 = madd(x0, v128.load(r3 + at), a3);
+      b3 = madd(x1, v128.load(r3 + at, 16), b3);
+    }
+    let t0 = sum4(f32x4.add(a0, b0)), t1 = sum4(f32x4.add(a1, b1)), t2 = sum4(f32x4.add(a2, b2)), t3 = sum4(f32x4.add(a3, b3));
+    for (; i < blockWidth; i++) {
+      const at = <usize>i << 2;
+      const xi = load<f32>(xs + at);
+      t0 += xi * load<f32>(r0 + at);
+      t1 += xi * load<f32>(r1 + at);
+      t2 += xi * load<f32>(r2 + at);
+      t3 += xi * load<f32>(r3 + at);
+    }
+    const bj = b + (<usize>j << 2), oj = o + (<usize>j << 2);
+    store<f32>(oj, load<f32>(bj) + t0);
+    store<f32>(oj, load<f32>(bj, 4) + t1, 4);
+    store<f32>(oj, load<f32>(bj, 8) + t2, 8);
+    store<f32>(oj, load<f32>(bj, 12) + t3, 12);
+  }
+  for (; j < blockWidth; j++) {
+    const r0 = wh + <usize>j * rowBytes;
+    let t: f32 = 0;
+    for (let i = 0; i < blockWidth; i++) t += load<f32>(xs + (<usize>i << 2)) * load<f32>(r0 + (<usize>i << 2));
+    store<f32>(o + (<usize>j << 2), load<f32>(b + (<usize>j << 2)) + t);
+  }
+}
+
+// The recurrent branch between a recurrent block's input projections and its output projection
+// (Kernels.recurrence; RECURRENTGEMMA.md §4), one gate block of channels per work item: the
+// block's channels of Conv1D(x), its input and recurrent gates (block-diagonal, so they read only
+// those channels), the RG-LRU scan over them, and out = gelu_tanh(y) · h. Blocks share nothing, so
+// a thread runs items [from, to) alone. Parameters at `params`, 32-bit words: out, x,
+// y, conv, inputGate, recurrentGate (out: seqLen · width floats each), convWeight, convBias,
+// history, historyScratch, inputGateWeight, inputGateBias, recurrentGateWeight,
+// recurrentGateBias, softplusLambda, state, seqLen, width, nBlocks, convWidth, startPos.
+export function recurrenceItems(params: usize, from: i32, to: i32, thread: i32): void {
   const out = <usize>load<u32>(params);
   const x = <usize>load<u32>(params + 4);
-  const w = <usize>load<u32>(params + 8);
-  const bias = <usize>load<u32>(params + 12);
-  const nBlocks = load<i32>(params + 20);
-  const blockWidth = load<i32>(params + 24);
-  const width = nBlocks * blockWidth;
-  const chunkBytes = <usize>blockWidth << 2;
-  for (let item = from; item < to; item++) {
-    const s = item / nBlocks;
-    const h = item % nBlocks;
-    const o = out + (<usize>(s * width + h * blockWidth) << 2);
-    memory.copy(o, bias + <usize>h * chunkBytes, chunkBytes);
-    const xs = x + (<usize>(s * width + h * blockWidth) << 2);
-    const wh = w + <usize>h * <usize>blockWidth * chunkBytes;
-    // Four weight rows per pass over the output chunk.
-    let i = 0;
-    for (; i + 3 < blockWidth; i += 4) axpy4F32(o, xs + (<usize>i << 2), wh + <usize>i * chunkBytes, chunkBytes, blockWidth);
-    for (; i < blockWidth; i++) axpyF32(o, load<f32>(xs + (<usize>i << 2)), wh + <usize>i * chunkBytes, blockWidth);
+  const y = <usize>load<u32>(params + 8);
+  const conv = <usize>load<u32>(params + 12);
+  const inputGate = <usize>load<u32>(params + 16);
+  const recurrentGate = <usize>load<u32>(params + 20);
+  const seqLen = load<i32>(params + 64);
+  const width = load<i32>(params + 68);
+  const nBlocks = load<i32>(params + 72);
+  const blockWidth = width / nBlocks;
+  for (let h = from; h < to; h++) {
+    const c0 = h * blockWidth;
+    const c1 = c0 + blockWidth;
+    const convWeight = <usize>load<u32>(params + 24);
+    const convBias = <usize>load<u32>(params + 28);
+    const history = <usize>load<u32>(params + 32);
+    const scratch = <usize>load<u32>(params + 36);
+    conv1dChannels(conv, x, convWeight, convBias, history, seqLen, width, load<i32>(params + 76), scratch, c0, c1);
+    for (let s = 0; s < seqLen; s++) {
+      gateBlock(inputGate, conv, <usize>load<u32>(params + 40), <usize>load<u32>(params + 44), s, h, nBlocks, blockWidth);
+      gateBlock(recurrentGate, conv, <usize>load<u32>(params + 48), <usize>load<u32>(params + 52), s, h, nBlocks, blockWidth);
+    }
+    const lambda = <usize>load<u32>(params + 56);
+    const state = <usize>load<u32>(params + 60);
+    rgLruScanChannels(out, conv, inputGate, recurrentGate, lambda, state, seqLen, width, load<i32>(params + 80), c0, c1);
+    for (let s = 0; s < seqLen; s++) {
+      const at = (<usize>(s * width + c0)) << 2;
+      gegluTanh(out + at, y + at, out + at, blockWidth);
+    }
   }
 }

@@ -63,8 +63,9 @@ export function addBiasRows(x: usize, bias: usize, seqLen: i32, dim: i32): void 
 // Causal depthwise convolution over time, as src/backend/js/recurrent.ts conv1d: out_t[c] = bias[c]
 // + Σ_k weight[k, c]·u_{t−(width−1−k)}[c] summed in f64 in k order, u before this call from
 // `history` (width − 1 rows, oldest first), which then holds this call's last width − 1 inputs.
-// `scratch`: (width − 1) · channels floats.
-export function conv1dRows(
+// `scratch`: (width − 1) · channels floats. Only channels [from, to) are computed (rows stay
+// `channels` wide): channels are independent, so threads may take disjoint ranges of one call.
+export function conv1dChannels(
   out: usize,
   x: usize,
   weight: usize,
@@ -74,13 +75,15 @@ export function conv1dRows(
   channels: i32,
   width: i32,
   scratch: usize,
+  from: i32,
+  to: i32,
 ): void {
   const past = width - 1;
   const rowBytes = <usize>channels << 2;
-  const pairs = channels & ~1;
+  const pairsEnd = from + ((to - from) & ~1);
   for (let t = 0; t < seqLen; t++) {
     const o = out + <usize>t * rowBytes;
-    for (let c = 0; c < pairs; c += 2) {
+    for (let c = from; c < pairsEnd; c += 2) {
       const at = <usize>c << 2;
       let acc = load2(bias + at);
       for (let k = 0; k < width; k++) {
@@ -89,7 +92,7 @@ export function conv1dRows(
       }
       store2(o + at, acc);
     }
-    for (let c = pairs; c < channels; c++) {
+    for (let c = pairsEnd; c < to; c++) {
       const at = <usize>c << 2;
       let acc = <f64>load<f32>(bias + at);
       for (let k = 0; k < width; k++) {
@@ -99,10 +102,12 @@ export function conv1dRows(
     }
   }
   // The last `past` inputs, oldest first, through scratch (they may come from history itself).
+  const at = <usize>from << 2;
+  const spanBytes = <usize>(to - from) << 2;
   for (let r = 0; r < past; r++) {
-    memory.copy(scratch + <usize>r * rowBytes, inputRow(x, history, seqLen - past + r, past, rowBytes), rowBytes);
+    memory.copy(scratch + <usize>r * rowBytes + at, inputRow(x, history, seqLen - past + r, past, rowBytes) + at, spanBytes);
   }
-  memory.copy(history, scratch, <usize>past * rowBytes);
+  for (let r = 0; r < past; r++) memory.copy(history + <usize>r * rowBytes + at, scratch + <usize>r * rowBytes + at, spanBytes);
 }
 
 // The input row at time t of this call (t < 0: from history).
@@ -119,8 +124,9 @@ export function conv1dRows(
 // step and channel a = e^(−8·σ(recurrentGate)·softplusLambda), h = a·h + √(1 − a²)·σ(inputGate)·x,
 // with a = 0 and the multiplier 1 at position 0; out = h per step. Math.exp here is
 // AssemblyScript's (musl's algorithm), not V8's: results may differ from the reference in the
-// last bit of an f64, rarely of the f32 state.
-export function rgLruScanRows(
+// last bit of an f64, rarely of the f32 state. Only channels [from, to) are computed: each
+// channel's recurrence is its own.
+export function rgLruScanChannels(
   out: usize,
   x: usize,
   inputGate: usize,
@@ -130,11 +136,13 @@ export function rgLruScanRows(
   seqLen: i32,
   width: i32,
   startPos: i32,
+  from: i32,
+  to: i32,
 ): void {
   for (let t = 0; t < seqLen; t++) {
     const reset = startPos + t == 0;
     const row = (<usize>t * <usize>width) << 2;
-    for (let c = 0; c < width; c++) {
+    for (let c = from; c < to; c++) {
       const at = <usize>c << 2;
       const logA = -8 * sigmoid(<f64>load<f32>(recurrentGate + row + at)) * <f64>load<f32>(softplusLambda + at);
       const a: f64 = reset ? 0 : Math.exp(logA);

@@ -44,6 +44,35 @@ export interface AttentionArgs {
   window: number | null;
 }
 
+/** One call of Kernels.recurrence; every array is [seqLen, width] unless it says otherwise. */
+export interface RecurrenceArgs {
+  out: Float32Array;
+  /** The x branch (W_x n + b_x), input of the convolution. */
+  x: Float32Array;
+  /** The y branch (W_y n + b_y), through gelu_tanh as the output's gate. */
+  y: Float32Array;
+  /** [convWidth, width] taps and [width] bias of the causal depthwise convolution. */
+  convWeight: Float32Array;
+  convBias: Float32Array;
+  /** [convWidth − 1, width]: the last inputs before this call, oldest first; updated in place. */
+  history: Float32Array;
+  /** [nBlocks, blockWidth, blockWidth] block-diagonal gate weights (in × out per block), [width] biases. */
+  inputGate: Float32Array;
+  inputGateBias: Float32Array;
+  recurrentGate: Float32Array;
+  recurrentGateBias: Float32Array;
+  /** [width] softplus(Λ). */
+  softplusLambda: Float32Array;
+  /** [width] RNN state (float32), updated in place. */
+  state: Float32Array;
+  seqLen: number;
+  width: number;
+  nBlocks: number;
+  convWidth: number;
+  /** Position of the first token (0 resets the recurrence). */
+  startPos: number;
+}
+
 /**
  * Memory a backend lends a KV cache for its rows, so its attention reads the cache where it lies
  * instead of copying every visible row in per call.
@@ -108,45 +137,9 @@ export interface Kernels {
   /** x[s, i] += bias[i]. */
   addBias(x: Float32Array, bias: Float32Array, seqLen: number, dim: number): void;
   /**
-   * RG-LRU gate projection (RECURRENTGEMMA.md §4): x split into nBlocks chunks of blockWidth;
-   * out chunk h = x chunk h · weight[h] + bias[h], weight [nBlocks, in, out], bias [nBlocks, out].
+   * A recurrent block's branch between its input projections and its output projection
+   * (RECURRENTGEMMA.md §4): out = gelu_tanh(y) ⊙ RG-LRU(Conv1D(x)), the convolution's history and
+   * the RNN state updated in place (RecurrenceArgs).
    */
-  blockDiagonalLinear(
-    out: Float32Array,
-    x: Float32Array,
-    weight: Float32Array,
-    bias: Float32Array,
-    seqLen: number,
-    nBlocks: number,
-    blockWidth: number,
-  ): void;
-  /**
-   * Causal depthwise conv over time with bias: out_t[c] = bias[c] + Σ_k weight[k, c]·u_{t-(width-1-k)}[c];
-   * `history` holds the last width-1 inputs before this call (oldest first) and is updated in place.
-   */
-  conv1d(
-    out: Float32Array,
-    x: Float32Array,
-    weight: Float32Array,
-    bias: Float32Array,
-    history: Float32Array,
-    seqLen: number,
-    channels: number,
-    width: number,
-  ): void;
-  /**
-   * The RG-LRU scan (§4): per step, a = exp(-8·σ(recurrentGate)·softplusLambda), h = a·h + sqrt(1-a²)·σ(inputGate)·x,
-   * with a = 0 and the multiplier 1 at position 0. `state` (float32) is updated in place; out = h per step.
-   */
-  rgLruScan(
-    out: Float32Array,
-    x: Float32Array,
-    inputGate: Float32Array,
-    recurrentGate: Float32Array,
-    softplusLambda: Float32Array,
-    state: Float32Array,
-    seqLen: number,
-    width: number,
-    startPos: number,
-  ): void;
+  recurrence(args: RecurrenceArgs): void;
 }

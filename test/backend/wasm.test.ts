@@ -174,43 +174,6 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     const actualRows = rows.slice();
     wasm.addBias(actualRows, bias, 3, 7);
     same(actualRows, expectedRows, "bias");
-    // A convolution over calls of 1, 2 and 6 steps, the history carried from each to the next.
-    const [channels, width] = [5, 4];
-    const [weight, convBias] = [wide(width * channels), wide(channels)];
-    const expectedHistory = new Float32Array((width - 1) * channels);
-    const actualHistory = new Float32Array((width - 1) * channels);
-    for (const seqLen of [1, 2, 6]) {
-      const x = wide(seqLen * channels);
-      const [expected, actual] = [new Float32Array(seqLen * channels), new Float32Array(seqLen * channels)];
-      jsKernels.conv1d(expected, x, weight, convBias, expectedHistory, seqLen, channels, width);
-      wasm.conv1d(actual, x, weight, convBias, actualHistory, seqLen, channels, width);
-      same(actual, expected, `conv1d over ${seqLen}`);
-      same(actualHistory, expectedHistory, `conv1d history after ${seqLen}`);
-    }
-  });
-
-  it("the RG-LRU scan in WebAssembly follows the TypeScript reference over calls (reset at position 0), within 1e-6", async () => {
-    const wasm = await startedKernels(1);
-    const width = 37;
-    // softplus(Λ) > 0, as the model computes it.
-    const lambda = Float32Array.from({ length: width }, () => 0.01 + rng.next() * 4);
-    const expectedState = new Float32Array(width);
-    const actualState = new Float32Array(width);
-    let position = 0;
-    let worst = 0;
-    for (const seqLen of [3, 1, 1, 20]) {
-      const [x, inputGate, recurrentGate] = [randomF32(seqLen * width), randomF32(seqLen * width), randomF32(seqLen * width)].map((a) =>
-        a.map((v) => 6 * v),
-      );
-      const [expected, actual] = [new Float32Array(seqLen * width), new Float32Array(seqLen * width)];
-      jsKernels.rgLruScan(expected, x!, inputGate!, recurrentGate!, lambda, expectedState, seqLen, width, position);
-      wasm.rgLruScan(actual, x!, inputGate!, recurrentGate!, lambda, actualState, seqLen, width, position);
-      worst = Math.max(worst, maxRelativeDiff(actual, expected), maxRelativeDiff(actualState, expectedState));
-      // Position 0 resets the state: its output is σ(inputGate)·x alone.
-      if (position === 0) assert.ok(Math.abs(actual[0]! - x![0]! / (1 + Math.exp(-inputGate![0]!))) <= 1e-6);
-      position += seqLen;
-    }
-    assert.ok(worst <= 1e-6, `max relative difference ${worst}`);
   });
 
   it("RMSNorm in WebAssembly equals the TypeScript reference bit for bit: odd widths, several rows, in place, rows split over 2 threads", async () => {
@@ -383,28 +346,60 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     arena.release(new Float32Array(4));
   });
 
-  it("RG-LRU block-diagonal gate projections against the reference, odd widths, the weight reused across calls; 2-thread kernels as 1", async () => {
+  it("the recurrent branch (convolution, gates, RG-LRU scan, output gate) follows the reference over calls, odd widths; 2 threads as 1", async () => {
     const wasm = await startedKernels(1);
     const two = await startedKernels(2);
-    for (const [nBlocks, blockWidth, seqLen] of [
-      [1, 1, 1],
-      [3, 7, 2],
-      [10, 256, 3],
+    let worst = 0;
+    // [nBlocks, blockWidth, convWidth]: one channel, odd blocks, RecurrentGemma 2B's gates, no history.
+    for (const [nBlocks, blockWidth, convWidth] of [
+      [1, 1, 4],
+      [3, 7, 4],
+      [10, 256, 4],
+      [2, 6, 1],
     ] as const) {
-      const weight = randomF32(nBlocks * blockWidth * blockWidth);
-      const bias = randomF32(nBlocks * blockWidth);
-      for (let call = 0; call < 2; call++) {
-        const x = randomF32(seqLen * nBlocks * blockWidth);
-        const expected = new Float32Array(x.length);
-        const actual = new Float32Array(x.length);
-        jsKernels.blockDiagonalLinear(expected, x, weight, bias, seqLen, nBlocks, blockWidth);
-        wasm.blockDiagonalLinear(actual, x, weight, bias, seqLen, nBlocks, blockWidth);
-        assert.ok(maxRelativeDiff(actual, expected) <= 1e-5, `${nBlocks}x${blockWidth}: ${maxRelativeDiff(actual, expected)}`);
-        const split = new Float32Array(x.length);
-        two.blockDiagonalLinear(split, x, weight, bias, seqLen, nBlocks, blockWidth);
-        assert.deepEqual([...split], [...actual], `${nBlocks}x${blockWidth} on 2 threads`);
+      const width = nBlocks * blockWidth;
+      const constants = {
+        convWeight: randomF32(convWidth * width),
+        convBias: randomF32(width),
+        inputGate: randomF32(nBlocks * blockWidth * blockWidth).map((v) => v / Math.sqrt(blockWidth)),
+        inputGateBias: randomF32(width),
+        recurrentGate: randomF32(nBlocks * blockWidth * blockWidth).map((v) => v / Math.sqrt(blockWidth)),
+        recurrentGateBias: randomF32(width),
+        // softplus(Λ) > 0, as the model computes it.
+        softplusLambda: Float32Array.from({ length: width }, () => 0.01 + rng.next() * 4),
+      };
+      const carried = [0, 1, 2].map(() => ({ history: new Float32Array((convWidth - 1) * width), state: new Float32Array(width) }));
+      let startPos = 0;
+      for (const seqLen of [3, 1, 1, 20]) {
+        const x = randomF32(seqLen * width).map((v) => 3 * v);
+        const y = randomF32(seqLen * width).map((v) => 3 * v);
+        // The forward pass writes the output over x: the wasm calls do too.
+        const outs = [new Float32Array(x.length), x.slice(), x.slice()];
+        const args = (i: number) => ({
+          ...constants,
+          ...carried[i]!,
+          out: outs[i]!,
+          x: i === 0 ? x : outs[i]!,
+          y,
+          seqLen,
+          width,
+          nBlocks,
+          convWidth,
+          startPos,
+        });
+        jsKernels.recurrence(args(0));
+        wasm.recurrence(args(1));
+        two.recurrence(args(2));
+        const label = `${nBlocks}x${blockWidth}, width ${convWidth}, ${seqLen} steps at ${startPos}`;
+        worst = Math.max(worst, maxRelativeDiff(outs[1]!, outs[0]!), maxRelativeDiff(carried[1]!.state, carried[0]!.state));
+        assert.deepEqual([...carried[1]!.history], [...carried[0]!.history], `history, ${label}`);
+        assert.deepEqual([...outs[2]!], [...outs[1]!], `2 threads, ${label}`);
+        assert.deepEqual([...carried[2]!.state], [...carried[1]!.state], `2 threads' state, ${label}`);
+        assert.deepEqual([...carried[2]!.history], [...carried[1]!.history], `2 threads' history, ${label}`);
+        startPos += seqLen;
       }
     }
+    assert.ok(worst <= 1e-5, `max relative difference ${worst}`);
     await two.release!();
   });
 

@@ -2,7 +2,7 @@
 import type { Kernels } from "../kernels.js";
 import { attention } from "./attention.js";
 import { addBias, addInPlace, embed, geglu, rmsnorm, rope, softcap } from "./elementwise.js";
-import { blockDiagonalLinear, conv1d, rgLruScan } from "./recurrent.js";
+import { recurrence } from "./recurrent.js";
 import { matmul } from "./matmul.js";
 
 export const jsKernels: Kernels = {
@@ -16,7 +16,5 @@ export const jsKernels: Kernels = {
   softcap,
   embed,
   addBias,
-  blockDiagonalLinear,
-  conv1d,
-  rgLruScan,
+  recurrence,
 };

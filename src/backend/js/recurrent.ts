@@ -1,4 +1,21 @@
 /** Reference kernels of RecurrentGemma's recurrent block (RECURRENTGEMMA.md §4). */
+import type { RecurrenceArgs } from "../kernels.js";
+import { geglu } from "./elementwise.js";
+
+/** Kernels.recurrence: Conv1D, the two gate projections, the RG-LRU scan, then gelu_tanh(y) ⊙ h. */
+export function recurrence(a: RecurrenceArgs): void {
+  const n = a.seqLen * a.width;
+  const blockWidth = a.width / a.nBlocks;
+  const conv = new Float32Array(n);
+  const inputGate = new Float32Array(n);
+  const recurrentGate = new Float32Array(n);
+  const h = new Float32Array(n);
+  conv1d(conv, a.x, a.convWeight, a.convBias, a.history, a.seqLen, a.width, a.convWidth);
+  blockDiagonalLinear(inputGate, conv, a.inputGate, a.inputGateBias, a.seqLen, a.nBlocks, blockWidth);
+  blockDiagonalLinear(recurrentGate, conv, a.recurrentGate, a.recurrentGateBias, a.seqLen, a.nBlocks, blockWidth);
+  rgLruScan(h, conv, inputGate, recurrentGate, a.softplusLambda, a.state, a.seqLen, a.width, a.startPos);
+  geglu(a.out, a.y, h, n, "gelu_tanh");
+}
 
 export function blockDiagonalLinear(
   out: Float32Array,

@@ -1,11 +1,11 @@
 /**
  * The WebAssembly SIMD backend: matmuls of f32, bf16, f16, Q8_0, Q4_0 and K-quant weights run in
  * AssemblyScript kernels on weights moved into WebAssembly memory (`adopt`), split across worker
- * threads when there are several cores, and so do attention, RG-LRU gate projections, GeGLU (tanh
- * form) and soft-capping over long rows, RMSNorm and activation quantization over several rows,
- * and quantizing on load. KV caches keep their rows in a shared memory of the backend
- * (kv-arena.ts), where attention reads them in place. Embedding rows of quantized tables, RoPE,
- * residual and bias adds and RecurrentGemma's convolution and RG-LRU scan run in WebAssembly on
+ * threads when there are several cores, and so do attention, RecurrentGemma's recurrent branch
+ * (convolution, gates, RG-LRU scan by gate block), GeGLU (tanh form) and soft-capping over long
+ * rows, RMSNorm and activation quantization over several rows, and quantizing on load. KV caches
+ * keep their rows in a shared memory of the backend (kv-arena.ts), where attention reads them in
+ * place. Embedding rows of quantized tables, RoPE, residual and bias adds run in WebAssembly on
  * the main thread.
  */
 import { ACTIVATION_SPLIT, blockRowBytes, isBlockDtype, isKQuant, PROMPT_TILE, Q4_0, Q8_0, QK } from "../../weights/block-layout.js";
@@ -442,67 +442,64 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     if (!onCopies(rows, run, [[0, x]])) jsKernels.addBias(x, bias, seqLen, dim);
   };
 
-  const conv1d: Kernels["conv1d"] = (out, x, weight, bias, history, seqLen, channels, width) => {
-    const n = seqLen * channels;
-    const past = (width - 1) * channels;
-    // The output and the kernel's scratch (width − 1 rows) are room, not copies.
-    const parts = [n, x.subarray(0, n), weight.subarray(0, width * channels), bias.subarray(0, channels), history.subarray(0, past), past];
-    const run = ({ kernels: k }: WasmArena, [o, xp, w, b, h, scratch]: number[]) =>
-      k.conv1dRows(o!, xp!, w!, b!, h!, seqLen, channels, width, scratch!);
-    if (
-      !onCopies(parts, run, [
-        [0, out],
-        [4, history],
-      ])
-    )
-      jsKernels.conv1d(out, x, weight, bias, history, seqLen, channels, width);
+  /** Model constants of the recurrence (plain arrays of the model), copied into the first arena on first use. */
+  const placedArrays = new WeakMap<Float32Array, number>();
+  /** `blocks`: the array is that many square blocks, each placed transposed. */
+  const placedArray = (arena: WasmArena, values: Float32Array, blocks = 0): number => {
+    let ptr = placedArrays.get(values);
+    if (ptr === undefined) {
+      ptr = arena.placeArray(values);
+      if (blocks > 0) transposeBlocks(new Float32Array(arena.memory.buffer, ptr, values.length), blocks);
+      placedArrays.set(values, ptr);
+    }
+    return ptr;
   };
 
-  const rgLruScan: Kernels["rgLruScan"] = (out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos) => {
-    const n = seqLen * width;
-    const parts = [
-      n,
-      x.subarray(0, n),
-      inputGate.subarray(0, n),
-      recurrentGate.subarray(0, n),
-      softplusLambda.subarray(0, width),
-      state.subarray(0, width),
-    ];
-    const run = ({ kernels: k }: WasmArena, [o, xp, ig, rg, lambda, h]: number[]) =>
-      k.rgLruScanRows(o!, xp!, ig!, rg!, lambda!, h!, seqLen, width, startPos);
-    if (
-      !onCopies(parts, run, [
-        [0, out],
-        [5, state],
-      ])
-    )
-      jsKernels.rgLruScan(out, x, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos);
-  };
-
-  /** RG-LRU gate weights (plain arrays of the model), copied into the first arena on first use. */
-  const gateWeights = new WeakMap<Float32Array, number>();
-  const blockDiagonalLinear: Kernels["blockDiagonalLinear"] = (out, x, weight, bias, seqLen, nBlocks, blockWidth) => {
+  /**
+   * The whole recurrent branch as one job (assembly/kernels.ts recurrenceItems): gate blocks split
+   * between the threads, each running its channels' convolution, gates, scan and output gate.
+   */
+  const recurrence: Kernels["recurrence"] = (a) => {
     const arena = arenas[0];
-    if (!arena) return jsKernels.blockDiagonalLinear(out, x, weight, bias, seqLen, nBlocks, blockWidth);
-    let w = gateWeights.get(weight);
-    if (w === undefined) {
-      w = arena.placeArray(weight);
-      gateWeights.set(weight, w);
+    if (!arena) return jsKernels.recurrence(a);
+    const { seqLen, width, nBlocks, convWidth } = a;
+    const n = seqLen * width;
+    const past = (convWidth - 1) * width;
+    const constants = [a.convWeight, a.convBias, a.inputGateBias, a.recurrentGateBias, a.softplusLambda];
+    const [convWeight, convBias, inputGateBias, recurrentGateBias, lambda] = constants.map((c) => placedArray(arena, c));
+    // Gate blocks go in as [out, in], so the kernel reads each output's weights in one run.
+    const inputGate = placedArray(arena, a.inputGate, nBlocks);
+    const recurrentGate = placedArray(arena, a.recurrentGate, nBlocks);
+    // Parameters (24 words), then x, y, out, conv, the two gates, history, its scratch, state.
+    const lengths = [24, n, n, n, n, n, n, past, past, width];
+    const base = arena.scratch(4 * lengths.reduce((sum, len) => sum + Math.ceil(len / 4) * 4, 0)) / 4;
+    const at: number[] = [];
+    let next = base;
+    for (const len of lengths) {
+      at.push(next);
+      next += Math.ceil(len / 4) * 4;
     }
-    const n = seqLen * nBlocks * blockWidth;
-    // Parameters (8 words), input, output, bias.
-    const base = arena.scratch(4 * (8 + 2 * n + bias.length)) / 4;
+    const [params, x, y, out, conv, ig, rg, history, historyScratch, state] = at.map((f) => 4 * f) as number[];
     const memory = new Float32Array(arena.memory.buffer);
-    const x0 = base + 8;
-    memory.set(x.subarray(0, n), x0);
-    memory.set(bias, x0 + 2 * n);
-    new Int32Array(arena.memory.buffer).set([4 * (x0 + n), 4 * x0, w, 4 * (x0 + 2 * n), seqLen, nBlocks, blockWidth], base);
-    if (pool?.canRun(arena.memory) && n * blockWidth >= MIN_PARALLEL_WORK) {
-      pool.run(arena.memory, arena.kernels, "blockDiagonalItems", 0, 4 * base, 0, seqLen * nBlocks, 0, 0);
+    memory.set(a.x.subarray(0, n), x! / 4);
+    memory.set(a.y.subarray(0, n), y! / 4);
+    memory.set(a.history.subarray(0, past), history! / 4);
+    memory.set(a.state.subarray(0, width), state! / 4);
+    new Int32Array(arena.memory.buffer).set(
+      [out, x, y, conv, ig, rg, convWeight, convBias, history, historyScratch, inputGate, inputGateBias, recurrentGate]
+        .concat([recurrentGateBias, lambda, state, seqLen, width, nBlocks, convWidth, a.startPos])
+        .map((v) => v!),
+      params! / 4,
+    );
+    // The gates are most of the work: blockWidth² multiply-adds per block and token, twice.
+    if (pool?.canRun(arena.memory) && (2 * n * width) / nBlocks >= MIN_PARALLEL_WORK) {
+      pool.run(arena.memory, arena.kernels, "recurrenceItems", 0, params!, 0, nBlocks, 0, 0);
     } else {
-      arena.kernels.blockDiagonalItems(4 * base, 0, seqLen * nBlocks, 0);
+      arena.kernels.recurrenceItems(params!, 0, nBlocks, 0);
     }
-    out.set(memory.subarray(x0 + n, x0 + 2 * n));
+    a.out.set(memory.subarray(out! / 4, out! / 4 + n));
+    a.history.set(memory.subarray(history! / 4, history! / 4 + past));
+    a.state.set(memory.subarray(state! / 4, state! / 4 + width));
   };
 
   /** The worker pool, made on first need (quantizing on load, or `ready`). */
@@ -544,10 +541,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     rope,
     addInPlace,
     addBias,
-    conv1d,
-    rgLruScan,
+    recurrence,
     attention,
-    blockDiagonalLinear,
     quantize,
     receive,
     adopt,
@@ -555,4 +550,18 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     release,
   };
   return kernels;
+}
+
+/** Transposes each of `nBlocks` square blocks laid end to end, in place. */
+function transposeBlocks(values: Float32Array, nBlocks: number): void {
+  const size = Math.round(Math.sqrt(values.length / nBlocks));
+  for (let base = 0; base < values.length; base += size * size) {
+    for (let i = 0; i < size; i++) {
+      for (let j = i + 1; j < size; j++) {
+        const t = values[base + i * size + j]!;
+        values[base + i * size + j] = values[base + j * size + i]!;
+        values[base + j * size + i] = t;
+      }
+    }
+  }
 }

@@ -31,30 +31,6 @@ export interface KernelExports extends SliceKernels {
   addRows(out: number, x: number, n: number): void;
   /** x[s, i] += bias[i]. */
   addBiasRows(x: number, bias: number, seqLen: number, dim: number): void;
-  /** Kernels.rgLruScan in f64 as jsKernels.rgLruScan (AssemblyScript's exp). */
-  rgLruScanRows(
-    out: number,
-    x: number,
-    inputGate: number,
-    recurrentGate: number,
-    softplusLambda: number,
-    state: number,
-    seqLen: number,
-    width: number,
-    startPos: number,
-  ): void;
-  /** Kernels.conv1d in f64 as jsKernels.conv1d; `scratch` holds (width − 1) · channels floats. */
-  conv1dRows(
-    out: number,
-    x: number,
-    weight: number,
-    bias: number,
-    history: number,
-    seqLen: number,
-    channels: number,
-    width: number,
-    scratch: number,
-  ): void;
 }
 
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {

@@ -36,7 +36,7 @@ export const KERNELS = [
   "matmulQ6_K",
   "streamRows",
   "attendItems",
-  "blockDiagonalItems",
+  "recurrenceItems",
   "gegluTanh",
   "softcapInPlace",
   "quantizeActivationTokens",
@@ -56,7 +56,7 @@ export const BLOCK_KERNEL: Readonly<Record<BlockDtype, KernelName>> = {
 /** The element-wise kernels: a job's ROWS elements split between threads. */
 export type ElementwiseKernel = "gegluTanh" | "softcapInPlace";
 /** The kernels whose jobs are work items (ROWS of them) with their parameters in memory (X). */
-export type ItemKernel = "attendItems" | "blockDiagonalItems";
+export type ItemKernel = "attendItems" | "recurrenceItems";
 /** The kernels whose jobs are ROWS rows (tokens) of activations, split evenly between threads. */
 export type RowKernel = "quantizeActivationTokens" | "rmsnormRowsAt";
 export type MatmulKernel = Exclude<KernelName, ItemKernel | ElementwiseKernel | RowKernel>;
@@ -90,8 +90,8 @@ export interface SliceKernels {
   matmulQ6_K(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   /** Attention work items [from, to) of the job whose parameters are at `params` (assembly/kernels.ts). */
   attendItems(params: number, from: number, to: number, thread: number): void;
-  /** RG-LRU gate projections' (token, block) items [from, to), parameters at `params` (assembly/kernels.ts). */
-  blockDiagonalItems(params: number, from: number, to: number, thread: number): void;
+  /** Kernels.recurrence's gate blocks [from, to), parameters at `params` (assembly/kernels.ts recurrenceItems). */
+  recurrenceItems(params: number, from: number, to: number, thread: number): void;
   /** out = gelu_tanh(gate) · up over n floats (out may be gate). */
   gegluTanh(out: number, gate: number, up: number, n: number): void;
   /** x = cap · tanh(x / cap) over n floats. */
@@ -120,7 +120,7 @@ function wordToFloat(word: number): number {
   return f32Bits[0]!;
 }
 
-/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs, gates' (token, block) pairs). */
+/** Items [start, end) of thread `index` of `threads`, evenly (attention's (query, KV head) pairs, the recurrence's gate blocks). */
 export function itemSlice(items: number, threads: number, index: number): [number, number] {
   return [Math.floor((items * index) / threads), Math.floor((items * (index + 1)) / threads)];
 }
@@ -132,7 +132,7 @@ export function itemSlice(items: number, threads: number, index: number): [numbe
 export function runSlice(kernels: SliceKernels, control: Uint32Array, index: number): void {
   const kernel = KERNELS[control[KERNEL]!]!;
   const rows = control[ROWS]!;
-  if (kernel === "attendItems" || kernel === "blockDiagonalItems") {
+  if (kernel === "attendItems" || kernel === "recurrenceItems") {
     const [from, to] = itemSlice(rows, control[THREADS]!, index);
     if (to > from) kernels[kernel](control[X]!, from, to, index);
     return;

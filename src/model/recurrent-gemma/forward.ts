@@ -174,20 +174,30 @@ export class RecurrentGemmaForward implements CausalLM {
     const width = c.lruWidth;
     const y = new Float32Array(seqLen * width);
     const x = new Float32Array(seqLen * width);
-    const conv = new Float32Array(seqLen * width);
-    const inputGate = new Float32Array(seqLen * width);
-    const recurrentGate = new Float32Array(seqLen * width);
     k.matmul(y, n, w.linearY, seqLen);
     k.addBias(y, w.linearYBias, seqLen, width);
     k.matmul(x, n, w.linearX, seqLen);
     k.addBias(x, w.linearXBias, seqLen, width);
-    k.conv1d(conv, x, w.convWeight, w.convBias, s.convHistory[index]!, seqLen, width, c.convWidth);
-    const blockWidth = width / c.nHeads;
-    k.blockDiagonalLinear(inputGate, conv, w.inputGate, w.inputGateBias, seqLen, c.nHeads, blockWidth);
-    k.blockDiagonalLinear(recurrentGate, conv, w.recurrentGate, w.recurrentGateBias, seqLen, c.nHeads, blockWidth);
-    k.rgLruScan(x, conv, inputGate, recurrentGate, w.softplusLambda, s.rnn[index]!, seqLen, width, startPos);
-    // gelu(y) ⊙ u is a GeGLU with y as the gate.
-    k.geglu(x, y, x, seqLen * width, "gelu_tanh");
+    // gelu(y) ⊙ RG-LRU(Conv1D(x)), written over x.
+    k.recurrence({
+      out: x,
+      x,
+      y,
+      convWeight: w.convWeight,
+      convBias: w.convBias,
+      history: s.convHistory[index]!,
+      inputGate: w.inputGate,
+      inputGateBias: w.inputGateBias,
+      recurrentGate: w.recurrentGate,
+      recurrentGateBias: w.recurrentGateBias,
+      softplusLambda: w.softplusLambda,
+      state: s.rnn[index]!,
+      seqLen,
+      width,
+      nBlocks: c.nHeads,
+      convWidth: c.convWidth,
+      startPos,
+    });
     k.matmul(out, x, w.linearOut, seqLen);
     k.addBias(out, w.linearOutBias, seqLen, c.dModel);
   }
