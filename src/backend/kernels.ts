@@ -113,6 +113,12 @@ export interface Kernels {
   ): Promise<Weight>;
   /** Called once the model is loaded (a threaded backend hands its memories to its workers). */
   ready?(): Promise<void>;
+  /**
+   * GB/s at which this backend's threads read every weight it holds, once, as fast as they can (the
+   * best of two passes of a plain streaming kernel): the bound a decode step's weight reads can
+   * reach at this moment (`gemma-ts bench`). Absent where weights are not the backend's own.
+   */
+  weightReadGBps?(): number;
   /** Stops worker threads now instead of when the kernels are garbage-collected; the kernels then run on one thread. */
   release?(): Promise<void>;
   /** out[s, r] = Σ_c x[s, c] · w[r, c] for s < seqLen (y = x Wᵀ). */

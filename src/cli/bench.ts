@@ -2,9 +2,11 @@
  * `gemma-ts bench`: prompt processing and decode speed, time to first token, load time and peak RSS
  * of a published model shape on synthetic weights (no download) or of a real model file, per
  * weight type and thread count, with decode put against this machine's memory read bandwidth
- * measured in the same run. Each weights × threads configuration runs in a child process so its
- * peak RSS is its own. `--compare llama-bench=PATH` runs llama.cpp's llama-bench on the same GGUF
- * after each of ours (alternating, `--rounds` times) and reports the ratio per test.
+ * measured in the same run: the configuration's threads reading the weights themselves between
+ * every few decoded tokens, since a shared VM's bandwidth moves within seconds. Each weights ×
+ * threads configuration runs in a child process so its peak RSS is its own. `--compare
+ * llama-bench=PATH` runs llama.cpp's llama-bench on the same GGUF after each of ours
+ * (alternating, `--rounds` times) and reports the ratio per test.
  */
 import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
@@ -16,6 +18,7 @@ import { llamaBenchArgs, llamaSpeedFor, runLlamaBench, type LlamaBenchRun } from
 import {
   BENCH_SHAPES,
   BENCH_WEIGHTS,
+  DECODE_SEGMENT,
   MODEL_WEIGHTS,
   parseBenchTest,
   runBenchConfig,
@@ -130,7 +133,10 @@ export function benchCommand(): Command {
       const configs: {
         weights: BenchWeights;
         threads: number;
-        /** GB/s the decode rows' bound uses: the mean of the probes before and after (null: not measured). */
+        /**
+         * The mean of the probes before and after the configuration (null: not measured): the bound of
+         * decode rows whose child measured none itself (runBenchConfig's DECODE_SEGMENT), and of llama.cpp's there.
+         */
         bandwidthGBps: number | null;
         weightsMB: number;
         weightBytes: number;
@@ -171,12 +177,17 @@ export function benchCommand(): Command {
             skipped: result.skipped,
             kernels: result.kernels,
           });
+          // Decode rows whose bound the child measured between segments of tokens (runBenchConfig).
+          const streamedBetween = result.rows.some((row) => row.bandwidthGBps !== null);
           log(
             `  ${w} (${result.weightsMB} MiB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
               `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels` +
               (configBandwidth === null
                 ? ""
-                : `; bound from ${configBandwidth} GB/s, the mean of the probes before (${before}) and after (${after})`),
+                : streamedBetween
+                  ? `; decode's bound: ${threads === 1 ? "this thread" : `these ${threads} threads`} reading the weights before and ` +
+                    `after every ${DECODE_SEGMENT} tokens (probes before and after: ${before} and ${after} GB/s)`
+                  : `; bound from ${configBandwidth} GB/s, the mean of the probes before (${before}) and after (${after})`),
           );
           let largestState = 0;
           for (const [i, row] of result.rows.entries()) {
@@ -186,10 +197,17 @@ export function benchCommand(): Command {
             const llama = theirs.length ? median(theirs.map((t) => llamaSpeedFor(t, test, threads) ?? Number.NaN)) : Number.NaN;
             // Decode reads every tensor once per token (llama-bench's model_size; the file's size if it has none).
             const llamaBytes = () => (Number.isFinite(theirs[0]!.modelBytes) ? theirs[0]!.modelBytes : statSync(flags.model!).size);
+            // A bound measured in the child: the median over rounds, and the fraction set against it.
+            const rowBandwidth = row.bandwidthGBps === null ? null : median(ours.map((o) => o.rows[i]!.bandwidthGBps ?? Number.NaN));
+            const bandwidthFraction =
+              row.bandwidthFraction === null
+                ? null
+                : row.bandwidthFraction * scale * (rowBandwidth === null ? rebound : row.bandwidthGBps! / rowBandwidth);
             const compared: ComparedRow = {
               ...row,
               tokensPerSecond,
-              bandwidthFraction: row.bandwidthFraction === null ? null : row.bandwidthFraction * scale * rebound,
+              bandwidthFraction,
+              bandwidthGBps: rowBandwidth,
               ...(llamaBench
                 ? {
                     llamaCpp: Number.isNaN(llama)
@@ -197,7 +215,9 @@ export function benchCommand(): Command {
                       : {
                           tokensPerSecond: llama,
                           bandwidthFraction:
-                            test.kind === "tg" && configBandwidth ? (llama * llamaBytes()) / (configBandwidth * 1e9) : null,
+                            test.kind === "tg" && (rowBandwidth ?? configBandwidth)
+                              ? (llama * llamaBytes()) / ((rowBandwidth ?? configBandwidth)! * 1e9)
+                              : null,
                         },
                     ratio: Number.isNaN(llama) ? null : tokensPerSecond / llama,
                   }
@@ -205,7 +225,10 @@ export function benchCommand(): Command {
             };
             results.push(compared);
             const fraction =
-              compared.bandwidthFraction === null ? "" : `   ${(100 * compared.bandwidthFraction).toFixed(0)}% of the bandwidth bound`;
+              compared.bandwidthFraction === null
+                ? ""
+                : `   ${(100 * compared.bandwidthFraction).toFixed(0)}% of the bandwidth bound` +
+                  (rowBandwidth === null ? "" : ` (${rowBandwidth.toFixed(1)} GB/s)`);
             const ttft = row.ttftSeconds === null ? "" : `   ttft ${row.ttftSeconds.toFixed(2)} s`;
             // The memory target: peak RSS at most the weights plus the decode state, plus 10%. The peak
             // is the process's so far, so it is set against the largest state so far.
@@ -239,6 +262,7 @@ export function benchCommand(): Command {
           ...r,
           tokensPerSecond: round(r.tokensPerSecond, 3),
           bandwidthFraction: r.bandwidthFraction === null ? null : round(r.bandwidthFraction, 3),
+          bandwidthGBps: r.bandwidthGBps === null ? null : round(r.bandwidthGBps, 2),
           ttftSeconds: r.ttftSeconds === null ? null : round(r.ttftSeconds, 3),
           ...(r.llamaCpp === undefined
             ? {}

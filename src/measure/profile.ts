@@ -18,7 +18,7 @@ export class KernelProfile {
   wrap(kernels: Kernels, vocabSize: number): Kernels {
     const wrapped = { ...kernels } as Record<string, unknown>;
     for (const [name, fn] of Object.entries(kernels)) {
-      if (typeof fn !== "function" || name === "adopt" || name === "ready") continue;
+      if (typeof fn !== "function" || name === "adopt" || name === "ready" || name === "weightReadGBps") continue;
       wrapped[name] = (...args: unknown[]) => {
         const label = name === "matmul" ? matmulLabel(args[2] as Weight, vocabSize) : name;
         const t = performance.now();

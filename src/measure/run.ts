@@ -84,6 +84,12 @@ export interface BenchRow {
   tokensPerSecond: number;
   /** Decode rows: tokens/s over the bandwidth bound (bandwidth / bytes read per token); null elsewhere. */
   bandwidthFraction: number | null;
+  /**
+   * Decode rows whose bound was measured during the test (DECODE_SEGMENT): the bandwidth it comes
+   * to, GB/s (tokens × bytes per token / the bound's seconds); null where the bound came from
+   * `bandwidthGBps` given to runBenchConfig, or none was measured.
+   */
+  bandwidthGBps: number | null;
   /** MiB (2^20 bytes), as every *MB field here. */
   peakRssMB: number;
   /** Prompt rows: time to the first token's logits. */
@@ -107,6 +113,13 @@ export interface BenchConfigResult {
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1048576);
+
+/**
+ * Decode tests run in segments of this many tokens, with the backend's threads streaming the
+ * weights (Kernels.weightReadGBps) before the first and after each: a shared machine's bandwidth
+ * moves within seconds, so each segment is set against the reads measured on either side of it.
+ */
+export const DECODE_SEGMENT = 8;
 const peakRssMB = () => mb(process.resourceUsage().maxRSS * 1024);
 
 /**
@@ -180,20 +193,40 @@ export async function runBenchConfig(
     const state = forwardPass.createState();
     advanceTo(state, test.position, test.position + test.tokens);
     profile?.reset();
-    const t = performance.now();
-    if (test.kind === "pp") forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last");
-    else for (let i = 0; i < test.tokens; i++) forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last");
-    const seconds = (performance.now() - t) / 1000;
-    const tokensPerSecond = test.tokens / seconds;
     // Decode reads every weight once per token (the tied embedding is the output head) plus the state.
-    const bound = options.bandwidthGBps ? (options.bandwidthGBps * 1e9) / (weightBytes + state.bytes()) : null;
+    const bytesPerToken = weightBytes + state.bytes();
+    const streamWeights = options.bandwidthGBps && backend.weightReadGBps ? () => backend.weightReadGBps!() : null;
+    let seconds = 0;
+    // Seconds the decoded tokens would take at the bandwidth measured around their segment.
+    let boundSeconds = 0;
+    if (test.kind === "pp") {
+      const t = performance.now();
+      forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last");
+      seconds = (performance.now() - t) / 1000;
+    } else {
+      let before = streamWeights?.() ?? 0;
+      for (let from = 0; from < test.tokens; from += DECODE_SEGMENT) {
+        const to = Math.min(test.tokens, from + DECODE_SEGMENT);
+        const t = performance.now();
+        for (let i = from; i < to; i++) forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last");
+        seconds += (performance.now() - t) / 1000;
+        if (!streamWeights) continue;
+        const after = streamWeights();
+        boundSeconds += ((to - from) * bytesPerToken) / (((before + after) / 2) * 1e9);
+        before = after;
+      }
+    }
+    const tokensPerSecond = test.tokens / seconds;
+    const bound = options.bandwidthGBps ? (options.bandwidthGBps * 1e9) / bytesPerToken : null;
+    const measured = test.kind === "tg" && boundSeconds > 0;
     const row: BenchRow = {
       shape,
       weights,
       threads,
       test: test.name,
       tokensPerSecond,
-      bandwidthFraction: test.kind === "tg" && bound ? tokensPerSecond / bound : null,
+      bandwidthFraction: measured ? boundSeconds / seconds : test.kind === "tg" && bound ? tokensPerSecond / bound : null,
+      bandwidthGBps: measured ? (test.tokens * bytesPerToken) / boundSeconds / 1e9 : null,
       peakRssMB: peakRssMB(),
       ttftSeconds: test.kind === "pp" ? seconds : null,
       stateMB: mb(state.bytes()),

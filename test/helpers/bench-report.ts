@@ -6,6 +6,8 @@ export interface BenchReportRow {
   test: string;
   tokensPerSecond: number;
   bandwidthFraction: number | null;
+  /** Decode rows: GB/s the threads read the weights at between segments of tokens. */
+  bandwidthGBps: number | null;
   peakRssMB: number;
   stateMB: number;
   position: number;

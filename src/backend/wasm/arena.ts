@@ -48,6 +48,11 @@ export class WasmArena {
     this.kernels = instantiate(module, this.memory);
   }
 
+  /** [start, end) of the memory the weights occupy (and arrays placed for good). */
+  weightRange(): [number, number] {
+    return [LOW_RESERVED, this.top];
+  }
+
   fits(bytes: number): boolean {
     return this.top + bytes <= ARENA_WEIGHT_LIMIT || this.placed.length === 0;
   }

@@ -502,6 +502,28 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     a.state.set(memory.subarray(state! / 4, state! / 4 + width));
   };
 
+  /** Rows of the streaming pass over the weights: long sequential runs, many rows to share. */
+  const STREAM_ROW_FLOATS = 16384;
+  const weightReadGBps = (): number => {
+    let best = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      let bytes = 0;
+      const started = performance.now();
+      for (const arena of arenas) {
+        const [start, end] = arena.weightRange();
+        const rows = Math.floor((end - start) / (4 * STREAM_ROW_FLOATS));
+        if (rows === 0) continue;
+        const out = arena.scratch(4 * rows);
+        if (pool?.canRun(arena.memory)) pool.run(arena.memory, arena.kernels, "streamRows", out, 0, start, rows, STREAM_ROW_FLOATS, 1);
+        else arena.kernels.streamRows(out, 0, start, rows, STREAM_ROW_FLOATS, 1, rows);
+        bytes += rows * 4 * STREAM_ROW_FLOATS;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      if (bytes > 0 && seconds > 0) best = Math.max(best, bytes / seconds / 1e9);
+    }
+    return best;
+  };
+
   /** The worker pool, made on first need (quantizing on load, or `ready`). */
   const ensurePool = (): KernelPool => {
     if (!pool) {
@@ -548,6 +570,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     adopt,
     ready,
     release,
+    weightReadGBps,
   };
   return kernels;
 }
