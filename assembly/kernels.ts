@@ -26,7 +26,20 @@ import { matmulQ4_0Tiles, tiledFor } from "./prompt-tiles";
 import { matmulQ4_0Rows } from "./q4_0-rows";
 import { conv1dChannels, rgLruScanChannels } from "./rows";
 import { absMax, int8Lanes, laneSum, quants } from "./quantize-activations";
-import { dot16, f16ToF32, gatherLanes, halvesToF32, madd, rowSums, storeRows, storeTransposed, sum4 } from "./simd";
+import {
+  dot16,
+  F16_EXPONENT_SHIFT,
+  F16_MAGNITUDE,
+  F16_SIGN,
+  f16ToF32,
+  gatherLanes,
+  halvesToF32,
+  madd,
+  rowSums,
+  storeRows,
+  storeTransposed,
+  sum4,
+} from "./simd";
 
 // RELAXED is set by the build (`--use RELAXED=0|1`): 1 compiles the relaxed-SIMD int8 dot products
 // (kernels-relaxed*.wasm), 0 the plain SIMD fallback (kernels*.wasm).
@@ -348,10 +361,10 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return i32x4.add(dot16(w0, a0), dot16(w1, a1));
 }
 
-// Four rows' integer block sums scaled by d_w · d_x, added to acc.
+// Four rows' integer block sums scaled by d_w · d_x, added to acc (one instruction with FMA).
 @inline function accumulate<T>(acc: v128, sums: v128, xb: usize, scales: v128): v128 {
   const scale = f32x4.mul(scales, f32x4.splat(load<f32>(xb)));
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+  return madd(f32x4.convert_i32x4_s(sums), scale, acc);
 }
 
 // Activation bytes a chunk of tokens may take so that every row group finds them in cache.
@@ -368,6 +381,8 @@ const CHUNK_BYTES: usize = 192 * 1024;
   const xBytes = activationBytes<T>();
   const xRowBytes = <usize>blocks * xBytes;
   const chunk = max(2, min(seqLen, <i32>(CHUNK_BYTES / xRowBytes) & ~1));
+  // The f16 scales' conversion constants, read once (hot loops keep them in registers).
+  const signMask = F16_SIGN, magnitudeMask = F16_MAGNITUDE, exponentShift = F16_EXPONENT_SHIFT;
   for (let s0 = 0; s0 < seqLen; s0 += chunk) {
     const sEnd = min(seqLen, s0 + chunk);
     for (let r = 0; r < rows; r += 4) {
@@ -400,7 +415,7 @@ const CHUNK_BYTES: usize = 192 * 1024;
           hi = weightsHigh<T>(gb, 3);
           const s3i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
           const t3i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
-          const scales = halvesToF32(v128.load16x4_u(gb));
+          const scales = halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift);
           accS = accumulate<T>(accS, rowSums(s0i, s1i, s2i, s3i), xb, scales);
           accT = accumulate<T>(accT, rowSums(t0i, t1i, t2i, t3i), yb, scales);
         }
@@ -418,7 +433,7 @@ const CHUNK_BYTES: usize = 192 * 1024;
           const i1 = blockInts<T>(weightsLow<T>(gb, 1), weightsHigh<T>(gb, 1), a0, a1, b0, b1);
           const i2 = blockInts<T>(weightsLow<T>(gb, 2), weightsHigh<T>(gb, 2), a0, a1, b0, b1);
           const i3 = blockInts<T>(weightsLow<T>(gb, 3), weightsHigh<T>(gb, 3), a0, a1, b0, b1);
-          acc = accumulate<T>(acc, rowSums(i0, i1, i2, i3), xb, halvesToF32(v128.load16x4_u(gb)));
+          acc = accumulate<T>(acc, rowSums(i0, i1, i2, i3), xb, halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift));
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
       }
