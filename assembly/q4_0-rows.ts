@@ -12,7 +12,7 @@ import {
   ACTIVATION_QUANTS_OFFSET,
   QK,
 } from "./block-layout";
-import { halvesToF32, MASK_0F, pairsToRows, storeRows } from "./simd";
+import { F16_EXPONENT_SHIFT, F16_MAGNITUDE, F16_SIGN, halvesToF32, madd, MASK_0F, pairsToRows, storeRows } from "./simd";
 
 // Bytes of a packed Q4_0 group's block column: 4 f16 scales, 4 × 16 quant bytes.
 export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
@@ -56,7 +56,7 @@ export const Q4_0_GROUP_BLOCK_BYTES: usize = 8 + 4 * 16;
 
 // acc + ints scaled by d_w · d_x (the prompt tiles use it too: the same float steps).
 @inline export function scaled(acc: v128, ints: v128, xb: usize, scales: v128): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb)))));
+  return madd(f32x4.convert_i32x4_s(ints), f32x4.mul(scales, f32x4.splat(load<f32>(xb))), acc);
 }
 
 // Two tokens' sums of one block (relaxed SIMD), sharing the weight loads and unpacked nibbles:
@@ -87,6 +87,8 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
   const groupBytes = <usize>blocks * Q4_0_GROUP_BLOCK_BYTES;
   const xRowBytes = <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
   const low4 = MASK_0F;
+  // The f16 scales' conversion constants, read once (hot loops keep them in registers).
+  const signMask = F16_SIGN, magnitudeMask = F16_MAGNITUDE, exponentShift = F16_EXPONENT_SHIFT;
   for (let r = 0; r < rows; r += 4) {
     const group = w + <usize>(r >> 2) * groupBytes;
     const valid = rows - r;
@@ -100,7 +102,7 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
           const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
           const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
           const yb = xb + xRowBytes;
-          const scales = halvesToF32(v128.load16x4_u(gb));
+          const scales = halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift);
           acc = scaled(acc, blockIntsPair(gb, xb, yb, low4), xb, scales);
           accT = scaled(accT, pairSecond, yb, scales);
         }
@@ -114,7 +116,7 @@ export function matmulQ4_0Rows(out: usize, xq: usize, w: usize, rows: i32, cols:
       for (let b = 0; b < blocks; b++) {
         const gb = group + <usize>b * Q4_0_GROUP_BLOCK_BYTES;
         const xb = xs + <usize>b * <usize>ACTIVATION_BLOCK_BYTES;
-        acc = scaled(acc, blockInts(gb, xb, low4), xb, halvesToF32(v128.load16x4_u(gb)));
+        acc = scaled(acc, blockInts(gb, xb, low4), xb, halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift));
       }
       storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
     }
