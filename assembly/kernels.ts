@@ -1084,32 +1084,38 @@ function gateBlock(out: usize, x: usize, w: usize, bias: usize, s: i32, h: i32, 
 // recurrentGateBias, softplusLambda, state, seqLen, width, nBlocks, convWidth, startPos.
 export function recurrenceItems(params: usize, from: i32, to: i32, thread: i32): void {
   const out = <usize>load<u32>(params);
-  const x = <usize>load<u32>(params + 4);
-  const y = <usize>load<u32>(params + 8);
-  const conv = <usize>load<u32>(params + 12);
-  const inputGate = <usize>load<u32>(params + 16);
-  const recurrentGate = <usize>load<u32>(params + 20);
-  const seqLen = load<i32>(params + 64);
-  const width = load<i32>(params + 68);
-  const nBlocks = load<i32>(params + 72);
+  const x = <usize>load<u32>(params, 4);
+  const y = <usize>load<u32>(params, 8);
+  const conv = <usize>load<u32>(params, 12);
+  const inputGate = <usize>load<u32>(params, 16);
+  const recurrentGate = <usize>load<u32>(params, 20);
+  const convWeight = <usize>load<u32>(params, 24);
+  const convBias = <usize>load<u32>(params, 28);
+  const history = <usize>load<u32>(params, 32);
+  const historyScratch = <usize>load<u32>(params, 36);
+  const inputGateWeight = <usize>load<u32>(params, 40);
+  const inputGateBias = <usize>load<u32>(params, 44);
+  const recurrentGateWeight = <usize>load<u32>(params, 48);
+  const recurrentGateBias = <usize>load<u32>(params, 52);
+  const softplusLambda = <usize>load<u32>(params, 56);
+  const state = <usize>load<u32>(params, 60);
+  const seqLen = load<i32>(params, 64);
+  const width = load<i32>(params, 68);
+  const nBlocks = load<i32>(params, 72);
+  const convWidth = load<i32>(params, 76);
+  const startPos = load<i32>(params, 80);
   const blockWidth = width / nBlocks;
   for (let h = from; h < to; h++) {
     const c0 = h * blockWidth;
     const c1 = c0 + blockWidth;
-    const convWeight = <usize>load<u32>(params + 24);
-    const convBias = <usize>load<u32>(params + 28);
-    const history = <usize>load<u32>(params + 32);
-    const scratch = <usize>load<u32>(params + 36);
-    conv1dChannels(conv, x, convWeight, convBias, history, seqLen, width, load<i32>(params + 76), scratch, c0, c1);
+    conv1dChannels(conv, x, convWeight, convBias, history, seqLen, width, convWidth, historyScratch, c0, c1);
     for (let s = 0; s < seqLen; s++) {
-      gateBlock(inputGate, conv, <usize>load<u32>(params + 40), <usize>load<u32>(params + 44), s, h, nBlocks, blockWidth);
-      gateBlock(recurrentGate, conv, <usize>load<u32>(params + 48), <usize>load<u32>(params + 52), s, h, nBlocks, blockWidth);
+      gateBlock(inputGate, conv, inputGateWeight, inputGateBias, s, h, nBlocks, blockWidth);
+      gateBlock(recurrentGate, conv, recurrentGateWeight, recurrentGateBias, s, h, nBlocks, blockWidth);
     }
-    const lambda = <usize>load<u32>(params + 56);
-    const state = <usize>load<u32>(params + 60);
-    rgLruScanChannels(out, conv, inputGate, recurrentGate, lambda, state, seqLen, width, load<i32>(params + 80), c0, c1);
+    rgLruScanChannels(out, conv, inputGate, recurrentGate, softplusLambda, state, seqLen, width, startPos, c0, c1);
     for (let s = 0; s < seqLen; s++) {
-      const at = (<usize>(s * width + c0)) << 2;
+      const at = <usize>(s * width + c0) << 2;
       gegluTanh(out + at, y + at, out + at, blockWidth);
     }
   }

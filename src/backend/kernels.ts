@@ -46,6 +46,7 @@ export interface AttentionArgs {
 
 /** One call of Kernels.recurrence; every array is [seqLen, width] unless it says otherwise. */
 export interface RecurrenceArgs {
+  /** gelu_tanh(y) ⊙ h; may be x itself. */
   out: Float32Array;
   /** The x branch (W_x n + b_x), input of the convolution. */
   x: Float32Array;
