@@ -133,10 +133,7 @@ export function benchCommand(): Command {
       const configs: {
         weights: BenchWeights;
         threads: number;
-        /**
-         * The mean of the probes before and after the configuration (null: not measured): the bound of
-         * decode rows whose child measured none itself (runBenchConfig's DECODE_SEGMENT), and of llama.cpp's there.
-         */
+        /** The mean of the probes before and after the configuration (null: not measured). */
         bandwidthGBps: number | null;
         weightsMB: number;
         weightBytes: number;
@@ -153,19 +150,17 @@ export function benchCommand(): Command {
           const ours: BenchConfigResult[] = [];
           const theirs: LlamaBenchRun[] = [];
           for (let round = 0; round < flags.rounds; round++) {
-            ours.push(await spawnChild(shape, w, threads, flags, bandwidthGBps));
+            ours.push(await spawnChild(shape, w, threads, flags, bandwidthGBps !== null));
             const args = llamaBench && llamaBenchArgs(flags.model!, flags.tests, threads, 3);
             if (llamaBench && args) theirs.push(await runLlamaBench(llamaBench, args));
           }
           const result = ours.at(-1)!;
           llamaCpp ??= theirs[0] ? { commit: theirs[0].commit, cpu: theirs[0].cpu } : null;
-          // A shared VM's bandwidth drifts over minutes: each configuration's decode is set against
-          // the mean of the probes right before and right after it, not the first probe alone.
+          // The machine's bandwidth right before and right after the configuration (decode's own bound
+          // is measured in the child, between its tokens).
           const before = probedBefore;
           const after = before === null ? null : await probe();
           const configBandwidth = before === null || after === null ? null : round((before + after) / 2, 2);
-          // The children computed their fractions against the first probe.
-          const rebound = configBandwidth === null || bandwidthGBps === null ? 1 : bandwidthGBps / configBandwidth;
           probedBefore = after;
           configs.push({
             weights: w,
@@ -182,12 +177,11 @@ export function benchCommand(): Command {
           log(
             `  ${w} (${result.weightsMB} MiB, ${flags.model ? "loaded" : "built"} in ${result.loadSeconds.toFixed(1)} s), ${threads} ` +
               `thread${threads === 1 ? "" : "s"}, ${result.kernels} kernels` +
-              (configBandwidth === null
-                ? ""
-                : streamedBetween
-                  ? `; decode's bound: ${threads === 1 ? "this thread" : `these ${threads} threads`} reading the weights before and ` +
-                    `after every ${DECODE_SEGMENT} tokens (probes before and after: ${before} and ${after} GB/s)`
-                  : `; bound from ${configBandwidth} GB/s, the mean of the probes before (${before}) and after (${after})`),
+              (configBandwidth === null ? "" : `; probes before and after: ${before} and ${after} GB/s`) +
+              (streamedBetween
+                ? `; decode's bound: ${threads === 1 ? "this thread" : `these ${threads} threads`} reading the weights before and ` +
+                  `after every ${DECODE_SEGMENT} tokens`
+                : ""),
           );
           let largestState = 0;
           for (const [i, row] of result.rows.entries()) {
@@ -200,9 +194,9 @@ export function benchCommand(): Command {
             // A bound measured in the child: the median over rounds, and the fraction set against it.
             const rowBandwidth = row.bandwidthGBps === null ? null : median(ours.map((o) => o.rows[i]!.bandwidthGBps ?? Number.NaN));
             const bandwidthFraction =
-              row.bandwidthFraction === null
+              row.bandwidthFraction === null || rowBandwidth === null
                 ? null
-                : row.bandwidthFraction * scale * (rowBandwidth === null ? rebound : row.bandwidthGBps! / rowBandwidth);
+                : (row.bandwidthFraction * scale * row.bandwidthGBps!) / rowBandwidth;
             const compared: ComparedRow = {
               ...row,
               tokensPerSecond,
@@ -214,10 +208,7 @@ export function benchCommand(): Command {
                       ? null
                       : {
                           tokensPerSecond: llama,
-                          bandwidthFraction:
-                            test.kind === "tg" && (rowBandwidth ?? configBandwidth)
-                              ? (llama * llamaBytes()) / ((rowBandwidth ?? configBandwidth)! * 1e9)
-                              : null,
+                          bandwidthFraction: test.kind === "tg" && rowBandwidth ? (llama * llamaBytes()) / (rowBandwidth * 1e9) : null,
                         },
                     ratio: Number.isNaN(llama) ? null : tokensPerSecond / llama,
                   }
@@ -322,10 +313,10 @@ function checkTarget(flags: BenchFlags): { shape: string; weights: BenchWeights[
 }
 
 async function runChild(shape: string, flags: BenchFlags): Promise<void> {
-  const { weights, threads, bandwidthGBps } = JSON.parse(flags.child!) as {
+  const { weights, threads, measureBandwidth } = JSON.parse(flags.child!) as {
     weights: BenchWeights;
     threads: number;
-    bandwidthGBps: number | null;
+    measureBandwidth: boolean;
   };
   const result = await runBenchConfig(shape, {
     ...(flags.model ? { model: flags.model } : {}),
@@ -335,7 +326,7 @@ async function runChild(shape: string, flags: BenchFlags): Promise<void> {
     backend: flags.backend,
     relaxedSimd: flags.relaxedSimd,
     profile: flags.profile,
-    ...(bandwidthGBps ? { bandwidthGBps } : {}),
+    measureBandwidth,
   });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // The wasm worker pool would otherwise keep the child alive.
@@ -348,7 +339,8 @@ function spawnChild(
   weights: BenchWeights,
   threads: number,
   flags: BenchFlags,
-  bandwidthGBps: number | null,
+  /** Whether the child measures decode's bound between its tokens. */
+  measureBandwidth: boolean,
 ): Promise<BenchConfigResult> {
   const args = [
     ...process.execArgv,
@@ -362,7 +354,7 @@ function spawnChild(
     ...(flags.profile ? ["--profile"] : []),
     ...(flags.relaxedSimd ? [] : ["--no-relaxed-simd"]),
     "--child",
-    JSON.stringify({ weights, threads, bandwidthGBps }),
+    JSON.stringify({ weights, threads, measureBandwidth }),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -86,8 +86,7 @@ export interface BenchRow {
   bandwidthFraction: number | null;
   /**
    * Decode rows whose bound was measured during the test (DECODE_SEGMENT): the bandwidth it comes
-   * to, GB/s (tokens × bytes per token / the bound's seconds); null where the bound came from
-   * `bandwidthGBps` given to runBenchConfig, or none was measured.
+   * to, GB/s (tokens × bytes per token / the bound's seconds); null where none was measured.
    */
   bandwidthGBps: number | null;
   /** MiB (2^20 bytes), as every *MB field here. */
@@ -146,7 +145,8 @@ export async function runBenchConfig(
     backend?: "js" | "wasm";
     /** false: the plain SIMD kernels even where relaxed SIMD is available. */
     relaxedSimd?: boolean;
-    bandwidthGBps?: number;
+    /** Measure decode's bound during each decode test (DECODE_SEGMENT), where the backend can. */
+    measureBandwidth?: boolean;
     profile?: boolean;
     onRow?: (row: BenchRow) => void;
   },
@@ -195,7 +195,7 @@ export async function runBenchConfig(
     profile?.reset();
     // Decode reads every weight once per token (the tied embedding is the output head) plus the state.
     const bytesPerToken = weightBytes + state.bytes();
-    const streamWeights = options.bandwidthGBps && backend.weightReadGBps ? () => backend.weightReadGBps!() : null;
+    const streamWeights = options.measureBandwidth && backend.weightReadGBps ? () => backend.weightReadGBps!() : null;
     let seconds = 0;
     // Seconds the decoded tokens would take at the bandwidth measured around their segment.
     let boundSeconds = 0;
@@ -212,12 +212,12 @@ export async function runBenchConfig(
         seconds += (performance.now() - t) / 1000;
         if (!streamWeights) continue;
         const after = streamWeights();
-        boundSeconds += ((to - from) * bytesPerToken) / (((before + after) / 2) * 1e9);
+        // A backend holding no weights of its own reads nothing: no bound then.
+        boundSeconds += before > 0 && after > 0 ? ((to - from) * bytesPerToken) / (((before + after) / 2) * 1e9) : Number.NaN;
         before = after;
       }
     }
     const tokensPerSecond = test.tokens / seconds;
-    const bound = options.bandwidthGBps ? (options.bandwidthGBps * 1e9) / bytesPerToken : null;
     const measured = test.kind === "tg" && boundSeconds > 0;
     const row: BenchRow = {
       shape,
@@ -225,7 +225,7 @@ export async function runBenchConfig(
       threads,
       test: test.name,
       tokensPerSecond,
-      bandwidthFraction: measured ? boundSeconds / seconds : test.kind === "tg" && bound ? tokensPerSecond / bound : null,
+      bandwidthFraction: measured ? boundSeconds / seconds : null,
       bandwidthGBps: measured ? (test.tokens * bytesPerToken) / boundSeconds / 1e9 : null,
       peakRssMB: peakRssMB(),
       ttftSeconds: test.kind === "pp" ? seconds : null,

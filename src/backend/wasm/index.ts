@@ -19,6 +19,7 @@ import { KvArena } from "./kv-arena.js";
 import type { WasmHost } from "./host.js";
 import { relaxedSimdSupported } from "./features.js";
 import { KernelPool } from "./pool.js";
+import { streamOutBytes, streamPass } from "./stream-pass.js";
 import { BLOCK_KERNEL, floatToWord, type KernelName } from "./pool-protocol.js";
 
 export interface WasmKernelOptions {
@@ -465,45 +466,35 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const { seqLen, width, nBlocks, convWidth } = a;
     const n = seqLen * width;
     const past = (convWidth - 1) * width;
+    // Placed before the copies: placing grows the arena into what would be their scratch.
     const constants = [a.convWeight, a.convBias, a.inputGateBias, a.recurrentGateBias, a.softplusLambda];
     const [convWeight, convBias, inputGateBias, recurrentGateBias, lambda] = constants.map((c) => placedArray(arena, c));
     // Gate blocks go in as [out, in], so the kernel reads each output's weights in one run.
     const inputGate = placedArray(arena, a.inputGate, nBlocks);
     const recurrentGate = placedArray(arena, a.recurrentGate, nBlocks);
-    // Parameters (24 words), then x, y, out, conv, the two gates, history, its scratch, state.
-    const lengths = [24, n, n, n, n, n, n, past, past, width];
-    const base = arena.scratch(4 * lengths.reduce((sum, len) => sum + Math.ceil(len / 4) * 4, 0)) / 4;
-    const at: number[] = [];
-    let next = base;
-    for (const len of lengths) {
-      at.push(next);
-      next += Math.ceil(len / 4) * 4;
-    }
-    const [params, x, y, out, conv, ig, rg, history, historyScratch, state] = at.map((f) => 4 * f) as number[];
-    const memory = new Float32Array(arena.memory.buffer);
-    memory.set(a.x.subarray(0, n), x! / 4);
-    memory.set(a.y.subarray(0, n), y! / 4);
-    memory.set(a.history.subarray(0, past), history! / 4);
-    memory.set(a.state.subarray(0, width), state! / 4);
-    new Int32Array(arena.memory.buffer).set(
-      [out, x, y, conv, ig, rg, convWeight, convBias, history, historyScratch, inputGate, inputGateBias, recurrentGate]
-        .concat([recurrentGateBias, lambda, state, seqLen, width, nBlocks, convWidth, a.startPos])
-        .map((v) => v!),
-      params! / 4,
-    );
-    // The gates are most of the work: blockWidth² multiply-adds per block and token, twice.
-    if (pool?.canRun(arena.memory) && (2 * n * width) / nBlocks >= MIN_PARALLEL_WORK) {
-      pool.run(arena.memory, arena.kernels, "recurrenceItems", 0, params!, 0, nBlocks, 0, 0);
-    } else {
-      arena.kernels.recurrenceItems(params!, 0, nBlocks, 0);
-    }
-    a.out.set(memory.subarray(out! / 4, out! / 4 + n));
-    a.history.set(memory.subarray(history! / 4, history! / 4 + past));
-    a.state.set(memory.subarray(state! / 4, state! / 4 + width));
+    // Parameters (21 words), x, y, the output, the convolution, the two gates, history, its scratch, state.
+    const parts = [24, a.x.subarray(0, n), a.y.subarray(0, n), n, n, n, n, a.history.subarray(0, past), past, a.state.subarray(0, width)];
+    const run = ({ memory, kernels: k }: WasmArena, [params, x, y, out, conv, ig, rg, history, historyScratch, state]: number[]) => {
+      new Int32Array(memory.buffer).set(
+        [out, x, y, conv, ig, rg, convWeight, convBias, history, historyScratch, inputGate, inputGateBias, recurrentGate]
+          .concat([recurrentGateBias, lambda, state, seqLen, width, nBlocks, convWidth, a.startPos])
+          .map((v) => v!),
+        params! / 4,
+      );
+      // The gates are most of the work: blockWidth² multiply-adds per block and token, twice.
+      if (pool?.canRun(memory) && (2 * n * width) / nBlocks >= MIN_PARALLEL_WORK) {
+        pool.run(memory, k, "recurrenceItems", 0, params!, 0, nBlocks, 0, 0);
+      } else {
+        k.recurrenceItems(params!, 0, nBlocks, 0);
+      }
+    };
+    onCopies(parts, run, [
+      [3, a.out],
+      [7, a.history],
+      [9, a.state],
+    ]);
   };
 
-  /** Rows of the streaming pass over the weights: long sequential runs, many rows to share. */
-  const STREAM_ROW_FLOATS = 16384;
   const weightReadGBps = (): number => {
     let best = 0;
     for (let pass = 0; pass < 2; pass++) {
@@ -511,12 +502,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
       const started = performance.now();
       for (const arena of arenas) {
         const [start, end] = arena.weightRange();
-        const rows = Math.floor((end - start) / (4 * STREAM_ROW_FLOATS));
-        if (rows === 0) continue;
-        const out = arena.scratch(4 * rows);
-        if (pool?.canRun(arena.memory)) pool.run(arena.memory, arena.kernels, "streamRows", out, 0, start, rows, STREAM_ROW_FLOATS, 1);
-        else arena.kernels.streamRows(out, 0, start, rows, STREAM_ROW_FLOATS, 1, rows);
-        bytes += rows * 4 * STREAM_ROW_FLOATS;
+        bytes += streamPass(arena, pool, start, end, arena.scratch(streamOutBytes(end - start)));
       }
       const seconds = (performance.now() - started) / 1000;
       if (bytes > 0 && seconds > 0) best = Math.max(best, bytes / seconds / 1e9);
