@@ -47,9 +47,11 @@ import {
 // Exported as globals of the module, so a test can check them against the TypeScript layouts.
 export * from "./block-layout";
 
-// The K-quant kernels live in their own file, and so do RoPE, the adds and the convolution.
+// The K-quant kernels live in their own file, and so do RoPE, the adds and the convolution, and
+// the float matmuls over packed groups of four rows.
 export * from "./k-quants";
 export * from "./rows";
+export * from "./float-rows";
 
 @inline function loadBf16x4(ptr: usize): v128 {
   return i32x4.shl(v128.load16x4_u(ptr), 16);

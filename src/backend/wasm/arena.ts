@@ -4,7 +4,7 @@
  * matrices; only activations are copied in and out per call. Memory grows as matrices arrive, so
  * each JS copy can be dropped right after it is placed (no second copy of the model in RAM).
  * Block matrices (Q8_0, Q4_0, K-quants) are rearranged in place into the kernels' groups of four
- * rows (packedBytes).
+ * rows (packedBytes), and so are float matrices whose rows split into chunks of four (floatPacked).
  */
 import type { Weight } from "../kernels.js";
 import { BLOCK_LAYOUTS, blockRowBytes, isBlockDtype, isKQuant } from "../../weights/block-layout.js";
@@ -23,6 +23,13 @@ const align = (n: number) => Math.ceil(n / 16) * 16;
 const isBlocks = (w: Weight) => isBlockDtype(w.dtype);
 
 /**
+ * Whether a float matrix lives in groups of four rows (assembly/float-rows.ts): one stream per
+ * thread instead of four; its bytes are unchanged. Rows that do not split into chunks of four
+ * columns stay row-major.
+ */
+export const floatPacked = (w: { dtype: Weight["dtype"]; cols: number }): boolean => !isBlockDtype(w.dtype) && w.cols % 4 === 0;
+
+/**
  * Bytes of a matrix in the arena, from its dtype and shape: float matrices as stored; block
  * matrices in groups of four rows (assembly/kernels.ts packRows4, k-quants.ts packKRows4), a last
  * partial group padded.
@@ -31,6 +38,9 @@ export function packedBytes(w: Weight): number {
   if (!isBlockDtype(w.dtype)) return w.rows * w.cols * (w.dtype === "f32" ? 4 : 2);
   return Math.ceil(w.rows / 4) * 4 * blockRowBytes(BLOCK_LAYOUTS[w.dtype], w.cols);
 }
+
+/** Bytes per element of the matrix's data view (block matrices: bytes). */
+const elementBytes = (w: Weight): number => (w.dtype === "f32" ? 4 : isBlocks(w) ? 1 : 2);
 
 export class WasmArena {
   readonly memory: WebAssembly.Memory;
@@ -90,7 +100,7 @@ export class WasmArena {
     const ptr = this.top;
     const packed = packedBytes(weight);
     const scratch = align(ptr + packed);
-    const packScratch = isBlocks(weight) ? packed / Math.ceil(weight.rows / 4) : 0;
+    const packScratch = isBlocks(weight) ? packed / Math.ceil(weight.rows / 4) : floatPacked(weight) ? 4 * weight.cols * elementBytes(weight) : 0;
     this.ensure(scratch + Math.max(scratchBytes, packScratch), this.growStep);
     return { ptr, scratch };
   }
@@ -102,9 +112,9 @@ export class WasmArena {
     const { dtype } = weight;
     if (isKQuant(dtype)) this.kernels.packKRows4(ptr, weight.rows, weight.cols, BLOCK_LAYOUTS[dtype].blockBytes, scratch);
     else if (isBlocks(weight)) this.kernels.packRows4(ptr, weight.rows, weight.cols, dtype === "q8_0" ? 1 : 0, scratch);
+    else if (floatPacked(weight)) this.kernels.packFloatRows4(ptr, weight.rows, weight.cols, elementBytes(weight), scratch);
     this.top = scratch;
-    const elementBytes = weight.dtype === "f32" ? 4 : isBlocks(weight) ? 1 : 2;
-    const placed = { weight, ptr, length: packed / elementBytes };
+    const placed = { weight, ptr, length: packed / elementBytes(weight) };
     this.placed.push(placed);
     this.view(placed);
     return ptr;

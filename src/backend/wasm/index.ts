@@ -14,7 +14,7 @@ import { jsKernels } from "../js/index.js";
 import { ropeTable } from "../js/elementwise.js";
 import type { Kernels, Weight } from "../kernels.js";
 import { GemmaError } from "../../errors.js";
-import { packedBytes, WasmArena } from "./arena.js";
+import { floatPacked, packedBytes, WasmArena } from "./arena.js";
 import { KvArena } from "./kv-arena.js";
 import type { WasmHost } from "./host.js";
 import { relaxedSimdSupported } from "./features.js";
@@ -53,6 +53,17 @@ const poolsOfDroppedKernels = new FinalizationRegistry<KernelPool>((pool) => voi
 
 /** The K-quant kind numbers of assembly/k-quants.ts. */
 const K_KIND = { q4_k: 4, q5_k: 5, q6_k: 6 } as const;
+
+/** The matmul kernel of a placed float matrix: over groups of four rows where it is packed so. */
+function floatKernel(w: Weight): KernelName {
+  const packed = floatPacked(w);
+  if (w.dtype === "f32") return packed ? "matmulF32Rows4" : "matmulF32";
+  if (w.dtype === "f16") return packed ? "matmulF16Rows4" : "matmulF16";
+  return packed ? "matmulBf16Rows4" : "matmulBf16";
+}
+
+/** The float kinds of assembly/float-rows.ts embedFloatRow. */
+const FLOAT_KIND = { f32: 0, bf16: 1, f16: 2 } as const;
 
 /** Below this many multiply-adds a matmul is not worth waking the workers. */
 const MIN_PARALLEL_WORK = 1 << 16;
@@ -94,7 +105,7 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     const outPtr = xPtr + 4 * inCount;
     new Float32Array(arena.memory.buffer, xPtr, inCount).set(x.subarray(0, inCount));
     let input = xPtr;
-    let kernel: KernelName = w.dtype === "f32" ? "matmulF32" : w.dtype === "f16" ? "matmulF16" : "matmulBf16";
+    let kernel: KernelName = floatKernel(w);
     if (isBlockDtype(w.dtype)) {
       input = outPtr + 4 * outCount;
       // K-quants take activations per 256 values (ACTIVATION_K); Q8_0 and Q4_0 per 32.
@@ -233,11 +244,11 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     return weight;
   };
 
-  /** Rows of a packed block table are read by the kernels that know its layout. */
+  /** Rows of a packed table are read by the kernels that know its layout. */
   const embed = (out: Float32Array, table: Weight, ids: ArrayLike<number>, scale: number): void => {
     const placed = placements.get(table);
     const { dtype } = table;
-    if (!placed || !isBlockDtype(dtype)) {
+    if (!placed || !(isBlockDtype(dtype) || floatPacked(table))) {
       jsKernels.embed(out, table, ids, scale);
       return;
     }
@@ -247,7 +258,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     for (let s = 0; s < ids.length; s++) {
       const id = ids[s]!;
       if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new GemmaError(`token id ${id} is outside the embedding's ${rows} rows`);
-      if (isKQuant(dtype)) arena.kernels.embedKRow(rowPtr, placed.ptr, id, cols, K_KIND[dtype], scale);
+      if (dtype === "f32" || dtype === "bf16" || dtype === "f16") arena.kernels.embedFloatRow(rowPtr, placed.ptr, id, rows, cols, FLOAT_KIND[dtype], scale);
+      else if (isKQuant(dtype)) arena.kernels.embedKRow(rowPtr, placed.ptr, id, cols, K_KIND[dtype], scale);
       else arena.kernels.embedRow(rowPtr, placed.ptr, id, cols, dtype === "q8_0" ? 1 : 0, scale);
       out.set(new Float32Array(arena.memory.buffer, rowPtr, cols), s * cols);
     }

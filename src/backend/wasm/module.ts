@@ -16,6 +16,10 @@ export interface KernelExports extends SliceKernels {
   packRows4(w: number, rows: number, cols: number, q8: number, scratch: number): void;
   /** out = scale · row `row` of a packed Q8_0 (q8 = 1) or Q4_0 matrix, as f32. */
   embedRow(out: number, w: number, row: number, cols: number, q8: number, scale: number): void;
+  /** Rearranges a float matrix (elementBytes 4: f32, 2: bf16/f16; cols a multiple of 4) in place into groups of four rows (arena.ts). */
+  packFloatRows4(w: number, rows: number, cols: number, elementBytes: number, scratch: number): void;
+  /** out = scale · row `row` of a packed float matrix (kind 0: f32, 1: bf16, 2: f16), the product in f64. */
+  embedFloatRow(out: number, w: number, row: number, rows: number, cols: number, kind: number, scale: number): void;
   /** Rearranges a K-quant matrix (super-blocks of blockBytes) in place into groups of four rows (arena.ts). */
   packKRows4(w: number, rows: number, cols: number, blockBytes: number, scratch: number): void;
   /** out = scale · row `row` of a packed K-quant matrix (kind 4: Q4_K, 5: Q5_K, 6: Q6_K), as f32. */

@@ -29,6 +29,9 @@ export const KERNELS = [
   "matmulF32",
   "matmulBf16",
   "matmulF16",
+  "matmulF32Rows4",
+  "matmulBf16Rows4",
+  "matmulF16Rows4",
   "matmulQ8_0",
   "matmulQ4_0",
   "matmulQ4_K",
@@ -63,8 +66,8 @@ export type MatmulKernel = Exclude<KernelName, ItemKernel | ElementwiseKernel | 
 
 /** Bytes of one weight row, per matmul kernel (the block kernels: block-layout.ts). */
 export function rowBytes(kernel: MatmulKernel, cols: number): number {
-  if (kernel === "matmulF32" || kernel === "streamRows") return cols * 4;
-  if (kernel === "matmulBf16" || kernel === "matmulF16") return cols * 2;
+  if (kernel === "matmulF32" || kernel === "matmulF32Rows4" || kernel === "streamRows") return cols * 4;
+  if (kernel === "matmulBf16" || kernel === "matmulF16" || kernel === "matmulBf16Rows4" || kernel === "matmulF16Rows4") return cols * 2;
   const dtype = (Object.keys(BLOCK_KERNEL) as BlockDtype[]).find((d) => BLOCK_KERNEL[d] === kernel)!;
   return blockRowBytes(BLOCK_LAYOUTS[dtype], cols);
 }
@@ -81,6 +84,10 @@ export interface SliceKernels {
   matmulF32(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulBf16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulF16(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  /** The same over float matrices packed in groups of four rows (arena.ts floatPacked; assembly/float-rows.ts). */
+  matmulF32Rows4(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulBf16Rows4(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
+  matmulF16Rows4(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   streamRows(out: number, x: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   matmulQ8_0(out: number, xq: number, w: number, rows: number, cols: number, seqLen: number, outStride: number): void;
   /** `scratch`: this thread's PROMPT_TILE.blockBytes per block column (prompt tiles, block-layout.ts). */
