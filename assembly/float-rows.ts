@@ -118,7 +118,9 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
     for (let s = 0; s < seqLen; s++) {
       const xs = x + <usize>s * xRowBytes;
       let acc = f32x4.splat(0);
-      for (let j: usize = 0; j < chunks; j++) acc = madd(loadRow4<T>(wr + j * (sizeof<T>() << 2), bits, shift), v128.load(xs + (j << 4)), acc);
+      for (let j: usize = 0; j < chunks; j++) {
+        acc = madd(loadRow4<T>(wr + j * (sizeof<T>() << 2), bits, shift), v128.load(xs + (j << 4)), acc);
+      }
       const lanes = rowTotals(acc, acc, acc, acc);
       store<f32>(out + ((<usize>s * <usize>outStride + <usize>r) << 2), f32x4.extract_lane(lanes, 0));
     }

@@ -100,7 +100,11 @@ export class WasmArena {
     const ptr = this.top;
     const packed = packedBytes(weight);
     const scratch = align(ptr + packed);
-    const packScratch = isBlocks(weight) ? packed / Math.ceil(weight.rows / 4) : floatPacked(weight) ? 4 * weight.cols * elementBytes(weight) : 0;
+    const packScratch = isBlocks(weight)
+      ? packed / Math.ceil(weight.rows / 4)
+      : floatPacked(weight)
+        ? 4 * weight.cols * elementBytes(weight)
+        : 0;
     this.ensure(scratch + Math.max(scratchBytes, packScratch), this.growStep);
     return { ptr, scratch };
   }

@@ -258,7 +258,8 @@ export async function createWasmKernels(options: WasmKernelOptions): Promise<Ker
     for (let s = 0; s < ids.length; s++) {
       const id = ids[s]!;
       if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new GemmaError(`token id ${id} is outside the embedding's ${rows} rows`);
-      if (dtype === "f32" || dtype === "bf16" || dtype === "f16") arena.kernels.embedFloatRow(rowPtr, placed.ptr, id, rows, cols, FLOAT_KIND[dtype], scale);
+      if (dtype === "f32" || dtype === "bf16" || dtype === "f16")
+        arena.kernels.embedFloatRow(rowPtr, placed.ptr, id, rows, cols, FLOAT_KIND[dtype], scale);
       else if (isKQuant(dtype)) arena.kernels.embedKRow(rowPtr, placed.ptr, id, cols, K_KIND[dtype], scale);
       else arena.kernels.embedRow(rowPtr, placed.ptr, id, cols, dtype === "q8_0" ? 1 : 0, scale);
       out.set(new Float32Array(arena.memory.buffer, rowPtr, cols), s * cols);
