@@ -94,16 +94,33 @@ export * from "./float-rows";
     const w3 = w2 + wRowBytes;
     for (let s = 0; s < seqLen; s++) {
       const xs = x + <usize>s * xRowBytes;
+      // Two sums per row (even and odd chunks of four columns): eight multiply-adds in flight.
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let c = 0; c < vecEnd; c += 4) {
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      let c = 0;
+      for (; c + 8 <= vecEnd; c += 8) {
+        const xv = v128.load(xs + (<usize>c << 2));
+        const yv = v128.load(xs + (<usize>c << 2), 16);
+        const off = <usize>c * size;
+        const next = off + 4 * size;
+        a0 = madd(xv, loadW4<T>(w0 + off), a0);
+        a1 = madd(xv, loadW4<T>(w1 + off), a1);
+        a2 = madd(xv, loadW4<T>(w2 + off), a2);
+        a3 = madd(xv, loadW4<T>(w3 + off), a3);
+        b0 = madd(yv, loadW4<T>(w0 + next), b0);
+        b1 = madd(yv, loadW4<T>(w1 + next), b1);
+        b2 = madd(yv, loadW4<T>(w2 + next), b2);
+        b3 = madd(yv, loadW4<T>(w3 + next), b3);
+      }
+      if (c < vecEnd) {
         const xv = v128.load(xs + (<usize>c << 2));
         const off = <usize>c * size;
-        a0 = f32x4.add(a0, f32x4.mul(xv, loadW4<T>(w0 + off)));
-        a1 = f32x4.add(a1, f32x4.mul(xv, loadW4<T>(w1 + off)));
-        a2 = f32x4.add(a2, f32x4.mul(xv, loadW4<T>(w2 + off)));
-        a3 = f32x4.add(a3, f32x4.mul(xv, loadW4<T>(w3 + off)));
+        a0 = madd(xv, loadW4<T>(w0 + off), a0);
+        a1 = madd(xv, loadW4<T>(w1 + off), a1);
+        a2 = madd(xv, loadW4<T>(w2 + off), a2);
+        a3 = madd(xv, loadW4<T>(w3 + off), a3);
       }
-      let t0 = sum4(a0), t1 = sum4(a1), t2 = sum4(a2), t3 = sum4(a3);
+      let t0 = sum4(f32x4.add(a0, b0)), t1 = sum4(f32x4.add(a1, b1)), t2 = sum4(f32x4.add(a2, b2)), t3 = sum4(f32x4.add(a3, b3));
       for (let c = vecEnd; c < cols; c++) {
         const xv = load<f32>(xs + (<usize>c << 2));
         const off = <usize>c * size;
