@@ -1,6 +1,6 @@
 // Float matrices (f32, bf16, f16) in groups of four rows (packFloatRows4), so that a thread reads
 // its rows as one sequential stream: row-major, four rows side by side are four streams 2-37 KB
-// long each, and decode read 60-70% of the bandwidth the probe measures. Per chunk of four columns
+// long each, and decode read 25-69% of the bandwidth bound (docs/performance.md). Per chunk of four columns
 // of a group: f32, the four rows' 16 bytes one after another (64 bytes); bf16 and f16, 32-bit
 // words holding rows 0 and 1 (row 0 in the low half) for the chunk's columns, then rows 2 and 3
 // (32 bytes), so a 16-byte load widens to two rows' f32x4 by a shift and a mask. A last group of
