@@ -21,6 +21,28 @@ export let F16_HIGH_BITS: v128 = i32x4.splat(0x8fffe000);
   return f32x4.mul(v128.and(i32x4.shr_s(v, 3), bits), shift);
 }
 
+// f16 matmuls skip f16High's multiply (the kernels' arithmetic pipes are what one thread runs
+// short of): they take the weights as shifted, 2^-112 times their value, scale the activations by
+// 2^64 as they load them (one multiply per four columns instead of four) and the sums by 2^48.
+// Powers of two scale exactly, so the sums are bit for bit f16High's while |x| < 2^64 and every
+// product and partial sum stays above 2^-78 in magnitude (smaller ones round as subnormals).
+export let F16_X_SCALE: v128 = f32x4.splat(18446744073709551616.0);
+export let F16_SUM_SCALE: v128 = f32x4.splat(281474976710656.0);
+
+// Row i of chunk p as the matmuls take it: rowAt's, but f16 left 2^-112 times its value.
+@inline function rowRaw<T>(p: usize, i: usize, high: v128, bits: v128): v128 {
+  if (sizeof<T>() == 4) return v128.load(p + (i << 4));
+  const pair = v128.load(p + ((i >> 1) << 4));
+  if (isSigned<T>()) return v128.and(i32x4.shr_s((i & 1) ? pair : i32x4.shl(pair, 16), 3), bits);
+  return (i & 1) ? v128.and(pair, high) : i32x4.shl(pair, 16);
+}
+
+// Four activations at p as the matmuls take them (f16 weights: × 2^64).
+@inline function xAt<T>(p: usize, scale: v128): v128 {
+  const v = v128.load(p);
+  return isSigned<T>() && sizeof<T>() == 2 ? f32x4.mul(v, scale) : v;
+}
+
 // Bytes of one chunk (four columns) of a group of four rows of T (f32; u16: bf16; i16: f16).
 @inline function chunkBytes<T>(): usize {
   return sizeof<T>() == 4 ? 64 : 32;
@@ -74,6 +96,7 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
 // neighbours.)
 @inline function matmulFloatRows4<T>(out: usize, x: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const high = HIGH_HALF, bits = F16_HIGH_BITS, shift = F16_EXPONENT_SHIFT;
+  const xScale = F16_X_SCALE, sumScale = F16_SUM_SCALE;
   const chunks = <usize>(cols >> 2);
   const xRowBytes = <usize>cols << 2;
   const groupBytes = chunks * chunkBytes<T>();
@@ -88,26 +111,27 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
       for (; j + 1 < chunks; j += 2) {
         const p = group + j * chunkBytes<T>();
         const q = p + chunkBytes<T>();
-        const a = v128.load(xs + (j << 4));
-        const b = v128.load(xs + (j << 4), 16);
-        a0 = madd(rowAt<T>(p, 0, high, bits, shift), a, a0);
-        a1 = madd(rowAt<T>(p, 1, high, bits, shift), a, a1);
-        a2 = madd(rowAt<T>(p, 2, high, bits, shift), a, a2);
-        a3 = madd(rowAt<T>(p, 3, high, bits, shift), a, a3);
-        b0 = madd(rowAt<T>(q, 0, high, bits, shift), b, b0);
-        b1 = madd(rowAt<T>(q, 1, high, bits, shift), b, b1);
-        b2 = madd(rowAt<T>(q, 2, high, bits, shift), b, b2);
-        b3 = madd(rowAt<T>(q, 3, high, bits, shift), b, b3);
+        const a = xAt<T>(xs + (j << 4), xScale);
+        const b = xAt<T>(xs + (j << 4) + 16, xScale);
+        a0 = madd(rowRaw<T>(p, 0, high, bits), a, a0);
+        a1 = madd(rowRaw<T>(p, 1, high, bits), a, a1);
+        a2 = madd(rowRaw<T>(p, 2, high, bits), a, a2);
+        a3 = madd(rowRaw<T>(p, 3, high, bits), a, a3);
+        b0 = madd(rowRaw<T>(q, 0, high, bits), b, b0);
+        b1 = madd(rowRaw<T>(q, 1, high, bits), b, b1);
+        b2 = madd(rowRaw<T>(q, 2, high, bits), b, b2);
+        b3 = madd(rowRaw<T>(q, 3, high, bits), b, b3);
       }
       if (j < chunks) {
         const p = group + j * chunkBytes<T>();
-        const a = v128.load(xs + (j << 4));
-        a0 = madd(rowAt<T>(p, 0, high, bits, shift), a, a0);
-        a1 = madd(rowAt<T>(p, 1, high, bits, shift), a, a1);
-        a2 = madd(rowAt<T>(p, 2, high, bits, shift), a, a2);
-        a3 = madd(rowAt<T>(p, 3, high, bits, shift), a, a3);
+        const a = xAt<T>(xs + (j << 4), xScale);
+        a0 = madd(rowRaw<T>(p, 0, high, bits), a, a0);
+        a1 = madd(rowRaw<T>(p, 1, high, bits), a, a1);
+        a2 = madd(rowRaw<T>(p, 2, high, bits), a, a2);
+        a3 = madd(rowRaw<T>(p, 3, high, bits), a, a3);
       }
-      const sums = rowTotals(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
+      let sums = rowTotals(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
+      if (isSigned<T>() && sizeof<T>() == 2) sums = f32x4.mul(sums, sumScale);
       v128.store(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sums);
     }
   }

@@ -538,6 +538,22 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
+  it("f16 matmuls over activations from 1e-15 to 1e15, where the kernel's scaled activations and sums must neither overflow nor underflow", async () => {
+    const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
+    const w = randomWeight("f16", 9, 2308);
+    const reference = structuredClone(w);
+    wasm.adopt!([w]);
+    for (const scale of [1e-15, 1e-6, 1e6, 1e15]) {
+      const x = randomF32(2 * 2308).map((v) => v * scale);
+      const expected = new Float32Array(2 * 9);
+      const actual = new Float32Array(2 * 9);
+      jsKernels.matmul(expected, x, reference, 2);
+      wasm.matmul(actual, x, w, 2);
+      const worst = Math.max(...actual.map((v, i) => Math.abs(v - expected[i]!) / Math.abs(expected[i]!)));
+      assert.ok(worst <= 1e-4, `activations × ${scale}: relative error ${worst}`);
+    }
+  });
+
   it("embedding rows of f32, bf16 and f16 tables in groups of four rows, bit for bit as the reference", async () => {
     const wasm = await createWasmKernels({ host: nodeWasmHost, threads: 1 });
     for (const dtype of ["f32", "bf16", "f16"] as const) {
