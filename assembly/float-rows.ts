@@ -18,7 +18,17 @@ export let F16_HIGH_BITS: v128 = i32x4.splat(0x8fffe000);
 // into bits 28-30, which the mask clears), and × 2^112 corrects the exponent (subnormals
 // included). Inf and NaN come out as large finite values; weights hold none.
 @inline function f16High(v: v128, bits: v128, shift: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), bits), shift);
+  return f32x4.mul(f16Raw(v, bits), shift);
+}
+
+// f16High before its multiply: 2^-112 times the values.
+@inline function f16Raw(v: v128, bits: v128): v128 {
+  return v128.and(i32x4.shr_s(v, 3), bits);
+}
+
+// T = i16: f16 weights (isSigned alone is true of f32 too).
+@inline function isF16<T>(): bool {
+  return isSigned<T>() && sizeof<T>() == 2;
 }
 
 // f16 matmuls skip f16High's multiply (the kernels' arithmetic pipes are what one thread runs
@@ -33,14 +43,14 @@ export let F16_SUM_SCALE: v128 = f32x4.splat(281474976710656.0);
 @inline function rowRaw<T>(p: usize, i: usize, high: v128, bits: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(p + (i << 4));
   const pair = v128.load(p + ((i >> 1) << 4));
-  if (isSigned<T>()) return v128.and(i32x4.shr_s((i & 1) ? pair : i32x4.shl(pair, 16), 3), bits);
+  if (isSigned<T>()) return f16Raw((i & 1) ? pair : i32x4.shl(pair, 16), bits);
   return (i & 1) ? v128.and(pair, high) : i32x4.shl(pair, 16);
 }
 
 // Four activations at p as the matmuls take them (f16 weights: × 2^64).
 @inline function xAt<T>(p: usize, scale: v128): v128 {
   const v = v128.load(p);
-  return isSigned<T>() && sizeof<T>() == 2 ? f32x4.mul(v, scale) : v;
+  return isF16<T>() ? f32x4.mul(v, scale) : v;
 }
 
 // Bytes of one chunk (four columns) of a group of four rows of T (f32; u16: bf16; i16: f16).
@@ -50,10 +60,8 @@ export let F16_SUM_SCALE: v128 = f32x4.splat(281474976710656.0);
 
 // Row i (0..3) of chunk p as f32x4 (columns 4j..4j+3); the masks come in registers.
 @inline function rowAt<T>(p: usize, i: usize, high: v128, bits: v128, shift: v128): v128 {
-  if (sizeof<T>() == 4) return v128.load(p + (i << 4));
-  const pair = v128.load(p + ((i >> 1) << 4));
-  if (isSigned<T>()) return f16High((i & 1) ? pair : i32x4.shl(pair, 16), bits, shift);
-  return (i & 1) ? v128.and(pair, high) : i32x4.shl(pair, 16);
+  const raw = rowRaw<T>(p, i, high, bits);
+  return isF16<T>() ? f32x4.mul(raw, shift) : raw;
 }
 
 // [Σa, Σb, Σc, Σd] of four rows' f32 lanes.
@@ -106,7 +114,7 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
     const group = w + <usize>(r >> 2) * groupBytes;
     let s = 0;
     // f16 prompts: two tokens share each widening (on bf16 and f32 the tile measured no faster).
-    if (isSigned<T>() && sizeof<T>() == 2) for (; s + 1 < seqLen; s += 2) {
+    if (isF16<T>()) for (; s + 1 < seqLen; s += 2) {
       const o = out + ((<usize>s * <usize>outStride + <usize>r) << 2);
       pairTile<T>(o, o + (<usize>outStride << 2), x + <usize>s * xRowBytes, group, chunks, 0, xRowBytes);
       pairTile<T>(o + 8, o + (<usize>outStride << 2) + 8, x + <usize>s * xRowBytes, group, chunks, 2, xRowBytes);
@@ -139,7 +147,7 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
         a3 = madd(rowRaw<T>(p, 3, high, bits), a, a3);
       }
       let sums = rowTotals(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
-      if (isSigned<T>() && sizeof<T>() == 2) sums = f32x4.mul(sums, sumScale);
+      if (isF16<T>()) sums = f32x4.mul(sums, sumScale);
       v128.store(out + ((<usize>s * <usize>outStride + <usize>r) << 2), sums);
     }
   }
@@ -196,7 +204,7 @@ export function packFloatRows4(w: usize, rows: i32, cols: i32, elementBytes: i32
   }
   // Lanes: (row half, s), (row half + 1, s), (row half, t), (row half + 1, t).
   let sums = rowTotals(f32x4.add(e0s, o0s), f32x4.add(e1s, o1s), f32x4.add(e0t, o0t), f32x4.add(e1t, o1t));
-  if (isSigned<T>() && sizeof<T>() == 2) sums = f32x4.mul(sums, F16_SUM_SCALE);
+  if (isF16<T>()) sums = f32x4.mul(sums, F16_SUM_SCALE);
   v128.store64_lane(outS, sums, 0);
   v128.store64_lane(outT, sums, 1);
 }
