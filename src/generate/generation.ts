@@ -12,6 +12,7 @@ import { StopStringFilter, type GeneratedToken } from "./stop-strings.js";
 import { compileConstraint } from "./grammar.js";
 import type { DecodeBatcher } from "./batcher.js";
 import { yieldToEventLoop } from "./event-loop.js";
+import { freeBuffer } from "../weights/free-buffer.js";
 import { checkResponseFormat, type ResponseFormat } from "./response-format.js";
 
 export type { GeneratedToken, TokenLogprob } from "./stop-strings.js";
@@ -148,6 +149,8 @@ export class Generation implements AsyncIterable<GeneratedToken> {
           this.finishReason = "length";
           break;
         }
+        // This step's logits are dead once sampled: their 1 MiB goes back now, not at a GC.
+        freeBuffer(logits);
         logits = batcher ? await batcher.feed(sequence, [id]) : await sequence.feedAsync([id]);
       }
     } finally {

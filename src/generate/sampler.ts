@@ -37,6 +37,9 @@ export class Sampler {
   private readonly generatedCounts = new Map<number, number>();
   /** Every token seen in prompt or output (for the repetition penalty). */
   private readonly seen = new Set<number>();
+  /** Per-step rows kept across steps (penalized logits, draw weights): no 1-2 MiB of garbage per token. */
+  private penalized: Float32Array | null = null;
+  private weights: Float64Array | null = null;
 
   constructor(options: SamplingOptions = {}) {
     this.temperature = check("temperature", options.temperature ?? 1, (v) => v >= 0);
@@ -72,7 +75,9 @@ export class Sampler {
   private applyPenalties(logits: Float32Array): Float32Array {
     const penalize = this.repetitionPenalty !== 1 || this.presencePenalty !== 0 || this.frequencyPenalty !== 0;
     if (!penalize) return logits;
-    const out = Float32Array.from(logits);
+    if (this.penalized?.length !== logits.length) this.penalized = new Float32Array(logits.length);
+    const out = this.penalized;
+    out.set(logits);
     if (this.repetitionPenalty !== 1) {
       for (const id of this.seen) {
         const v = out[id]!;
@@ -93,7 +98,8 @@ export class Sampler {
     const invT = 1 / this.temperature;
     let max = -Infinity;
     for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
-    const weights = new Float64Array(logits.length);
+    if (this.weights?.length !== logits.length) this.weights = new Float64Array(logits.length);
+    const weights = this.weights;
     let total = 0;
     for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i]! - max) * invT);
     // The top token has weight 1, so min-p keeps weights >= minP.

@@ -12,6 +12,7 @@ import { KvCache } from "../model/kv-cache.js";
 import { RECURRENT_PRESETS } from "../model/recurrent-gemma/config.js";
 import { RecurrentState } from "../model/recurrent-gemma/forward.js";
 import { SyntheticSource } from "./synthetic.js";
+import { freeBuffer } from "../weights/free-buffer.js";
 
 /** Small shapes so the benchmark itself can be tested in seconds. */
 const TINY_SHAPES: Record<string, ModelConfig> = {
@@ -183,10 +184,12 @@ export async function runBenchConfig(
     // 32 prompt tokens, or one decoded): the first use of each matrix and of scratch memory is
     // not what a test measures.
     const warmUp = forwardPass.createState();
-    forwardPass.forward(
-      [2, ...Array.from({ length: (test.kind === "pp" ? Math.min(32, test.tokens) : 1) - 1 }, (_, i) => id(i))],
-      warmUp,
-      "last",
+    freeBuffer(
+      forwardPass.forward(
+        [2, ...Array.from({ length: (test.kind === "pp" ? Math.min(32, test.tokens) : 1) - 1 }, (_, i) => id(i))],
+        warmUp,
+        "last",
+      ),
     );
     // Its rows are not what the test holds: freed now, not whenever a GC finalizes them.
     warmUp.release();
@@ -201,14 +204,15 @@ export async function runBenchConfig(
     let boundSeconds = 0;
     if (test.kind === "pp") {
       const t = performance.now();
-      forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last");
+      freeBuffer(forwardPass.forward([2, ...Array.from({ length: test.tokens - 1 }, (_, i) => id(i))], state, "last"));
       seconds = (performance.now() - t) / 1000;
     } else {
       let before = streamWeights?.() ?? 0;
       for (let from = 0; from < test.tokens; from += DECODE_SEGMENT) {
         const to = Math.min(test.tokens, from + DECODE_SEGMENT);
         const t = performance.now();
-        for (let i = from; i < to; i++) forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last");
+        // Each token's logits handed back at once, as generation does (freeBuffer).
+        for (let i = from; i < to; i++) freeBuffer(forwardPass.forward([i === 0 && test.position === 0 ? 2 : id(i)], state, "last"));
         seconds += (performance.now() - t) / 1000;
         if (!streamWeights) continue;
         const after = streamWeights();

@@ -7,6 +7,7 @@ import { CheckpointError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
 import { ggmlBytes, ggmlType, type GgmlType } from "./ggml-types.js";
 import { StringTable } from "./string-table.js";
+import { freeBuffer } from "./free-buffer.js";
 import { GgufHeaderError, GgufHeaderTruncated, parseGgufHeader, type GgufHeader, type GgufMetadataValue } from "./gguf-header.js";
 
 export interface GgufTensorEntry {
@@ -98,13 +99,16 @@ export class GgufFile {
 async function readHeader(source: ByteSource): Promise<GgufHeader> {
   let length = Math.min(source.size, FIRST_HEADER_READ);
   for (;;) {
-    const bytes = await source.read(0, length, new Uint8Array(new ArrayBuffer(length)));
+    const into = new Uint8Array(new ArrayBuffer(length));
     try {
-      return parseGgufHeader(bytes, source.size);
+      return parseGgufHeader(await source.read(0, length, into), source.size);
     } catch (e) {
       if (e instanceof GgufHeaderTruncated) length = Math.min(source.size, Math.max(2 * length, e.bytes));
       else if (e instanceof GgufHeaderError) throw new CheckpointError(`${source.name}: not a valid GGUF file (${e.message})`, source.name);
       else throw e;
+    } finally {
+      // The parsed header holds copies, never views of these bytes.
+      freeBuffer(into);
     }
   }
 }

@@ -47,6 +47,33 @@ describe("generation", () => {
     model = await loadModel(await writeTokenizerModel());
   });
 
+  it("hands each step's logits back once the token is sampled", {
+    skip: typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== "function" && "no ArrayBuffer.prototype.transfer",
+  }, async () => {
+    const pass = model.forwardPass;
+    const returned: Float32Array[] = [];
+    const { forward, forwardAsync } = pass;
+    const record = (logits: Float32Array) => {
+      returned.push(logits);
+      return logits;
+    };
+    pass.forward = (...args) => record(forward.apply(pass, args));
+    if (forwardAsync) pass.forwardAsync = async (...args) => record(await forwardAsync.apply(pass, args));
+    try {
+      const tokens = await collect(model.generate("The weather today", { temperature: 0, maxTokens: 6 }));
+      assert.equal(tokens.length, 6);
+    } finally {
+      pass.forward = forward;
+      if (forwardAsync) pass.forwardAsync = forwardAsync;
+    }
+    // The prompt's logits and those of every step before the last sampled one are freed.
+    assert.equal(returned.length, 6);
+    assert.deepEqual(
+      returned.map((l) => l.length),
+      [...Array(5).fill(0), model.config.vocabSize],
+    );
+  });
+
   it("encodes a text prompt with BOS once and streams text that joins to the full output", async () => {
     const generation = model.generate("The weather today", { temperature: 0, maxTokens: 12 });
     assert.equal(generation.promptIds[0], 2);

@@ -76,6 +76,28 @@ describe("sampler", () => {
     assert.equal(sampler.sample(new Float32Array([-2, -5, -0.4, -0.7])), 3); // -0.4·2 = -0.8 < -0.7
   });
 
+  it("keeps no step's penalized logits or weights into the next, and never changes its input", () => {
+    // One sampler over steps of different rows and sizes draws what a fresh sampler with the same state draws.
+    const options = { seed: 9, repetitionPenalty: 1.5, frequencyPenalty: 0.3, topP: 0.9 };
+    const kept = new Sampler(options);
+    const rows = [new Float32Array([2, 1, 0.5, -1]), new Float32Array([0, 3, 1, 1, 2]), new Float32Array([-1, 0.2, 4, 0.1])];
+    const inputs = rows.map((row) => Float32Array.from(row));
+    const history: number[] = [];
+    for (const [step, row] of rows.entries()) {
+      const fresh = new Sampler(options);
+      for (const id of history) {
+        fresh.observe(id);
+        // Same random stream position: one draw per earlier step.
+        fresh.sample(new Float32Array(4));
+      }
+      const id = kept.sample(row);
+      assert.equal(fresh.sample(row), id, `step ${step}`);
+      assert.deepEqual(row, inputs[step]);
+      kept.observe(id);
+      history.push(id);
+    }
+  });
+
   it("rejects invalid options by name", () => {
     assert.throws(
       () => new Sampler({ temperature: -1 }),
