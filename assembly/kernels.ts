@@ -366,10 +366,32 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return splitFor<T>() ? v128.load(xb + <usize>SPLIT_NEG_OFFSET + 16) : i32x4.splat(0);
 }
 
+// How relaxed SIMD's dot runs here (set per instance, from src/backend/wasm/features.ts): where
+// the i32x4 dot is one VNNI instruction, Q8_0 blocks call it four times; where the engine builds
+// it from a 16-bit pairwise multiply-add (x86 without VNNI: pmaddubsw, then pmaddwd by ones and an
+// add, per call), the kernels take the 16-bit pair sums themselves, subtract the negative part's
+// from the positive part's while still 16-bit, and widen once per half block: 9 instructions a
+// block and row instead of 13 or more. The sums are the same either way.
+let PAIR_DOTS = false;
+
+export function usePairDots(on: i32): void {
+  PAIR_DOTS = on != 0;
+}
+
+// i16x8 ones: pmaddwd by them widens 16-bit pair sums to 32 bits (a global, never written: simd.ts).
+export let ONES_I16: v128 = i16x8.splat(1);
+
 // Σ q_w·q_x of one Q8_0 weight block (halves w0, w1) against one activation block, as four i32
 // lanes. Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening;
 // its second operand must lie in 0..127: the positive and negative parts of split activations.
-@inline function blockInts<T>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128): v128 {
+// D = i16: the pair-sum form (usePairDots); a pair w·pos − w·neg is w0·x0 + w1·x1, at most
+// 2 · 128 · 127 = 32512 in magnitude, so the 16-bit subtraction is exact.
+@inline function blockInts<T, D>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128, ones: v128): v128 {
+  if (RELAXED && sizeof<D>() == 2) {
+    const h0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, b0));
+    const h1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, b1));
+    return i32x4.add(i32x4.dot_i16x8_s(h0, ones), i32x4.dot_i16x8_s(h1, ones));
+  }
   if (RELAXED) {
     // The second dot accumulates onto the first (one instruction with VNNI).
     const zero = i32x4.splat(0);
@@ -394,7 +416,7 @@ const CHUNK_BYTES: usize = 192 * 1024;
 // and rows start at a multiple of 4. Tiles of four rows × two tokens share every weight load and
 // scale; the four rows' sums go through one vector per token. Tokens run in chunks whose
 // activations stay in cache while all row groups pass over them.
-@inline function matmulBlocks<T>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+@inline function matmulBlocks<T, D>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const blocks = cols / QK;
   const groupBytes = <usize>blocks * groupBlockBytes<T>();
   const xBytes = activationBytes<T>();
@@ -402,6 +424,7 @@ const CHUNK_BYTES: usize = 192 * 1024;
   const chunk = max(2, min(seqLen, <i32>(CHUNK_BYTES / xRowBytes) & ~1));
   // The f16 scales' conversion constants, read once (hot loops keep them in registers).
   const signMask = F16_SIGN, magnitudeMask = F16_MAGNITUDE, exponentShift = F16_EXPONENT_SHIFT;
+  const ones = ONES_I16;
   for (let s0 = 0; s0 < seqLen; s0 += chunk) {
     const sEnd = min(seqLen, s0 + chunk);
     for (let r = 0; r < rows; r += 4) {
@@ -420,20 +443,20 @@ const CHUNK_BYTES: usize = 192 * 1024;
           const sa0 = operandA0<T>(xb), sa1 = operandA1<T>(xb), sb0 = operandB0<T>(xb), sb1 = operandB1<T>(xb);
           const ta0 = operandA0<T>(yb), ta1 = operandA1<T>(yb), tb0 = operandB0<T>(yb), tb1 = operandB1<T>(yb);
           let lo = weightsLow<T>(gb, 0), hi = weightsHigh<T>(gb, 0);
-          const s0i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
-          const t0i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          const s0i = blockInts<T, D>(lo, hi, sa0, sa1, sb0, sb1, ones);
+          const t0i = blockInts<T, D>(lo, hi, ta0, ta1, tb0, tb1, ones);
           lo = weightsLow<T>(gb, 1);
           hi = weightsHigh<T>(gb, 1);
-          const s1i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
-          const t1i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          const s1i = blockInts<T, D>(lo, hi, sa0, sa1, sb0, sb1, ones);
+          const t1i = blockInts<T, D>(lo, hi, ta0, ta1, tb0, tb1, ones);
           lo = weightsLow<T>(gb, 2);
           hi = weightsHigh<T>(gb, 2);
-          const s2i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
-          const t2i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          const s2i = blockInts<T, D>(lo, hi, sa0, sa1, sb0, sb1, ones);
+          const t2i = blockInts<T, D>(lo, hi, ta0, ta1, tb0, tb1, ones);
           lo = weightsLow<T>(gb, 3);
           hi = weightsHigh<T>(gb, 3);
-          const s3i = blockInts<T>(lo, hi, sa0, sa1, sb0, sb1);
-          const t3i = blockInts<T>(lo, hi, ta0, ta1, tb0, tb1);
+          const s3i = blockInts<T, D>(lo, hi, sa0, sa1, sb0, sb1, ones);
+          const t3i = blockInts<T, D>(lo, hi, ta0, ta1, tb0, tb1, ones);
           const scales = halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift);
           accS = accumulate<T>(accS, rowSums(s0i, s1i, s2i, s3i), xb, scales);
           accT = accumulate<T>(accT, rowSums(t0i, t1i, t2i, t3i), yb, scales);
@@ -448,10 +471,10 @@ const CHUNK_BYTES: usize = 192 * 1024;
           const gb = group + <usize>b * groupBlockBytes<T>();
           const xb = xs + <usize>b * xBytes;
           const a0 = operandA0<T>(xb), a1 = operandA1<T>(xb), b0 = operandB0<T>(xb), b1 = operandB1<T>(xb);
-          const i0 = blockInts<T>(weightsLow<T>(gb, 0), weightsHigh<T>(gb, 0), a0, a1, b0, b1);
-          const i1 = blockInts<T>(weightsLow<T>(gb, 1), weightsHigh<T>(gb, 1), a0, a1, b0, b1);
-          const i2 = blockInts<T>(weightsLow<T>(gb, 2), weightsHigh<T>(gb, 2), a0, a1, b0, b1);
-          const i3 = blockInts<T>(weightsLow<T>(gb, 3), weightsHigh<T>(gb, 3), a0, a1, b0, b1);
+          const i0 = blockInts<T, D>(weightsLow<T>(gb, 0), weightsHigh<T>(gb, 0), a0, a1, b0, b1, ones);
+          const i1 = blockInts<T, D>(weightsLow<T>(gb, 1), weightsHigh<T>(gb, 1), a0, a1, b0, b1, ones);
+          const i2 = blockInts<T, D>(weightsLow<T>(gb, 2), weightsHigh<T>(gb, 2), a0, a1, b0, b1, ones);
+          const i3 = blockInts<T, D>(weightsLow<T>(gb, 3), weightsHigh<T>(gb, 3), a0, a1, b0, b1, ones);
           acc = accumulate<T>(acc, rowSums(i0, i1, i2, i3), xb, halvesToF32(v128.load16x4_u(gb), signMask, magnitudeMask, exponentShift));
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, valid);
@@ -461,7 +484,8 @@ const CHUNK_BYTES: usize = 192 * 1024;
 }
 
 export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  matmulBlocks<i8>(out, xq, w, rows, cols, seqLen, outStride);
+  if (PAIR_DOTS) matmulBlocks<i8, i16>(out, xq, w, rows, cols, seqLen, outStride);
+  else matmulBlocks<i8, i32>(out, xq, w, rows, cols, seqLen, outStride);
 }
 
 // `scratch`: this thread's PROMPT_TILE_BLOCK_BYTES per block column, for prompt tiles.

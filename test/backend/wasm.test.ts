@@ -651,6 +651,50 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
+  it("Q8_0 gives the same sums in both forms of the relaxed dot and in plain SIMD, at the extremes of the int8 range", {
+    skip: !RELAXED && "no relaxed SIMD here",
+  }, async () => {
+    const rows = 9;
+    const cols = 96;
+    // Raw blocks: f16 scale 1, quants across the whole int8 range, -128 and 127 included.
+    const blocks = new Uint8Array((rows * cols * 34) / 32);
+    const quants = new Int8Array(blocks.buffer);
+    for (let b = 0; b < blocks.length / 34; b++) {
+      blocks[b * 34 + 1] = 0x3c;
+      for (let i = 0; i < 32; i++) quants[b * 34 + 2 + i] = i % 5 === 0 ? (b % 2 ? -128 : 127) : Math.floor(rng.next() * 256) - 128;
+    }
+    // Each block's largest value quantizes to ±127 exactly; the others anywhere between.
+    const inputs = [1, 2, 3].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 32 === 7 ? (i % 64 < 32 ? 1 : -1) : v)));
+    const results: Float32Array[] = [];
+    for (const [relaxed, pairs] of [
+      [true, 1],
+      [true, 0],
+      [false, 0],
+    ] as const) {
+      const memory = new WebAssembly.Memory({ initial: 4 });
+      const k = instantiate(await kernelModule(false, relaxed), memory);
+      k.usePairDots(pairs);
+      const wPtr = 1024;
+      new Uint8Array(memory.buffer).set(blocks, wPtr);
+      k.packRows4(wPtr, rows, cols, 1, 16384);
+      for (const x of inputs) {
+        const seqLen = x.length / cols;
+        const xPtr = 32768;
+        new Float32Array(memory.buffer, xPtr, x.length).set(x);
+        k.quantizeActivations(xPtr, 40960, cols, seqLen, 1);
+        k.matmulQ8_0(49152, 40960, wPtr, rows, cols, seqLen, rows);
+        const out = new Float32Array(memory.buffer, 49152, seqLen * rows).slice();
+        const expected = new Float32Array(seqLen * rows);
+        jsKernels.matmul(expected, x, { dtype: "q8_0", rows, cols, data: blocks }, seqLen);
+        assert.ok(maxRelativeDiff(out, expected) <= 1e-5, `relaxed=${relaxed} pairs=${pairs} ${seqLen} tokens`);
+        results.push(out);
+      }
+    }
+    // The two forms of the relaxed dot, bit for bit: the same integer sums, scaled in the same order
+    // (plain SIMD rounds its multiply-adds apart, so it only matches the reference).
+    for (let i = 0; i < 3; i++) assert.deepEqual([...results[3 + i]!], [...results[i]!], `${i + 1} tokens`);
+  });
+
   it("Q4_0 prompt tiles run from PROMPT_TILE.minTokens tokens, in the thread's scratch", {
     skip: !RELAXED && "no relaxed SIMD here",
   }, async () => {

@@ -1,4 +1,5 @@
 /** Instantiating the compiled AssemblyScript kernels on a memory (the module comes from a WasmHost). */
+import { relaxedDotFromPairs } from "./features.js";
 import type { SliceKernels } from "./pool-protocol.js";
 
 export interface KernelExports extends SliceKernels {
@@ -35,8 +36,13 @@ export interface KernelExports extends SliceKernels {
   addRows(out: number, x: number, n: number): void;
   /** x[s, i] += bias[i]. */
   addBiasRows(x: number, bias: number, seqLen: number, dim: number): void;
+  /** Q8_0 matmuls in the 16-bit pair-sum form of the relaxed dot (on) or its 32-bit form (features.ts relaxedDotFromPairs). */
+  usePairDots(on: number): void;
 }
 
+/** An instance of the kernels on `memory`, its Q8_0 dot form the faster one on this CPU. */
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
-  return new WebAssembly.Instance(module, { env: { memory, abort: () => {} } }).exports as unknown as KernelExports;
+  const kernels = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } }).exports as unknown as KernelExports;
+  kernels.usePairDots(relaxedDotFromPairs() ? 1 : 0);
+  return kernels;
 }
