@@ -35,6 +35,9 @@ import {
   gatherLanes,
   halvesToF32,
   madd,
+  ONES_I16,
+  PAIR_DOTS,
+  pairForm,
   rowSums,
   storeRows,
   storeTransposed,
@@ -52,6 +55,7 @@ export * from "./block-layout";
 export * from "./k-quants";
 export * from "./rows";
 export * from "./float-rows";
+export { usePairDots } from "./simd";
 
 @inline function loadBf16x4(ptr: usize): v128 {
   return i32x4.shl(v128.load16x4_u(ptr), 16);
@@ -366,28 +370,13 @@ export function embedRow(out: usize, w: usize, row: i32, cols: i32, q8: i32, sca
   return splitFor<T>() ? v128.load(xb + <usize>SPLIT_NEG_OFFSET + 16) : i32x4.splat(0);
 }
 
-// How relaxed SIMD's dot runs here (set per instance, from src/backend/wasm/features.ts): where
-// the i32x4 dot is one VNNI instruction, Q8_0 blocks call it four times; where the engine builds
-// it from a 16-bit pairwise multiply-add (x86 without VNNI: pmaddubsw, then pmaddwd by ones and an
-// add, per call), the kernels take the 16-bit pair sums themselves, subtract the negative part's
-// from the positive part's while still 16-bit, and widen once per half block: 9 instructions a
-// block and row instead of 13 or more. The sums are the same either way.
-let PAIR_DOTS = false;
-
-export function usePairDots(on: i32): void {
-  PAIR_DOTS = on != 0;
-}
-
-// i16x8 ones: pmaddwd by them widens 16-bit pair sums to 32 bits (a global, never written: simd.ts).
-export let ONES_I16: v128 = i16x8.splat(1);
-
 // Σ q_w·q_x of one Q8_0 weight block (halves w0, w1) against one activation block, as four i32
 // lanes. Relaxed SIMD (RELAXED=1 builds): 16 products per instruction instead of 8 after widening;
 // its second operand must lie in 0..127: the positive and negative parts of split activations.
-// D = i16: the pair-sum form (usePairDots); a pair w·pos − w·neg is w0·x0 + w1·x1, at most
+// D = i16: the pair-sum form (simd.ts usePairDots); a pair w·pos − w·neg is w0·x0 + w1·x1, at most
 // 2 · 128 · 127 = 32512 in magnitude, so the 16-bit subtraction is exact.
 @inline function blockInts<T, D>(w0: v128, w1: v128, a0: v128, a1: v128, b0: v128, b1: v128, ones: v128): v128 {
-  if (RELAXED && sizeof<D>() == 2) {
+  if (pairForm<D>()) {
     const h0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, a0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, b0));
     const h1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, a1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, b1));
     return i32x4.add(i32x4.dot_i16x8_s(h0, ones), i32x4.dot_i16x8_s(h1, ones));
@@ -491,10 +480,11 @@ export function matmulQ8_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 // `scratch`: this thread's PROMPT_TILE_BLOCK_BYTES per block column, for prompt tiles.
 export function matmulQ4_0(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32, scratch: usize): void {
   // Only relaxed builds compile the tiles (their dot needs relaxed SIMD).
-  if (RELAXED) {
-    if (tiledFor(seqLen)) return matmulQ4_0Tiles(out, xq, w, rows, cols, seqLen, outStride, scratch);
-  }
-  matmulQ4_0Rows(out, xq, w, rows, cols, seqLen, outStride);
+  if (RELAXED && tiledFor(seqLen)) {
+    if (PAIR_DOTS) matmulQ4_0Tiles<i16>(out, xq, w, rows, cols, seqLen, outStride, scratch);
+    else matmulQ4_0Tiles<i32>(out, xq, w, rows, cols, seqLen, outStride, scratch);
+  } else if (PAIR_DOTS) matmulQ4_0Rows<i16>(out, xq, w, rows, cols, seqLen, outStride);
+  else matmulQ4_0Rows<i32>(out, xq, w, rows, cols, seqLen, outStride);
 }
 
 // The constants of exp4, tanh4 and geluTanh4 as globals: V8 rebuilds a v128 constant at every

@@ -102,3 +102,23 @@ export let F16_EXPONENT_SHIFT: v128 = f32x4.splat(5.192296858534828e33);
 @inline export function pairsToRows(rows01: v128, rows23: v128): v128 {
   return i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
 }
+
+// How relaxed SIMD's int8 dot runs here (set per instance by usePairDots, from
+// src/backend/wasm/features.ts): where the 32-bit dot is one VNNI instruction the kernels call it;
+// where the engine builds it from a 16-bit pairwise multiply-add (x86 without VNNI: pmaddubsw,
+// then pmaddwd by ones and an add, at every call), they take the 16-bit pair sums
+// (i16x8.relaxed_dot_i8x16_i7x16_s, one instruction there), add them while they fit in 16 bits
+// and widen once (pmaddwd by ONES_I16). The integer sums are the same either way.
+export let PAIR_DOTS = false;
+
+export function usePairDots(on: i32): void {
+  PAIR_DOTS = on != 0;
+}
+
+// i16x8 ones (a global, never written: see the masks above).
+export let ONES_I16: v128 = i16x8.splat(1);
+
+// Kernels take D = i16 for the pair-sum form, i32 for the 32-bit dot.
+@inline export function pairForm<D>(): bool {
+  return RELAXED && sizeof<D>() == 2;
+}

@@ -651,49 +651,58 @@ describe("WebAssembly SIMD kernels against the TypeScript reference", () => {
     }
   });
 
-  it("Q8_0 gives the same sums in both forms of the relaxed dot and in plain SIMD, at the extremes of the int8 range", {
-    skip: !RELAXED && "no relaxed SIMD here",
-  }, async () => {
-    const rows = 9;
-    const cols = 96;
-    // Raw blocks: f16 scale 1, quants across the whole int8 range, -128 and 127 included.
-    const blocks = new Uint8Array((rows * cols * 34) / 32);
-    const quants = new Int8Array(blocks.buffer);
-    for (let b = 0; b < blocks.length / 34; b++) {
-      blocks[b * 34 + 1] = 0x3c;
-      for (let i = 0; i < 32; i++) quants[b * 34 + 2 + i] = i % 5 === 0 ? (b % 2 ? -128 : 127) : Math.floor(rng.next() * 256) - 128;
-    }
-    // Each block's largest value quantizes to ±127 exactly; the others anywhere between.
-    const inputs = [1, 2, 3].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 32 === 7 ? (i % 64 < 32 ? 1 : -1) : v)));
-    const results: Float32Array[] = [];
-    for (const [relaxed, pairs] of [
-      [true, 1],
-      [true, 0],
-      [false, 0],
-    ] as const) {
-      const memory = new WebAssembly.Memory({ initial: 4 });
-      const k = instantiate(await kernelModule(false, relaxed), memory);
-      k.usePairDots(pairs);
-      const wPtr = 1024;
-      new Uint8Array(memory.buffer).set(blocks, wPtr);
-      k.packRows4(wPtr, rows, cols, 1, 16384);
-      for (const x of inputs) {
-        const seqLen = x.length / cols;
-        const xPtr = 32768;
-        new Float32Array(memory.buffer, xPtr, x.length).set(x);
-        k.quantizeActivations(xPtr, 40960, cols, seqLen, 1);
-        k.matmulQ8_0(49152, 40960, wPtr, rows, cols, seqLen, rows);
-        const out = new Float32Array(memory.buffer, 49152, seqLen * rows).slice();
-        const expected = new Float32Array(seqLen * rows);
-        jsKernels.matmul(expected, x, { dtype: "q8_0", rows, cols, data: blocks }, seqLen);
-        assert.ok(maxRelativeDiff(out, expected) <= 1e-5, `relaxed=${relaxed} pairs=${pairs} ${seqLen} tokens`);
-        results.push(out);
+  // Q8_0 and Q4_0 in both forms of relaxed SIMD's dot (simd.ts usePairDots: the 16-bit pair sums
+  // where the engine builds the dot from them, else the 32-bit dot), at the extremes of the int8
+  // range; 1-3 tokens run the row-wise kernels, 7 Q4_0's prompt tiles and a tail.
+  for (const dtype of ["q8_0", "q4_0"] as const) {
+    it(`${dtype} gives the same sums in both forms of the relaxed dot and in plain SIMD, at the extremes of the int8 range`, {
+      skip: !RELAXED && "no relaxed SIMD here",
+    }, async () => {
+      const rows = 9;
+      const cols = 96;
+      const blockBytes = dtype === "q8_0" ? 34 : 18;
+      // Raw blocks: f16 scale 1, quants across the whole range (Q8_0: -128 and 127; Q4_0: nibbles 0 and 15).
+      const blocks = new Uint8Array((rows * cols * blockBytes) / QK);
+      for (let b = 0; b < blocks.length / blockBytes; b++) {
+        blocks[b * blockBytes + 1] = 0x3c;
+        for (let i = 2; i < blockBytes; i++)
+          blocks[b * blockBytes + i] = i % 5 === 0 ? (b % 2 ? 0x80 : 0x7f) : i % 7 === 0 ? 0xff : Math.floor(rng.next() * 256);
       }
-    }
-    // The two forms of the relaxed dot, bit for bit: the same integer sums, scaled in the same order
-    // (plain SIMD rounds its multiply-adds apart, so it only matches the reference).
-    for (let i = 0; i < 3; i++) assert.deepEqual([...results[3 + i]!], [...results[i]!], `${i + 1} tokens`);
-  });
+      // Each block's largest value quantizes to ±127 exactly; the others anywhere between.
+      const inputs = [1, 2, 3, 7].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 32 === 7 ? (i % 64 < 32 ? 1 : -1) : v)));
+      const results: Float32Array[] = [];
+      for (const [relaxed, pairs] of [
+        [true, 1],
+        [true, 0],
+        [false, 0],
+      ] as const) {
+        const memory = new WebAssembly.Memory({ initial: 4 });
+        const k = instantiate(await kernelModule(false, relaxed), memory);
+        k.usePairDots(pairs);
+        const wPtr = 1024;
+        new Uint8Array(memory.buffer).set(blocks, wPtr);
+        const q8 = dtype === "q8_0" ? 1 : 0;
+        k.packRows4(wPtr, rows, cols, q8, 16384);
+        for (const x of inputs) {
+          const seqLen = x.length / cols;
+          const xPtr = 32768;
+          new Float32Array(memory.buffer, xPtr, x.length).set(x);
+          k.quantizeActivations(xPtr, 40960, cols, seqLen, q8);
+          if (q8) k.matmulQ8_0(49152, 40960, wPtr, rows, cols, seqLen, rows);
+          else k.matmulQ4_0(49152, 40960, wPtr, rows, cols, seqLen, rows, 65536);
+          const out = new Float32Array(memory.buffer, 49152, seqLen * rows).slice();
+          const expected = new Float32Array(seqLen * rows);
+          jsKernels.matmul(expected, x, { dtype, rows, cols, data: blocks }, seqLen);
+          assert.ok(maxRelativeDiff(out, expected) <= 1e-5, `relaxed=${relaxed} pairs=${pairs} ${seqLen} tokens`);
+          results.push(out);
+        }
+      }
+      // The two forms of the relaxed dot, bit for bit: the same integer sums, scaled in the same
+      // order (plain SIMD rounds its multiply-adds apart, so it only matches the reference).
+      const n = inputs.length;
+      for (let i = 0; i < n; i++) assert.deepEqual([...results[n + i]!], [...results[i]!], `${inputs[i]!.length / cols} tokens`);
+    });
+  }
 
   it("Q4_0 prompt tiles run from PROMPT_TILE.minTokens tokens, in the thread's scratch", {
     skip: !RELAXED && "no relaxed SIMD here",
