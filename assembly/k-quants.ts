@@ -30,6 +30,9 @@ import {
   MASK_10,
   MASK_30,
   MASK_3F,
+  ONES_I16,
+  PAIR_DOTS,
+  pairForm,
   pairsToRows,
   rowSums,
   storeRows,
@@ -176,7 +179,7 @@ let partT: v128 = f32x4.splat(0);
 // sub-blocks' values (its nibbles), dotted with the token's 4 activation bytes at their positions;
 // separate chains per 16 values keep the dots' latency off the critical path. scales holds the
 // rows' scales of sub-blocks j & ~3..(j | 3) (lane 4r + (j & 3)).
-@inline function subBlockPair45(
+@inline function subBlockPair45<D>(
   kind: i32,
   j: i32,
   b0: usize,
@@ -186,6 +189,7 @@ let partT: v128 = f32x4.splat(0);
   scales: v128,
   low4: v128,
   fifth: v128,
+  ones: v128,
   isum: v128,
 ): v128 {
   const size = kBlockBytes(kind);
@@ -204,16 +208,43 @@ let partT: v128 = f32x4.splat(0);
     const low0 = quantsOf45(kind, j, raw0, bits0, low4, fifth), high0 = quantsOf45(kind, j + 1, raw0, bits0, low4, fifth);
     const low1 = quantsOf45(kind, j, raw1, bits1, low4, fifth), high1 = quantsOf45(kind, j + 1, raw1, bits1, low4, fifth);
     const xm = xb + at + (m << 2);
-    e0 = rowsDot(v128.load32_splat(xm), low0, e0);
-    o0 = rowsDot(v128.load32_splat(xm + 32), high0, o0);
-    e1 = rowsDot(v128.load32_splat(xm + 16), low1, e1);
-    o1 = rowsDot(v128.load32_splat(xm + 48), high1, o1);
+    if (pairForm<D>()) {
+      // Four steps of 16-bit pair sums per chain (at most 31496 for Q5_K), widened after the loop.
+      e0 = rowsDot16(v128.load32_splat(xm), low0, e0);
+      o0 = rowsDot16(v128.load32_splat(xm + 32), high0, o0);
+      e1 = rowsDot16(v128.load32_splat(xm + 16), low1, e1);
+      o1 = rowsDot16(v128.load32_splat(xm + 48), high1, o1);
+    } else {
+      e0 = rowsDot(v128.load32_splat(xm), low0, e0);
+      o0 = rowsDot(v128.load32_splat(xm + 32), high0, o0);
+      e1 = rowsDot(v128.load32_splat(xm + 16), low1, e1);
+      o1 = rowsDot(v128.load32_splat(xm + 48), high1, o1);
+    }
     if (two) {
       const ym = yb + at + (m << 2);
-      f0 = rowsDot(v128.load32_splat(ym), low0, f0);
-      p0 = rowsDot(v128.load32_splat(ym + 32), high0, p0);
-      f1 = rowsDot(v128.load32_splat(ym + 16), low1, f1);
-      p1 = rowsDot(v128.load32_splat(ym + 48), high1, p1);
+      if (pairForm<D>()) {
+        f0 = rowsDot16(v128.load32_splat(ym), low0, f0);
+        p0 = rowsDot16(v128.load32_splat(ym + 32), high0, p0);
+        f1 = rowsDot16(v128.load32_splat(ym + 16), low1, f1);
+        p1 = rowsDot16(v128.load32_splat(ym + 48), high1, p1);
+      } else {
+        f0 = rowsDot(v128.load32_splat(ym), low0, f0);
+        p0 = rowsDot(v128.load32_splat(ym + 32), high0, p0);
+        f1 = rowsDot(v128.load32_splat(ym + 16), low1, f1);
+        p1 = rowsDot(v128.load32_splat(ym + 48), high1, p1);
+      }
+    }
+  }
+  if (pairForm<D>()) {
+    e0 = widen16(e0, ones);
+    e1 = widen16(e1, ones);
+    o0 = widen16(o0, ones);
+    o1 = widen16(o1, ones);
+    if (two) {
+      f0 = widen16(f0, ones);
+      f1 = widen16(f1, ones);
+      p0 = widen16(p0, ones);
+      p1 = widen16(p1, ones);
     }
   }
   const even = laneBytes(scales, j & 3, false);
@@ -242,7 +273,7 @@ let partT: v128 = f32x4.splat(0);
 // One Q4_K/Q5_K super-block of four rows (blocks b0..b3) against one token's K activation block
 // xb: d_x · (d · Σ scale·Σqx − dmin · Σ min·Σx) per row, as f32x4; with two, also against yb,
 // that result left in partT.
-@inline function superBlock45(
+@inline function superBlock45<D>(
   kind: i32,
   b0: usize,
   b1: usize,
@@ -253,6 +284,7 @@ let partT: v128 = f32x4.splat(0);
   two: bool,
   low4: v128,
   fifth: v128,
+  ones: v128,
 ): v128 {
   // The four rows' 12 packed bytes as three columns (lane 4r + j: byte j, 4 + j or 8 + j of row r),
   // decoded at once (get_scale_min_k4): lane 4r + j of scLow / mLow is row r's scale / min j,
@@ -266,10 +298,10 @@ let partT: v128 = f32x4.splat(0);
   const mHigh = v128.or(v128.and(i16x8.shr_u(cc, 4), four), i16x8.shr_u(v128.and(cb, tops), 2));
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = subBlockPair45(kind, 0, b0, xb, yb, two, scLow, low4, fifth, isum);
-  isum = subBlockPair45(kind, 2, b0, xb, yb, two, scLow, low4, fifth, isum);
-  isum = subBlockPair45(kind, 4, b0, xb, yb, two, scHigh, low4, fifth, isum);
-  isum = subBlockPair45(kind, 6, b0, xb, yb, two, scHigh, low4, fifth, isum);
+  isum = subBlockPair45<D>(kind, 0, b0, xb, yb, two, scLow, low4, fifth, ones, isum);
+  isum = subBlockPair45<D>(kind, 2, b0, xb, yb, two, scLow, low4, fifth, ones, isum);
+  isum = subBlockPair45<D>(kind, 4, b0, xb, yb, two, scHigh, low4, fifth, ones, isum);
+  isum = subBlockPair45<D>(kind, 6, b0, xb, yb, two, scHigh, low4, fifth, ones, isum);
   const msum = minSums(mLow, mHigh, xb);
   // Each row's f16 d and dmin in one 32-bit load.
   let dd = i32x4.splat(load<i32>(b0));
@@ -291,6 +323,17 @@ let partT: v128 = f32x4.splat(0);
 // Σ q·x over four values of each of the four rows, in their own lanes: w holds the rows' 4 bytes
 // side by side (the interleaved Q6_K layout), x the token's 4 activation bytes repeated. Plain
 // SIMD widens to i16, where a dot's lanes are (row, half of its 4 bytes), paired up after.
+// rowsDot in the pair-sum form (D = i16, simd.ts): the 16-bit lanes (row, half of its 4 bytes)
+// added to acc16; widen16 turns them into the rows' i32 lanes. A pair is at most 2 · 127 · q_max
+// in magnitude: Q4_K 3810, Q5_K 7874 (four dots fit in 16 bits), Q6_K 16002 (two fit).
+@inline function rowsDot16(x: v128, w: v128, acc16: v128): v128 {
+  return i16x8.add(acc16, i16x8.relaxed_dot_i8x16_i7x16_s(x, w));
+}
+
+@inline function widen16(acc16: v128, ones: v128): v128 {
+  return i32x4.dot_i16x8_s(acc16, ones);
+}
+
 @inline function rowsDot(x: v128, w: v128, acc: v128): v128 {
   if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
   const wx = i16x8.extend_low_i8x16_s(x);
@@ -303,7 +346,7 @@ let partT: v128 = f32x4.splat(0);
 // the quant bytes interleaved (interleaveK), the vectors at offset o of rows m = 0..3's blocks hold
 // the four rows' bytes 4m.. of chunk o, and the chunks A, B, C of values 128n + 16h + 32k + 4m..
 // give their quants (quant6). scales: the rows' int8 scales as column() lays them out.
-@inline function quarter6(
+@inline function quarter6<D>(
   n: i32,
   h: i32,
   b0: usize,
@@ -317,6 +360,7 @@ let partT: v128 = f32x4.splat(0);
   low6: v128,
   tops: v128,
   low4: v128,
+  ones: v128,
   isum: v128,
 ): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
@@ -325,6 +369,8 @@ let partT: v128 = f32x4.splat(0);
   const at = <usize>ACTIVATION_K_QUANTS_OFFSET + <usize>(128 * n + 16 * h);
   let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   let e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+  // The pair-sum form's 16-bit chains (D = i16; a second token keeps the 32-bit dot).
+  let h0 = a0, h1 = a0, h2 = a0, h3 = a0;
   for (let m: usize = 0; m < 4; m++) {
     const block = b0 + m * size;
     const a = v128.load(block + low);
@@ -335,10 +381,28 @@ let partT: v128 = f32x4.splat(0);
     const w2 = quant6(a, b, c, 2, low6, tops, low4);
     const w3 = quant6(a, b, c, 3, low6, tops, low4);
     const xm = xb + at + (m << 2);
-    a0 = rowsDot(v128.load32_splat(xm), w0, a0);
-    a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
-    a2 = rowsDot(v128.load32_splat(xm + 64), w2, a2);
-    a3 = rowsDot(v128.load32_splat(xm + 96), w3, a3);
+    if (pairForm<D>()) {
+      // 16-bit pair sums over two steps (at most 32004), then widened into the chains.
+      h0 = rowsDot16(v128.load32_splat(xm), w0, h0);
+      h1 = rowsDot16(v128.load32_splat(xm + 32), w1, h1);
+      h2 = rowsDot16(v128.load32_splat(xm + 64), w2, h2);
+      h3 = rowsDot16(v128.load32_splat(xm + 96), w3, h3);
+      if (m & 1) {
+        a0 = i32x4.add(a0, widen16(h0, ones));
+        a1 = i32x4.add(a1, widen16(h1, ones));
+        a2 = i32x4.add(a2, widen16(h2, ones));
+        a3 = i32x4.add(a3, widen16(h3, ones));
+        h0 = i16x8.splat(0);
+        h1 = h0;
+        h2 = h0;
+        h3 = h0;
+      }
+    } else {
+      a0 = rowsDot(v128.load32_splat(xm), w0, a0);
+      a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
+      a2 = rowsDot(v128.load32_splat(xm + 64), w2, a2);
+      a3 = rowsDot(v128.load32_splat(xm + 96), w3, a3);
+    }
     if (two) {
       const ym = yb + at + (m << 2);
       e0 = rowsDot(v128.load32_splat(ym), w0, e0);
@@ -377,7 +441,7 @@ let partT: v128 = f32x4.splat(0);
 // One Q6_K super-block of four rows (b0, b0 + Q6_K_BLOCK_BYTES, ...) against one token:
 // d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4; with two, also against yb (which shares the
 // unpacked quants), that result left in partT.
-@inline function superBlock6(b0: usize, xb: usize, yb: usize, two: bool, low6: v128, tops: v128, low4: v128): v128 {
+@inline function superBlock6<D>(b0: usize, xb: usize, yb: usize, two: bool, low6: v128, tops: v128, low4: v128, ones: v128): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
   const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
   const c1 = v128.load(b0 + size + <usize>Q6_K_SCALES_OFFSET);
@@ -390,10 +454,10 @@ let partT: v128 = f32x4.splat(0);
   const t3 = column(c0, c1, c2, c3, 3);
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = quarter6(0, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
-  isum = quarter6(0, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
-  isum = quarter6(1, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
-  isum = quarter6(1, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6<D>(0, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
+  isum = quarter6<D>(0, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
+  isum = quarter6<D>(1, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
+  isum = quarter6<D>(1, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
   const d = fourHalves(b0, size, <usize>Q6_K_D_OFFSET);
   if (two) {
     const sumT = i32x4.sub(isumT, offsetSums6(c0, c1, c2, c3, yb));
@@ -448,13 +512,13 @@ let touchedSink: u32 = 0;
 // out[s · outStride + r] for packed K-quant weights (packKRows4) against activations quantized by
 // quantizeActivationsK; cols is a multiple of 256 and rows start at a multiple of 4. Each group of
 // four rows stays in cache while the tokens of a chunk pass over it.
-@inline function matmulK(kind: i32, out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
+@inline function matmulK<D>(kind: i32, out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
   const superBlocks = cols / QK_K;
   const blockBytes = kBlockBytes(kind);
   const groupBytes = <usize>superBlocks * 4 * blockBytes;
   const xRowBytes = <usize>superBlocks * <usize>ACTIVATION_K_BLOCK_BYTES;
   const chunk = max(1, min(seqLen, <i32>(K_CHUNK_BYTES / xRowBytes)));
-  const low4 = MASK_0F, fifth = MASK_10, low6 = MASK_3F, tops = MASK_30;
+  const low4 = MASK_0F, fifth = MASK_10, low6 = MASK_3F, tops = MASK_30, ones = ONES_I16;
   const last = w + <usize>((rows + 3) >> 2) * groupBytes - 1;
   let touched: u32 = 0;
   for (let s0 = 0; s0 < seqLen; s0 += chunk) {
@@ -474,8 +538,8 @@ let touchedSink: u32 = 0;
           const yb = xb + xRowBytes;
           const part =
             kind == 6
-              ? superBlock6(b0, xb, yb, true, low6, tops, low4)
-              : superBlock45(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth);
+              ? superBlock6<D>(b0, xb, yb, true, low6, tops, low4, ones)
+              : superBlock45<D>(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth, ones);
           accS = f32x4.add(accS, part);
           accT = f32x4.add(accT, partT);
         }
@@ -492,8 +556,8 @@ let touchedSink: u32 = 0;
           const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
           const part =
             kind == 6
-              ? superBlock6(b0, xb, xb, false, low6, tops, low4)
-              : superBlock45(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false, low4, fifth);
+              ? superBlock6<D>(b0, xb, xb, false, low6, tops, low4, ones)
+              : superBlock45<D>(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false, low4, fifth, ones);
           acc = f32x4.add(acc, part);
         }
         storeRows(out + ((<usize>s * <usize>outStride + <usize>r) << 2), acc, rows - r);
@@ -525,15 +589,18 @@ export function quantizeActivationsK(x: usize, out: usize, cols: i32, seqLen: i3
 }
 
 export function matmulQ4_K(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  matmulK(4, out, xq, w, rows, cols, seqLen, outStride);
+  if (PAIR_DOTS) matmulK<i16>(4, out, xq, w, rows, cols, seqLen, outStride);
+  else matmulK<i32>(4, out, xq, w, rows, cols, seqLen, outStride);
 }
 
 export function matmulQ5_K(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  matmulK(5, out, xq, w, rows, cols, seqLen, outStride);
+  if (PAIR_DOTS) matmulK<i16>(5, out, xq, w, rows, cols, seqLen, outStride);
+  else matmulK<i32>(5, out, xq, w, rows, cols, seqLen, outStride);
 }
 
 export function matmulQ6_K(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  matmulK(6, out, xq, w, rows, cols, seqLen, outStride);
+  if (PAIR_DOTS) matmulK<i16>(6, out, xq, w, rows, cols, seqLen, outStride);
+  else matmulK<i32>(6, out, xq, w, rows, cols, seqLen, outStride);
 }
 
 // Rearranges a row-major matrix of K-quant super-blocks (blockBytes each) at w, in place, into

@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { jsKernels } from "../../src/backend/js/index.js";
 import type { Weight } from "../../src/backend/kernels.js";
+import { relaxedSimdSupported } from "../../src/backend/wasm/features.js";
 import { createWasmKernels } from "../../src/backend/wasm/index.js";
-import { nodeWasmHost } from "../../src/backend/wasm/node-host.js";
+import { instantiate } from "../../src/backend/wasm/module.js";
+import { kernelModule, nodeWasmHost } from "../../src/backend/wasm/node-host.js";
 import { Rng } from "../../src/generate/rng.js";
-import type { KQuantDtype } from "../../src/weights/block-layout.js";
+import { BLOCK_LAYOUTS, type KQuantDtype } from "../../src/weights/block-layout.js";
 import { dequantizeKQuantRow } from "../../src/weights/k-quants.js";
 import { randomKQuantWeight } from "../helpers/k-quant-blocks.js";
 
@@ -105,6 +107,53 @@ describe("K-quant matmuls", () => {
       const diff = termRelativeDiff(single, expected, reference, x, 19);
       assert.ok(diff <= 1e-6, `one thread: worst difference ${diff} of the terms' magnitude`);
       assert.deepEqual([...threaded], [...single], "two threads compute each row exactly as one");
+    });
+  }
+
+  // Both forms of relaxed SIMD's dot (simd.ts usePairDots: 16-bit pair sums added while they fit,
+  // or the 32-bit dot), bit for bit, with activations at ±127 and every quant value up to the
+  // type's largest; 1 token (decode) and 2-3 (the two-token passes and their tail).
+  for (const dtype of DTYPES) {
+    it(`${dtype} gives the same sums in both forms of the relaxed dot`, {
+      skip: !relaxedSimdSupported() && "no relaxed SIMD here",
+    }, async () => {
+      const rows = 8;
+      const cols = 512;
+      const random = randomKQuantWeight(dtype, rows, cols, 7).data as Uint8Array;
+      // Rows 4-7: every quant at the type's largest value (all quant bits set), the 16-bit sums' worst case.
+      const blocks = random.slice();
+      const { blockBytes } = BLOCK_LAYOUTS[dtype];
+      const [from, to] = dtype === "q6_k" ? [0, 192] : [16, blockBytes];
+      for (let b = blocks.length / 2; b < blocks.length; b += blockBytes) blocks.fill(0xff, b + from, b + to);
+      const inputs = [1, 2, 3].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 256 === 5 ? (i % 512 < 256 ? 1 : -1) : v)));
+      // And a token whose activations all quantize to 127.
+      inputs.push(new Float32Array(cols).fill(1));
+      const outputs: Float32Array[][] = [];
+      for (const pairs of [1, 0]) {
+        const memory = new WebAssembly.Memory({ initial: 4 });
+        const k = instantiate(await kernelModule(false, true), memory);
+        k.usePairDots(pairs);
+        const wPtr = 1024;
+        new Uint8Array(memory.buffer).set(blocks, wPtr);
+        k.packKRows4(wPtr, rows, cols, blockBytes, 65536);
+        const results: Float32Array[] = [];
+        for (const x of inputs) {
+          const seqLen = x.length / cols;
+          new Float32Array(memory.buffer, 131072, x.length).set(x);
+          k.quantizeActivationsK(131072, 163840, cols, seqLen);
+          const kernel = dtype === "q4_k" ? k.matmulQ4_K : dtype === "q5_k" ? k.matmulQ5_K : k.matmulQ6_K;
+          kernel(196608, 163840, wPtr, rows, cols, seqLen, rows);
+          const out = new Float32Array(memory.buffer, 196608, seqLen * rows).slice();
+          const expected = new Float32Array(seqLen * rows);
+          const w = { dtype, rows, cols, data: blocks };
+          jsKernels.matmul(expected, x, w, seqLen);
+          const diff = termRelativeDiff(out, expected, w, x, seqLen);
+          assert.ok(diff <= 1e-6, `pairs=${pairs} ${seqLen} tokens: ${diff} of the terms' magnitude`);
+          results.push(out);
+        }
+        outputs.push(results);
+      }
+      for (const [i, x] of inputs.entries()) assert.deepEqual([...outputs[0]![i]!], [...outputs[1]![i]!], `${x.length / cols} tokens`);
     });
   }
 
