@@ -325,7 +325,7 @@ let partT: v128 = f32x4.splat(0);
 // SIMD widens to i16, where a dot's lanes are (row, half of its 4 bytes), paired up after.
 // rowsDot in the pair-sum form (D = i16, simd.ts): the 16-bit lanes (row, half of its 4 bytes)
 // added to acc16; widen16 turns them into the rows' i32 lanes. A pair is at most 2 · 127 · q_max
-// in magnitude: Q4_K 3810, Q5_K 7874 (four dots fit in 16 bits), Q6_K 16002 (two fit).
+// in magnitude: Q4_K 3810, Q5_K 7874, so four dots fit in 16 bits (Q6_K's 16002: two would).
 @inline function rowsDot16(x: v128, w: v128, acc16: v128): v128 {
   return i16x8.add(acc16, i16x8.relaxed_dot_i8x16_i7x16_s(x, w));
 }
@@ -346,7 +346,7 @@ let partT: v128 = f32x4.splat(0);
 // the quant bytes interleaved (interleaveK), the vectors at offset o of rows m = 0..3's blocks hold
 // the four rows' bytes 4m.. of chunk o, and the chunks A, B, C of values 128n + 16h + 32k + 4m..
 // give their quants (quant6). scales: the rows' int8 scales as column() lays them out.
-@inline function quarter6<D>(
+@inline function quarter6(
   n: i32,
   h: i32,
   b0: usize,
@@ -360,7 +360,6 @@ let partT: v128 = f32x4.splat(0);
   low6: v128,
   tops: v128,
   low4: v128,
-  ones: v128,
   isum: v128,
 ): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
@@ -369,8 +368,6 @@ let partT: v128 = f32x4.splat(0);
   const at = <usize>ACTIVATION_K_QUANTS_OFFSET + <usize>(128 * n + 16 * h);
   let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   let e0 = a0, e1 = a0, e2 = a0, e3 = a0;
-  // The pair-sum form's 16-bit chains (D = i16; a second token keeps the 32-bit dot).
-  let h0 = a0, h1 = a0, h2 = a0, h3 = a0;
   for (let m: usize = 0; m < 4; m++) {
     const block = b0 + m * size;
     const a = v128.load(block + low);
@@ -381,28 +378,10 @@ let partT: v128 = f32x4.splat(0);
     const w2 = quant6(a, b, c, 2, low6, tops, low4);
     const w3 = quant6(a, b, c, 3, low6, tops, low4);
     const xm = xb + at + (m << 2);
-    if (pairForm<D>()) {
-      // 16-bit pair sums over two steps (at most 32004), then widened into the chains.
-      h0 = rowsDot16(v128.load32_splat(xm), w0, h0);
-      h1 = rowsDot16(v128.load32_splat(xm + 32), w1, h1);
-      h2 = rowsDot16(v128.load32_splat(xm + 64), w2, h2);
-      h3 = rowsDot16(v128.load32_splat(xm + 96), w3, h3);
-      if (m & 1) {
-        a0 = i32x4.add(a0, widen16(h0, ones));
-        a1 = i32x4.add(a1, widen16(h1, ones));
-        a2 = i32x4.add(a2, widen16(h2, ones));
-        a3 = i32x4.add(a3, widen16(h3, ones));
-        h0 = i16x8.splat(0);
-        h1 = h0;
-        h2 = h0;
-        h3 = h0;
-      }
-    } else {
-      a0 = rowsDot(v128.load32_splat(xm), w0, a0);
-      a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
-      a2 = rowsDot(v128.load32_splat(xm + 64), w2, a2);
-      a3 = rowsDot(v128.load32_splat(xm + 96), w3, a3);
-    }
+    a0 = rowsDot(v128.load32_splat(xm), w0, a0);
+    a1 = rowsDot(v128.load32_splat(xm + 32), w1, a1);
+    a2 = rowsDot(v128.load32_splat(xm + 64), w2, a2);
+    a3 = rowsDot(v128.load32_splat(xm + 96), w3, a3);
     if (two) {
       const ym = yb + at + (m << 2);
       e0 = rowsDot(v128.load32_splat(ym), w0, e0);
@@ -441,7 +420,7 @@ let partT: v128 = f32x4.splat(0);
 // One Q6_K super-block of four rows (b0, b0 + Q6_K_BLOCK_BYTES, ...) against one token:
 // d_x · d · (Σ scale·Σqx − 32 Σ scale·Σx), as f32x4; with two, also against yb (which shares the
 // unpacked quants), that result left in partT.
-@inline function superBlock6<D>(b0: usize, xb: usize, yb: usize, two: bool, low6: v128, tops: v128, low4: v128, ones: v128): v128 {
+@inline function superBlock6(b0: usize, xb: usize, yb: usize, two: bool, low6: v128, tops: v128, low4: v128): v128 {
   const size = <usize>Q6_K_BLOCK_BYTES;
   const c0 = v128.load(b0 + <usize>Q6_K_SCALES_OFFSET);
   const c1 = v128.load(b0 + size + <usize>Q6_K_SCALES_OFFSET);
@@ -454,10 +433,10 @@ let partT: v128 = f32x4.splat(0);
   const t3 = column(c0, c1, c2, c3, 3);
   let isum = i32x4.splat(0);
   if (two) isumT = i32x4.splat(0);
-  isum = quarter6<D>(0, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
-  isum = quarter6<D>(0, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
-  isum = quarter6<D>(1, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
-  isum = quarter6<D>(1, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, ones, isum);
+  isum = quarter6(0, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(0, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(1, 0, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
+  isum = quarter6(1, 1, b0, xb, yb, two, t0, t1, t2, t3, low6, tops, low4, isum);
   const d = fourHalves(b0, size, <usize>Q6_K_D_OFFSET);
   if (two) {
     const sumT = i32x4.sub(isumT, offsetSums6(c0, c1, c2, c3, yb));
@@ -538,7 +517,7 @@ let touchedSink: u32 = 0;
           const yb = xb + xRowBytes;
           const part =
             kind == 6
-              ? superBlock6<D>(b0, xb, yb, true, low6, tops, low4, ones)
+              ? superBlock6(b0, xb, yb, true, low6, tops, low4)
               : superBlock45<D>(kind, b0, b1, b2, b3, xb, yb, true, low4, fifth, ones);
           accS = f32x4.add(accS, part);
           accT = f32x4.add(accT, partT);
@@ -556,7 +535,7 @@ let touchedSink: u32 = 0;
           const xb = xs + <usize>sb * <usize>ACTIVATION_K_BLOCK_BYTES;
           const part =
             kind == 6
-              ? superBlock6<D>(b0, xb, xb, false, low6, tops, low4, ones)
+              ? superBlock6(b0, xb, xb, false, low6, tops, low4)
               : superBlock45<D>(kind, b0, b0 + blockBytes, b0 + 2 * blockBytes, b0 + 3 * blockBytes, xb, xb, false, low4, fifth, ones);
           acc = f32x4.add(acc, part);
         }
@@ -599,8 +578,8 @@ export function matmulQ5_K(out: usize, xq: usize, w: usize, rows: i32, cols: i32
 }
 
 export function matmulQ6_K(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32): void {
-  if (PAIR_DOTS) matmulK<i16>(6, out, xq, w, rows, cols, seqLen, outStride);
-  else matmulK<i32>(6, out, xq, w, rows, cols, seqLen, outStride);
+  // Q6_K keeps the 32-bit dot: two 6-bit steps fill 16 bits, and the pair form measured no faster.
+  matmulK<i32>(6, out, xq, w, rows, cols, seqLen, outStride);
 }
 
 // Rearranges a row-major matrix of K-quant super-blocks (blockBytes each) at w, in place, into

@@ -112,8 +112,9 @@ describe("K-quant matmuls", () => {
 
   // Both forms of relaxed SIMD's dot (simd.ts usePairDots: 16-bit pair sums added while they fit,
   // or the 32-bit dot), bit for bit, with activations at ±127 and every quant value up to the
-  // type's largest; 1 token (decode) and 2-3 (the two-token passes and their tail).
-  for (const dtype of DTYPES) {
+  // type's largest; 1 token (decode) and 2-3 (the two-token passes and their tail). Q6_K keeps the
+  // 32-bit dot in both.
+  for (const dtype of ["q4_k", "q5_k"] as const) {
     it(`${dtype} gives the same sums in both forms of the relaxed dot`, {
       skip: !relaxedSimdSupported() && "no relaxed SIMD here",
     }, async () => {
@@ -123,7 +124,7 @@ describe("K-quant matmuls", () => {
       // Rows 4-7: every quant at the type's largest value (all quant bits set), the 16-bit sums' worst case.
       const blocks = random.slice();
       const { blockBytes } = BLOCK_LAYOUTS[dtype];
-      const [from, to] = dtype === "q6_k" ? [0, 192] : [16, blockBytes];
+      const [from, to] = [16, blockBytes];
       for (let b = blocks.length / 2; b < blocks.length; b += blockBytes) blocks.fill(0xff, b + from, b + to);
       const inputs = [1, 2, 3].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 256 === 5 ? (i % 512 < 256 ? 1 : -1) : v)));
       // And a token whose activations all quantize to 127.
