@@ -121,11 +121,11 @@ describe("K-quant matmuls", () => {
       const rows = 8;
       const cols = 512;
       const random = randomKQuantWeight(dtype, rows, cols, 7).data as Uint8Array;
-      // Rows 4-7: every quant at the type's largest value (all quant bits set), the 16-bit sums' worst case.
+      // Rows 4-7: every quant at the type's largest value (all bits from byte 16 on set: Q5_K's fifth
+      // bits and both types' nibbles), the 16-bit sums' worst case.
       const blocks = random.slice();
       const { blockBytes } = BLOCK_LAYOUTS[dtype];
-      const [from, to] = [16, blockBytes];
-      for (let b = blocks.length / 2; b < blocks.length; b += blockBytes) blocks.fill(0xff, b + from, b + to);
+      for (let b = blocks.length / 2; b < blocks.length; b += blockBytes) blocks.fill(0xff, b + 16, b + blockBytes);
       const inputs = [1, 2, 3].map((seqLen) => randomF32(seqLen * cols).map((v, i) => (i % 256 === 5 ? (i % 512 < 256 ? 1 : -1) : v)));
       // And a token whose activations all quantize to 127.
       inputs.push(new Float32Array(cols).fill(1));
