@@ -208,31 +208,17 @@ let partT: v128 = f32x4.splat(0);
     const low0 = quantsOf45(kind, j, raw0, bits0, low4, fifth), high0 = quantsOf45(kind, j + 1, raw0, bits0, low4, fifth);
     const low1 = quantsOf45(kind, j, raw1, bits1, low4, fifth), high1 = quantsOf45(kind, j + 1, raw1, bits1, low4, fifth);
     const xm = xb + at + (m << 2);
-    if (pairForm<D>()) {
-      // Four steps of 16-bit pair sums per chain (at most 31496 for Q5_K), widened after the loop.
-      e0 = rowsDot16(v128.load32_splat(xm), low0, e0);
-      o0 = rowsDot16(v128.load32_splat(xm + 32), high0, o0);
-      e1 = rowsDot16(v128.load32_splat(xm + 16), low1, e1);
-      o1 = rowsDot16(v128.load32_splat(xm + 48), high1, o1);
-    } else {
-      e0 = rowsDot(v128.load32_splat(xm), low0, e0);
-      o0 = rowsDot(v128.load32_splat(xm + 32), high0, o0);
-      e1 = rowsDot(v128.load32_splat(xm + 16), low1, e1);
-      o1 = rowsDot(v128.load32_splat(xm + 48), high1, o1);
-    }
+    // Pair form: four steps of 16-bit pair sums per chain (at most 31496 for Q5_K), widened after the loop.
+    e0 = rowsStep<D>(v128.load32_splat(xm), low0, e0);
+    o0 = rowsStep<D>(v128.load32_splat(xm + 32), high0, o0);
+    e1 = rowsStep<D>(v128.load32_splat(xm + 16), low1, e1);
+    o1 = rowsStep<D>(v128.load32_splat(xm + 48), high1, o1);
     if (two) {
       const ym = yb + at + (m << 2);
-      if (pairForm<D>()) {
-        f0 = rowsDot16(v128.load32_splat(ym), low0, f0);
-        p0 = rowsDot16(v128.load32_splat(ym + 32), high0, p0);
-        f1 = rowsDot16(v128.load32_splat(ym + 16), low1, f1);
-        p1 = rowsDot16(v128.load32_splat(ym + 48), high1, p1);
-      } else {
-        f0 = rowsDot(v128.load32_splat(ym), low0, f0);
-        p0 = rowsDot(v128.load32_splat(ym + 32), high0, p0);
-        f1 = rowsDot(v128.load32_splat(ym + 16), low1, f1);
-        p1 = rowsDot(v128.load32_splat(ym + 48), high1, p1);
-      }
+      f0 = rowsStep<D>(v128.load32_splat(ym), low0, f0);
+      p0 = rowsStep<D>(v128.load32_splat(ym + 32), high0, p0);
+      f1 = rowsStep<D>(v128.load32_splat(ym + 16), low1, f1);
+      p1 = rowsStep<D>(v128.load32_splat(ym + 48), high1, p1);
     }
   }
   if (pairForm<D>()) {
@@ -332,6 +318,11 @@ let partT: v128 = f32x4.splat(0);
 
 @inline function widen16(acc16: v128, ones: v128): v128 {
   return i32x4.dot_i16x8_s(acc16, ones);
+}
+
+// One step of a chain: rowsDot16 in the pair form (D = i16), else rowsDot.
+@inline function rowsStep<D>(x: v128, w: v128, acc: v128): v128 {
+  return pairForm<D>() ? rowsDot16(x, w, acc) : rowsDot(x, w, acc);
 }
 
 @inline function rowsDot(x: v128, w: v128, acc: v128): v128 {
