@@ -124,7 +124,16 @@ const TILE_CHUNK_BYTES: usize = 512 * 1024;
 // The tiled Q4_0 prompt matmul: matmulBlocks' arguments and result, plus this thread's scratch of
 // (cols / QK) · PROMPT_TILE_BLOCK_BYTES bytes. D: the dot's form (simd.ts); a chunk's last tokens
 // (tile1) keep the 32-bit dot.
-export function matmulQ4_0Tiles<D>(out: usize, xq: usize, w: usize, rows: i32, cols: i32, seqLen: i32, outStride: i32, scratch: usize): void {
+export function matmulQ4_0Tiles<D>(
+  out: usize,
+  xq: usize,
+  w: usize,
+  rows: i32,
+  cols: i32,
+  seqLen: i32,
+  outStride: i32,
+  scratch: usize,
+): void {
   const blocks = cols / QK;
   const groupBytes = <usize>blocks * Q4_0_GROUP_BLOCK_BYTES;
   const xRowBytes = <usize>blocks * <usize>ACTIVATION_BLOCK_BYTES;
