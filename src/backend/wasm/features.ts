@@ -50,9 +50,9 @@ let pairDots: boolean | null = null;
 
 /**
  * Whether relaxed SIMD's 32-bit int8 dot is built from 16-bit pair sums here (x86 without VNNI),
- * so that kernels summing the pairs themselves and widening once per half block run fewer
- * instructions than calling it (assembly/kernels.ts usePairDots). Either form gives the same sums
- * for operands in range; this only picks the faster one. Probed once per thread.
+ * so that kernels adding the pair sums themselves and widening once run fewer instructions than
+ * calling it (assembly/simd.ts usePairDots). Either form gives the same sums for operands in
+ * range; this only picks the faster one. Probed once per thread.
  */
 export function relaxedDotFromPairs(): boolean {
   if (pairDots === null) {

@@ -36,11 +36,14 @@ export interface KernelExports extends SliceKernels {
   addRows(out: number, x: number, n: number): void;
   /** x[s, i] += bias[i]. */
   addBiasRows(x: number, bias: number, seqLen: number, dim: number): void;
-  /** Q8_0 matmuls in the 16-bit pair-sum form of the relaxed dot (on) or its 32-bit form (features.ts relaxedDotFromPairs). */
+  /**
+   * The int8 matmuls (Q8_0, Q4_0, Q4_K, Q5_K) in the 16-bit pair-sum form of the relaxed dot (on)
+   * or its 32-bit form (features.ts relaxedDotFromPairs).
+   */
   usePairDots(on: number): void;
 }
 
-/** An instance of the kernels on `memory`, its Q8_0 dot form the faster one on this CPU. */
+/** An instance of the kernels on `memory`, its int8 dot in the form that is faster on this CPU. */
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
   const kernels = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } }).exports as unknown as KernelExports;
   kernels.usePairDots(relaxedDotFromPairs() ? 1 : 0);
