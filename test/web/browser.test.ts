@@ -15,10 +15,9 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { BUNDLED_MODEL } from "../../src/bundled.js";
 import { startWebServer, WEB_PAGE_DIR } from "../../src/server/web.js";
 import { writeGemma4TokenizerModel, writeTokenizerModel } from "../helpers/tokenizer.js";
-import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
+import { browserTestSkip, CHROMIUM, CHROMIUM_ARGS } from "../helpers/chromium.js";
 import { tempDir } from "../helpers/temp.js";
 
-const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
 const CLI = ["--import", "tsx", new URL("../../src/cli/main.ts", import.meta.url).pathname];
 /** The docs' screenshot is refreshed only when asked (GEMMA_TS_SCREENSHOT=1): each run's port and speed differ. */
 const SCREENSHOT =
@@ -97,7 +96,7 @@ async function ask(page: Page, prompt = PROMPT, maxTokens = MAX_TOKENS): Promise
   };
 }
 
-const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+const skip = browserTestSkip();
 
 describe("the chat page in headless Chromium", { skip }, () => {
   let browser: Browser;

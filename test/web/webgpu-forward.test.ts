@@ -5,7 +5,7 @@
  * page can fall back to WebAssembly.
  */
 import assert from "node:assert/strict";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, loadModel } from "../../src/gemma.js";
 import type { GemmaConfig } from "../../src/model/gemma/config.js";
@@ -13,15 +13,14 @@ import { gpuUnsupported } from "../../src/model/gemma/gpu-forward.js";
 import { encodeGgufModel } from "../../src/model/gguf-export.js";
 import { openCheckpointFolder } from "../../src/weights/checkpoint-folder.js";
 import { after, before, describe, it } from "node:test";
-import { CHROMIUM } from "../helpers/chromium.js";
+import { browserTestSkip } from "../helpers/chromium.js";
 import { runPageScript, type PageRun } from "../helpers/page-script.js";
 import { FIXTURES } from "../helpers/random-model.js";
 import type { FixtureResult } from "./webgpu-forward.page.js";
 import { tempDir } from "../helpers/temp.js";
 import { GPU_FIXTURES, GPU_GREEDY_TOKENS, SPLIT_FIXTURES, SPLIT_GREEDY_TOKENS, SPLIT_PREFIX } from "./webgpu-fixtures.js";
 
-const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
-const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+const skip = browserTestSkip(true);
 
 describe("the Gemma forward pass on WebGPU (headless Chromium, SwiftShader)", { skip }, () => {
   let run: PageRun<FixtureResult[]>;

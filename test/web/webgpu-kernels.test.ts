@@ -3,15 +3,13 @@
  * CPU-only machine), each against the TypeScript reference on random inputs with odd sizes.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { CHROMIUM } from "../helpers/chromium.js";
+import { browserTestSkip } from "../helpers/chromium.js";
 import { runPageScript, type PageRun } from "../helpers/page-script.js";
 import { FEATURE_KEYS, TOLERANCE } from "./webgpu-tolerances.js";
 import { tempDir } from "../helpers/temp.js";
 
-const REQUIRED = process.env["GEMMA_TS_REQUIRE_BROWSER"] === "1";
-const skip = !existsSync(CHROMIUM) && !REQUIRED ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+const skip = browserTestSkip(true);
 
 describe("WebGPU kernels in headless Chromium against the TypeScript reference", { skip }, () => {
   let run: PageRun<Record<string, number>>;
