@@ -30,11 +30,15 @@ export function allowedHostsFor(bindHost: string, extra: readonly string[] = [])
   return new Set([...LOOPBACK_NAMES, bindHost.toLowerCase().replace(/^\[|\]$/g, ""), ...extra.map((h) => h.toLowerCase())]);
 }
 
-/** Refuses (403) a request whose Host header is not in `allowed`; null allows any. */
+/**
+ * Refuses (403) a request whose Host header is not in `allowed`; null allows any. A request with no
+ * Host header at all passes: browsers always send one (a page cannot remove it), so it cannot come
+ * from the pages this guards against, and HTTP/1.0 health checks (HAProxy's `option httpchk`) send none.
+ */
 export function hostGuard(allowed: ReadonlySet<string> | null, refuse: (message: string) => Response): MiddlewareHandler {
   return async (c, next) => {
-    if (allowed) {
-      const header = c.req.header("host") ?? "";
+    const header = c.req.header("host");
+    if (allowed && header !== undefined) {
       const name = hostNameOf(header);
       if (name === null || !allowed.has(name)) {
         return refuse(

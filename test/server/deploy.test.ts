@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel } from "../../src/gemma.js";
@@ -31,6 +31,28 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Each server's last health check in HAProxy's runtime API (`show stat`): L7OK passed, INI not run yet. */
+async function checkStatuses(socket: string): Promise<Map<string, string>> {
+  const csv = await new Promise<string>((resolve, reject) => {
+    const c = connect(socket, () => c.end("show stat\n"));
+    let out = "";
+    c.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    c.on("end", () => resolve(out));
+    c.on("error", reject);
+  });
+  const [header, ...rows] = csv.trim().split("\n");
+  const columns = header!.replace(/^# /, "").split(",");
+  const [proxy, server, check] = ["pxname", "svname", "check_status"].map((name) => columns.indexOf(name));
+  const statuses = new Map<string, string>();
+  for (const row of rows.map((r) => r.split(","))) {
+    // "* L7OK": the next check is running; the status is still the last one's.
+    if (row[proxy!] === "replicas" && row[server!]!.startsWith("replica")) statuses.set(row[server!]!, row[check!]!.replace(/^\* /, ""));
+  }
+  return statuses;
+}
+
 const skip = !existsSync(HAPROXY) && !REQUIRED ? `no HAProxy at ${HAPROXY} (apt-get install haproxy)` : false;
 
 describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", { skip }, () => {
@@ -38,13 +60,17 @@ describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", 
   const handled: string[][] = [[], []];
   let proxy: ChildProcess;
   let url: string;
+  let statsSocket: string;
 
   before(async () => {
     assert.ok(existsSync(HAPROXY), `HAProxy is required here (GEMMA_TS_REQUIRE_PROXY=1) but ${HAPROXY} is missing`);
     const model = await loadModel(await writeTokenizerModel());
     for (const i of [0, 1]) {
-      // Each replica logs the conversation id of every request it answers.
-      replicas.push(await startServer(model, { modelName: "gemma", port: await freePort(), log: (l) => handled[i]!.push(l) }));
+      // Each replica logs the conversation id of every request it answers (HAProxy's health checks aside).
+      const log = (line: string) => {
+        if (!line.includes(" /health ")) handled[i]!.push(line);
+      };
+      replicas.push(await startServer(model, { modelName: "gemma", port: await freePort(), log }));
     }
     const block = /```haproxy\n([\s\S]*?)```/.exec(readFileSync(DOC, "utf8"))![1]!;
     const front = await freePort();
@@ -52,8 +78,11 @@ describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", 
       .replace("127.0.0.1:8080", `127.0.0.1:${front}`)
       .replace("127.0.0.1:8081", `127.0.0.1:${replicas[0]!.port}`)
       .replace("127.0.0.1:8082", `127.0.0.1:${replicas[1]!.port}`);
-    const path = join(tempDir("gemma-ts-haproxy"), "gemma-ts.cfg");
-    writeFileSync(path, config);
+    const dir = tempDir("gemma-ts-haproxy");
+    statsSocket = join(dir, "stats.sock");
+    const path = join(dir, "gemma-ts.cfg");
+    // The one addition to the documented configuration: a runtime API socket, to read the health checks.
+    writeFileSync(path, config.replace("global\n", `global\n    stats socket ${statsSocket}\n`));
     proxy = spawn(HAPROXY, ["-f", path, "-db"], { stdio: ["ignore", "ignore", "pipe"] });
     url = `http://127.0.0.1:${front}`;
     for (let i = 0; ; i++) {
@@ -82,6 +111,16 @@ describe("docs/deploy.md: two replicas behind HAProxy, routed by conversation", 
       usage: { prompt_tokens_details: { cached_tokens: number } };
     };
   };
+
+  it("passes HAProxy's health check on both replicas (a failing one takes a replica out, then every request gets 503)", async () => {
+    let statuses = await checkStatuses(statsSocket);
+    // The first checks run within one check interval (2 s) of the start.
+    for (let i = 0; [...statuses.values()].some((s) => s === "INI" || s === "") && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      statuses = await checkStatuses(statsSocket);
+    }
+    assert.deepEqual(Object.fromEntries(statuses), { replica1: "L7OK", replica2: "L7OK" });
+  });
 
   it("sends every turn of a conversation to one replica, whose cache then serves the follow-up's prefix", async () => {
     const conversations = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
@@ -43,6 +44,19 @@ function getWithHost(url: string, host: string): Promise<number> {
     });
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** The status of a raw HTTP request (request-line and headers as given), for what fetch and node:http never send. */
+function rawStatus(port: number, head: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(`${head}\r\n\r\n`));
+    let reply = "";
+    socket.on("data", (d: Buffer) => {
+      reply += d.toString();
+    });
+    socket.on("end", () => resolve(Number(/^HTTP\/1\.\d (\d{3})/.exec(reply)?.[1] ?? 0)));
+    socket.on("error", reject);
   });
 }
 
@@ -104,6 +118,9 @@ describe("the server under hostile input", () => {
     assert.equal(await getWithHost(`${server.url}/v1/models`, "evil.example"), 403);
     assert.equal(await getWithHost(`${server.url}/v1/models`, `localhost:${server.port}`), 200);
     assert.equal(await getWithHost(`${server.url}/v1/models`, `127.0.0.1:${server.port}`), 200);
+    // No Host at all (an HTTP/1.0 health check, never a browser) is answered; an empty one is not.
+    assert.equal(await rawStatus(server.port, "GET /health HTTP/1.0"), 200);
+    assert.equal(await rawStatus(server.port, "GET /health HTTP/1.0\r\nHost: "), 403);
     const plain = await post(server, "/v1/completions", { prompt: "Hello", max_tokens: 1 }, { "content-type": "text/plain" });
     assert.equal(plain.status, 415);
     assert.equal((await post(server, "/v1/completions", { prompt: "Hello", max_tokens: 1 })).status, 200);
