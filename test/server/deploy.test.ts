@@ -7,11 +7,12 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
+import { socketExchange } from "../helpers/socket.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 import { tempDir } from "../helpers/temp.js";
 
@@ -33,15 +34,7 @@ function freePort(): Promise<number> {
 
 /** Each server's last health check in HAProxy's runtime API (`show stat`): L7OK passed, INI not run yet. */
 async function checkStatuses(socket: string): Promise<Map<string, string>> {
-  const csv = await new Promise<string>((resolve, reject) => {
-    const c = connect(socket, () => c.end("show stat\n"));
-    let out = "";
-    c.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    c.on("end", () => resolve(out));
-    c.on("error", reject);
-  });
+  const csv = await socketExchange({ path: socket }, "show stat\n");
   const [header, ...rows] = csv.trim().split("\n");
   const columns = header!.replace(/^# /, "").split(",");
   const [proxy, server, check] = ["pxname", "svname", "check_status"].map((name) => columns.indexOf(name));

@@ -7,13 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadModel, type GemmaModel } from "../../src/gemma.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { startWebServer } from "../../src/server/web.js";
 import { cli, MAIN } from "../helpers/cli.js";
+import { socketExchange } from "../helpers/socket.js";
 import { writeTokenizerModel } from "../helpers/tokenizer.js";
 import { tempDir } from "../helpers/temp.js";
 
@@ -47,17 +47,10 @@ function getWithHost(url: string, host: string): Promise<number> {
   });
 }
 
-/** The status of a raw HTTP request (request-line and headers as given), for what fetch and node:http never send. */
-function rawStatus(port: number, head: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(`${head}\r\n\r\n`));
-    let reply = "";
-    socket.on("data", (d: Buffer) => {
-      reply += d.toString();
-    });
-    socket.on("end", () => resolve(Number(/^HTTP\/1\.\d (\d{3})/.exec(reply)?.[1] ?? 0)));
-    socket.on("error", reject);
-  });
+/** The status of a raw HTTP/1.0 request (request-line and headers as given), for what fetch and node:http never send. */
+async function rawStatus(port: number, head: string): Promise<number> {
+  const reply = await socketExchange({ port, host: "127.0.0.1" }, `${head}\r\n\r\n`);
+  return Number(/^HTTP\/1\.\d (\d{3})/.exec(reply)?.[1] ?? 0);
 }
 
 describe("the server under hostile input", () => {
